@@ -1,0 +1,1 @@
+//! # ipcamd-audio: backchannel decoders and outputs (being written)

@@ -1,0 +1,40 @@
+//! # ipcamd-proto: the sans-IO protocol core
+//!
+//! Everything in this crate is a pure function or a state machine: no sockets, no threads,
+//! no clock reads. The caller feeds bytes and times in, and gets bytes and decisions out.
+//! That keeps every rule of the standards testable with captured traffic, fast and
+//! deterministic.
+//!
+//! ## Three clocks
+//!
+//! ```text
+//!   capture wallclock (UTC, µs since 1970)   what a camera's frame grabber saw; drawn into
+//!        |                                   the synthetic picture, stored by the recorder,
+//!        |                                   sent as NTP in RTCP SR and ONVIF replay headers
+//!        v
+//!   media time (u64 ticks of the track's    increases monotonically per track from an
+//!   clock rate: 90 kHz video, 8 kHz PCMU)   arbitrary origin; never jumps backwards
+//!        |
+//!        v
+//!   RTP timestamp (u32)                     media time + a random per-track offset, wrapped
+//! ```
+//!
+//! "Now" (the server's monotonic clock) exists only in the server crate; this crate is
+//! handed any instant it needs.
+//!
+//! ## Modules
+//! - [`rtsp`]: RTSP/1.0 messages (RFC 2326, liberal towards RFC 7826), headers, `$` interleaving.
+//! - [`tunnel`]: RTSP-over-HTTP tunnelling (GET/POST pair, base64 stream decoding).
+//! - [`codec`]: what a track carries (codec parameters), shared by SDP and packetizers.
+//! - [`sdp`]: session descriptions for DESCRIBE.
+//! - [`rtp`], [`rtcp`]: packet writing/reading and sender/receiver reports.
+//! - [`packet`]: one file per codec, packetizer and depacketizer side by side.
+
+pub mod codec;
+pub mod packet;
+pub mod rtcp;
+pub mod rtp;
+pub mod rtsp;
+pub mod sdp;
+pub mod time;
+pub mod tunnel;
