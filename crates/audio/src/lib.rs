@@ -1,1 +1,5 @@
-//! # ipcamd-audio: backchannel decoders and outputs (being written)
+//! # ipcamd-audio: backchannel decoders and outputs
+//!
+//! - [`g711`]: µ-law / A-law (hand-written, bit-exact).
+
+pub mod g711;
