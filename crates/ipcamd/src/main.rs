@@ -1,1 +1,216 @@
-fn main() {}
+//! ipcamd: an ONVIF IP-camera and recorder server in one binary.
+//!
+//! `ipcamd` (or `ipcamd serve`) starts the server; with no configuration file it serves
+//! one synthetic camera at rtsp://HOST:8554/cam1.
+
+mod config;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use ipcamd_media::file::FileSource;
+use ipcamd_media::pacer::{LiveSource, SourceFactory};
+use ipcamd_media::synthetic::{SyntheticCamera, SyntheticConfig, SyntheticVideo};
+use ipcamd_media::Source;
+use ipcamd_server::{Camera, Server, ServerOptions};
+
+use config::{CameraConfig, Config, SourceKind, VideoCodec};
+
+#[derive(Parser)]
+#[command(name = "ipcamd", version, about = "ONVIF IP-camera and recorder server (RTSP live streaming)", long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start the server (the default when no command is given).
+    ///
+    /// Without --config it serves one synthetic camera (moving picture with the UTC time,
+    /// H.264 640x360 25 fps, PCMU audio with a beep every second) at
+    /// rtsp://HOST:8554/cam1, and RTSP-over-HTTP tunnelling on port 8080.
+    Serve(ServeArgs),
+}
+
+#[derive(clap::Args, Default)]
+struct ServeArgs {
+    /// Configuration file (TOML); see README.md "Configuration". Default: built-in
+    /// configuration with one synthetic camera "cam1".
+    #[arg(short, long, env = "IPCAMD_CONFIG")]
+    config: Option<PathBuf>,
+    /// RTSP listen address, overriding [server] rtsp_listen (e.g. 0.0.0.0:8554).
+    #[arg(long)]
+    rtsp_listen: Option<std::net::SocketAddr>,
+    /// HTTP listen address, overriding [server] http_listen ("off" disables HTTP).
+    #[arg(long)]
+    http_listen: Option<String>,
+    /// Log filter (tracing EnvFilter syntax: error, warn, info, debug, trace, or per
+    /// module, e.g. "info,ipcamd_server=debug"). RUST_LOG overrides it.
+    #[arg(long, default_value = "info")]
+    log: String,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let args = match cli.command {
+        Some(Command::Serve(a)) => a,
+        None => ServeArgs {
+            log: "info".into(),
+            ..ServeArgs::default()
+        },
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&args.log))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).init();
+    match serve(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("ipcamd: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(args: ServeArgs) -> Result<(), String> {
+    let mut config = match &args.config {
+        Some(p) => Config::load(p)?,
+        None => Config::default(),
+    };
+    if let Some(a) = args.rtsp_listen {
+        config.server.rtsp_listen = a;
+    }
+    if let Some(h) = &args.http_listen {
+        config.server.http_listen = h.clone();
+    }
+    let options = ServerOptions {
+        rtsp_listen: config.server.rtsp_listen,
+        http_listen: config.http_listen()?,
+        rtp_port: config.server.rtp_port,
+        session_timeout: Duration::from_secs(config.server.session_timeout_s),
+        ..ServerOptions::default()
+    };
+    let mut live = Vec::new();
+    for c in &config.cameras {
+        let src = LiveSource::start(&c.name, source_factory(c))
+            .map_err(|e| format!("camera {:?}: {e}", c.name))?;
+        live.push(src);
+    }
+    let cameras: Vec<Camera> = live
+        .iter()
+        .map(|l| Camera {
+            name: l.stream.name().to_owned(),
+            stream: l.stream.clone(),
+        })
+        .collect();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    runtime.block_on(async move {
+        let server = Server::start(options, cameras).await.map_err(|e| e.to_string())?;
+        print_urls(&server, &config);
+        wait_for_shutdown().await;
+        tracing::info!("shutting down");
+        server.shutdown().await;
+        Ok::<(), String>(())
+    })?;
+    for mut l in live {
+        l.stop();
+    }
+    Ok(())
+}
+
+fn source_factory(c: &CameraConfig) -> SourceFactory {
+    let c = c.clone();
+    Box::new(move |start| -> Result<Box<dyn Source>, ipcamd_media::SourceError> {
+        Ok(match c.source {
+            SourceKind::Synthetic => Box::new(SyntheticCamera::new(
+                SyntheticConfig {
+                    width: c.width,
+                    height: c.height,
+                    fps: c.fps,
+                    bitrate_bps: c.bitrate_kbps.saturating_mul(1000),
+                    keyframe_interval_ms: c.keyframe_interval_ms,
+                    video: match c.video {
+                        VideoCodec::H264 => SyntheticVideo::H264,
+                        VideoCodec::Mjpeg => SyntheticVideo::Mjpeg,
+                    },
+                    jpeg_quality: c.jpeg_quality,
+                    audio: c.audio,
+                    label: c.name.clone(),
+                },
+                start,
+            )?),
+            SourceKind::File => {
+                let path = c.path.clone().unwrap_or_default();
+                Box::new(FileSource::open(&path, start)?)
+            }
+        })
+    })
+}
+
+fn print_urls(server: &Server, config: &Config) {
+    let host = |a: std::net::SocketAddr| {
+        if a.ip().is_unspecified() {
+            format!("127.0.0.1:{}", a.port())
+        } else {
+            a.to_string()
+        }
+    };
+    for c in &config.cameras {
+        let tracks: Vec<&str> = server
+            .state
+            .cameras
+            .get(&c.name)
+            .map(|cam| cam.stream.tracks().iter().map(|t| t.codec.name()).collect())
+            .unwrap_or_default();
+        tracing::info!(
+            "camera {}: rtsp://{}/{} ({})",
+            c.name,
+            host(server.rtsp_addr),
+            c.name,
+            tracks.join(" + ")
+        );
+        if let Some(h) = server.http_addr {
+            tracing::info!(
+                "camera {}: RTSP over HTTP tunnel at http://{}/{} (ffmpeg: -rtsp_transport http rtsp://{}/{})",
+                c.name,
+                host(h),
+                c.name,
+                host(h),
+                c.name
+            );
+        }
+    }
+    if server.rtsp_addr.ip().is_unspecified() {
+        tracing::info!("listening on every interface: replace 127.0.0.1 by this host's address from elsewhere");
+    }
+    tracing::warn!("no authentication configured: anyone who reaches these ports can watch");
+}
+
+async fn wait_for_shutdown() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

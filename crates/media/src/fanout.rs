@@ -1,1 +1,348 @@
-//! (placeholder: being written)
+//! The fan-out from one live source to many readers.
+//!
+//! Each access unit is packetized into RTP **once**, by [`Stream::push`], and the resulting
+//! [`Frame`] (complete RTP packets as [`Bytes`]) is shared by every reader through an
+//! `Arc`: a reader only adds its own 4-byte interleaved header or picks its UDP address.
+//! All readers of a stream therefore see the same SSRC, sequence numbers and timestamps,
+//! as with gst-rtsp-server's shared media; `RTP-Info` tells each reader where it joins.
+//!
+//! - **Late joiners** get the frames since the last video keyframe (the current GOP) at
+//!   once, then the live frames, so the picture appears without waiting for the next
+//!   keyframe. The GOP snapshot and the live subscription are taken under one lock, so no
+//!   frame is missed or duplicated between them.
+//! - **Slow readers** never delay the source or other readers: the live ring
+//!   ([`tokio::sync::broadcast`]) is bounded and overwrites the oldest entries. A reader
+//!   that falls behind by more than the ring learns how many frames it lost and skips to
+//!   the next video keyframe ([`Reader::recv`] does this and counts it).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::{Bytes, BytesMut};
+use ipcamd_proto::codec::{MediaKind, TrackInfo};
+use ipcamd_proto::packet::{packetizer_for, Packetizer, RtpPayload};
+use ipcamd_proto::rtp::{write_rtp, RtpHeader};
+use ipcamd_proto::time::UnixMicros;
+use tokio::sync::broadcast;
+
+use crate::AccessUnit;
+
+/// Largest RTP payload we send: fits a 1500-byte Ethernet MTU with IP/UDP/RTP headers and
+/// leaves room for the 16-byte ONVIF replay extension.
+pub const MAX_RTP_PAYLOAD: usize = 1400;
+
+/// Frames kept in the live ring per stream (about 7 s of 25 fps video with 20 ms audio).
+pub const RING_FRAMES: usize = 512;
+
+/// One packetized access unit, shared by all readers.
+#[derive(Debug)]
+pub struct Frame {
+    pub track: usize,
+    /// Video keyframe (sync point); always true for audio.
+    pub keyframe: bool,
+    pub rtp_timestamp: u32,
+    /// Capture wallclock of the access unit.
+    pub wallclock: UnixMicros,
+    /// Sequence number of `packets[0]`; the others follow.
+    pub first_seq: u16,
+    /// Complete RTP packets (header and payload).
+    pub packets: Vec<Bytes>,
+    /// The access unit as the source produced it (for the recorder).
+    pub au: AccessUnit,
+}
+
+impl Frame {
+    pub fn payload_bytes(&self) -> usize {
+        self.packets.iter().map(|p| p.len().saturating_sub(12)).sum()
+    }
+}
+
+/// RTP numbering state of one track.
+struct TrackState {
+    ssrc: u32,
+    next_seq: u16,
+    ts_offset: u32,
+    packetizer: Box<dyn Packetizer>,
+    /// (rtp timestamp, wallclock) of the last frame pushed, for RTP-Info of new readers.
+    last: Option<(u32, UnixMicros)>,
+}
+
+struct Inner {
+    tracks: Vec<TrackState>,
+    /// Frames since the last video keyframe (all tracks), oldest first.
+    gop: Vec<Arc<Frame>>,
+}
+
+/// Counters of a stream, for logs and the API.
+#[derive(Debug, Default)]
+pub struct StreamStats {
+    pub frames_in: AtomicU64,
+    pub bytes_in: AtomicU64,
+    pub packetize_errors: AtomicU64,
+    pub reader_skips: AtomicU64,
+}
+
+/// A live stream: the tracks of one source and the fan-out of its frames.
+pub struct Stream {
+    name: String,
+    tracks: Vec<TrackInfo>,
+    has_video: bool,
+    inner: Mutex<Inner>,
+    tx: broadcast::Sender<Arc<Frame>>,
+    pub stats: StreamStats,
+}
+
+/// Where a new reader joins one track: what `RTP-Info` reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JoinPoint {
+    pub ssrc: u32,
+    pub seq: u16,
+    pub rtp_timestamp: u32,
+}
+
+impl Stream {
+    pub fn new(name: impl Into<String>, tracks: Vec<TrackInfo>) -> Arc<Stream> {
+        let states = tracks
+            .iter()
+            .map(|t| TrackState {
+                ssrc: rand::random(),
+                next_seq: rand::random(),
+                ts_offset: rand::random(),
+                packetizer: packetizer_for(&t.codec, MAX_RTP_PAYLOAD),
+                last: None,
+            })
+            .collect();
+        let has_video = tracks.iter().any(|t| t.kind() == MediaKind::Video);
+        let (tx, _) = broadcast::channel(RING_FRAMES);
+        Arc::new(Stream {
+            name: name.into(),
+            tracks,
+            has_video,
+            inner: Mutex::new(Inner {
+                tracks: states,
+                gop: Vec::new(),
+            }),
+            tx,
+            stats: StreamStats::default(),
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn tracks(&self) -> &[TrackInfo] {
+        &self.tracks
+    }
+
+    pub fn reader_count(&self) -> usize {
+        self.tx.receiver_count()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // A panic while holding the lock leaves consistent data (each step is a push or
+        // clear), so a poisoned lock is safe to keep using.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Packetizes one access unit and hands it to every reader. Never blocks on readers.
+    pub fn push(&self, au: AccessUnit) {
+        let Some(info) = self.tracks.get(au.track) else {
+            tracing::warn!(stream = %self.name, track = au.track, "access unit for unknown track dropped");
+            return;
+        };
+        let video = info.kind() == MediaKind::Video;
+        let keyframe = !video || au.keyframe;
+        let payload_type = info.payload_type;
+        let mut inner = self.lock();
+        let Some(state) = inner.tracks.get_mut(au.track) else {
+            return;
+        };
+        let mut payloads: Vec<RtpPayload> = Vec::new();
+        if let Err(e) = state.packetizer.packetize(&au.data, &mut payloads) {
+            self.stats.packetize_errors.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(stream = %self.name, track = au.track, error = %e, "access unit dropped: cannot packetize");
+            return;
+        }
+        if payloads.is_empty() {
+            return;
+        }
+        let rtp_timestamp = (au.pts as u32).wrapping_add(state.ts_offset);
+        let first_seq = state.next_seq;
+        let mut buf = BytesMut::with_capacity(
+            payloads.iter().map(|p| p.data.len() + 12).sum::<usize>(),
+        );
+        let mut packets = Vec::with_capacity(payloads.len());
+        for p in &payloads {
+            let header = RtpHeader {
+                payload_type,
+                marker: p.marker,
+                sequence: state.next_seq,
+                timestamp: rtp_timestamp,
+                ssrc: state.ssrc,
+                extension: None,
+            };
+            write_rtp(&header, &p.data, &mut buf);
+            packets.push(buf.split().freeze());
+            state.next_seq = state.next_seq.wrapping_add(1);
+        }
+        state.last = Some((rtp_timestamp, au.wallclock));
+        self.stats.frames_in.fetch_add(1, Ordering::Relaxed);
+        self.stats
+            .bytes_in
+            .fetch_add(au.data.len() as u64, Ordering::Relaxed);
+        let frame = Arc::new(Frame {
+            track: au.track,
+            keyframe,
+            rtp_timestamp,
+            wallclock: au.wallclock,
+            first_seq,
+            packets,
+            au,
+        });
+        if video && keyframe {
+            inner.gop.clear();
+        }
+        if !self.has_video || !inner.gop.is_empty() || (video && keyframe) {
+            // Audio-only streams keep a short tail so a reader's first packet is immediate.
+            if !self.has_video && inner.gop.len() >= 8 {
+                inner.gop.remove(0);
+            }
+            inner.gop.push(frame.clone());
+        }
+        // No receivers is fine: the send result only says how many got it.
+        let _ = self.tx.send(frame);
+    }
+
+    /// A new reader of the given tracks. Returns the reader and, per track, where it joins
+    /// (`None` for a track that has produced nothing yet).
+    pub fn subscribe(self: &Arc<Self>) -> (Reader, Vec<Option<JoinPoint>>) {
+        let inner = self.lock();
+        let rx = self.tx.subscribe();
+        let backlog: Vec<Arc<Frame>> = inner.gop.clone();
+        let joins = inner
+            .tracks
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                if let Some(f) = backlog.iter().find(|f| f.track == i) {
+                    return Some(JoinPoint {
+                        ssrc: t.ssrc,
+                        seq: f.first_seq,
+                        rtp_timestamp: f.rtp_timestamp,
+                    });
+                }
+                t.last.map(|(ts, _)| JoinPoint {
+                    ssrc: t.ssrc,
+                    seq: t.next_seq,
+                    rtp_timestamp: ts,
+                })
+            })
+            .collect();
+        drop(inner);
+        let reader = Reader {
+            stream: self.clone(),
+            backlog: backlog.into(),
+            rx,
+            waiting_for_keyframe: false,
+            skips: 0,
+            frames_lost: 0,
+        };
+        (reader, joins)
+    }
+
+    /// SSRC of a track (fixed for the life of the stream).
+    pub fn ssrc(&self, track: usize) -> Option<u32> {
+        self.lock().tracks.get(track).map(|t| t.ssrc)
+    }
+}
+
+/// What a reader gets next.
+#[derive(Debug)]
+pub enum Next {
+    Frame(Arc<Frame>),
+    /// The source has stopped for good.
+    Closed,
+}
+
+/// One reader of a [`Stream`]: first the GOP backlog, then live frames.
+pub struct Reader {
+    stream: Arc<Stream>,
+    backlog: std::collections::VecDeque<Arc<Frame>>,
+    rx: broadcast::Receiver<Arc<Frame>>,
+    waiting_for_keyframe: bool,
+    /// Times this reader fell behind and skipped to a keyframe.
+    pub skips: u64,
+    /// Frames it lost by falling behind.
+    pub frames_lost: u64,
+}
+
+impl Reader {
+    pub fn stream(&self) -> &Arc<Stream> {
+        &self.stream
+    }
+
+    fn accept(&mut self, f: &Frame) -> bool {
+        if !self.waiting_for_keyframe {
+            return true;
+        }
+        let is_video = self
+            .stream
+            .tracks
+            .get(f.track)
+            .is_some_and(|t| t.kind() == MediaKind::Video);
+        if is_video && f.keyframe {
+            self.waiting_for_keyframe = false;
+            return true;
+        }
+        self.frames_lost += 1;
+        false
+    }
+
+    fn lagged(&mut self, n: u64) {
+        self.skips += 1;
+        self.frames_lost += n;
+        self.stream.stats.reader_skips.fetch_add(1, Ordering::Relaxed);
+        if self.stream.has_video {
+            self.waiting_for_keyframe = true;
+        }
+        tracing::info!(stream = %self.stream.name, lost = n, skips = self.skips,
+            "slow reader fell behind; skipping to the next keyframe");
+    }
+
+    /// Waits for the next frame.
+    pub async fn recv(&mut self) -> Next {
+        loop {
+            if let Some(f) = self.backlog.pop_front() {
+                return Next::Frame(f);
+            }
+            match self.rx.recv().await {
+                Ok(f) => {
+                    if self.accept(&f) {
+                        return Next::Frame(f);
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(n)) => self.lagged(n),
+                Err(broadcast::error::RecvError::Closed) => return Next::Closed,
+            }
+        }
+    }
+
+    /// The next frame if one is ready now (for batching writes).
+    pub fn try_recv(&mut self) -> Option<Arc<Frame>> {
+        loop {
+            if let Some(f) = self.backlog.pop_front() {
+                return Some(f);
+            }
+            match self.rx.try_recv() {
+                Ok(f) => {
+                    if self.accept(&f) {
+                        return Some(f);
+                    }
+                }
+                Err(broadcast::error::TryRecvError::Lagged(n)) => self.lagged(n),
+                Err(_) => return None,
+            }
+        }
+    }
+}

@@ -1,1 +1,184 @@
-//! (placeholder: being written)
+//! Real-time pacing of a live source: one thread per camera that asks the source for its
+//! next access unit, sleeps until that unit's capture wallclock has come, and pushes it
+//! into the [`Stream`]. This is the only place in the media crate that reads the clock.
+//!
+//! A source that fails (file deleted, encoder error) is re-created with exponential
+//! back-off (1 s doubling to 30 s); its stream keeps its tracks and RTP numbering, so
+//! readers see a pause, not a new stream.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use ipcamd_proto::time::UnixMicros;
+
+use crate::fanout::Stream;
+use crate::{Source, SourceError};
+
+/// Makes a source that starts at the given wallclock.
+pub type SourceFactory =
+    Box<dyn FnMut(UnixMicros) -> Result<Box<dyn Source>, SourceError> + Send + 'static>;
+
+/// The current UTC wallclock.
+pub fn now_micros() -> UnixMicros {
+    match SystemTime::now().duration_since(UNIX_EPOCH) {
+        Ok(d) => d.as_micros() as i64,
+        Err(e) => -(e.duration().as_micros() as i64),
+    }
+}
+
+/// A running live camera: its stream and the pacing thread.
+pub struct LiveSource {
+    pub stream: Arc<Stream>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl LiveSource {
+    /// Opens the first source (so its tracks are known and errors are reported at once),
+    /// then starts pacing it in a thread.
+    pub fn start(name: &str, mut factory: SourceFactory) -> Result<LiveSource, SourceError> {
+        let first = factory(now_micros())?;
+        let stream = Stream::new(name, first.tracks().to_vec());
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let stream = stream.clone();
+            let stop = stop.clone();
+            let name = name.to_owned();
+            std::thread::Builder::new()
+                .name(format!("source-{name}"))
+                .spawn(move || run(&name, first, factory, &stream, &stop))
+                .map_err(|e| SourceError::Encoder(format!("cannot start source thread: {e}")))?
+        };
+        Ok(LiveSource {
+            stream,
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    pub fn stop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for LiveSource {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Sleeps until `deadline` in small steps so a stop request is seen within 50 ms.
+fn sleep_until(deadline: Instant, stop: &AtomicBool) {
+    loop {
+        let now = Instant::now();
+        if now >= deadline || stop.load(Ordering::Relaxed) {
+            return;
+        }
+        std::thread::sleep((deadline - now).min(Duration::from_millis(50)));
+    }
+}
+
+fn run(
+    name: &str,
+    mut source: Box<dyn Source>,
+    mut factory: SourceFactory,
+    stream: &Stream,
+    stop: &AtomicBool,
+) {
+    let mut backoff = Duration::from_secs(1);
+    let mut timeline = Timeline::new(stream);
+    loop {
+        // Map the source's timeline onto the monotonic clock at its first unit.
+        let mut origin: Option<(UnixMicros, Instant)> = None;
+        let result = loop {
+            if stop.load(Ordering::Relaxed) {
+                return;
+            }
+            let au = match source.next_au() {
+                Ok(au) => au,
+                Err(e) => break e,
+            };
+            let (w0, i0) = *origin.get_or_insert((au.wallclock, Instant::now()));
+            let offset = au.wallclock.saturating_sub(w0).max(0) as u64;
+            let due = i0 + Duration::from_micros(offset);
+            let now = Instant::now();
+            if now > due + Duration::from_secs(2) {
+                tracing::warn!(camera = name, late_ms = (now - due).as_millis() as u64,
+                    "source is slower than real time; re-anchoring its clock");
+                origin = Some((au.wallclock, now));
+            } else {
+                sleep_until(due, stop);
+            }
+            stream.push(timeline.continue_pts(au));
+            backoff = Duration::from_secs(1);
+        };
+        tracing::error!(camera = name, error = %result, retry_in_s = backoff.as_secs(), "source failed");
+        loop {
+            sleep_until(Instant::now() + backoff, stop);
+            if stop.load(Ordering::Relaxed) {
+                return;
+            }
+            match factory(now_micros()) {
+                Ok(s) if s.tracks() == stream.tracks() => {
+                    tracing::info!(camera = name, "source restarted");
+                    source = s;
+                    timeline.restarted();
+                    break;
+                }
+                Ok(_) => tracing::error!(camera = name, "restarted source has different tracks; not used"),
+                Err(e) => tracing::error!(camera = name, error = %e, "source restart failed"),
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(30));
+        }
+    }
+}
+
+/// Keeps each track's media time increasing across source restarts: a restarted source
+/// counts from zero again, so its units are shifted to continue where the last one ended,
+/// plus the wallclock time that passed.
+struct Timeline {
+    clock_rates: Vec<u32>,
+    /// Per track: (shift added to pts, last shifted pts, last wallclock).
+    state: Vec<(i128, Option<(u64, UnixMicros)>)>,
+    rebase: Vec<bool>,
+}
+
+impl Timeline {
+    fn new(stream: &Stream) -> Timeline {
+        let n = stream.tracks().len();
+        Timeline {
+            clock_rates: stream.tracks().iter().map(|t| t.clock_rate()).collect(),
+            state: vec![(0, None); n],
+            rebase: vec![false; n],
+        }
+    }
+
+    fn restarted(&mut self) {
+        self.rebase.iter_mut().for_each(|r| *r = true);
+    }
+
+    fn continue_pts(&mut self, mut au: crate::AccessUnit) -> crate::AccessUnit {
+        let (Some(state), Some(rebase), Some(&rate)) = (
+            self.state.get_mut(au.track),
+            self.rebase.get_mut(au.track),
+            self.clock_rates.get(au.track),
+        ) else {
+            return au;
+        };
+        if *rebase {
+            *rebase = false;
+            if let Some((last_pts, last_wall)) = state.1 {
+                let elapsed = (au.wallclock - last_wall).max(1) as i128;
+                let target = last_pts as i128 + (elapsed * rate as i128 / 1_000_000).max(1);
+                state.0 = target - au.pts as i128;
+            }
+        }
+        au.pts = (au.pts as i128 + state.0).max(0) as u64;
+        state.1 = Some((au.pts, au.wallclock));
+        au
+    }
+}

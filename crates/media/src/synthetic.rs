@@ -1,1 +1,1200 @@
-//! (placeholder: being written)
+//! The built-in synthetic camera: the server's default video source when no real camera
+//! or file is configured.
+//!
+//! It draws a test picture straight into I420 planes (75 % colour bars scrolling sideways,
+//! a box bouncing around, and an on-screen display with the UTC capture time of the frame
+//! to the millisecond, the camera label and the frame number), encodes it as H.264
+//! (openh264, constrained baseline, Annex B) or Motion JPEG (baseline, 4:2:0, standard
+//! Huffman tables as RFC 2435 receivers assume), and adds a G.711 µ-law track that beeps
+//! at 1 kHz during the first 100 ms of every UTC second. Picture time and beep are both
+//! derived from the unit's own capture wallclock, so a viewer can check A/V sync by eye
+//! and ear, and a recording can be checked against the OSD.
+//!
+//! Like every [`Source`], it never sleeps and never reads the clock: frame `n` is captured
+//! at `start + n / fps`, audio frame `k` at `start + k * 20 ms`, computed from the index
+//! each time (no accumulated rounding drift).
+//!
+//! Left out: B-frames, interlace, frame-rate or bitrate changes after construction,
+//! noise/texture (the picture is easy to compress on purpose), any audio besides the beep.
+
+use std::fmt::Write as _;
+
+use bytes::Bytes;
+use ipcamd_audio::g711::linear_to_ulaw;
+use ipcamd_proto::codec::{CodecParams, TrackInfo};
+use ipcamd_proto::time::UnixMicros;
+use openh264::encoder::{
+    BitRate, Encoder as H264Encoder, EncoderConfig, FrameRate, FrameType, IntraFramePeriod,
+    Profile, RateControlMode, UsageType,
+};
+use openh264::formats::YUVSource;
+use openh264::OpenH264API;
+
+use crate::font::{self, Plane};
+use crate::{AccessUnit, Source, SourceError};
+
+/// The video codec of the synthetic camera.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyntheticVideo {
+    /// H.264 constrained baseline, dynamic payload type 96.
+    H264,
+    /// Motion JPEG (RFC 2435), static payload type 26.
+    Mjpeg,
+}
+
+/// How the synthetic camera looks and sounds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyntheticConfig {
+    /// Picture width in pixels. H.264 rounds it down to an even number; MJPEG rounds it
+    /// down to a multiple of 16 (whole 4:2:0 MCUs, as RFC 2435 receivers expect).
+    pub width: u32,
+    /// Picture height in pixels; rounded like `width` (so 360 becomes 352 for MJPEG).
+    pub height: u32,
+    /// Frames per second.
+    pub fps: u32,
+    /// H.264 target bitrate in bits per second (ignored for MJPEG).
+    pub bitrate_bps: u32,
+    /// Distance between H.264 IDR pictures, rounded to whole frames (at least one).
+    pub keyframe_interval_ms: u32,
+    pub video: SyntheticVideo,
+    /// MJPEG quality, 1..=100 (ignored for H.264).
+    pub jpeg_quality: u8,
+    /// Whether to add the PCMU audio track (track 1).
+    pub audio: bool,
+    /// Camera name drawn in the picture.
+    pub label: String,
+}
+
+impl Default for SyntheticConfig {
+    fn default() -> Self {
+        SyntheticConfig {
+            width: 640,
+            height: 360,
+            fps: 25,
+            bitrate_bps: 1_000_000,
+            keyframe_interval_ms: 2000,
+            video: SyntheticVideo::H264,
+            jpeg_quality: 80,
+            audio: true,
+            label: "cam1".to_string(),
+        }
+    }
+}
+
+/// RTP dynamic payload type of the H.264 track.
+const H264_PAYLOAD_TYPE: u8 = 96;
+/// Audio: 8 kHz, 20 ms frames.
+const AUDIO_RATE: u32 = 8000;
+const AUDIO_FRAME_SAMPLES: u64 = 160;
+const AUDIO_FRAME_US: i64 = 20_000;
+const AUDIO_SAMPLE_US: i64 = 1_000_000 / AUDIO_RATE as i64;
+/// The beep sounds during the first `BEEP_US` of every UTC second.
+const BEEP_US: i64 = 100_000;
+/// Give up after this many frames in a row that the encoder dropped.
+const MAX_SKIPPED_FRAMES: u32 = 100;
+
+/// The synthetic camera; see the module doc.
+pub struct SyntheticCamera {
+    tracks: Vec<TrackInfo>,
+    start: UnixMicros,
+    fps: u64,
+    picture: Picture,
+    encoder: VideoEncoder,
+    /// Index of the next picture to draw.
+    next_frame: u64,
+    /// The next video unit, already encoded (so its wallclock can be compared with audio).
+    pending_video: Option<AccessUnit>,
+    beeper: Option<Beeper>,
+}
+
+impl SyntheticCamera {
+    /// A camera whose frame 0 (and audio frame 0) is captured at `start`.
+    ///
+    /// For H.264 this encodes the first picture to learn the SPS/PPS for
+    /// [`Source::tracks`]; that picture is the first unit [`Source::next_au`] returns.
+    pub fn new(cfg: SyntheticConfig, start: UnixMicros) -> Result<Self, SourceError> {
+        let bad = |what: String| SourceError::Encoder(format!("synthetic camera: {what}"));
+        if cfg.fps == 0 || cfg.fps > 1000 {
+            return Err(bad(format!("fps {} is not in 1..=1000", cfg.fps)));
+        }
+        let (align, max) = match cfg.video {
+            SyntheticVideo::H264 => (2, 3840),
+            SyntheticVideo::Mjpeg => (16, 65520),
+        };
+        let width = (cfg.width.min(max) / align * align) as usize;
+        let height = (cfg.height.min(max) / align * align) as usize;
+        if width < 16 || height < 16 {
+            return Err(bad(format!(
+                "picture {}x{} is too small (at least 16x16)",
+                cfg.width, cfg.height
+            )));
+        }
+        let fps = u64::from(cfg.fps);
+        let encoder = match cfg.video {
+            SyntheticVideo::H264 => {
+                let period =
+                    ((u64::from(cfg.keyframe_interval_ms) * fps + 500) / 1000).max(1);
+                VideoEncoder::H264(H264::new(&cfg, fps, period)?)
+            }
+            SyntheticVideo::Mjpeg => VideoEncoder::Jpeg(Jpeg {
+                quality: cfg.jpeg_quality.clamp(1, 100),
+                out: Vec::new(),
+            }),
+        };
+        let mut camera = SyntheticCamera {
+            tracks: Vec::new(),
+            start,
+            fps,
+            picture: Picture::new(width, height, &cfg.label),
+            encoder,
+            next_frame: 0,
+            pending_video: None,
+            beeper: cfg.audio.then(|| Beeper::new(start)),
+        };
+        camera.fill_pending_video()?;
+        let video_track = match &camera.encoder {
+            VideoEncoder::H264(h) => TrackInfo::new(
+                CodecParams::H264 {
+                    sps: Bytes::copy_from_slice(&h.sps),
+                    pps: Bytes::copy_from_slice(&h.pps),
+                },
+                H264_PAYLOAD_TYPE,
+            ),
+            VideoEncoder::Jpeg(_) => TrackInfo::new(CodecParams::Jpeg, 26),
+        };
+        camera.tracks.push(video_track);
+        if camera.beeper.is_some() {
+            camera.tracks.push(TrackInfo::new(
+                CodecParams::Pcmu {
+                    rate: AUDIO_RATE,
+                    channels: 1,
+                },
+                0,
+            ));
+        }
+        Ok(camera)
+    }
+
+    /// Picture size actually produced (after the rounding described on [`SyntheticConfig`]).
+    pub fn picture_size(&self) -> (u32, u32) {
+        (self.picture.width as u32, self.picture.height as u32)
+    }
+
+    fn frame_wallclock(&self, n: u64) -> UnixMicros {
+        self.start + (u128::from(n) * 1_000_000 / u128::from(self.fps)) as i64
+    }
+
+    fn frame_pts(&self, n: u64) -> u64 {
+        (u128::from(n) * 90_000 / u128::from(self.fps)) as u64
+    }
+
+    /// Draws and encodes pictures until the encoder yields a unit (it may drop some).
+    fn fill_pending_video(&mut self) -> Result<(), SourceError> {
+        let mut skipped = 0;
+        while self.pending_video.is_none() {
+            let n = self.next_frame;
+            self.next_frame += 1;
+            let wallclock = self.frame_wallclock(n);
+            self.picture.draw(n, wallclock);
+            let ts_ms = (u128::from(n) * 1000 / u128::from(self.fps)) as u64;
+            let encoded = match &mut self.encoder {
+                VideoEncoder::H264(h) => h.encode(&self.picture, n, ts_ms)?,
+                VideoEncoder::Jpeg(j) => Some((j.encode(&self.picture, n)?, true)),
+            };
+            match encoded {
+                Some((data, keyframe)) => {
+                    self.pending_video = Some(AccessUnit {
+                        track: 0,
+                        pts: self.frame_pts(n),
+                        wallclock,
+                        keyframe,
+                        data,
+                    });
+                }
+                None => {
+                    skipped += 1;
+                    if skipped >= MAX_SKIPPED_FRAMES {
+                        return Err(SourceError::Encoder(format!(
+                            "synthetic camera: encoder dropped {skipped} frames in a row \
+                             (up to frame {n})"
+                        )));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Source for SyntheticCamera {
+    fn tracks(&self) -> &[TrackInfo] {
+        &self.tracks
+    }
+
+    fn next_au(&mut self) -> Result<AccessUnit, SourceError> {
+        self.fill_pending_video()?;
+        let video_wallclock = match &self.pending_video {
+            Some(au) => au.wallclock,
+            None => return Err(SourceError::Encoder("synthetic camera: no video".into())),
+        };
+        if let Some(beeper) = &mut self.beeper {
+            if beeper.next_wallclock() < video_wallclock {
+                return Ok(beeper.next_frame());
+            }
+        }
+        self.pending_video
+            .take()
+            .ok_or_else(|| SourceError::Encoder("synthetic camera: no video".into()))
+    }
+}
+
+/// The OSD time line for a capture wallclock: `2025-11-21 22:04:05.120 UTC` (milliseconds
+/// truncated). Proleptic Gregorian calendar, valid for any `i64` instant.
+pub fn render_text_for(wallclock: UnixMicros) -> String {
+    let mut s = String::with_capacity(32);
+    write_time_text(&mut s, wallclock);
+    s
+}
+
+fn write_time_text(out: &mut String, wallclock: UnixMicros) {
+    let secs = wallclock.div_euclid(1_000_000);
+    let millis = wallclock.rem_euclid(1_000_000) / 1000;
+    let (year, month, day) = civil_from_days(secs.div_euclid(86_400));
+    let sod = secs.rem_euclid(86_400);
+    // Writing into a String cannot fail.
+    let _ = write!(
+        out,
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}.{millis:03} UTC",
+        sod / 3600,
+        sod / 60 % 60,
+        sod % 60
+    );
+}
+
+/// Days since 1970-01-01 to a (year, month 1..=12, day 1..=31) civil date: Howard
+/// Hinnant's `civil_from_days` (eras of 400 years, years starting on March 1st).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468; // days since 0000-03-01
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097); // day of era, 0..=146096
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365; // 0..=399
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100); // 0..=365, from March 1st
+    let mp = (5 * doy + 2) / 153; // month from March, 0..=11
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+// ---------------------------------------------------------------------------------------
+// The picture
+// ---------------------------------------------------------------------------------------
+
+/// 75 % colour bars in BT.601 limited range (Y, Cb, Cr): white, yellow, cyan, green,
+/// magenta, red, blue, black.
+const BARS: [(u8, u8, u8); 8] = [
+    (180, 128, 128),
+    (162, 44, 142),
+    (131, 156, 44),
+    (112, 72, 58),
+    (84, 184, 198),
+    (65, 100, 212),
+    (35, 212, 114),
+    (16, 128, 128),
+];
+/// Bars move this many pixels per frame (even, so chroma moves by whole samples).
+const SCROLL_STEP: usize = 4;
+/// The bouncing box: orange, moving this many pixels per frame on each axis.
+const BOX_COLOUR: (u8, u8, u8) = (152, 50, 188);
+const BOX_SPEED: (usize, usize) = (6, 4);
+/// OSD: white text on a near-black box with neutral chroma.
+const TEXT_Y: u8 = 235;
+const TEXT_BG_Y: u8 = 16;
+
+/// An I420 picture and what is needed to redraw it quickly for every frame.
+struct Picture {
+    width: usize,
+    height: usize,
+    y: Vec<u8>,
+    u: Vec<u8>,
+    v: Vec<u8>,
+    /// One row of bars, repeated twice so any scroll offset is one contiguous slice.
+    bars_y: Vec<u8>,
+    bars_u: Vec<u8>,
+    bars_v: Vec<u8>,
+    label: String,
+    time_scale: usize,
+    info_scale: usize,
+    /// Reused OSD text buffer.
+    text: String,
+}
+
+impl Picture {
+    fn new(width: usize, height: usize, label: &str) -> Picture {
+        let cw = width / 2;
+        let mut bars_y = Vec::with_capacity(2 * width);
+        for x in 0..2 * width {
+            bars_y.push(BARS[(x % width) * BARS.len() / width].0);
+        }
+        let mut bars_u = Vec::with_capacity(2 * cw);
+        let mut bars_v = Vec::with_capacity(2 * cw);
+        for cx in 0..2 * cw {
+            let bar = BARS[((2 * cx) % width) * BARS.len() / width];
+            bars_u.push(bar.1);
+            bars_v.push(bar.2);
+        }
+        // The time line ("YYYY-MM-DD HH:MM:SS.mmm UTC", 27 characters) as big as fits in
+        // the width with a margin, and at most a quarter of the height.
+        let time_chars = 27;
+        let by_width = width.saturating_sub(16) / (time_chars * font::ADVANCE + 2);
+        let by_height = height / 4 / (font::GLYPH_HEIGHT + 2);
+        let time_scale = by_width.min(by_height).max(1);
+        let info_scale = (time_scale * 2 / 3).max(1);
+        Picture {
+            width,
+            height,
+            y: vec![0; width * height],
+            u: vec![128; cw * (height / 2)],
+            v: vec![128; cw * (height / 2)],
+            bars_y,
+            bars_u,
+            bars_v,
+            label: label.to_string(),
+            time_scale,
+            info_scale,
+            text: String::with_capacity(64),
+        }
+    }
+
+    /// Draws frame `n`, captured at `wallclock`.
+    fn draw(&mut self, n: u64, wallclock: UnixMicros) {
+        let (w, h) = (self.width, self.height);
+        let (cw, ch) = (w / 2, h / 2);
+
+        // Background: bars scrolling to the left.
+        let off = ((n % w as u64) as usize * SCROLL_STEP) % w;
+        let coff = off / 2;
+        for row in self.y.chunks_exact_mut(w) {
+            row.copy_from_slice(&self.bars_y[off..off + w]);
+        }
+        for row in self.u.chunks_exact_mut(cw) {
+            row.copy_from_slice(&self.bars_u[coff..coff + cw]);
+        }
+        for row in self.v.chunks_exact_mut(cw) {
+            row.copy_from_slice(&self.bars_v[coff..coff + cw]);
+        }
+
+        // A box bouncing off the edges; even position and size to match chroma samples.
+        let side = ((h / 5) & !1).max(2);
+        let bx = triangle(n.wrapping_mul(BOX_SPEED.0 as u64), w - side) & !1;
+        let by = triangle(n.wrapping_mul(BOX_SPEED.1 as u64), h - side) & !1;
+        self.fill(bx, by, side, side, BOX_COLOUR);
+
+        // OSD: capture time, then label and frame number.
+        let margin = 8;
+        self.text.clear();
+        write_time_text(&mut self.text, wallclock);
+        let (_, y0, _, h0) = self.label_box(margin, margin, self.time_scale);
+        self.text.clear();
+        let _ = write!(self.text, "{}  frame {n}", self.label);
+        self.label_box(margin, y0 + h0 + self.info_scale, self.info_scale);
+    }
+
+    /// Draws `self.text` as a label and neutralises the chroma under it.
+    fn label_box(&mut self, x: usize, y: usize, scale: usize) -> (usize, usize, usize, usize) {
+        let mut plane = Plane {
+            data: &mut self.y,
+            stride: self.width,
+            width: self.width,
+            height: self.height,
+        };
+        let (bx, by, bw, bh) = plane.draw_label(x, y, &self.text, scale, TEXT_Y, TEXT_BG_Y);
+        let (cx0, cy0) = (bx / 2, by / 2);
+        let (cx1, cy1) = ((bx + bw).div_ceil(2), (by + bh).div_ceil(2));
+        let cw = self.width / 2;
+        let ch = self.height / 2;
+        for plane in [&mut self.u, &mut self.v] {
+            let mut p = Plane {
+                data: plane,
+                stride: cw,
+                width: cw,
+                height: ch,
+            };
+            p.fill_rect(cx0, cy0, cx1 - cx0, cy1 - cy0, 128);
+        }
+        (bx, by, bw, bh)
+    }
+
+    /// Fills a rectangle (even coordinates) with a Y/Cb/Cr colour, clipped.
+    fn fill(&mut self, x: usize, y: usize, w: usize, h: usize, (cy, cb, cr): (u8, u8, u8)) {
+        let (pw, ph) = (self.width, self.height);
+        Plane {
+            data: &mut self.y,
+            stride: pw,
+            width: pw,
+            height: ph,
+        }
+        .fill_rect(x, y, w, h, cy);
+        for (plane, value) in [(&mut self.u, cb), (&mut self.v, cr)] {
+            Plane {
+                data: plane,
+                stride: pw / 2,
+                width: pw / 2,
+                height: ph / 2,
+            }
+            .fill_rect(x / 2, y / 2, w / 2, h / 2, value);
+        }
+    }
+}
+
+/// Position `p` folded into `0..=range` back and forth (a triangle wave).
+fn triangle(p: u64, range: usize) -> usize {
+    if range == 0 {
+        return 0;
+    }
+    let period = 2 * range as u64;
+    let m = (p % period) as usize;
+    if m <= range {
+        m
+    } else {
+        2 * range - m
+    }
+}
+
+impl YUVSource for Picture {
+    fn dimensions(&self) -> (usize, usize) {
+        (self.width, self.height)
+    }
+
+    fn strides(&self) -> (usize, usize, usize) {
+        (self.width, self.width / 2, self.width / 2)
+    }
+
+    fn y(&self) -> &[u8] {
+        &self.y
+    }
+
+    fn u(&self) -> &[u8] {
+        &self.u
+    }
+
+    fn v(&self) -> &[u8] {
+        &self.v
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Encoders
+// ---------------------------------------------------------------------------------------
+
+enum VideoEncoder {
+    H264(H264),
+    Jpeg(Jpeg),
+}
+
+/// openh264 with its SPS/PPS remembered, so every IDR unit can carry them in band.
+struct H264 {
+    encoder: H264Encoder,
+    /// IDR every `idr_period` frames, by frame index (forced, so dropped frames or the
+    /// encoder's own counting cannot shift it).
+    idr_period: u64,
+    /// Latest parameter sets seen, without start codes.
+    sps: Vec<u8>,
+    pps: Vec<u8>,
+    /// Reused output buffer.
+    out: Vec<u8>,
+}
+
+const START_CODE: [u8; 4] = [0, 0, 0, 1];
+const NAL_IDR: u8 = 5;
+const NAL_SPS: u8 = 7;
+const NAL_PPS: u8 = 8;
+
+impl H264 {
+    fn new(cfg: &SyntheticConfig, fps: u64, idr_period: u64) -> Result<H264, SourceError> {
+        let config = EncoderConfig::new()
+            .bitrate(BitRate::from_bps(cfg.bitrate_bps.max(10_000)))
+            .max_frame_rate(FrameRate::from_hz(fps as f32))
+            .rate_control_mode(RateControlMode::Bitrate)
+            .skip_frames(false)
+            .usage_type(UsageType::CameraVideoRealTime)
+            .profile(Profile::Baseline)
+            .scene_change_detect(false)
+            .intra_frame_period(IntraFramePeriod::auto())
+            .num_threads(1);
+        let encoder = H264Encoder::with_api_config(OpenH264API::from_source(), config)
+            .map_err(|e| SourceError::Encoder(format!("openh264: creating the encoder: {e}")))?;
+        Ok(H264 {
+            encoder,
+            idr_period,
+            sps: Vec::new(),
+            pps: Vec::new(),
+            out: Vec::new(),
+        })
+    }
+
+    /// Encodes picture `n`; `None` if the encoder dropped it. Returns (Annex B, is IDR).
+    fn encode(
+        &mut self,
+        picture: &Picture,
+        n: u64,
+        ts_ms: u64,
+    ) -> Result<Option<(Bytes, bool)>, SourceError> {
+        if n % self.idr_period == 0 {
+            self.encoder.force_intra_frame();
+        }
+        let ts = openh264::Timestamp::from_millis(ts_ms);
+        let bitstream = self
+            .encoder
+            .encode_at(picture, ts)
+            .map_err(|e| SourceError::Encoder(format!("openh264: encoding frame {n}: {e}")))?;
+        if matches!(bitstream.frame_type(), FrameType::Skip) {
+            return Ok(None);
+        }
+        // First pass: parameter sets (remembered) and whether this is an IDR picture.
+        let mut idr = false;
+        let mut others = 0;
+        let (sps, pps) = (&mut self.sps, &mut self.pps);
+        for_each_nal(&bitstream, |nal| match nal.first().map(|b| b & 0x1f) {
+            Some(NAL_SPS) => *sps = nal.to_vec(),
+            Some(NAL_PPS) => *pps = nal.to_vec(),
+            Some(t) => {
+                idr |= t == NAL_IDR;
+                others += 1;
+            }
+            None => {}
+        });
+        if others == 0 {
+            return Ok(None);
+        }
+        if idr && (self.sps.is_empty() || self.pps.is_empty()) {
+            return Err(SourceError::Encoder(format!(
+                "openh264: IDR frame {n} without SPS/PPS ever seen"
+            )));
+        }
+        // Second pass: IDR units start with SPS and PPS; everything else in order.
+        let out = &mut self.out;
+        out.clear();
+        if idr {
+            for ps in [&self.sps, &self.pps] {
+                out.extend_from_slice(&START_CODE);
+                out.extend_from_slice(ps);
+            }
+        }
+        for_each_nal(&bitstream, |nal| {
+            let t = nal.first().map(|b| b & 0x1f);
+            if nal.is_empty() || (idr && matches!(t, Some(NAL_SPS | NAL_PPS))) {
+                return;
+            }
+            out.extend_from_slice(&START_CODE);
+            out.extend_from_slice(nal);
+        });
+        Ok(Some((Bytes::copy_from_slice(&self.out), idr)))
+    }
+}
+
+/// Calls `f` with each NAL unit of an openh264 output, without its start code.
+fn for_each_nal(bitstream: &openh264::encoder::EncodedBitStream<'_>, mut f: impl FnMut(&[u8])) {
+    for l in 0..bitstream.num_layers() {
+        let Some(layer) = bitstream.layer(l) else {
+            continue;
+        };
+        for i in 0..layer.nal_count() {
+            if let Some(nal) = layer.nal_unit(i) {
+                f(strip_start_code(nal));
+            }
+        }
+    }
+}
+
+/// `nal` without a leading 00 00 01 or 00 00 00 01.
+fn strip_start_code(nal: &[u8]) -> &[u8] {
+    let zeros = nal.iter().take_while(|&&b| b == 0).count();
+    if zeros >= 2 && nal.get(zeros) == Some(&1) {
+        &nal[zeros + 1..]
+    } else {
+        nal
+    }
+}
+
+/// jpeg-encoder, set up for RFC 2435: baseline, 4:2:0, standard Huffman tables, no
+/// restart markers.
+struct Jpeg {
+    quality: u8,
+    out: Vec<u8>,
+}
+
+impl Jpeg {
+    fn encode(&mut self, picture: &Picture, n: u64) -> Result<Bytes, SourceError> {
+        let err = |e: String| SourceError::Encoder(format!("jpeg: encoding frame {n}: {e}"));
+        let width = u16::try_from(picture.width).map_err(|e| err(e.to_string()))?;
+        let height = u16::try_from(picture.height).map_err(|e| err(e.to_string()))?;
+        self.out.clear();
+        let mut encoder = jpeg_encoder::Encoder::new(&mut self.out, self.quality);
+        encoder.set_sampling_factor(jpeg_encoder::SamplingFactor::F_2_2);
+        encoder.set_progressive(false);
+        encoder.set_optimized_huffman_tables(false);
+        encoder.set_restart_interval(0);
+        encoder
+            .encode_image(JpegView {
+                picture,
+                width,
+                height,
+            })
+            .map_err(|e| err(e.to_string()))?;
+        Ok(Bytes::copy_from_slice(&self.out))
+    }
+}
+
+/// The I420 picture as jpeg-encoder input: full-resolution rows of Y, Cb, Cr (chroma
+/// repeated; the encoder's nearest-sample 2x2 subsampling takes back exactly our samples).
+struct JpegView<'a> {
+    picture: &'a Picture,
+    width: u16,
+    height: u16,
+}
+
+impl jpeg_encoder::ImageBuffer for JpegView<'_> {
+    fn get_jpeg_color_type(&self) -> jpeg_encoder::JpegColorType {
+        jpeg_encoder::JpegColorType::Ycbcr
+    }
+
+    fn width(&self) -> u16 {
+        self.width
+    }
+
+    fn height(&self) -> u16 {
+        self.height
+    }
+
+    fn fill_buffers(&self, y: u16, buffers: &mut [Vec<u8>; 4]) {
+        let p = self.picture;
+        let (w, cw) = (p.width, p.width / 2);
+        let y = usize::from(y);
+        let row = y * w;
+        let crow = (y / 2) * cw;
+        buffers[0].extend_from_slice(&p.y[row..row + w]);
+        for (dst, src) in [(1, &p.u), (2, &p.v)] {
+            buffers[dst].extend(src[crow..crow + cw].iter().flat_map(|&s| [s, s]));
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Audio
+// ---------------------------------------------------------------------------------------
+
+/// PCMU frames: silence, except a 1 kHz tone at -10 dBFS (peak) during the first
+/// [`BEEP_US`] of every UTC second, decided per sample from its own wallclock.
+struct Beeper {
+    start: UnixMicros,
+    /// Index of the next 20 ms frame.
+    next: u64,
+    /// One period of the tone (8 samples at 8 kHz), µ-law coded, phase 0 at each second.
+    tone: [u8; 8],
+    silence: u8,
+}
+
+impl Beeper {
+    fn new(start: UnixMicros) -> Beeper {
+        // 10^(-10/20) * 32767 = 10362; sin(45°) * 10362 = 7327.
+        let period: [i16; 8] = [0, 7327, 10362, 7327, 0, -7327, -10362, -7327];
+        Beeper {
+            start,
+            next: 0,
+            tone: period.map(linear_to_ulaw),
+            silence: linear_to_ulaw(0),
+        }
+    }
+
+    fn next_wallclock(&self) -> UnixMicros {
+        self.start + self.next as i64 * AUDIO_FRAME_US
+    }
+
+    fn next_frame(&mut self) -> AccessUnit {
+        let wallclock = self.next_wallclock();
+        let data: Vec<u8> = (0..AUDIO_FRAME_SAMPLES as i64)
+            .map(|i| {
+                let in_second = (wallclock + i * AUDIO_SAMPLE_US).rem_euclid(1_000_000);
+                if in_second < BEEP_US {
+                    self.tone[((in_second / AUDIO_SAMPLE_US) % 8) as usize]
+                } else {
+                    self.silence
+                }
+            })
+            .collect();
+        let au = AccessUnit {
+            track: 1,
+            pts: self.next * AUDIO_FRAME_SAMPLES,
+            wallclock,
+            keyframe: true,
+            data: Bytes::from(data),
+        };
+        self.next += 1;
+        au
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use h264_reader::nal::sps::SeqParameterSet;
+    use h264_reader::rbsp::{decode_nal, BitReader};
+    use std::path::PathBuf;
+    use std::process::Command;
+    use std::time::Instant;
+
+    /// 2025-11-21 22:04:05.120 UTC: 1763762645 s = 20413 days + 79445 s; day 20413 is the
+    /// 325th day of 2025 (20413 - 20089 for 1970..2024 incl. 14 leap days) = Nov 21;
+    /// 79445 s = 22 h 4 min 5 s.
+    const T0: UnixMicros = 1_763_762_645_120_000;
+
+    fn nal_types(annex_b: &[u8]) -> Vec<u8> {
+        split_annex_b(annex_b).map(|n| n[0] & 0x1f).collect()
+    }
+
+    fn split_annex_b(data: &[u8]) -> impl Iterator<Item = &[u8]> {
+        let mut starts = Vec::new();
+        let mut i = 0;
+        while i + 3 <= data.len() {
+            if data[i..i + 3] == [0, 0, 1] {
+                starts.push(i + 3);
+                i += 3;
+            } else {
+                i += 1;
+            }
+        }
+        let ends: Vec<usize> = starts
+            .iter()
+            .skip(1)
+            .map(|&s| {
+                let mut e = s - 3;
+                while e > 0 && data[e - 1] == 0 {
+                    e -= 1;
+                }
+                e
+            })
+            .chain(std::iter::once(data.len()))
+            .collect();
+        starts
+            .into_iter()
+            .zip(ends)
+            .map(move |(s, e)| &data[s..e])
+    }
+
+    fn units_until(cam: &mut SyntheticCamera, end: UnixMicros) -> Vec<AccessUnit> {
+        let mut out = Vec::new();
+        loop {
+            let au = cam.next_au().expect("next_au");
+            if au.wallclock >= end {
+                return out;
+            }
+            out.push(au);
+        }
+    }
+
+    fn temp_path(name: &str) -> PathBuf {
+        std::env::temp_dir().join(format!("ipcamd-synth-{}-{name}", std::process::id()))
+    }
+
+    /// Runs ffmpeg (must be installed) on `data`; asserts success and no complaints and
+    /// returns the number of frames decoded.
+    fn ffmpeg_decode(data: &[u8], format: &str, name: &str) -> usize {
+        let path = temp_path(name);
+        std::fs::write(&path, data).expect("write temp file");
+        let output = Command::new("/usr/bin/ffmpeg")
+            .args(["-nostdin", "-v", "error", "-f", format, "-i"])
+            .arg(&path)
+            .args(["-f", "framemd5", "-"])
+            .output();
+        let _ = std::fs::remove_file(&path);
+        let output = output.expect("ffmpeg must be installed at /usr/bin/ffmpeg");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "ffmpeg failed: {stderr}");
+        assert!(stderr.trim().is_empty(), "ffmpeg complained: {stderr}");
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+            .count()
+    }
+
+    #[test]
+    fn tracks_and_parameter_sets() {
+        let cam = SyntheticCamera::new(SyntheticConfig::default(), T0).expect("camera");
+        let tracks = cam.tracks();
+        assert_eq!(tracks.len(), 2);
+        assert_eq!(tracks[0].payload_type, 96);
+        assert_eq!(
+            tracks[1],
+            TrackInfo {
+                codec: CodecParams::Pcmu {
+                    rate: 8000,
+                    channels: 1
+                },
+                payload_type: 0
+            }
+        );
+        let CodecParams::H264 { sps, pps } = &tracks[0].codec else {
+            panic!("not H.264: {:?}", tracks[0].codec);
+        };
+        assert_eq!(sps[0] & 0x1f, 7);
+        assert_eq!(pps[0] & 0x1f, 8);
+        let rbsp = decode_nal(sps).expect("sps rbsp");
+        let sps_parsed = SeqParameterSet::from_bits(BitReader::new(&rbsp[..])).expect("sps");
+        assert_eq!(sps_parsed.pixel_dimensions().expect("dims"), (640, 360));
+        assert_eq!(sps[1], 66, "profile_idc: baseline");
+
+        let mut cam = cam;
+        let first = cam.next_au().expect("first unit");
+        assert_eq!(first.track, 0);
+        assert!(first.keyframe);
+        assert_eq!(first.wallclock, T0);
+        assert_eq!(first.pts, 0);
+        assert!(first.data.starts_with(&START_CODE));
+        assert_eq!(nal_types(&first.data), [7, 8, 5]);
+        let nals: Vec<&[u8]> = split_annex_b(&first.data).collect();
+        assert_eq!(nals[0], &sps[..]);
+        assert_eq!(nals[1], &pps[..]);
+
+        let no_audio = SyntheticCamera::new(
+            SyntheticConfig {
+                audio: false,
+                ..Default::default()
+            },
+            T0,
+        )
+        .expect("camera");
+        assert_eq!(no_audio.tracks().len(), 1);
+    }
+
+    #[test]
+    fn three_seconds_of_units() {
+        let mut cam = SyntheticCamera::new(SyntheticConfig::default(), T0).expect("camera");
+        let units = units_until(&mut cam, T0 + 3_000_000);
+        let video: Vec<&AccessUnit> = units.iter().filter(|u| u.track == 0).collect();
+        let audio: Vec<&AccessUnit> = units.iter().filter(|u| u.track == 1).collect();
+        assert_eq!(video.len(), 75);
+        assert_eq!(audio.len(), 150);
+        for pair in units.windows(2) {
+            assert!(pair[0].wallclock <= pair[1].wallclock, "order");
+            if pair[0].wallclock == pair[1].wallclock {
+                assert_eq!(pair[0].track, 0, "ties: video first");
+            }
+        }
+        for (n, v) in video.iter().enumerate() {
+            assert_eq!(v.pts, n as u64 * 3600);
+            assert_eq!(v.wallclock, T0 + n as i64 * 40_000);
+            assert!(!v.data.is_empty());
+            let types = nal_types(&v.data);
+            assert_eq!(v.keyframe, types.contains(&5), "frame {n}: {types:?}");
+            if v.keyframe {
+                assert_eq!(&types[..3], [7, 8, 5], "frame {n}");
+            }
+        }
+        let keyframes: Vec<usize> = (0..video.len()).filter(|&n| video[n].keyframe).collect();
+        assert_eq!(keyframes, [0, 50]);
+        for (k, a) in audio.iter().enumerate() {
+            assert_eq!(a.pts, k as u64 * 160);
+            assert_eq!(a.wallclock, T0 + k as i64 * 20_000);
+            assert_eq!(a.data.len(), 160);
+            assert!(a.keyframe);
+        }
+    }
+
+    #[test]
+    fn wallclock_has_no_drift_at_odd_rates() {
+        let mut cam = SyntheticCamera::new(
+            SyntheticConfig {
+                fps: 30,
+                audio: false,
+                width: 160,
+                height: 96,
+                ..Default::default()
+            },
+            T0,
+        )
+        .expect("camera");
+        let units = units_until(&mut cam, T0 + 1_000_000);
+        assert_eq!(units.len(), 30);
+        assert_eq!(units[1].wallclock, T0 + 33_333);
+        assert_eq!(units[2].wallclock, T0 + 66_666);
+        assert_eq!(units[29].wallclock, T0 + 966_666);
+        assert_eq!(units[29].pts, 87_000);
+        assert_eq!(cam.next_au().expect("unit").wallclock, T0 + 1_000_000);
+    }
+
+    #[test]
+    fn osd_time_text() {
+        assert_eq!(render_text_for(T0), "2025-11-21 22:04:05.120 UTC");
+        assert_eq!(render_text_for(0), "1970-01-01 00:00:00.000 UTC");
+        assert_eq!(render_text_for(-1), "1969-12-31 23:59:59.999 UTC");
+        // 951782400 s = 2000-02-29 00:00:00 (leap day of a century divisible by 400).
+        assert_eq!(
+            render_text_for(951_782_400_000_000 + 999),
+            "2000-02-29 00:00:00.000 UTC"
+        );
+        // 4102444799 s = 2099-12-31 23:59:59.
+        assert_eq!(
+            render_text_for(4_102_444_799_999_999),
+            "2099-12-31 23:59:59.999 UTC"
+        );
+    }
+
+    /// The inverse (days_from_civil), to check civil_from_days over a long range.
+    fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+        let y = if m <= 2 { y - 1 } else { y };
+        let era = y.div_euclid(400);
+        let yoe = y.rem_euclid(400);
+        let mp = i64::from((m + 9) % 12);
+        let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+        era * 146_097 + doe - 719_468
+    }
+
+    #[test]
+    fn civil_dates_round_trip() {
+        let mut prev = civil_from_days(-800_000);
+        for days in -799_999..800_000 {
+            let (y, m, d) = civil_from_days(days);
+            assert!((1..=12).contains(&m) && (1..=31).contains(&d));
+            assert_eq!(days_from_civil(y, m, d), days);
+            // Consecutive days: next day of the month, or day 1 of the next month/year.
+            let (py, pm, pd) = prev;
+            assert!(
+                (y, m, d) == (py, pm, pd + 1)
+                    || (d == 1 && ((y, m) == (py, pm + 1) || (y, m, pm) == (py + 1, 1, 12))),
+                "{prev:?} -> {:?}",
+                (y, m, d)
+            );
+            prev = (y, m, d);
+        }
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(20_413), (2025, 11, 21));
+    }
+
+    #[test]
+    fn beep_in_first_100ms_of_each_second() {
+        // Start 720 ms into a second so the beeps are not at the start of the stream.
+        let start = 1_763_762_645_720_000;
+        let mut cam = SyntheticCamera::new(
+            SyntheticConfig {
+                width: 160,
+                height: 96,
+                ..Default::default()
+            },
+            start,
+        )
+        .expect("camera");
+        let audio: Vec<AccessUnit> = units_until(&mut cam, start + 3_000_000)
+            .into_iter()
+            .filter(|u| u.track == 1)
+            .collect();
+        let mut loud = 0;
+        for a in &audio {
+            let energy: f64 = a
+                .data
+                .iter()
+                .map(|&c| f64::from(ipcamd_audio::g711::ulaw_to_linear(c)).powi(2))
+                .sum::<f64>()
+                / a.data.len() as f64;
+            let rms = energy.sqrt();
+            let in_second = a.wallclock.rem_euclid(1_000_000);
+            if in_second + 20_000 <= 100_000 {
+                // -10 dBFS peak sine: RMS 10362 / sqrt(2) = 7327, within µ-law error.
+                assert!((6800.0..7800.0).contains(&rms), "{in_second}: rms {rms}");
+                loud += 1;
+            } else if in_second >= 100_000 {
+                assert_eq!(rms, 0.0, "{in_second}");
+            }
+        }
+        assert_eq!(loud, 3 * 5, "five 20 ms frames of beep per second");
+        // Sample-exact edges: the beep starts on the second and stops 100 ms later.
+        let at = |t: UnixMicros| {
+            let a = audio
+                .iter()
+                .find(|a| (a.wallclock..a.wallclock + 20_000).contains(&t))
+                .expect("frame");
+            a.data[((t - a.wallclock) / 125) as usize]
+        };
+        let second = start - start.rem_euclid(1_000_000) + 1_000_000;
+        assert_eq!(at(second - 125), linear_to_ulaw(0));
+        assert_ne!(at(second + 250), linear_to_ulaw(0));
+        assert_ne!(at(second + 99_875 - 250), linear_to_ulaw(0));
+        assert_eq!(at(second + 100_000), linear_to_ulaw(0));
+        assert_eq!(at(second + 500_000), linear_to_ulaw(0));
+    }
+
+    #[test]
+    fn h264_decodes_with_ffmpeg() {
+        let mut cam = SyntheticCamera::new(
+            SyntheticConfig {
+                audio: false,
+                ..Default::default()
+            },
+            T0,
+        )
+        .expect("camera");
+        let mut stream = Vec::new();
+        let mut frames = 0;
+        for au in units_until(&mut cam, T0 + 2_200_000) {
+            stream.extend_from_slice(&au.data);
+            frames += 1;
+        }
+        assert_eq!(frames, 55);
+        assert_eq!(ffmpeg_decode(&stream, "h264", "h264.h264"), frames);
+    }
+
+    #[test]
+    fn mjpeg_decodes_with_ffmpeg_and_is_rfc2435_friendly() {
+        let mut cam = SyntheticCamera::new(
+            SyntheticConfig {
+                video: SyntheticVideo::Mjpeg,
+                audio: false,
+                ..Default::default()
+            },
+            T0,
+        )
+        .expect("camera");
+        assert_eq!(cam.tracks()[0], TrackInfo::new(CodecParams::Jpeg, 26));
+        assert_eq!(cam.tracks()[0].payload_type, 26);
+        assert_eq!(cam.picture_size(), (640, 352));
+        let units = units_until(&mut cam, T0 + 400_000);
+        assert_eq!(units.len(), 10);
+        let mut stream = Vec::new();
+        for au in &units {
+            assert!(au.keyframe);
+            check_jpeg_headers(&au.data);
+            stream.extend_from_slice(&au.data);
+        }
+        assert_eq!(ffmpeg_decode(&stream, "mjpeg", "mjpeg.mjpeg"), units.len());
+    }
+
+    /// Baseline (SOF0 only), 640x352, Y 2x2 + Cb/Cr 1x1, standard Huffman tables, no DRI.
+    fn check_jpeg_headers(jpeg: &[u8]) {
+        const STD_LUMA_DC_BITS: [u8; 16] = [0, 1, 5, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0];
+        const STD_LUMA_AC_BITS: [u8; 16] =
+            [0, 2, 1, 3, 3, 2, 4, 3, 5, 5, 4, 4, 0, 0, 1, 0x7d];
+        assert_eq!(&jpeg[..2], [0xff, 0xd8], "SOI");
+        assert_eq!(&jpeg[jpeg.len() - 2..], [0xff, 0xd9], "EOI");
+        let mut i = 2;
+        let mut sof0 = false;
+        let mut dht_bits = Vec::new();
+        loop {
+            assert_eq!(jpeg[i], 0xff, "marker at {i}");
+            let marker = jpeg[i + 1];
+            let len = usize::from(u16::from_be_bytes([jpeg[i + 2], jpeg[i + 3]]));
+            let seg = &jpeg[i + 4..i + 2 + len];
+            match marker {
+                0xc0 => {
+                    sof0 = true;
+                    assert_eq!(seg[0], 8, "precision");
+                    assert_eq!(u16::from_be_bytes([seg[1], seg[2]]), 352);
+                    assert_eq!(u16::from_be_bytes([seg[3], seg[4]]), 640);
+                    assert_eq!(seg[5], 3, "components");
+                    assert_eq!(seg[7], 0x22, "Y sampling");
+                    assert_eq!(seg[10], 0x11, "Cb sampling");
+                    assert_eq!(seg[13], 0x11, "Cr sampling");
+                }
+                0xc1..=0xcf if marker != 0xc4 && marker != 0xc8 && marker != 0xcc => {
+                    panic!("non-baseline SOF {marker:#x}")
+                }
+                0xdd => panic!("restart interval"),
+                0xc4 => {
+                    let mut s = seg;
+                    while !s.is_empty() {
+                        let class_id = s[0];
+                        let bits: [u8; 16] = s[1..17].try_into().expect("bits");
+                        let n: usize = bits.iter().map(|&b| usize::from(b)).sum();
+                        dht_bits.push((class_id, bits));
+                        s = &s[17 + n..];
+                    }
+                }
+                0xda => break,
+                _ => {}
+            }
+            i += 2 + len;
+        }
+        assert!(sof0, "no SOF0");
+        assert!(dht_bits.contains(&(0x00, STD_LUMA_DC_BITS)), "{dht_bits:?}");
+        assert!(dht_bits.contains(&(0x10, STD_LUMA_AC_BITS)), "{dht_bits:?}");
+        assert_eq!(dht_bits.len(), 4);
+    }
+
+    #[test]
+    fn rejects_bad_config() {
+        for cfg in [
+            SyntheticConfig {
+                fps: 0,
+                ..Default::default()
+            },
+            SyntheticConfig {
+                width: 8,
+                ..Default::default()
+            },
+            SyntheticConfig {
+                video: SyntheticVideo::Mjpeg,
+                height: 15,
+                ..Default::default()
+            },
+        ] {
+            assert!(matches!(
+                SyntheticCamera::new(cfg, T0),
+                Err(SourceError::Encoder(_))
+            ));
+        }
+    }
+
+    #[test]
+    fn picture_moves_and_shows_the_time() {
+        let mut p = Picture::new(640, 360, "cam1");
+        p.draw(0, T0);
+        let first = p.y.clone();
+        p.draw(1, T0 + 40_000);
+        assert_ne!(first, p.y, "picture changes from frame to frame");
+        // The OSD box (near-black background + white text) sits at the top left.
+        let row = 8 + p.time_scale + 2; // inside the first text row of glyphs
+        let line = &p.y[row * 640..row * 640 + 640];
+        assert!(line[..400].contains(&TEXT_Y));
+        assert!(line[..400].contains(&TEXT_BG_Y));
+    }
+
+    /// Draw and encode times per frame; run with `--release -- --nocapture` for figures.
+    #[test]
+    fn frame_timing() {
+        const FRAMES: u64 = 50;
+        for video in [SyntheticVideo::H264, SyntheticVideo::Mjpeg] {
+            let cfg = SyntheticConfig {
+                video,
+                audio: false,
+                ..Default::default()
+            };
+            let mut cam = SyntheticCamera::new(cfg, T0).expect("camera");
+            let (mut draw, mut encode) = (0u128, 0u128);
+            let mut bytes = 0;
+            for n in 1..=FRAMES {
+                let t0 = Instant::now();
+                cam.picture.draw(n, T0 + n as i64 * 40_000);
+                let t1 = Instant::now();
+                let size = match &mut cam.encoder {
+                    VideoEncoder::H264(h) => h
+                        .encode(&cam.picture, n, n * 40)
+                        .expect("encode")
+                        .map_or(0, |(d, _)| d.len()),
+                    VideoEncoder::Jpeg(j) => j.encode(&cam.picture, n).expect("encode").len(),
+                };
+                let t2 = Instant::now();
+                draw += (t1 - t0).as_micros();
+                encode += (t2 - t1).as_micros();
+                bytes += size;
+            }
+            println!(
+                "{video:?} {}x{}: draw {} µs/frame, encode {} µs/frame, {} bytes/frame",
+                cam.picture.width,
+                cam.picture.height,
+                draw / u128::from(FRAMES),
+                encode / u128::from(FRAMES),
+                bytes / FRAMES as usize
+            );
+        }
+    }
+}

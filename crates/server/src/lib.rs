@@ -1,1 +1,105 @@
-//! (being written)
+//! # ipcamd-server: listeners, RTSP connections, sessions and transports
+//!
+//! The tokio layer around the sans-IO protocol core (`ipcamd-proto`) and the media fan-out
+//! (`ipcamd-media`). Files, one job each:
+//!
+//! - [`state`]: what all connections share: cameras, the session registry, UDP sockets.
+//! - [`session`]: an RTSP session: its set-up tracks, transports, keep-alive, PLAY task.
+//! - [`rtsp`]: one RTSP connection (plain TCP, or the POST half of an HTTP tunnel): decode
+//!   requests, answer them.
+//! - [`delivery`]: the PLAY task: frames from the fan-out to a TCP writer or UDP peer,
+//!   RTCP sender reports.
+//! - [`udp`]: the server's RTP/RTCP UDP socket pair and the receiver-report loop.
+//! - [`http`]: the HTTP port: RTSP-over-HTTP tunnel pairs, and a small index page.
+//!
+//! Live vs replay: only live streaming exists so far; a session plays one camera's
+//! [`Stream`](ipcamd_media::fanout::Stream).
+
+pub mod delivery;
+pub mod http;
+pub mod rtsp;
+pub mod session;
+pub mod state;
+pub mod udp;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+
+pub use state::{Camera, ServerState};
+
+/// Everything the server needs to know besides its cameras.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    pub rtsp_listen: SocketAddr,
+    pub http_listen: Option<SocketAddr>,
+    /// First of the two UDP ports (RTP, RTCP = +1) media is sent from; 0 = any free pair.
+    pub rtp_port: u16,
+    /// Session timeout announced in `Session: id;timeout=N`.
+    pub session_timeout: Duration,
+    /// Name in the `Server:` header and SDP.
+    pub server_name: String,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        ServerOptions {
+            rtsp_listen: ([0, 0, 0, 0], 8554).into(),
+            http_listen: Some(([0, 0, 0, 0], 8080).into()),
+            rtp_port: 0,
+            session_timeout: Duration::from_secs(60),
+            server_name: format!("ipcamd/{}", env!("CARGO_PKG_VERSION")),
+        }
+    }
+}
+
+/// A started server: its bound addresses (useful when ports were 0) and its tasks.
+pub struct Server {
+    pub state: Arc<ServerState>,
+    pub rtsp_addr: SocketAddr,
+    pub http_addr: Option<SocketAddr>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Server {
+    /// Binds all listeners (errors name the address) and starts serving.
+    pub async fn start(options: ServerOptions, cameras: Vec<Camera>) -> std::io::Result<Server> {
+        let rtsp = TcpListener::bind(options.rtsp_listen).await.map_err(|e| {
+            std::io::Error::new(e.kind(), format!("cannot listen for RTSP on {}: {e}", options.rtsp_listen))
+        })?;
+        let http = match options.http_listen {
+            Some(addr) => Some(TcpListener::bind(addr).await.map_err(|e| {
+                std::io::Error::new(e.kind(), format!("cannot listen for HTTP on {addr}: {e}"))
+            })?),
+            None => None,
+        };
+        let udp = udp::UdpPair::bind(options.rtsp_listen.ip(), options.rtp_port).await?;
+        let rtsp_addr = rtsp.local_addr()?;
+        let http_addr = http.as_ref().map(|l| l.local_addr()).transpose()?;
+        let state = ServerState::new(options, cameras, udp, rtsp_addr, http_addr);
+        let mut tasks = vec![
+            tokio::spawn(rtsp::accept_loop(state.clone(), rtsp)),
+            tokio::spawn(udp::rtcp_loop(state.clone())),
+            tokio::spawn(session::reaper(state.clone())),
+        ];
+        if let Some(http) = http {
+            tasks.push(tokio::spawn(http::accept_loop(state.clone(), http)));
+        }
+        Ok(Server {
+            state,
+            rtsp_addr,
+            http_addr,
+            tasks,
+        })
+    }
+
+    /// Stops accepting, tears down every session.
+    pub async fn shutdown(self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+        self.state.sessions.teardown_all();
+    }
+}

@@ -1,0 +1,203 @@
+//! The configuration file (TOML). Every key has a default, so no file is needed: the
+//! default is one synthetic camera `cam1`. The reference is in README.md ("Configuration").
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: ServerSection,
+    #[serde(rename = "camera")]
+    pub cameras: Vec<CameraConfig>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            server: ServerSection::default(),
+            cameras: vec![CameraConfig::default()],
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSection {
+    /// RTSP listen address.
+    pub rtsp_listen: SocketAddr,
+    /// HTTP listen address (RTSP-over-HTTP tunnel, index); "" or "off" disables it.
+    pub http_listen: String,
+    /// First of the UDP port pair media is sent from (RTCP = +1); 0 = first free from 6970.
+    pub rtp_port: u16,
+    /// Session timeout in seconds, announced in `Session: id;timeout=N`.
+    pub session_timeout_s: u64,
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        ServerSection {
+            rtsp_listen: ([0, 0, 0, 0], 8554).into(),
+            http_listen: "0.0.0.0:8080".into(),
+            rtp_port: 0,
+            session_timeout_s: 60,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceKind {
+    Synthetic,
+    File,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VideoCodec {
+    H264,
+    Mjpeg,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CameraConfig {
+    /// Name, and the path of its URL: rtsp://HOST:PORT/<name>.
+    pub name: String,
+    pub source: SourceKind,
+    // Synthetic camera.
+    pub width: u32,
+    pub height: u32,
+    pub fps: u32,
+    pub bitrate_kbps: u32,
+    pub keyframe_interval_ms: u32,
+    pub video: VideoCodec,
+    pub jpeg_quality: u8,
+    pub audio: bool,
+    // File source.
+    pub path: Option<PathBuf>,
+}
+
+impl Default for CameraConfig {
+    fn default() -> Self {
+        CameraConfig {
+            name: "cam1".into(),
+            source: SourceKind::Synthetic,
+            width: 640,
+            height: 360,
+            fps: 25,
+            bitrate_kbps: 1000,
+            keyframe_interval_ms: 2000,
+            video: VideoCodec::H264,
+            jpeg_quality: 80,
+            audio: true,
+            path: None,
+        }
+    }
+}
+
+impl Config {
+    /// Reads and checks a configuration file. Errors name the file, line and key.
+    pub fn load(path: &Path) -> Result<Config, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("{}: cannot read the configuration: {e}", path.display()))?;
+        Config::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    pub fn parse(text: &str) -> Result<Config, String> {
+        let config: Config = toml::from_str(text).map_err(|e| {
+            let line = e
+                .span()
+                .map(|s| text.get(..s.start).map_or(0, |t| t.lines().count().max(1)))
+                .unwrap_or(0);
+            format!("line {line}: {}", e.message())
+        })?;
+        config.check()?;
+        Ok(config)
+    }
+
+    fn check(&self) -> Result<(), String> {
+        let mut seen = std::collections::HashSet::new();
+        for (i, c) in self.cameras.iter().enumerate() {
+            let at = format!("[[camera]] #{} ({:?})", i + 1, c.name);
+            if c.name.is_empty()
+                || !c
+                    .name
+                    .chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_')
+            {
+                return Err(format!(
+                    "{at}: name must be non-empty and use only letters, digits, '-' and '_' (it is a URL path)"
+                ));
+            }
+            if !seen.insert(c.name.as_str()) {
+                return Err(format!("{at}: name is used by another camera"));
+            }
+            if c.source == SourceKind::File && c.path.is_none() {
+                return Err(format!("{at}: source = \"file\" needs path = \"/some/file.mp4\""));
+            }
+            if !(16..=4096).contains(&c.width) || !(16..=4096).contains(&c.height) {
+                return Err(format!("{at}: width/height must be 16..4096 (got {}x{})", c.width, c.height));
+            }
+            if !(1..=120).contains(&c.fps) {
+                return Err(format!("{at}: fps must be 1..120 (got {})", c.fps));
+            }
+            if !(1..=100).contains(&c.jpeg_quality) {
+                return Err(format!("{at}: jpeg_quality must be 1..100 (got {})", c.jpeg_quality));
+            }
+        }
+        if self.server.session_timeout_s == 0 {
+            return Err("[server] session_timeout_s must be at least 1".into());
+        }
+        Ok(())
+    }
+
+    pub fn http_listen(&self) -> Result<Option<SocketAddr>, String> {
+        match self.server.http_listen.trim() {
+            "" | "off" => Ok(None),
+            s => s
+                .parse()
+                .map(Some)
+                .map_err(|e| format!("[server] http_listen = {s:?}: {e}")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_is_the_default() {
+        let c = Config::parse("").unwrap();
+        assert_eq!(c.cameras.len(), 1);
+        assert_eq!(c.cameras[0].name, "cam1");
+        assert_eq!(c.server.rtsp_listen.port(), 8554);
+    }
+
+    #[test]
+    fn errors_name_line_and_key() {
+        let e = Config::parse("[server]\nrtsp_listen = \"0.0.0.0:1\"\nbogus = 1\n").unwrap_err();
+        assert!(e.contains("line 3") && e.contains("bogus"), "{e}");
+        let e = Config::parse("[[camera]]\nname = \"a\"\nfps = \"x\"\n").unwrap_err();
+        assert!(e.contains("line 3"), "{e}");
+        let e = Config::parse("[[camera]]\nname = \"a/b\"\n").unwrap_err();
+        assert!(e.contains("name"), "{e}");
+        let e = Config::parse("[[camera]]\nname = \"f\"\nsource = \"file\"\n").unwrap_err();
+        assert!(e.contains("path"), "{e}");
+    }
+
+    #[test]
+    fn cameras_parse() {
+        let c = Config::parse(
+            "[[camera]]\nname = \"a\"\nvideo = \"mjpeg\"\naudio = false\n[[camera]]\nname = \"b\"\nsource = \"file\"\npath = \"x.mp4\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.cameras.len(), 2);
+        assert_eq!(c.cameras[0].video, VideoCodec::Mjpeg);
+        assert!(!c.cameras[0].audio);
+        assert_eq!(c.cameras[1].source, SourceKind::File);
+    }
+}

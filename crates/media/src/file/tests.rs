@@ -1,0 +1,458 @@
+//! Tests against the files in `testdata/` (see its README for how they were made) and
+//! against ffmpeg, which must be installed: a missing ffmpeg fails the tests.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use bytes::Bytes;
+use ipcamd_proto::codec::CodecParams;
+use rand::{Rng, SeedableRng};
+
+use super::*;
+
+const START: UnixMicros = 1_763_762_544_000_000;
+
+fn testdata(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("testdata")
+        .join(name)
+}
+
+/// A path in a per-process scratch directory.
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("ipcamd-file-tests-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+fn open(name: &str) -> FileSource {
+    match FileSource::open(&testdata(name), START) {
+        Ok(s) => s,
+        Err(e) => panic!("{name}: {e}"),
+    }
+}
+
+/// Every unit due before `loops` loop periods have passed.
+fn read_loops(src: &mut FileSource, loops: f64) -> Vec<AccessUnit> {
+    let end = START + (src.duration_us() as f64 * loops) as i64;
+    let mut units = Vec::new();
+    loop {
+        let au = src.next_au().unwrap();
+        if au.wallclock >= end {
+            return units;
+        }
+        units.push(au);
+    }
+}
+
+/// Which loop a unit belongs to, from its wallclock.
+fn loop_of(src: &FileSource, au: &AccessUnit) -> u64 {
+    (au.wallclock - START) as u64 / src.duration_us()
+}
+
+/// The NAL units of an Annex B payload (we only write 4-byte start codes).
+fn nals(data: &[u8]) -> Vec<&[u8]> {
+    assert!(data.starts_with(&[0, 0, 0, 1]), "{:02x?}", &data[..8]);
+    let mut out = Vec::new();
+    let mut start = 4;
+    let mut i = 4;
+    while i + 4 <= data.len() {
+        if data[i..i + 4] == [0, 0, 0, 1] {
+            out.push(&data[start..i]);
+            start = i + 4;
+            i += 4;
+        } else {
+            i += 1;
+        }
+    }
+    out.push(&data[start..]);
+    out
+}
+
+fn nal_types(kind: NalKind, data: &[u8]) -> Vec<u8> {
+    nals(data)
+        .iter()
+        .map(|n| kind.nal_type(n).unwrap())
+        .collect()
+}
+
+fn ffmpeg(args: &[&str]) -> std::process::Output {
+    Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error"])
+        .args(args)
+        .output()
+        .expect("ffmpeg must be installed to run these tests")
+}
+
+/// Decodes an elementary stream with ffmpeg: exit 0 and nothing on stderr.
+fn assert_decodes(format: &str, name: &str, data: &[u8]) {
+    let path = scratch(name);
+    std::fs::write(&path, data).unwrap();
+    let out = ffmpeg(&["-f", format, "-i", path.to_str().unwrap(), "-f", "null", "-"]);
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "ffmpeg failed to decode {}: {}\n{}",
+        path.display(),
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn h264_aac_tracks_and_params() {
+    let src = open("h264_aac.mp4");
+    let tracks = src.tracks();
+    assert_eq!(tracks.len(), 2);
+    assert_eq!(tracks[0].payload_type, 96);
+    assert_eq!(tracks[1].payload_type, 97);
+    let CodecParams::H264 { sps, pps } = &tracks[0].codec else {
+        panic!("{:?}", tracks[0].codec);
+    };
+    assert_eq!(NalKind::H264.nal_type(sps), Some(7));
+    assert_eq!(NalKind::H264.nal_type(pps), Some(8));
+    let rbsp = h264_reader::rbsp::decode_nal(sps).unwrap();
+    let sps = h264_reader::nal::sps::SeqParameterSet::from_bits(
+        h264_reader::rbsp::BitReader::new(&rbsp[..]),
+    )
+    .unwrap();
+    assert_eq!(sps.pixel_dimensions().unwrap(), (320, 240));
+    let CodecParams::Aac {
+        rate,
+        channels,
+        config,
+    } = &tracks[1].codec
+    else {
+        panic!("{:?}", tracks[1].codec);
+    };
+    assert_eq!((*rate, *channels), (48000, 1));
+    assert_eq!(&config[..2], &[0x11, 0x88]); // AAC-LC, 48 kHz, mono
+    assert_eq!(tracks[1].clock_rate(), 48000);
+    // The audio track is the longer one: 94 frames of 1024 and one of 768 samples.
+    assert_eq!(src.duration_us(), 97024 * 1_000_000 / 48000);
+}
+
+#[test]
+fn h264_aac_one_loop() {
+    let mut src = open("h264_aac.mp4");
+    let units = read_loops(&mut src, 1.0);
+    assert!(units.windows(2).all(|w| w[0].wallclock <= w[1].wallclock));
+
+    let video: Vec<_> = units.iter().filter(|u| u.track == 0).collect();
+    assert_eq!(video.len(), 50);
+    let keyframes: Vec<usize> = (0..video.len()).filter(|&i| video[i].keyframe).collect();
+    assert_eq!(keyframes, vec![0, 25]);
+    for &k in &keyframes {
+        let types = nal_types(NalKind::H264, &video[k].data);
+        assert_eq!(&types[..2], &[7, 8], "frame {k}: {types:?}");
+        assert!(types.contains(&5), "frame {k}: {types:?}");
+    }
+    // Decode order: decode times (wallclock) strictly increase at 25 fps...
+    assert!(video
+        .windows(2)
+        .all(|w| w[1].wallclock - w[0].wallclock == 40_000));
+    assert_eq!(video[0].wallclock, START);
+    // ...while B-frames make presentation times go back.
+    assert!(video.windows(2).any(|w| w[1].pts < w[0].pts));
+    let mut pts: Vec<u64> = video.iter().map(|u| u.pts).collect();
+    pts.sort_unstable();
+    let first = pts[0];
+    assert!(pts
+        .iter()
+        .enumerate()
+        .all(|(i, &p)| p == first + i as u64 * 3600));
+
+    let audio: Vec<_> = units.iter().filter(|u| u.track == 1).collect();
+    assert_eq!(audio.len(), 95);
+    for (i, a) in audio.iter().enumerate() {
+        assert_eq!(a.pts, i as u64 * 1024);
+        assert_eq!(a.wallclock, START + (i as i64 * 1024 * 1_000_000) / 48000);
+        assert!(a.keyframe && !a.data.is_empty());
+    }
+}
+
+#[test]
+fn h264_annex_b_decodes_with_ffmpeg() {
+    let mut src = open("h264_aac.mp4");
+    let units = read_loops(&mut src, 2.0);
+    let es: Vec<u8> = units
+        .iter()
+        .filter(|u| u.track == 0)
+        .flat_map(|u| u.data.iter().copied())
+        .collect();
+    assert_decodes("h264", "two_loops.h264", &es);
+}
+
+#[test]
+fn h264_aac_loops() {
+    let mut src = open("h264_aac.mp4");
+    let units = read_loops(&mut src, 2.5);
+    assert!(units.windows(2).all(|w| w[0].wallclock <= w[1].wallclock));
+    assert_eq!(loop_of(&src, units.last().unwrap()), 2);
+    // One loop period in each track's clock: 97024 / 48000 s.
+    let period = [97024 * 90000 / 48000, 97024];
+    for track in 0..2 {
+        let by_loop = |k: u64| -> Vec<&AccessUnit> {
+            units
+                .iter()
+                .filter(|u| u.track == track && loop_of(&src, u) == k)
+                .collect()
+        };
+        let loops = [by_loop(0), by_loop(1), by_loop(2)];
+        for k in 1..3 {
+            let (prev, this) = (&loops[k - 1], &loops[k]);
+            let max_prev = prev.iter().map(|u| u.pts).max().unwrap();
+            let min_this = this.iter().map(|u| u.pts).min().unwrap();
+            assert!(min_this > max_prev, "track {track} loop {k}");
+            assert_eq!(this[0].pts, prev[0].pts + period[track], "track {track}");
+            assert!(this[0].keyframe);
+            assert_eq!(
+                this[0].wallclock,
+                START + (k as i64 * 97024 * 1_000_000) / 48000
+            );
+            if k == 1 {
+                // Same samples, same order.
+                assert_eq!(this.len(), prev.len());
+                assert!(this.iter().zip(prev).all(|(a, b)| a.data == b.data));
+            }
+        }
+        if track == 0 {
+            let types = nal_types(NalKind::H264, &loops[1][0].data);
+            assert_eq!(&types[..2], &[7, 8]);
+            assert_eq!(loops[2].len(), 25); // half a loop: 1 s at 25 fps
+        }
+    }
+}
+
+#[test]
+fn h265() {
+    let mut src = open("h265_aac.mp4");
+    let tracks = src.tracks().to_vec();
+    assert_eq!(tracks.len(), 2);
+    let CodecParams::H265 { vps, sps, pps } = &tracks[0].codec else {
+        panic!("{:?}", tracks[0].codec);
+    };
+    let ty = |n: &Bytes| NalKind::H265.nal_type(n);
+    assert_eq!((ty(vps), ty(sps), ty(pps)), (Some(32), Some(33), Some(34)));
+    assert_eq!(tracks[0].payload_type, 96);
+    assert!(matches!(tracks[1].codec, CodecParams::Aac { rate: 48000, .. }));
+
+    let units = read_loops(&mut src, 2.0);
+    let video: Vec<_> = units.iter().filter(|u| u.track == 0).collect();
+    assert_eq!(video.len(), 100);
+    let keyframes: Vec<usize> = (0..video.len()).filter(|&i| video[i].keyframe).collect();
+    assert_eq!(keyframes, vec![0, 25, 50, 75]);
+    for &k in &keyframes {
+        let types = nal_types(NalKind::H265, &video[k].data);
+        assert_eq!(&types[..3], &[32, 33, 34], "frame {k}: {types:?}");
+    }
+    assert!(video[..50].windows(2).any(|w| w[1].pts < w[0].pts));
+    let es: Vec<u8> = video.iter().flat_map(|u| u.data.iter().copied()).collect();
+    assert_decodes("hevc", "two_loops.h265", &es);
+}
+
+#[test]
+fn pcmu_mov() {
+    let path = testdata("h264_pcmu.mov");
+    let mut src = open("h264_pcmu.mov");
+    let tracks = src.tracks().to_vec();
+    assert_eq!(tracks.len(), 2);
+    assert!(matches!(tracks[0].codec, CodecParams::H264 { .. }));
+    assert_eq!(
+        tracks[1].codec,
+        CodecParams::Pcmu {
+            rate: 8000,
+            channels: 1
+        }
+    );
+    assert_eq!(tracks[1].payload_type, 0);
+    assert_eq!(src.duration_us(), 2_000_000);
+
+    let units = read_loops(&mut src, 1.0);
+    assert!(units.windows(2).all(|w| w[0].wallclock <= w[1].wallclock));
+    assert_eq!(units.iter().filter(|u| u.track == 0).count(), 50);
+    let audio: Vec<_> = units.iter().filter(|u| u.track == 1).collect();
+    let mut expected_pts = 0;
+    for a in &audio {
+        assert!((100..=160).contains(&a.data.len()), "{}", a.data.len());
+        assert_eq!(a.pts, expected_pts);
+        assert_eq!(a.wallclock, START + a.pts as i64 * 125);
+        assert!(a.keyframe);
+        expected_pts += a.data.len() as u64;
+    }
+    assert_eq!(expected_pts, 16000);
+
+    // The same bytes as ffmpeg extracts.
+    let out = ffmpeg(&[
+        "-i",
+        path.to_str().unwrap(),
+        "-map",
+        "0:a",
+        "-c",
+        "copy",
+        "-f",
+        "mulaw",
+        "-",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let ours: Vec<u8> = audio.iter().flat_map(|u| u.data.iter().copied()).collect();
+    assert_eq!(ours, out.stdout);
+}
+
+fn assert_file_error(result: Result<FileSource, SourceError>, path: &Path) -> String {
+    match result {
+        Err(SourceError::File { path: p, what }) => {
+            assert_eq!(p, path.display().to_string());
+            assert!(!what.is_empty());
+            what
+        }
+        Err(e) => panic!("{}: unexpected error {e}", path.display()),
+        Ok(_) => panic!("{}: opened", path.display()),
+    }
+}
+
+#[test]
+fn truncated_files_fail() {
+    let mut beyond_end = 0;
+    for name in ["h264_aac.mp4", "h265_aac.mp4", "h264_pcmu.mov"] {
+        let data = std::fs::read(testdata(name)).unwrap();
+        for keep in [100, data.len() / 2, data.len() - 1000] {
+            let path = scratch(&format!("cut{keep}_{name}"));
+            std::fs::write(&path, &data[..keep]).unwrap();
+            let what = assert_file_error(FileSource::open(&path, START), &path);
+            beyond_end += usize::from(what.contains("beyond the end"));
+        }
+    }
+    // h265_aac.mp4 has its moov first: cutting its mdat leaves samples past the end.
+    assert_eq!(beyond_end, 2);
+}
+
+#[test]
+fn not_mp4_fails() {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let mut random = vec![0u8; 65536];
+    rng.fill(&mut random[..]);
+    for (name, data) in [("random.mp4", &random[..]), ("empty.mp4", &[][..])] {
+        let path = scratch(name);
+        std::fs::write(&path, data).unwrap();
+        assert_file_error(FileSource::open(&path, START), &path);
+    }
+    let missing = scratch("missing.mp4");
+    assert_file_error(FileSource::open(&missing, START), &missing);
+}
+
+/// Flipped bytes anywhere (sample tables, sample data) give errors, never panics.
+#[test]
+fn corrupt_files_never_panic() {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(42);
+    let mut opened = 0;
+    for name in ["h264_aac.mp4", "h265_aac.mp4", "h264_pcmu.mov"] {
+        let data = std::fs::read(testdata(name)).unwrap();
+        let path = scratch(&format!("corrupt_{name}"));
+        for _ in 0..150 {
+            let mut bad = data.clone();
+            for _ in 0..rng.random_range(1..8) {
+                let i = rng.random_range(0..bad.len());
+                bad[i] = rng.random();
+            }
+            std::fs::write(&path, &bad).unwrap();
+            let Ok(mut src) = FileSource::open(&path, START) else {
+                continue;
+            };
+            opened += 1;
+            for _ in 0..300 {
+                if src.next_au().is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    assert!(opened > 0);
+}
+
+#[test]
+fn fragmented_fails() {
+    let path = scratch("fragmented.mp4");
+    let out = ffmpeg(&[
+        "-y",
+        "-i",
+        testdata("h264_aac.mp4").to_str().unwrap(),
+        "-c",
+        "copy",
+        "-movflags",
+        "frag_keyframe+empty_moov",
+        path.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let what = assert_file_error(FileSource::open(&path, START), &path);
+    assert!(what.contains("fragmented"), "{what}");
+}
+
+#[test]
+fn unsupported_tracks_are_skipped() {
+    // A subtitle track next to H.264 + AAC.
+    let srt = scratch("subs.srt");
+    std::fs::write(&srt, "1\n00:00:00,000 --> 00:00:01,000\nhello\n").unwrap();
+    let with_subs = scratch("with_subs.mp4");
+    let out = ffmpeg(&[
+        "-y",
+        "-i",
+        testdata("h264_aac.mp4").to_str().unwrap(),
+        "-i",
+        srt.to_str().unwrap(),
+        "-map",
+        "0",
+        "-map",
+        "1",
+        "-c",
+        "copy",
+        "-c:s",
+        "mov_text",
+        with_subs.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let src = FileSource::open(&with_subs, START).unwrap();
+    assert_eq!(src.tracks().len(), 2);
+
+    // Nothing playable: MPEG-4 Part 2 video only.
+    let mp4v = scratch("mp4v.mp4");
+    let out = ffmpeg(&[
+        "-y",
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=size=64x64:rate=5",
+        "-t",
+        "1",
+        "-c:v",
+        "mpeg4",
+        mp4v.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let what = assert_file_error(FileSource::open(&mp4v, START), &mp4v);
+    assert!(what.contains("no playable track"), "{what}");
+}
+
+#[test]
+fn clock_time_is_exact() {
+    let d = MediaDuration {
+        ticks: 97024,
+        timescale: 48000,
+    };
+    // 12800 Hz video ticks to 90 kHz.
+    assert_eq!(clock_time(512, 12800, 0, d, 90000), 3600);
+    assert_eq!(clock_time(0, 12800, 1, d, 90000), 181920);
+    assert_eq!(clock_time(512, 12800, 3, d, 90000), 3600 + 3 * 181920);
+    // 1/3 s in µs, rounded down, without drift after many loops.
+    let third = MediaDuration {
+        ticks: 1,
+        timescale: 3,
+    };
+    assert_eq!(clock_time(0, 3, 1, third, 1_000_000), 333_333);
+    assert_eq!(clock_time(0, 3, 3_000_000, third, 1_000_000), 1_000_000_000_000);
+    // Absurd values saturate instead of overflowing.
+    let huge = MediaDuration {
+        ticks: u64::MAX,
+        timescale: 1,
+    };
+    assert_eq!(clock_time(u64::MAX, 1, u64::MAX, huge, u64::MAX), u64::MAX);
+}

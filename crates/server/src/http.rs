@@ -1,0 +1,166 @@
+//! The HTTP port: RTSP over HTTP tunnelling (Apple's scheme, required by ONVIF as
+//! RTP/RTSP/HTTP/TCP) and a small plain-text index of what is served.
+//!
+//! Tunnel: the client opens a GET and a POST connection carrying the same
+//! `x-sessioncookie`. The GET is answered `200 OK` with content type
+//! `application/x-rtsp-tunnelled` and then carries every server->client byte (RTSP answers
+//! and interleaved media); the POST body is the base64-encoded client->server RTSP stream.
+//! Sessions whose media goes over the GET end when the GET connection closes.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ipcamd_proto::tunnel::{parse_http_head, tunnel_get_response, Base64Stream, HttpRequestHead};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::delivery::{new_writer, Writer};
+use crate::rtsp::Conn;
+use crate::state::{lock, ServerState};
+
+const MAX_HTTP_HEAD: usize = 16 * 1024;
+/// How long a POST waits for its GET half (clients open the GET first, but not always
+/// before the POST reaches us).
+const PAIRING_WAIT: Duration = Duration::from_secs(5);
+
+/// A tunnel's GET half, waiting for or paired with its POST.
+#[derive(Clone)]
+pub struct TunnelGet {
+    pub writer: Writer,
+    pub conn_id: u64,
+}
+
+pub async fn accept_loop(state: Arc<ServerState>, listener: TcpListener) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                let state = state.clone();
+                tokio::spawn(async move { serve(state, stream, peer).await });
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "HTTP accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+async fn read_head(stream: &mut TcpStream) -> Option<(HttpRequestHead, Vec<u8>)> {
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 2048];
+    loop {
+        match parse_http_head(&buf, MAX_HTTP_HEAD) {
+            Ok(Some((head, used))) => {
+                let rest = buf.get(used..).map(<[u8]>::to_vec).unwrap_or_default();
+                return Some((head, rest));
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::info!(error = %e, "malformed HTTP request");
+                let _ = stream
+                    .write_all(b"HTTP/1.0 400 Bad Request\r\nConnection: close\r\n\r\n")
+                    .await;
+                return None;
+            }
+        }
+        let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut chunk))
+            .await
+            .ok()?
+            .ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(chunk.get(..n)?);
+    }
+}
+
+async fn serve(state: Arc<ServerState>, mut stream: TcpStream, peer: SocketAddr) {
+    let _ = stream.set_nodelay(true);
+    state.counters.connections.fetch_add(1, Ordering::Relaxed);
+    let Some((head, rest)) = read_head(&mut stream).await else {
+        return;
+    };
+    let cookie = head.session_cookie().map(str::to_owned);
+    match cookie {
+        Some(cookie) if head.is_tunnel_get() => tunnel_get(state, stream, peer, cookie).await,
+        Some(cookie) if head.is_tunnel_post() => tunnel_post(state, stream, peer, cookie, rest).await,
+        _ => plain_http(&state, stream, &head).await,
+    }
+}
+
+async fn tunnel_get(state: Arc<ServerState>, mut stream: TcpStream, peer: SocketAddr, cookie: String) {
+    if stream.write_all(tunnel_get_response()).await.is_err() {
+        return;
+    }
+    let conn_id = state.next_conn_id();
+    let (mut rd, wr) = stream.into_split();
+    let get = TunnelGet {
+        writer: new_writer(wr),
+        conn_id,
+    };
+    lock(&state.tunnels).insert(cookie.clone(), get);
+    tracing::debug!(%peer, conn_id, "HTTP tunnel GET opened");
+    // The client sends nothing more on the GET; wait for it to close.
+    let mut sink = [0u8; 512];
+    while let Ok(n) = rd.read(&mut sink).await {
+        if n == 0 {
+            break;
+        }
+    }
+    lock(&state.tunnels).remove(&cookie);
+    state.sessions.teardown_connection(conn_id);
+    tracing::debug!(%peer, conn_id, "HTTP tunnel GET closed");
+}
+
+async fn tunnel_post(
+    state: Arc<ServerState>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    cookie: String,
+    already_read: Vec<u8>,
+) {
+    let deadline = tokio::time::Instant::now() + PAIRING_WAIT;
+    let get = loop {
+        if let Some(g) = lock(&state.tunnels).get(&cookie).cloned() {
+            break g;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            tracing::info!(%peer, "HTTP tunnel POST without a GET of the same x-sessioncookie; closing");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let local = stream
+        .local_addr()
+        .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+    let mut conn = Conn::new(state.clone(), peer, local, get.writer, get.conn_id);
+    let input = std::io::Cursor::new(already_read).chain(stream);
+    conn.run(input, Some(Base64Stream::default())).await;
+    tracing::debug!(%peer, "HTTP tunnel POST closed");
+}
+
+async fn plain_http(state: &ServerState, mut stream: TcpStream, head: &HttpRequestHead) {
+    let (status, body) = if head.method == "GET" && (head.path == "/" || head.path == "/index.txt") {
+        ("200 OK", index_text(state))
+    } else {
+        ("404 Not Found", format!("no resource at {}\n", head.path))
+    };
+    let resp = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = stream.write_all(resp.as_bytes()).await;
+    let _ = stream.shutdown().await;
+}
+
+fn index_text(state: &ServerState) -> String {
+    let mut names: Vec<&String> = state.cameras.keys().collect();
+    names.sort();
+    let mut s = format!("{}\n\n", state.options.server_name);
+    for n in names {
+        s.push_str(&format!("rtsp://HOST:{}/{n}\n", state.rtsp_addr.port()));
+    }
+    s
+}

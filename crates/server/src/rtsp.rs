@@ -1,0 +1,544 @@
+//! One RTSP connection (RFC 2326): decode requests with the sans-IO decoder, answer each,
+//! route interleaved RTCP from the client. The same loop serves a plain TCP connection and
+//! the POST half of an HTTP tunnel (whose bytes are base64-decoded first and whose answers
+//! go to the GET half).
+//!
+//! Status codes: 400 malformed (CSeq echoed when readable; the connection survives unless
+//! the decoder says it cannot resynchronise), 404 unknown camera or track, 405 for
+//! methods of a recorder (ANNOUNCE/RECORD), 454 unknown session, 455 wrong state, 461 no
+//! acceptable transport, 501 unknown method, 551 unsupported `Require` tag.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use ipcamd_media::pacer::now_micros;
+use ipcamd_proto::rtsp::headers::{
+    format_rtp_info, parse_transports, LowerTransport, Range, RtpInfo,
+    SessionHeader, Transport,
+};
+use ipcamd_proto::rtsp::message::{Decoder, Frame, Limits, Method, Request, Response};
+use ipcamd_proto::sdp::{SdpFormat, SdpMedia, SdpSession};
+use ipcamd_proto::tunnel::Base64Stream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::delivery::{new_writer, Writer};
+use crate::session::{Session, SetupTrack, TrackTransport};
+use crate::state::{lock, Camera, ServerState};
+
+const PUBLIC: &str = "OPTIONS, DESCRIBE, SETUP, PLAY, PAUSE, TEARDOWN, GET_PARAMETER, SET_PARAMETER";
+
+pub async fn accept_loop(state: Arc<ServerState>, listener: TcpListener) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                let state = state.clone();
+                tokio::spawn(async move { serve_tcp(state, stream, peer).await });
+            }
+            Err(e) => {
+                // Out of file descriptors and the like: wait a little instead of spinning.
+                tracing::warn!(error = %e, "RTSP accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+async fn serve_tcp(state: Arc<ServerState>, stream: TcpStream, peer: SocketAddr) {
+    let _ = stream.set_nodelay(true);
+    let local = stream
+        .local_addr()
+        .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+    state.counters.connections.fetch_add(1, Ordering::Relaxed);
+    let (rd, wr) = stream.into_split();
+    let conn_id = state.next_conn_id();
+    let mut conn = Conn::new(state.clone(), peer, local, new_writer(wr), conn_id);
+    tracing::debug!(%peer, conn_id, "RTSP connection");
+    conn.run(rd, None).await;
+    state.sessions.teardown_connection(conn_id);
+    tracing::debug!(%peer, conn_id, "RTSP connection closed");
+}
+
+/// The request side of one RTSP connection.
+pub struct Conn {
+    state: Arc<ServerState>,
+    peer: SocketAddr,
+    local: SocketAddr,
+    /// Where answers and interleaved media go.
+    writer: Writer,
+    /// Id of the connection that owns `writer`.
+    writer_conn: u64,
+    /// Sessions used on this connection (for routing interleaved RTCP).
+    sessions: Vec<String>,
+}
+
+impl Conn {
+    pub fn new(
+        state: Arc<ServerState>,
+        peer: SocketAddr,
+        local: SocketAddr,
+        writer: Writer,
+        writer_conn: u64,
+    ) -> Conn {
+        Conn {
+            state,
+            peer,
+            local,
+            writer,
+            writer_conn,
+            sessions: Vec::new(),
+        }
+    }
+
+    /// Serves requests read from `rd` until it closes or fails. With `base64`, the bytes are
+    /// an HTTP-tunnel POST body.
+    pub async fn run(&mut self, mut rd: impl AsyncRead + Unpin, mut base64: Option<Base64Stream>) {
+        let mut decoder = Decoder::new(Limits::default());
+        let mut buf = BytesMut::with_capacity(4096);
+        let mut raw = vec![0u8; 16 * 1024];
+        loop {
+            loop {
+                match decoder.decode(&mut buf) {
+                    Ok(Some(Frame::Request(req))) => {
+                        let resp = self.handle(req).await;
+                        if self.send(resp).await.is_err() {
+                            return;
+                        }
+                    }
+                    Ok(Some(Frame::Interleaved { channel, payload })) => {
+                        self.on_interleaved(channel, payload)
+                    }
+                    Ok(Some(Frame::Response(_))) => {} // we send no requests; ignore
+                    Ok(None) => break,
+                    Err(e) => {
+                        self.state.counters.bad_requests.fetch_add(1, Ordering::Relaxed);
+                        tracing::info!(peer = %self.peer, status = e.status, error = %e.message, "bad request");
+                        let mut resp = Response::with_reason(e.status, &bad_reason(&e.message));
+                        if let Some(c) = e.cseq {
+                            resp = resp.header("CSeq", c.to_string());
+                        }
+                        if e.fatal {
+                            resp = resp.header("Connection", "close");
+                        }
+                        let sent = self.send(resp).await;
+                        if e.fatal || sent.is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+            let n = match rd.read(&mut raw).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            };
+            let Some(chunk) = raw.get(..n) else { return };
+            match base64.as_mut() {
+                Some(b64) => {
+                    if let Err(e) = b64.feed(chunk, &mut buf) {
+                        tracing::info!(peer = %self.peer, error = %e, "bad HTTP tunnel data; closing");
+                        return;
+                    }
+                }
+                None => buf.extend_from_slice(chunk),
+            }
+        }
+    }
+
+    async fn send(&self, resp: Response) -> std::io::Result<()> {
+        let mut out = BytesMut::with_capacity(512 + resp.body.len());
+        let resp = resp.header("Server", self.state.options.server_name.clone());
+        resp.write_to(&mut out);
+        let mut w = self.writer.lock().await;
+        w.write_all(&out).await?;
+        w.flush().await
+    }
+
+    fn on_interleaved(&self, channel: u8, payload: Bytes) {
+        for id in &self.sessions {
+            let Some(s) = self.state.sessions.get(id) else { continue };
+            let is_rtcp = lock(&s.state).tracks.values().any(|t| {
+                matches!(t.transport, TrackTransport::Interleaved { rtcp_channel, .. } if rtcp_channel == channel)
+            });
+            if is_rtcp {
+                s.touch();
+                crate::udp::handle_rtcp(&self.state, &payload, self.peer);
+                return;
+            }
+        }
+        tracing::debug!(peer = %self.peer, channel, len = payload.len(), "interleaved data on a channel not set up; dropped");
+    }
+
+    /// Answers one request. Never panics; every path gives a status.
+    pub async fn handle(&mut self, req: Request) -> Response {
+        self.state.counters.requests.fetch_add(1, Ordering::Relaxed);
+        let Some(cseq) = req.cseq() else {
+            return Response::with_reason(400, "Bad Request (missing or malformed CSeq header)");
+        };
+        let resp = self.dispatch(&req).await;
+        tracing::debug!(peer = %self.peer, method = req.method.as_str(), uri = %req.uri, cseq, status = resp.status, "request");
+        resp.header("CSeq", cseq.to_string())
+    }
+
+    async fn dispatch(&mut self, req: &Request) -> Response {
+        // Feature tags (RFC 2326 §12.32): none are supported yet.
+        let unsupported: Vec<String> = req.require_tags();
+        if !unsupported.is_empty() {
+            return Response::new(551).header("Unsupported", unsupported.join(", "));
+        }
+        // Any request naming a session keeps it alive, and must name a live one.
+        let session = match req.session_id() {
+            Some(id) => match self.state.sessions.get(id) {
+                Some(s) => {
+                    s.touch();
+                    Some(s)
+                }
+                None => return Response::with_reason(454, "Session Not Found (unknown or expired session id)"),
+            },
+            None => None,
+        };
+        match &req.method {
+            Method::Options => Response::new(200).header("Public", PUBLIC),
+            Method::Describe => self.describe(req),
+            Method::Setup => self.setup(req, session),
+            Method::Play => self.play(req, session),
+            Method::Pause => match session {
+                Some(s) => {
+                    s.stop_playing();
+                    with_session(Response::new(200), &s, &self.state)
+                }
+                None => missing_session(),
+            },
+            Method::Teardown => match session {
+                Some(s) => {
+                    self.state.sessions.teardown(&s.id);
+                    self.sessions.retain(|id| id != &s.id);
+                    Response::new(200)
+                }
+                None => missing_session(),
+            },
+            Method::GetParameter => {
+                let r = Response::new(200);
+                match session {
+                    Some(s) => with_session(r, &s, &self.state),
+                    None => r,
+                }
+            }
+            Method::SetParameter => {
+                if !req.body.is_empty() {
+                    return Response::new(451);
+                }
+                let r = Response::new(200);
+                match session {
+                    Some(s) => with_session(r, &s, &self.state),
+                    None => r,
+                }
+            }
+            Method::Announce | Method::Record | Method::Redirect => {
+                Response::new(405).header("Allow", PUBLIC)
+            }
+            Method::Other(_) => Response::new(501).header("Public", PUBLIC),
+        }
+    }
+
+    fn describe(&self, req: &Request) -> Response {
+        let target = match Target::parse(&self.state, &req.uri) {
+            Ok(t) => t,
+            Err(r) => return r,
+        };
+        let cam = &target.camera;
+        let media = cam
+            .stream
+            .tracks()
+            .iter()
+            .enumerate()
+            .map(|(i, t)| SdpMedia {
+                kind: t.kind(),
+                formats: vec![SdpFormat::for_track(t)],
+                control: format!("trackID={i}"),
+                direction: None,
+                attributes: Vec::new(),
+            })
+            .collect();
+        let sdp = SdpSession {
+            origin_id: (now_micros() / 1_000_000) as u64,
+            origin_address: self.local.ip().to_string(),
+            name: format!("ipcamd {}", cam.name),
+            range: Some("npt=now-".to_owned()),
+            attributes: Vec::new(),
+            media,
+        };
+        Response::new(200)
+            .header("Content-Base", target.base_url.clone())
+            .with_body("application/sdp", sdp.to_sdp_string())
+    }
+
+    fn setup(&mut self, req: &Request, session: Option<Arc<Session>>) -> Response {
+        let target = match Target::parse(&self.state, &req.uri) {
+            Ok(t) => t,
+            Err(r) => return r,
+        };
+        let track = match target.track {
+            Some(t) => t,
+            None if target.camera.stream.tracks().len() == 1 => 0,
+            None => {
+                return Response::with_reason(
+                    459,
+                    "Aggregate Operation Not Allowed (SETUP needs a track URL, e.g. .../trackID=0)",
+                )
+            }
+        };
+        let Some(value) = req.headers.get("Transport") else {
+            return Response::with_reason(461, "Unsupported Transport (missing Transport header)");
+        };
+        let offers = match parse_transports(value) {
+            Ok(t) => t,
+            Err(e) => return Response::with_reason(461, &format!("Unsupported Transport ({e})")),
+        };
+        if let Some(s) = &session {
+            if s.camera.name != target.camera.name {
+                return Response::with_reason(
+                    459,
+                    "Aggregate Operation Not Allowed (session belongs to another camera)",
+                );
+            }
+            if lock(&s.state).playing() {
+                return Response::with_reason(455, "Method Not Valid in This State (stop playing before SETUP)");
+            }
+        }
+        let used = session
+            .as_ref()
+            .map(|s| {
+                let st = lock(&s.state);
+                // A repeated SETUP of the same track may keep its channels.
+                let mut used = st.used_channels();
+                if let Some(SetupTrack {
+                    transport: TrackTransport::Interleaved { rtp_channel, rtcp_channel, .. },
+                    ..
+                }) = st.tracks.get(&track)
+                {
+                    used.retain(|c| c != rtp_channel && c != rtcp_channel);
+                }
+                used
+            })
+            .unwrap_or_default();
+        let Some((transport, answer)) = offers.iter().find_map(|t| self.accept_transport(t, &used)) else {
+            return Response::with_reason(
+                461,
+                "Unsupported Transport (offered: RTP/AVP unicast UDP with client_port, RTP/AVP/TCP interleaved)",
+            );
+        };
+        let session = match session {
+            Some(s) => s,
+            None => {
+                self.state.counters.sessions_created.fetch_add(1, Ordering::Relaxed);
+                self.state.sessions.create(target.camera.clone(), self.peer)
+            }
+        };
+        if !self.sessions.contains(&session.id) {
+            self.sessions.push(session.id.clone());
+        }
+        if let TrackTransport::Udp { rtp, rtcp } = &transport {
+            self.state.sessions.add_udp_peer(*rtp, &session.id);
+            self.state.sessions.add_udp_peer(*rtcp, &session.id);
+        }
+        lock(&session.state).tracks.insert(
+            track,
+            SetupTrack {
+                url: req.uri.clone(),
+                transport,
+            },
+        );
+        let mut answer = answer;
+        answer.ssrc = target.camera.stream.ssrc(track);
+        with_session(Response::new(200), &session, &self.state).header("Transport", answer.to_string())
+    }
+
+    /// Our transport for one of the client's offers, and the Transport answer, if acceptable.
+    fn accept_transport(&self, offer: &Transport, used: &[u8]) -> Option<(TrackTransport, Transport)> {
+        if offer.multicast || !offer.profile.eq_ignore_ascii_case("RTP/AVP") {
+            return None;
+        }
+        let mut answer = offer.clone();
+        answer.unicast = true;
+        answer.multicast = false;
+        answer.other.clear();
+        answer.mode = None;
+        match offer.lower {
+            LowerTransport::Tcp => {
+                let (rtp, rtcp) = match offer.interleaved {
+                    Some((a, b)) if !used.contains(&a) && !used.contains(&b) => (a, b),
+                    Some(_) => return None,
+                    None => {
+                        let a = (0..=254u8).step_by(2).find(|c| !used.contains(c) && !used.contains(&(c + 1)))?;
+                        (a, a + 1)
+                    }
+                };
+                answer.interleaved = Some((rtp, rtcp));
+                answer.client_port = None;
+                answer.server_port = None;
+                answer.destination = None;
+                Some((
+                    TrackTransport::Interleaved {
+                        writer: self.writer.clone(),
+                        conn_id: self.writer_conn,
+                        rtp_channel: rtp,
+                        rtcp_channel: rtcp,
+                    },
+                    answer,
+                ))
+            }
+            LowerTransport::Udp => {
+                let (crtp, crtcp) = offer.client_port?;
+                // Media goes to the address the request came from: a `destination`
+                // elsewhere would let anyone aim our streams at a third party.
+                let ip = self.peer.ip();
+                answer.server_port = Some(self.state.udp.ports());
+                answer.destination = None;
+                answer.interleaved = None;
+                Some((
+                    TrackTransport::Udp {
+                        rtp: SocketAddr::new(ip, crtp),
+                        rtcp: SocketAddr::new(ip, crtcp),
+                    },
+                    answer,
+                ))
+            }
+        }
+    }
+
+    fn play(&mut self, _req: &Request, session: Option<Arc<Session>>) -> Response {
+        let Some(session) = session else {
+            return missing_session();
+        };
+        let mut st = lock(&session.state);
+        if st.tracks.is_empty() {
+            return Response::with_reason(455, "Method Not Valid in This State (no track set up)");
+        }
+        let (reader, joins) = session.camera.stream.subscribe();
+        let infos: Vec<RtpInfo> = st
+            .tracks
+            .iter()
+            .map(|(&i, t)| {
+                let join = joins.get(i).copied().flatten();
+                RtpInfo {
+                    url: t.url.clone(),
+                    seq: join.map(|j| j.seq),
+                    rtptime: join.map(|j| j.rtp_timestamp),
+                }
+            })
+            .collect();
+        if !st.playing() {
+            let task = tokio::spawn(crate::delivery::play(self.state.clone(), session.clone(), reader));
+            st.play_task = Some(task);
+        }
+        drop(st);
+        let range = Range::Clock {
+            start: Some(now_micros()),
+            end: None,
+        };
+        with_session(Response::new(200), &session, &self.state)
+            .header("Range", range.to_string())
+            .header("RTP-Info", format_rtp_info(&infos))
+    }
+}
+
+fn missing_session() -> Response {
+    Response::with_reason(454, "Session Not Found (this method needs a Session header)")
+}
+
+fn with_session(r: Response, s: &Session, state: &ServerState) -> Response {
+    r.header(
+        "Session",
+        SessionHeader {
+            id: s.id.clone(),
+            timeout: Some(state.options.session_timeout.as_secs() as u32),
+        }
+        .to_string(),
+    )
+}
+
+/// "Bad Request (why)" with the reason kept to one printable line.
+fn bad_reason(why: &str) -> String {
+    let clean: String = why
+        .chars()
+        .map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '?' })
+        .take(200)
+        .collect();
+    format!("Bad Request ({clean})")
+}
+
+/// What a request URL names: `rtsp://host[:port]/<camera>[/trackID=<n>]`.
+struct Target {
+    camera: Camera,
+    track: Option<usize>,
+    /// `rtsp://host[:port]/<camera>/`: the Content-Base.
+    base_url: String,
+}
+
+impl Target {
+    fn parse(state: &ServerState, uri: &str) -> Result<Target, Response> {
+        let not_found = || Response::with_reason(404, "Not Found (no such camera or track)");
+        let (prefix, path) = split_uri(uri).ok_or_else(|| {
+            Response::with_reason(400, "Bad Request (request URL is not rtsp://host/path)")
+        })?;
+        let mut segments = path.split('/').filter(|s| !s.is_empty());
+        let name = segments.next().ok_or_else(not_found)?;
+        let camera = state.cameras.get(name).ok_or_else(not_found)?.clone();
+        let track = match segments.next() {
+            None => None,
+            Some(seg) => {
+                let n = seg
+                    .strip_prefix("trackID=")
+                    .or_else(|| seg.strip_prefix("stream="))
+                    .and_then(|n| n.parse::<usize>().ok())
+                    .ok_or_else(not_found)?;
+                if n >= camera.stream.tracks().len() {
+                    return Err(not_found());
+                }
+                Some(n)
+            }
+        };
+        if segments.next().is_some() {
+            return Err(not_found());
+        }
+        Ok(Target {
+            base_url: format!("{prefix}/{name}/"),
+            camera,
+            track,
+        })
+    }
+}
+
+/// Splits `rtsp://host:port/a/b?q` into (`rtsp://host:port`, `/a/b`). Accepts a bare path.
+fn split_uri(uri: &str) -> Option<(&str, &str)> {
+    let uri = uri.split(['?', '#']).next().unwrap_or(uri);
+    if uri.starts_with('/') {
+        return Some(("", uri));
+    }
+    let scheme_end = uri.find("://")?;
+    let after = scheme_end + 3;
+    let rest = uri.get(after..)?;
+    match rest.find('/') {
+        Some(i) => Some((uri.get(..after + i)?, rest.get(i..)?)),
+        None => Some((uri, "/")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uri_split() {
+        assert_eq!(
+            split_uri("rtsp://127.0.0.1:8554/cam1/trackID=0"),
+            Some(("rtsp://127.0.0.1:8554", "/cam1/trackID=0"))
+        );
+        assert_eq!(split_uri("rtsp://h/cam1/"), Some(("rtsp://h", "/cam1/")));
+        assert_eq!(split_uri("rtsp://h"), Some(("rtsp://h", "/")));
+        assert_eq!(split_uri("/cam1?x=1"), Some(("", "/cam1")));
+        assert_eq!(split_uri("*"), None);
+    }
+}

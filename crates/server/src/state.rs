@@ -1,0 +1,77 @@
+//! What every connection shares: the cameras, the session registry, the UDP sockets,
+//! the HTTP-tunnel pairing table, and counters.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use ipcamd_media::fanout::Stream;
+
+use crate::session::Sessions;
+use crate::udp::UdpPair;
+use crate::ServerOptions;
+
+/// A camera as the server sees it: a name (its URL path) and its live stream.
+#[derive(Clone)]
+pub struct Camera {
+    pub name: String,
+    pub stream: Arc<Stream>,
+}
+
+/// Server-wide counters (for logs and the API).
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub connections: AtomicU64,
+    pub requests: AtomicU64,
+    pub bad_requests: AtomicU64,
+    pub sessions_created: AtomicU64,
+    pub sessions_timed_out: AtomicU64,
+    pub rtcp_received: AtomicU64,
+    pub rtcp_malformed: AtomicU64,
+}
+
+pub struct ServerState {
+    pub options: ServerOptions,
+    pub cameras: HashMap<String, Camera>,
+    pub sessions: Sessions,
+    pub udp: UdpPair,
+    pub rtsp_addr: SocketAddr,
+    pub http_addr: Option<SocketAddr>,
+    pub counters: Counters,
+    /// HTTP tunnel GET halves waiting for or paired with their POST, by `x-sessioncookie`.
+    pub tunnels: Mutex<HashMap<String, crate::http::TunnelGet>>,
+    next_conn_id: AtomicU64,
+}
+
+impl ServerState {
+    pub fn new(
+        options: ServerOptions,
+        cameras: Vec<Camera>,
+        udp: UdpPair,
+        rtsp_addr: SocketAddr,
+        http_addr: Option<SocketAddr>,
+    ) -> Arc<ServerState> {
+        Arc::new(ServerState {
+            options,
+            cameras: cameras.into_iter().map(|c| (c.name.clone(), c)).collect(),
+            sessions: Sessions::default(),
+            udp,
+            rtsp_addr,
+            http_addr,
+            counters: Counters::default(),
+            tunnels: Mutex::new(HashMap::new()),
+            next_conn_id: AtomicU64::new(1),
+        })
+    }
+
+    pub fn next_conn_id(&self) -> u64 {
+        self.next_conn_id.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+/// Locks a std mutex, keeping the data if a panicking thread poisoned it (every critical
+/// section here leaves the data consistent).
+pub fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Runs every test of ipcamd on a fresh Debian machine: installs the real clients the
+# integration tests talk to (ffmpeg/ffprobe, GStreamer with rtspsrc, Python GI, tshark),
+# then runs the whole workspace's tests. Tests that need a client FAIL when it is missing;
+# none is skipped.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(ffmpeg gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
+  gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav python3-gi
+  gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0 gir1.2-gst-rtsp-server-1.0 gstreamer1.0-rtsp)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "== installing: ${missing[*]}"
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+
+echo "== cargo test"
+cargo test --workspace
