@@ -33,7 +33,11 @@ pub enum CodecParams {
     /// G.711 A-law at `rate` Hz (8000: static payload type 8).
     Pcma { rate: u32, channels: u8 },
     /// AAC (RFC 3640 `mode=AAC-hbr`); `config` is the AudioSpecificConfig.
-    Aac { rate: u32, channels: u8, config: Bytes },
+    Aac {
+        rate: u32,
+        channels: u8,
+        config: Bytes,
+    },
 }
 
 impl CodecParams {

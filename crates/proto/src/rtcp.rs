@@ -11,7 +11,7 @@
 //! Reports with more than 31 blocks are cut to 31 (the RC field has 5 bits).
 
 use bytes::BytesMut;
-use rtcp_types::{RtcpPacketParser, RtcpPacketParserExt, RtcpPacketWriter};
+use rtcp_types::{RtcpPacketParser, RtcpPacketWriter};
 use thiserror::Error;
 
 /// RTCP packet types (RFC 3550 §12.1).
@@ -77,9 +77,7 @@ pub enum RtcpPacket {
 pub enum RtcpError {
     #[error("empty RTCP packet")]
     Empty,
-    #[error(
-        "RTCP packet {index} at byte {offset}: needs {needed} bytes, only {available} left"
-    )]
+    #[error("RTCP packet {index} at byte {offset}: needs {needed} bytes, only {available} left")]
     Truncated {
         index: usize,
         offset: usize,
@@ -189,8 +187,9 @@ fn report_block(b: &rtcp_types::ReportBlock<'_>) -> ReportBlock {
 /// Parses a compound RTCP packet (or a single one) into its packets, in order.
 ///
 /// Every packet's header must be valid (version 2, length within the buffer). SR, RR and
-/// BYE packets must parse; other types are reported as [`RtcpPacket::Other`] even when
-/// their body is malformed.
+/// BYE packets must parse; the bodies of other types are not looked at (they become
+/// [`RtcpPacket::Other`]). The RFC 3550 §6.1 rules on compound structure (SR/RR first,
+/// SDES CNAME present) are not enforced: servers and clients in the field break them.
 pub fn parse_compound(buf: &[u8]) -> Result<Vec<RtcpPacket>, RtcpError> {
     if buf.is_empty() {
         return Err(RtcpError::Empty);
@@ -254,13 +253,8 @@ pub fn parse_compound(buf: &[u8]) -> Result<Vec<RtcpPacket>, RtcpError> {
                     ssrcs: bye.ssrcs().collect(),
                 }
             }
-            _ => {
-                // Parsed only to keep the type as the crate reports it; the body is unused.
-                let packet_type = rtcp_types::Packet::parse(data)
-                    .map(|p| p.type_())
-                    .unwrap_or(packet_type);
-                RtcpPacket::Other { packet_type }
-            }
+            // The body of other types is not needed, so it is not parsed at all.
+            _ => RtcpPacket::Other { packet_type },
         };
         packets.push(packet);
         offset += len;

@@ -26,7 +26,9 @@ pub enum RtpError {
     TooShort { len: usize },
     #[error("RTP version {version}, expected 2 (first byte {first_byte:#04x})")]
     Version { version: u8, first_byte: u8 },
-    #[error("RTP packet truncated: headers and padding need {expected} bytes, packet has {actual}")]
+    #[error(
+        "RTP packet truncated: headers and padding need {expected} bytes, packet has {actual}"
+    )]
     Truncated { expected: usize, actual: usize },
     #[error("RTP padding bit set but the padding count byte is 0")]
     ZeroPadding,
@@ -289,9 +291,7 @@ mod tests {
         write_rtp(&h, &[0xaa, 0xbb], &mut out);
         assert_eq!(
             &out[..],
-            &[
-                0x80, 0xe0, 0x12, 0x34, 0xde, 0xad, 0xbe, 0xef, 1, 2, 3, 4, 0xaa, 0xbb
-            ]
+            &[0x80, 0xe0, 0x12, 0x34, 0xde, 0xad, 0xbe, 0xef, 1, 2, 3, 4, 0xaa, 0xbb]
         );
         // Appends, does not overwrite.
         write_rtp(
@@ -320,7 +320,20 @@ mod tests {
         let body = ext.to_bytes();
         assert_eq!(
             body,
-            [0xe8, 0xb1, 0x23, 0x45, 0x80, 0, 0, 0, 0b1010_0000, 0x07, 0, 0]
+            [
+                0xe8,
+                0xb1,
+                0x23,
+                0x45,
+                0x80,
+                0,
+                0,
+                0,
+                0b1010_0000,
+                0x07,
+                0,
+                0
+            ]
         );
         let mut out = BytesMut::new();
         write_rtp(
@@ -367,10 +380,34 @@ mod tests {
         assert_eq!(all.to_bytes()[8], 0xf0);
         assert_eq!(all.to_bytes()[9], 0xff);
         for (bit, f) in [
-            (0x80u8, OnvifReplayExt { clean_point: true, ..Default::default() }),
-            (0x40, OnvifReplayExt { end: true, ..Default::default() }),
-            (0x20, OnvifReplayExt { discontinuity: true, ..Default::default() }),
-            (0x10, OnvifReplayExt { terminal: true, ..Default::default() }),
+            (
+                0x80u8,
+                OnvifReplayExt {
+                    clean_point: true,
+                    ..Default::default()
+                },
+            ),
+            (
+                0x40,
+                OnvifReplayExt {
+                    end: true,
+                    ..Default::default()
+                },
+            ),
+            (
+                0x20,
+                OnvifReplayExt {
+                    discontinuity: true,
+                    ..Default::default()
+                },
+            ),
+            (
+                0x10,
+                OnvifReplayExt {
+                    terminal: true,
+                    ..Default::default()
+                },
+            ),
         ] {
             assert_eq!(f.to_bytes()[8], bit);
             assert_eq!(OnvifReplayExt::parse(&f.to_bytes()).unwrap(), f);

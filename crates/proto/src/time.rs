@@ -30,7 +30,13 @@ mod tests {
 
     #[test]
     fn ntp_round_trip() {
-        for us in [0i64, 1, 999_999, 1_763_762_544_123_456, 2_000_000_000_000_000] {
+        for us in [
+            0i64,
+            1,
+            999_999,
+            1_763_762_544_123_456,
+            2_000_000_000_000_000,
+        ] {
             assert_eq!(ntp_to_unix_micros(unix_micros_to_ntp(us)), us, "{us}");
         }
         // 1970-01-01 is NTP second 2208988800.
