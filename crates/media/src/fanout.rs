@@ -178,7 +178,7 @@ impl Stream {
                 payload_type,
                 marker: p.marker,
                 sequence: state.next_seq,
-                timestamp: rtp_timestamp,
+                timestamp: rtp_timestamp.wrapping_add(p.ts_offset),
                 ssrc: state.ssrc,
                 extension: None,
             };

@@ -19,6 +19,9 @@
 //! Annex B with the parameter sets in band on sync samples ([`annexb`]); AAC (`mp4a`); G.711
 //! (`ulaw`/`alaw`, grouped into ~20 ms units). Other tracks are skipped with a warning.
 //!
+//! An error from [`Source::next_au`] (a sample that cannot be read or parsed) names the file,
+//! track and sample, and repeats on every later call: the source does not skip data.
+//!
 //! Left out: fragmented files (`moof`/`mvex`: an error), edit lists (`elst` is ignored:
 //! times start at the first sample's decode time), tracks with several sample descriptions
 //! and data stored in other files (`dref` URLs).
@@ -34,9 +37,9 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
 use bytes::Bytes;
-use ipcamd_proto::codec::{MediaKind, TrackInfo};
+use ipcamd_proto::codec::{CodecParams, MediaKind, TrackInfo};
 use ipcamd_proto::time::UnixMicros;
-use mp4_atom::{Atom, DecodeAtom, FourCC, Moov};
+use mp4_atom::{Atom, DecodeAtom, FourCC, Moov, Trak};
 
 use crate::{AccessUnit, Source, SourceError};
 use annexb::NalKind;
@@ -106,98 +109,14 @@ impl FileSource {
 
         let mut tracks = Vec::new();
         let mut skipped = Vec::new();
-        let mut skip = |label: String, why: String| {
-            tracing::warn!(path = %name, "skipping {label}: {why}");
-            skipped.push(format!("{label}: {why}"));
-        };
         for trak in &moov.trak {
-            let id = trak.tkhd.track_id;
-            let stbl = &trak.mdia.minf.stbl;
-            let Some(entry) = stbl.stsd.codecs.first() else {
-                skip(format!("track {id}"), "no sample entry".into());
-                continue;
-            };
-            let label = format!("track {id} ({})", entry_name(entry));
-            let timescale = trak.mdia.mdhd.timescale;
-            let codec = match track_codec(entry, timescale) {
-                Ok(codec) => codec,
-                Err(why) => {
-                    skip(label, why);
-                    continue;
+            match load_track(trak, &mut file, file_len).map_err(&fail)? {
+                Loaded::Track(track) => tracks.push(*track),
+                Loaded::Skipped(why) => {
+                    tracing::warn!(path = %name, "skipping {why}");
+                    skipped.push(why);
                 }
-            };
-            if let Some(e) = stbl
-                .stsc
-                .entries
-                .iter()
-                .find(|e| e.sample_description_index != 1)
-            {
-                let why = format!(
-                    "samples use sample description {} (only the first is supported)",
-                    e.sample_description_index
-                );
-                skip(label, why);
-                continue;
             }
-            if timescale == 0 {
-                return Err(fail(format!("{label}: mdhd timescale is 0")));
-            }
-            let group = codec
-                .tiny_samples
-                .then(|| (u64::from(timescale) / 50).max(1));
-            let table = table::build(stbl, file_len, group)
-                .map_err(|e| fail(format!("{label}: {e}")))?;
-            if table.units.is_empty() {
-                skip(label, "no samples".into());
-                continue;
-            }
-            let mut framing = codec.framing;
-            let params = match codec.params {
-                Some(params) => params,
-                None => {
-                    params_in_band(&mut file, &table.units, &mut framing)
-                        .map_err(|e| fail(format!("{label}: {e}")))?;
-                    let params = match &framing {
-                        Framing::Nal {
-                            kind: NalKind::H264,
-                            ..
-                        } => sample_entry::h264_params(&framing),
-                        _ => sample_entry::h265_params(&framing),
-                    };
-                    match params {
-                        Some(params) => params,
-                        None => {
-                            let why = "no parameter sets in the sample entry nor in the first \
-                                       sync sample";
-                            skip(label, why.into());
-                            continue;
-                        }
-                    }
-                }
-            };
-            let min_pres = table
-                .units
-                .iter()
-                .map(|u| i128::from(u.dts) + i128::from(u.cto))
-                .min()
-                .unwrap_or(0);
-            let pts_bias = u64::try_from(-min_pres.min(0)).unwrap_or(0);
-            tracks.push((
-                params,
-                table.duration,
-                Track {
-                    label,
-                    timescale,
-                    clock: 0,
-                    kind: MediaKind::Video,
-                    framing,
-                    grouped: group.is_some(),
-                    units: table.units,
-                    pts_bias,
-                    next: 0,
-                    loops: 0,
-                },
-            ));
         }
         if tracks.is_empty() {
             let why = if skipped.is_empty() {
@@ -209,7 +128,7 @@ impl FileSource {
         }
 
         // Video first; payload types 96, 98, ... for video and 97, 99, ... for audio.
-        tracks.sort_by_key(|(params, _, _)| params.kind() != MediaKind::Video);
+        tracks.sort_by_key(|(_, _, track)| track.kind != MediaKind::Video);
         let (mut videos, mut audios) = (0u8, 0u8);
         let mut infos = Vec::with_capacity(tracks.len());
         let mut duration = MediaDuration {
@@ -217,24 +136,16 @@ impl FileSource {
             timescale: 1,
         };
         let mut out = Vec::with_capacity(tracks.len());
-        for (params, ticks, mut track) in tracks {
-            let kind = params.kind();
-            let dynamic = match kind {
-                MediaKind::Video => {
-                    videos = videos.saturating_add(1);
-                    94u8.saturating_add(videos.saturating_mul(2))
-                }
-                MediaKind::Audio => {
-                    audios = audios.saturating_add(1);
-                    95u8.saturating_add(audios.saturating_mul(2))
-                }
+        for (params, ticks, track) in tracks {
+            let n = match track.kind {
+                MediaKind::Video => &mut videos,
+                MediaKind::Audio => &mut audios,
             };
-            track.kind = kind;
-            track.clock = u64::from(params.clock_rate());
-            if track.clock == 0 {
-                return Err(fail(format!("{}: clock rate is 0", track.label)));
-            }
-            // ticks / timescale > duration.ticks / duration.timescale?
+            let dynamic = 96u8
+                .saturating_add(u8::from(track.kind == MediaKind::Audio))
+                .saturating_add(n.saturating_mul(2));
+            *n = n.saturating_add(1);
+            // The longest track: ticks / timescale > duration.ticks / duration.timescale?
             if u128::from(ticks) * u128::from(duration.timescale)
                 > u128::from(duration.ticks) * u128::from(track.timescale)
             {
@@ -295,6 +206,93 @@ impl FileSource {
     }
 }
 
+/// What [`load_track`] made of a `trak`.
+enum Loaded {
+    /// A playable track: its parameters, its duration in media ticks, its samples.
+    Track(Box<(CodecParams, u64, Track)>),
+    /// "track N (xxxx): why it is not played".
+    Skipped(String),
+}
+
+/// Reads the codec and sample table of one `trak`. `Err` (a corrupt table) fails the file.
+fn load_track(trak: &Trak, file: &mut File, file_len: u64) -> Result<Loaded, String> {
+    let id = trak.tkhd.track_id;
+    let stbl = &trak.mdia.minf.stbl;
+    let Some(entry) = stbl.stsd.codecs.first() else {
+        return Ok(Loaded::Skipped(format!("track {id}: no sample entry")));
+    };
+    let label = format!("track {id} ({})", entry_name(entry));
+    let skip = |why: &str| Ok(Loaded::Skipped(format!("{label}: {why}")));
+    let timescale = trak.mdia.mdhd.timescale;
+    let codec = match track_codec(entry, timescale) {
+        Ok(codec) => codec,
+        Err(why) => return skip(&why),
+    };
+    let other_entry = stbl.stsc.entries.iter().map(|e| e.sample_description_index);
+    if let Some(index) = other_entry.into_iter().find(|&i| i != 1) {
+        return skip(&format!(
+            "samples use sample description {index} (only the first is supported)"
+        ));
+    }
+    if timescale == 0 {
+        return Err(format!("{label}: mdhd timescale is 0"));
+    }
+    // G.711: units of 20 ms.
+    let group = codec
+        .tiny_samples
+        .then(|| (u64::from(timescale) / 50).max(1));
+    let table = table::build(stbl, file_len, group).map_err(|e| format!("{label}: {e}"))?;
+    if table.units.is_empty() {
+        return skip("no samples");
+    }
+    let mut framing = codec.framing;
+    let params = match codec.params {
+        Some(params) => params,
+        None => {
+            params_in_band(file, &table.units, &mut framing)
+                .map_err(|e| format!("{label}: {e}"))?;
+            let params = match &framing {
+                Framing::Nal {
+                    kind: NalKind::H264,
+                    ..
+                } => sample_entry::h264_params(&framing),
+                _ => sample_entry::h265_params(&framing),
+            };
+            match params {
+                Some(params) => params,
+                None => {
+                    return skip(
+                        "no parameter sets in the sample entry nor in the first sync sample",
+                    )
+                }
+            }
+        }
+    };
+    let clock = u64::from(params.clock_rate());
+    if clock == 0 {
+        return Err(format!("{label}: clock rate is 0"));
+    }
+    let min_presentation = table
+        .units
+        .iter()
+        .map(|u| i128::from(u.dts) + i128::from(u.cto))
+        .min()
+        .unwrap_or(0);
+    let track = Track {
+        label,
+        timescale,
+        clock,
+        kind: params.kind(),
+        framing,
+        grouped: group.is_some(),
+        units: table.units,
+        pts_bias: u64::try_from(-min_presentation.min(0)).unwrap_or(0),
+        next: 0,
+        loops: 0,
+    };
+    Ok(Loaded::Track(Box::new((params, table.duration, track))))
+}
+
 impl Source for FileSource {
     fn tracks(&self) -> &[TrackInfo] {
         &self.infos
@@ -314,12 +312,17 @@ impl Source for FileSource {
         let Some(&unit) = track.units.get(track.next) else {
             return Err(SourceError::End);
         };
-        let what = if track.grouped { "unit" } else { "sample" };
-        let at = format!("{} {what} {}", track.label, track.next + 1);
+        // "track 1 (avc1) sample 17", for errors.
+        let at = || {
+            let what = if track.grouped { "unit" } else { "sample" };
+            format!("{} {what} {}", track.label, track.next + 1)
+        };
         let data = read_unit(&mut self.file, &unit).map_err(|e| {
             self.error(format!(
-                "{at}: cannot read {} bytes at offset {}: {e}",
-                unit.size, unit.offset
+                "{}: cannot read {} bytes at offset {}: {e}",
+                at(),
+                unit.size,
+                unit.offset
             ))
         })?;
         let data = match &track.framing {
@@ -331,7 +334,7 @@ impl Source for FileSource {
             } => {
                 let param_sets = unit.sync.then_some(param_sets.as_slice());
                 annexb::to_annex_b(&data, *length_size, *kind, param_sets)
-                    .map_err(|e| self.error(format!("{at}: {e}")))?
+                    .map_err(|e| self.error(format!("{}: {e}", at())))?
             }
         };
         let presentation = i128::from(unit.dts) + i128::from(unit.cto) + i128::from(track.pts_bias);
@@ -429,7 +432,8 @@ fn params_in_band(file: &mut File, units: &[Unit], framing: &mut Framing) -> Res
 
 /// Walks the top-level boxes and decodes the `moov`.
 fn read_moov(file: &mut File, file_len: u64) -> Result<Moov, String> {
-    let io = |pos: u64, e: std::io::Error| format!("cannot read the box header at offset {pos}: {e}");
+    let io =
+        |pos: u64, e: std::io::Error| format!("cannot read the box header at offset {pos}: {e}");
     let mut pos = 0u64;
     let mut moov = None;
     while pos < file_len {

@@ -38,6 +38,7 @@ const fn g(rows: [&str; GLYPH_HEIGHT]) -> Glyph {
 /// (except space, which is blank on purpose).
 static FONT: [Glyph; 95] = build_font();
 
+#[rustfmt::skip]
 const fn build_font() -> [Glyph; 95] {
     let mut t = [[0u8; GLYPH_HEIGHT]; 95];
     macro_rules! set {
@@ -235,7 +236,11 @@ mod tests {
     #[test]
     fn every_osd_character_has_a_glyph() {
         let question = glyph('?');
-        for c in ('0'..='9').chain('A'..='Z').chain('a'..='z').chain(":.-/#_".chars()) {
+        for c in ('0'..='9')
+            .chain('A'..='Z')
+            .chain('a'..='z')
+            .chain(":.-/#_".chars())
+        {
             let gl = glyph(c);
             assert!(gl.iter().any(|&r| r != 0), "{c:?} is blank");
             if c != '?' {

@@ -132,14 +132,10 @@ impl SyntheticCamera {
         let fps = u64::from(cfg.fps);
         let encoder = match cfg.video {
             SyntheticVideo::H264 => {
-                let period =
-                    ((u64::from(cfg.keyframe_interval_ms) * fps + 500) / 1000).max(1);
-                VideoEncoder::H264(H264::new(&cfg, fps, period)?)
+                let period = ((u64::from(cfg.keyframe_interval_ms) * fps + 500) / 1000).max(1);
+                VideoEncoder::H264(Box::new(H264::new(&cfg, fps, period)?))
             }
-            SyntheticVideo::Mjpeg => VideoEncoder::Jpeg(Jpeg {
-                quality: cfg.jpeg_quality.clamp(1, 100),
-                out: Vec::new(),
-            }),
+            SyntheticVideo::Mjpeg => VideoEncoder::Jpeg(Jpeg::new(cfg.jpeg_quality)),
         };
         let mut camera = SyntheticCamera {
             tracks: Vec::new(),
@@ -369,7 +365,7 @@ impl Picture {
     /// Draws frame `n`, captured at `wallclock`.
     fn draw(&mut self, n: u64, wallclock: UnixMicros) {
         let (w, h) = (self.width, self.height);
-        let (cw, ch) = (w / 2, h / 2);
+        let cw = w / 2;
 
         // Background: bars scrolling to the left.
         let off = ((n % w as u64) as usize * SCROLL_STEP) % w;
@@ -488,7 +484,8 @@ impl YUVSource for Picture {
 // ---------------------------------------------------------------------------------------
 
 enum VideoEncoder {
-    H264(H264),
+    /// Boxed: openh264's output bookkeeping is several kB.
+    H264(Box<H264>),
     Jpeg(Jpeg),
 }
 
@@ -534,6 +531,8 @@ impl H264 {
     }
 
     /// Encodes picture `n`; `None` if the encoder dropped it. Returns (Annex B, is IDR).
+    // `u64::is_multiple_of` needs Rust 1.87; the workspace's rust-version is 1.85.
+    #[allow(clippy::manual_is_multiple_of)]
     fn encode(
         &mut self,
         picture: &Picture,
@@ -624,7 +623,39 @@ struct Jpeg {
     out: Vec<u8>,
 }
 
+/// The picture is drawn in limited range (BT.601, as H.264 expects); JFIF is full range.
+/// These map Y and Cb/Cr sample values from the one to the other, rounded:
+/// Y' = (Y - 16) * 255 / 219, C' = (C - 128) * 255 / 224 + 128.
+static FULL_RANGE_Y: [u8; 256] = full_range_lut(16, 219);
+static FULL_RANGE_C: [u8; 256] = full_range_lut(128, 224);
+
+const fn full_range_lut(zero: i32, span: i32) -> [u8; 256] {
+    let mut lut = [0u8; 256];
+    // Chroma is centred on 128 in both ranges; luma starts at 0.
+    let base = if zero == 128 { 128 } else { 0 };
+    let mut v = 0;
+    while v < 256 {
+        let x = ((v - zero) * 255 * 2 + span).div_euclid(span * 2) + base;
+        lut[v as usize] = if x < 0 {
+            0
+        } else if x > 255 {
+            255
+        } else {
+            x as u8
+        };
+        v += 1;
+    }
+    lut
+}
+
 impl Jpeg {
+    fn new(quality: u8) -> Jpeg {
+        Jpeg {
+            quality: quality.clamp(1, 100),
+            out: Vec::new(),
+        }
+    }
+
     fn encode(&mut self, picture: &Picture, n: u64) -> Result<Bytes, SourceError> {
         let err = |e: String| SourceError::Encoder(format!("jpeg: encoding frame {n}: {e}"));
         let width = u16::try_from(picture.width).map_err(|e| err(e.to_string()))?;
@@ -646,8 +677,9 @@ impl Jpeg {
     }
 }
 
-/// The I420 picture as jpeg-encoder input: full-resolution rows of Y, Cb, Cr (chroma
-/// repeated; the encoder's nearest-sample 2x2 subsampling takes back exactly our samples).
+/// The I420 picture as jpeg-encoder input: full-resolution, full-range rows of Y, Cb, Cr
+/// (chroma repeated; the encoder's nearest-sample 2x2 subsampling takes back exactly our
+/// samples).
 struct JpegView<'a> {
     picture: &'a Picture,
     width: u16,
@@ -673,9 +705,13 @@ impl jpeg_encoder::ImageBuffer for JpegView<'_> {
         let y = usize::from(y);
         let row = y * w;
         let crow = (y / 2) * cw;
-        buffers[0].extend_from_slice(&p.y[row..row + w]);
+        let (ly, lc) = (&FULL_RANGE_Y, &FULL_RANGE_C);
+        buffers[0].extend(p.y[row..row + w].iter().map(|&s| ly[usize::from(s)]));
         for (dst, src) in [(1, &p.u), (2, &p.v)] {
-            buffers[dst].extend(src[crow..crow + cw].iter().flat_map(|&s| [s, s]));
+            buffers[dst].extend(src[crow..crow + cw].iter().flat_map(|&s| {
+                let s = lc[usize::from(s)];
+                [s, s]
+            }));
         }
     }
 }
@@ -776,10 +812,7 @@ mod tests {
             })
             .chain(std::iter::once(data.len()))
             .collect();
-        starts
-            .into_iter()
-            .zip(ends)
-            .map(move |(s, e)| &data[s..e])
+        starts.into_iter().zip(ends).map(move |(s, e)| &data[s..e])
     }
 
     fn units_until(cam: &mut SyntheticCamera, end: UnixMicros) -> Vec<AccessUnit> {
@@ -820,8 +853,8 @@ mod tests {
 
     #[test]
     fn tracks_and_parameter_sets() {
-        let cam = SyntheticCamera::new(SyntheticConfig::default(), T0).expect("camera");
-        let tracks = cam.tracks();
+        let mut cam = SyntheticCamera::new(SyntheticConfig::default(), T0).expect("camera");
+        let tracks = cam.tracks().to_vec();
         assert_eq!(tracks.len(), 2);
         assert_eq!(tracks[0].payload_type, 96);
         assert_eq!(
@@ -843,8 +876,12 @@ mod tests {
         let sps_parsed = SeqParameterSet::from_bits(BitReader::new(&rbsp[..])).expect("sps");
         assert_eq!(sps_parsed.pixel_dimensions().expect("dims"), (640, 360));
         assert_eq!(sps[1], 66, "profile_idc: baseline");
+        assert_ne!(
+            sps[2] & 0x40,
+            0,
+            "constraint_set1_flag: constrained baseline"
+        );
 
-        let mut cam = cam;
         let first = cam.next_au().expect("first unit");
         assert_eq!(first.track, 0);
         assert!(first.keyframe);
@@ -914,13 +951,13 @@ mod tests {
             T0,
         )
         .expect("camera");
-        let units = units_until(&mut cam, T0 + 1_000_000);
-        assert_eq!(units.len(), 30);
+        let units: Vec<AccessUnit> = (0..31).map(|_| cam.next_au().expect("unit")).collect();
         assert_eq!(units[1].wallclock, T0 + 33_333);
         assert_eq!(units[2].wallclock, T0 + 66_666);
         assert_eq!(units[29].wallclock, T0 + 966_666);
         assert_eq!(units[29].pts, 87_000);
-        assert_eq!(cam.next_au().expect("unit").wallclock, T0 + 1_000_000);
+        assert_eq!(units[30].wallclock, T0 + 1_000_000);
+        assert_eq!(units[30].pts, 90_000);
     }
 
     #[test]
@@ -1072,8 +1109,7 @@ mod tests {
     /// Baseline (SOF0 only), 640x352, Y 2x2 + Cb/Cr 1x1, standard Huffman tables, no DRI.
     fn check_jpeg_headers(jpeg: &[u8]) {
         const STD_LUMA_DC_BITS: [u8; 16] = [0, 1, 5, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0];
-        const STD_LUMA_AC_BITS: [u8; 16] =
-            [0, 2, 1, 3, 3, 2, 4, 3, 5, 5, 4, 4, 0, 0, 1, 0x7d];
+        const STD_LUMA_AC_BITS: [u8; 16] = [0, 2, 1, 3, 3, 2, 4, 3, 5, 5, 4, 4, 0, 0, 1, 0x7d];
         assert_eq!(&jpeg[..2], [0xff, 0xd8], "SOI");
         assert_eq!(&jpeg[jpeg.len() - 2..], [0xff, 0xd9], "EOI");
         let mut i = 2;
@@ -1118,6 +1154,16 @@ mod tests {
         assert!(dht_bits.contains(&(0x00, STD_LUMA_DC_BITS)), "{dht_bits:?}");
         assert!(dht_bits.contains(&(0x10, STD_LUMA_AC_BITS)), "{dht_bits:?}");
         assert_eq!(dht_bits.len(), 4);
+    }
+
+    #[test]
+    fn jpeg_range_mapping() {
+        let (y, c) = (&FULL_RANGE_Y, &FULL_RANGE_C);
+        assert_eq!((y[0], y[16], y[126], y[235], y[255]), (0, 0, 128, 255, 255));
+        assert_eq!((c[0], c[128], c[240], c[255]), (0, 128, 255, 255));
+        assert!(c[16] <= 1, "-127.5 rounds to -127");
+        assert!(y.windows(2).all(|w| w[0] <= w[1]));
+        assert!(c.windows(2).all(|w| w[0] <= w[1]));
     }
 
     #[test]

@@ -84,9 +84,7 @@ pub(super) fn track_codec(codec: &Codec, timescale: u32) -> Result<TrackCodec, S
         Codec::Hvc1(e) => h265(&e.hvcc),
         Codec::Hev1(e) => h265(&e.hvcc),
         Codec::Mp4a(e) => mp4a(e),
-        Codec::Unknown(kind, body) if *kind == FourCC::new(b"ulaw") => {
-            g711(body, timescale, false)
-        }
+        Codec::Unknown(kind, body) if *kind == FourCC::new(b"ulaw") => g711(body, timescale, false),
         Codec::Unknown(kind, body) if *kind == FourCC::new(b"alaw") => g711(body, timescale, true),
         other => Err(format!("unsupported codec {}", entry_name(other))),
     }
@@ -144,9 +142,7 @@ fn h265(hvcc: &mp4_atom::Hvcc) -> Result<TrackCodec, String> {
 
 /// The first parameter set of NAL unit type `ty` among `nals`.
 fn first_of(kind: NalKind, nals: &[Bytes], ty: u8) -> Option<Bytes> {
-    nals.iter()
-        .find(|n| kind.nal_type(n) == Some(ty))
-        .cloned()
+    nals.iter().find(|n| kind.nal_type(n) == Some(ty)).cloned()
 }
 
 /// H.264 parameters from the parameter sets of `framing`, if it has an SPS and a PPS.
@@ -261,7 +257,12 @@ impl BitReader<'_> {
 /// A QuickTime sound sample description body (after the box header): version 0, 1 or 2.
 fn g711(body: &[u8], timescale: u32, alaw: bool) -> Result<TrackCodec, String> {
     let name = if alaw { "alaw" } else { "ulaw" };
-    let bad = || format!("{name}: sound sample description of {} bytes is truncated", body.len());
+    let bad = || {
+        format!(
+            "{name}: sound sample description of {} bytes is truncated",
+            body.len()
+        )
+    };
     let u16_at = |i: usize| -> Option<u16> {
         Some(u16::from_be_bytes(body.get(i..i + 2)?.try_into().ok()?))
     };
@@ -289,7 +290,11 @@ fn g711(body: &[u8], timescale: u32, alaw: bool) -> Result<TrackCodec, String> {
             };
             (u32_at(40).ok_or_else(bad)?, rate)
         }
-        v => return Err(format!("{name}: unknown sound sample description version {v}")),
+        v => {
+            return Err(format!(
+                "{name}: unknown sound sample description version {v}"
+            ))
+        }
     };
     let rate = if rate == 0 { timescale } else { rate };
     let channels = u8::try_from(channels)

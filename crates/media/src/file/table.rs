@@ -267,7 +267,7 @@ mod tests {
                 sizes: vec![10, 20, 30, 40, 50],
             },
             &[(1, 2), (3, 1)],
-            vec![100, 200, 300, 400],
+            vec![100, 200, 300],
             &[(4, 10), (1, 5)],
         );
         s.ctts = Some(Ctts {
@@ -298,8 +298,8 @@ mod tests {
                 (100, 10, 0, 20, true),
                 (110, 20, 10, -10, false),
                 (200, 30, 20, -10, false),
-                (300, 40, 30, -10, true),
-                (400, 50, 40, -10, false),
+                (230, 40, 30, -10, true),
+                (300, 50, 40, -10, false),
             ]
         );
     }
@@ -348,7 +348,9 @@ mod tests {
         assert!(build(&s, 40, None).unwrap_err().contains("stts"));
         let mut s = ok();
         s.stco = Some(Stco { entries: vec![0] });
-        assert!(build(&s, 40, None).unwrap_err().contains("describe 2 samples"));
+        assert!(build(&s, 40, None)
+            .unwrap_err()
+            .contains("describe 2 samples"));
         let mut s = ok();
         s.stsc.entries[0].first_chunk = 2;
         assert!(build(&s, 40, None).unwrap_err().contains("stsc"));

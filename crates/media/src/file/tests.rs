@@ -18,11 +18,25 @@ fn testdata(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// A path in a per-process scratch directory.
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("ipcamd-file-tests-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
+/// A scratch directory for one test, removed when dropped.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(test: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(format!("ipcamd-file-{test}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 fn open(name: &str) -> FileSource {
@@ -85,10 +99,17 @@ fn ffmpeg(args: &[&str]) -> std::process::Output {
 }
 
 /// Decodes an elementary stream with ffmpeg: exit 0 and nothing on stderr.
-fn assert_decodes(format: &str, name: &str, data: &[u8]) {
-    let path = scratch(name);
-    std::fs::write(&path, data).unwrap();
-    let out = ffmpeg(&["-f", format, "-i", path.to_str().unwrap(), "-f", "null", "-"]);
+fn assert_decodes(format: &str, path: &Path, data: &[u8]) {
+    std::fs::write(path, data).unwrap();
+    let out = ffmpeg(&[
+        "-f",
+        format,
+        "-i",
+        path.to_str().unwrap(),
+        "-f",
+        "null",
+        "-",
+    ]);
     assert!(
         out.status.success() && out.stderr.is_empty(),
         "ffmpeg failed to decode {}: {}\n{}",
@@ -111,9 +132,9 @@ fn h264_aac_tracks_and_params() {
     assert_eq!(NalKind::H264.nal_type(sps), Some(7));
     assert_eq!(NalKind::H264.nal_type(pps), Some(8));
     let rbsp = h264_reader::rbsp::decode_nal(sps).unwrap();
-    let sps = h264_reader::nal::sps::SeqParameterSet::from_bits(
-        h264_reader::rbsp::BitReader::new(&rbsp[..]),
-    )
+    let sps = h264_reader::nal::sps::SeqParameterSet::from_bits(h264_reader::rbsp::BitReader::new(
+        &rbsp[..],
+    ))
     .unwrap();
     assert_eq!(sps.pixel_dimensions().unwrap(), (320, 240));
     let CodecParams::Aac {
@@ -170,6 +191,47 @@ fn h264_aac_one_loop() {
     }
 }
 
+/// `avc3`/`hev1` entries may leave the parameter sets in band only: they are found there.
+#[test]
+fn parameter_sets_from_the_first_sync_sample() {
+    let mut src = open("h264_aac.mp4");
+    let units = src.tracks[0].units.clone();
+    let keyframe = src.next_au().unwrap();
+    assert_eq!(&nal_types(NalKind::H264, &keyframe.data)[..2], &[7, 8]);
+    let empty = || Framing::Nal {
+        kind: NalKind::H264,
+        length_size: 4,
+        param_sets: Vec::new(),
+    };
+
+    // This file's samples carry none (they are in its avcC).
+    let mut framing = empty();
+    let mut file = File::open(testdata("h264_aac.mp4")).unwrap();
+    params_in_band(&mut file, &units, &mut framing).unwrap();
+    assert_eq!(sample_entry::h264_params(&framing), None);
+
+    // A length-prefixed keyframe with SPS and PPS in band, as an avc3 file has.
+    let scratch = Scratch::new("in-band");
+    let path = scratch.path("keyframe.bin");
+    let mut prefixed = Vec::new();
+    for nal in nals(&keyframe.data) {
+        prefixed.extend_from_slice(&(nal.len() as u32).to_be_bytes());
+        prefixed.extend_from_slice(nal);
+    }
+    std::fs::write(&path, &prefixed).unwrap();
+    let unit = Unit {
+        offset: 0,
+        size: prefixed.len() as u32,
+        ..units[0]
+    };
+    let mut framing = empty();
+    params_in_band(&mut File::open(&path).unwrap(), &[unit], &mut framing).unwrap();
+    assert_eq!(
+        sample_entry::h264_params(&framing).as_ref(),
+        Some(&src.tracks()[0].codec)
+    );
+}
+
 #[test]
 fn h264_annex_b_decodes_with_ffmpeg() {
     let mut src = open("h264_aac.mp4");
@@ -179,7 +241,8 @@ fn h264_annex_b_decodes_with_ffmpeg() {
         .filter(|u| u.track == 0)
         .flat_map(|u| u.data.iter().copied())
         .collect();
-    assert_decodes("h264", "two_loops.h264", &es);
+    let scratch = Scratch::new("h264-decode");
+    assert_decodes("h264", &scratch.path("two_loops.h264"), &es);
 }
 
 #[test]
@@ -190,7 +253,7 @@ fn h264_aac_loops() {
     assert_eq!(loop_of(&src, units.last().unwrap()), 2);
     // One loop period in each track's clock: 97024 / 48000 s.
     let period = [97024 * 90000 / 48000, 97024];
-    for track in 0..2 {
+    for (track, period) in period.into_iter().enumerate() {
         let by_loop = |k: u64| -> Vec<&AccessUnit> {
             units
                 .iter()
@@ -203,7 +266,7 @@ fn h264_aac_loops() {
             let max_prev = prev.iter().map(|u| u.pts).max().unwrap();
             let min_this = this.iter().map(|u| u.pts).min().unwrap();
             assert!(min_this > max_prev, "track {track} loop {k}");
-            assert_eq!(this[0].pts, prev[0].pts + period[track], "track {track}");
+            assert_eq!(this[0].pts, prev[0].pts + period, "track {track}");
             assert!(this[0].keyframe);
             assert_eq!(
                 this[0].wallclock,
@@ -218,7 +281,8 @@ fn h264_aac_loops() {
         if track == 0 {
             let types = nal_types(NalKind::H264, &loops[1][0].data);
             assert_eq!(&types[..2], &[7, 8]);
-            assert_eq!(loops[2].len(), 25); // half a loop: 1 s at 25 fps
+            // Half a loop (1.0107 s) at 25 fps.
+            assert_eq!(loops[2].len(), 26);
         }
     }
 }
@@ -234,7 +298,10 @@ fn h265() {
     let ty = |n: &Bytes| NalKind::H265.nal_type(n);
     assert_eq!((ty(vps), ty(sps), ty(pps)), (Some(32), Some(33), Some(34)));
     assert_eq!(tracks[0].payload_type, 96);
-    assert!(matches!(tracks[1].codec, CodecParams::Aac { rate: 48000, .. }));
+    assert!(matches!(
+        tracks[1].codec,
+        CodecParams::Aac { rate: 48000, .. }
+    ));
 
     let units = read_loops(&mut src, 2.0);
     let video: Vec<_> = units.iter().filter(|u| u.track == 0).collect();
@@ -247,7 +314,8 @@ fn h265() {
     }
     assert!(video[..50].windows(2).any(|w| w[1].pts < w[0].pts));
     let es: Vec<u8> = video.iter().flat_map(|u| u.data.iter().copied()).collect();
-    assert_decodes("hevc", "two_loops.h265", &es);
+    let scratch = Scratch::new("h265-decode");
+    assert_decodes("hevc", &scratch.path("two_loops.h265"), &es);
 }
 
 #[test]
@@ -293,7 +361,11 @@ fn pcmu_mov() {
         "mulaw",
         "-",
     ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let ours: Vec<u8> = audio.iter().flat_map(|u| u.data.iter().copied()).collect();
     assert_eq!(ours, out.stdout);
 }
@@ -312,11 +384,12 @@ fn assert_file_error(result: Result<FileSource, SourceError>, path: &Path) -> St
 
 #[test]
 fn truncated_files_fail() {
+    let scratch = Scratch::new("truncated");
     let mut beyond_end = 0;
     for name in ["h264_aac.mp4", "h265_aac.mp4", "h264_pcmu.mov"] {
         let data = std::fs::read(testdata(name)).unwrap();
         for keep in [100, data.len() / 2, data.len() - 1000] {
-            let path = scratch(&format!("cut{keep}_{name}"));
+            let path = scratch.path(&format!("cut{keep}_{name}"));
             std::fs::write(&path, &data[..keep]).unwrap();
             let what = assert_file_error(FileSource::open(&path, START), &path);
             beyond_end += usize::from(what.contains("beyond the end"));
@@ -328,26 +401,28 @@ fn truncated_files_fail() {
 
 #[test]
 fn not_mp4_fails() {
+    let scratch = Scratch::new("not-mp4");
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
     let mut random = vec![0u8; 65536];
     rng.fill(&mut random[..]);
     for (name, data) in [("random.mp4", &random[..]), ("empty.mp4", &[][..])] {
-        let path = scratch(name);
+        let path = scratch.path(name);
         std::fs::write(&path, data).unwrap();
         assert_file_error(FileSource::open(&path, START), &path);
     }
-    let missing = scratch("missing.mp4");
+    let missing = scratch.path("missing.mp4");
     assert_file_error(FileSource::open(&missing, START), &missing);
 }
 
 /// Flipped bytes anywhere (sample tables, sample data) give errors, never panics.
 #[test]
 fn corrupt_files_never_panic() {
+    let scratch = Scratch::new("corrupt");
     let mut rng = rand::rngs::StdRng::seed_from_u64(42);
     let mut opened = 0;
     for name in ["h264_aac.mp4", "h265_aac.mp4", "h264_pcmu.mov"] {
         let data = std::fs::read(testdata(name)).unwrap();
-        let path = scratch(&format!("corrupt_{name}"));
+        let path = scratch.path(name);
         for _ in 0..150 {
             let mut bad = data.clone();
             for _ in 0..rng.random_range(1..8) {
@@ -371,7 +446,8 @@ fn corrupt_files_never_panic() {
 
 #[test]
 fn fragmented_fails() {
-    let path = scratch("fragmented.mp4");
+    let scratch = Scratch::new("fragmented");
+    let path = scratch.path("fragmented.mp4");
     let out = ffmpeg(&[
         "-y",
         "-i",
@@ -382,17 +458,22 @@ fn fragmented_fails() {
         "frag_keyframe+empty_moov",
         path.to_str().unwrap(),
     ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let what = assert_file_error(FileSource::open(&path, START), &path);
     assert!(what.contains("fragmented"), "{what}");
 }
 
 #[test]
 fn unsupported_tracks_are_skipped() {
+    let scratch = Scratch::new("unsupported");
     // A subtitle track next to H.264 + AAC.
-    let srt = scratch("subs.srt");
+    let srt = scratch.path("subs.srt");
     std::fs::write(&srt, "1\n00:00:00,000 --> 00:00:01,000\nhello\n").unwrap();
-    let with_subs = scratch("with_subs.mp4");
+    let with_subs = scratch.path("with_subs.mp4");
     let out = ffmpeg(&[
         "-y",
         "-i",
@@ -409,12 +490,16 @@ fn unsupported_tracks_are_skipped() {
         "mov_text",
         with_subs.to_str().unwrap(),
     ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let src = FileSource::open(&with_subs, START).unwrap();
     assert_eq!(src.tracks().len(), 2);
 
     // Nothing playable: MPEG-4 Part 2 video only.
-    let mp4v = scratch("mp4v.mp4");
+    let mp4v = scratch.path("mp4v.mp4");
     let out = ffmpeg(&[
         "-y",
         "-f",
@@ -427,7 +512,11 @@ fn unsupported_tracks_are_skipped() {
         "mpeg4",
         mp4v.to_str().unwrap(),
     ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let what = assert_file_error(FileSource::open(&mp4v, START), &mp4v);
     assert!(what.contains("no playable track"), "{what}");
 }
@@ -448,7 +537,10 @@ fn clock_time_is_exact() {
         timescale: 3,
     };
     assert_eq!(clock_time(0, 3, 1, third, 1_000_000), 333_333);
-    assert_eq!(clock_time(0, 3, 3_000_000, third, 1_000_000), 1_000_000_000_000);
+    assert_eq!(
+        clock_time(0, 3, 3_000_000, third, 1_000_000),
+        1_000_000_000_000
+    );
     // Absurd values saturate instead of overflowing.
     let huge = MediaDuration {
         ticks: u64::MAX,
