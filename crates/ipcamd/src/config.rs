@@ -110,7 +110,10 @@ impl Config {
         let config: Config = toml::from_str(text).map_err(|e| {
             let line = e
                 .span()
-                .map(|s| text.get(..s.start).map_or(0, |t| t.lines().count().max(1)))
+                .map(|s| {
+                    text.get(..s.start)
+                        .map_or(0, |t| t.matches('\n').count() + 1)
+                })
                 .unwrap_or(0);
             format!("line {line}: {}", e.message())
         })?;
@@ -136,16 +139,24 @@ impl Config {
                 return Err(format!("{at}: name is used by another camera"));
             }
             if c.source == SourceKind::File && c.path.is_none() {
-                return Err(format!("{at}: source = \"file\" needs path = \"/some/file.mp4\""));
+                return Err(format!(
+                    "{at}: source = \"file\" needs path = \"/some/file.mp4\""
+                ));
             }
             if !(16..=4096).contains(&c.width) || !(16..=4096).contains(&c.height) {
-                return Err(format!("{at}: width/height must be 16..4096 (got {}x{})", c.width, c.height));
+                return Err(format!(
+                    "{at}: width/height must be 16..4096 (got {}x{})",
+                    c.width, c.height
+                ));
             }
             if !(1..=120).contains(&c.fps) {
                 return Err(format!("{at}: fps must be 1..120 (got {})", c.fps));
             }
             if !(1..=100).contains(&c.jpeg_quality) {
-                return Err(format!("{at}: jpeg_quality must be 1..100 (got {})", c.jpeg_quality));
+                return Err(format!(
+                    "{at}: jpeg_quality must be 1..100 (got {})",
+                    c.jpeg_quality
+                ));
             }
         }
         if self.server.session_timeout_s == 0 {

@@ -112,7 +112,9 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
     runtime.block_on(async move {
-        let server = Server::start(options, cameras).await.map_err(|e| e.to_string())?;
+        let server = Server::start(options, cameras)
+            .await
+            .map_err(|e| e.to_string())?;
         print_urls(&server, &config);
         wait_for_shutdown().await;
         tracing::info!("shutting down");
@@ -127,31 +129,33 @@ fn serve(args: ServeArgs) -> Result<(), String> {
 
 fn source_factory(c: &CameraConfig) -> SourceFactory {
     let c = c.clone();
-    Box::new(move |start| -> Result<Box<dyn Source>, ipcamd_media::SourceError> {
-        Ok(match c.source {
-            SourceKind::Synthetic => Box::new(SyntheticCamera::new(
-                SyntheticConfig {
-                    width: c.width,
-                    height: c.height,
-                    fps: c.fps,
-                    bitrate_bps: c.bitrate_kbps.saturating_mul(1000),
-                    keyframe_interval_ms: c.keyframe_interval_ms,
-                    video: match c.video {
-                        VideoCodec::H264 => SyntheticVideo::H264,
-                        VideoCodec::Mjpeg => SyntheticVideo::Mjpeg,
+    Box::new(
+        move |start| -> Result<Box<dyn Source>, ipcamd_media::SourceError> {
+            Ok(match c.source {
+                SourceKind::Synthetic => Box::new(SyntheticCamera::new(
+                    SyntheticConfig {
+                        width: c.width,
+                        height: c.height,
+                        fps: c.fps,
+                        bitrate_bps: c.bitrate_kbps.saturating_mul(1000),
+                        keyframe_interval_ms: c.keyframe_interval_ms,
+                        video: match c.video {
+                            VideoCodec::H264 => SyntheticVideo::H264,
+                            VideoCodec::Mjpeg => SyntheticVideo::Mjpeg,
+                        },
+                        jpeg_quality: c.jpeg_quality,
+                        audio: c.audio,
+                        label: c.name.clone(),
                     },
-                    jpeg_quality: c.jpeg_quality,
-                    audio: c.audio,
-                    label: c.name.clone(),
-                },
-                start,
-            )?),
-            SourceKind::File => {
-                let path = c.path.clone().unwrap_or_default();
-                Box::new(FileSource::open(&path, start)?)
-            }
-        })
-    })
+                    start,
+                )?),
+                SourceKind::File => {
+                    let path = c.path.clone().unwrap_or_default();
+                    Box::new(FileSource::open(&path, start)?)
+                }
+            })
+        },
+    )
 }
 
 fn print_urls(server: &Server, config: &Config) {
@@ -188,7 +192,9 @@ fn print_urls(server: &Server, config: &Config) {
         }
     }
     if server.rtsp_addr.ip().is_unspecified() {
-        tracing::info!("listening on every interface: replace 127.0.0.1 by this host's address from elsewhere");
+        tracing::info!(
+            "listening on every interface: replace 127.0.0.1 by this host's address from elsewhere"
+        );
     }
     tracing::warn!("no authentication configured: anyone who reaches these ports can watch");
 }

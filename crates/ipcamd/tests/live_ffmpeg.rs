@@ -32,7 +32,10 @@ fn decode(url: &str, transport: &str, seconds: u32) -> (usize, usize) {
         Duration::from_secs(seconds as u64 + 20),
     );
     assert!(ok, "ffmpeg over {transport} failed: {stderr}");
-    assert!(stderr.trim().is_empty(), "ffmpeg over {transport} reported errors:\n{stderr}");
+    assert!(
+        stderr.trim().is_empty(),
+        "ffmpeg over {transport} reported errors:\n{stderr}"
+    );
     let count = |idx: &str| stdout.lines().filter(|l| l.starts_with(idx)).count();
     (count("0,"), count("1,"))
 }
@@ -40,9 +43,18 @@ fn decode(url: &str, transport: &str, seconds: u32) -> (usize, usize) {
 fn check_counts(transport: &str, (video, audio): (usize, usize), seconds: usize) {
     // 25 fps video and 50 audio packets (20 ms) per second; the first GOP may add up to
     // 2 s of frames at the start, a slow start may lose a little.
-    assert!(video >= seconds * 25 * 9 / 10, "{transport}: only {video} video frames in {seconds} s");
-    assert!(video <= (seconds + 3) * 25, "{transport}: {video} video frames in {seconds} s is too many");
-    assert!(audio >= seconds * 50 * 8 / 10, "{transport}: only {audio} audio frames in {seconds} s");
+    assert!(
+        video >= seconds * 25 * 9 / 10,
+        "{transport}: only {video} video frames in {seconds} s"
+    );
+    assert!(
+        video <= (seconds + 3) * 25,
+        "{transport}: {video} video frames in {seconds} s is too many"
+    );
+    assert!(
+        audio >= seconds * 50 * 8 / 10,
+        "{transport}: only {audio} audio frames in {seconds} s"
+    );
 }
 
 #[test]
@@ -88,8 +100,14 @@ fn ffprobe_reports_the_configured_streams() {
         Duration::from_secs(30),
     );
     assert!(ok, "ffprobe failed: {stderr}");
-    assert!(stdout.contains("codec_name=h264|width=640|height=360"), "{stdout}");
-    assert!(stdout.contains("codec_name=pcm_mulaw|sample_rate=8000"), "{stdout}");
+    assert!(
+        stdout.contains("codec_name=h264|width=640|height=360"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("codec_name=pcm_mulaw|sample_rate=8000"),
+        "{stdout}"
+    );
 }
 
 #[test]

@@ -11,7 +11,12 @@ use common::*;
 
 fn play(url: &str, proto: &str, seconds: u32) -> (u64, u64, String) {
     require_tool("gst-launch-1.0", "gstreamer1.0-tools");
-    let python = require_tool("python3", "python3-gi");
+    // Debian's interpreter, where python3-gi lives (a pyenv python earlier on PATH has no gi).
+    let python = std::path::Path::new("/usr/bin/python3");
+    assert!(
+        python.is_file(),
+        "/usr/bin/python3 is missing (apt-get install python3-gi)"
+    );
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/gst_play.py");
     let (ok, stdout, stderr) = run_with_timeout(
         Command::new(python).args([script, url, proto, &seconds.to_string()]),
@@ -34,9 +39,18 @@ fn check(proto: &str, seconds: u64) {
     let server = start_server(SMALL_CAMERA);
     let (video, audio, out) = play(&server.url("cam1"), proto, seconds as u32);
     // A few hundred ms go to connecting and buffering (latency=200).
-    assert!(video >= (seconds - 1) * 25, "{proto}: {video} video frames in {seconds} s: {out}");
-    assert!(audio >= (seconds - 1) * 25, "{proto}: {audio} audio buffers in {seconds} s: {out}");
-    assert!(out.contains("video/x-raw") && out.contains("audio/x-raw"), "{out}");
+    assert!(
+        video >= (seconds - 1) * 25,
+        "{proto}: {video} video frames in {seconds} s: {out}"
+    );
+    assert!(
+        audio >= (seconds - 1) * 25,
+        "{proto}: {audio} audio buffers in {seconds} s: {out}"
+    );
+    assert!(
+        out.contains("video/x-raw") && out.contains("audio/x-raw"),
+        "{out}"
+    );
 }
 
 #[test]

@@ -18,7 +18,10 @@ fn ntp_to_secs(ntp: u64) -> f64 {
 }
 
 fn now_secs() -> f64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs_f64()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
 }
 
 async fn check(transport: Transport) {
@@ -74,7 +77,10 @@ async fn check(transport: Transport) {
                 let ts = f.timestamp().timestamp();
                 if let Some(prev) = last_ts {
                     let d = ts - prev;
-                    assert!(d > 0 && d % 3600 == 0, "video frames 40 ms apart at 90 kHz (got {d})");
+                    assert!(
+                        d > 0 && d % 3600 == 0,
+                        "video frames 40 ms apart at 90 kHz (got {d})"
+                    );
                 }
                 last_ts = Some(ts);
                 // Frames after the first second are live: the sender-report mapping of
@@ -82,7 +88,11 @@ async fn check(transport: Transport) {
                 if let (Some((ntp, rtp)), true) = (sr, start.elapsed() > Duration::from_secs(2)) {
                     let mapped = ntp + (ts - rtp) as f64 / 90_000.0;
                     let err = (mapped - now_secs()).abs();
-                    assert!(err < 0.3, "SR mapping says {mapped}, frame arrived at {}", now_secs());
+                    assert!(
+                        err < 0.3,
+                        "SR mapping says {mapped}, frame arrived at {}",
+                        now_secs()
+                    );
                     checked_mapping += 1;
                 }
             }
@@ -92,17 +102,23 @@ async fn check(transport: Transport) {
                     let pkt = r.pkts().next().expect("RTCP packet");
                     let report = pkt.as_sender_report().expect("valid SR").expect("an SR");
                     let ntp = ntp_to_secs(report.ntp_timestamp().0);
-                    assert!((ntp - now_secs()).abs() < 1.0, "SR NTP time {ntp} is not now");
+                    assert!(
+                        (ntp - now_secs()).abs() < 1.0,
+                        "SR NTP time {ntp} is not now"
+                    );
                     sr = Some((ntp, ts.timestamp()));
                 }
             }
-            CodecItem::MessageFrame(_) => {}
+            _ => {}
         }
     }
     assert!(video >= 5 * 25 * 9 / 10, "{video} video frames in 5 s");
     assert!(audio >= 5 * 50 * 8 / 10, "{audio} audio frames in 5 s");
     assert!(sr.is_some(), "no RTCP sender report for the video stream");
-    assert!(checked_mapping > 20, "only {checked_mapping} frames checked against the SR mapping");
+    assert!(
+        checked_mapping > 20,
+        "only {checked_mapping} frames checked against the SR mapping"
+    );
 }
 
 #[tokio::test]

@@ -24,7 +24,9 @@ impl Reply {
     fn header(&self, name: &str) -> Option<String> {
         self.head.lines().find_map(|l| {
             let (n, v) = l.split_once(':')?;
-            n.trim().eq_ignore_ascii_case(name).then(|| v.trim().to_owned())
+            n.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| v.trim().to_owned())
         })
     }
 }
@@ -60,7 +62,8 @@ impl Client {
                         .and_then(|v| v.trim().parse::<usize>().ok())
                         .unwrap_or(0);
                     if self.buf.len() >= end + 4 + len {
-                        let body = String::from_utf8_lossy(&self.buf[end + 4..end + 4 + len]).into_owned();
+                        let body =
+                            String::from_utf8_lossy(&self.buf[end + 4..end + 4 + len]).into_owned();
                         self.buf.drain(..end + 4 + len);
                         let status = head.split_whitespace().nth(1)?.parse().ok()?;
                         return Some(Reply { status, head, body });
@@ -80,7 +83,8 @@ impl Client {
 
     fn request(&mut self, raw: &str) -> Reply {
         self.send(raw);
-        self.reply().unwrap_or_else(|| panic!("no reply to {raw:?}"))
+        self.reply()
+            .unwrap_or_else(|| panic!("no reply to {raw:?}"))
     }
 }
 
@@ -99,9 +103,14 @@ fn full_session_with_status_codes() {
     assert!(r.header("Public").unwrap().contains("GET_PARAMETER"));
     assert_eq!(r.header("CSeq").as_deref(), Some("1"));
 
-    let r = c.request(&format!("DESCRIBE {url} RTSP/1.0\r\nCSeq: 2\r\nAccept: application/sdp\r\n\r\n"));
+    let r = c.request(&format!(
+        "DESCRIBE {url} RTSP/1.0\r\nCSeq: 2\r\nAccept: application/sdp\r\n\r\n"
+    ));
     assert_eq!(r.status, 200);
-    assert_eq!(r.header("Content-Base").as_deref(), Some(format!("{url}/").as_str()));
+    assert_eq!(
+        r.header("Content-Base").as_deref(),
+        Some(format!("{url}/").as_str())
+    );
     assert!(r.body.contains("m=video 0 RTP/AVP 96"), "{}", r.body);
     assert!(r.body.contains("a=rtpmap:96 H264/90000"), "{}", r.body);
     assert!(r.body.contains("sprop-parameter-sets="), "{}", r.body);
@@ -134,28 +143,44 @@ fn full_session_with_status_codes() {
     ));
     assert_eq!(r.status, 200);
 
-    let r = c.request(&format!("PLAY {url}/ RTSP/1.0\r\nCSeq: 7\r\nSession: {id}\r\nRange: npt=0.000-\r\n\r\n"));
+    let r = c.request(&format!(
+        "PLAY {url}/ RTSP/1.0\r\nCSeq: 7\r\nSession: {id}\r\nRange: npt=0.000-\r\n\r\n"
+    ));
     assert_eq!(r.status, 200);
     let range = r.header("Range").unwrap();
-    assert!(range.starts_with("clock=") && range.ends_with('-'), "{range}");
+    assert!(
+        range.starts_with("clock=") && range.ends_with('-'),
+        "{range}"
+    );
     let info = r.header("RTP-Info").unwrap();
-    assert!(info.contains(&format!("url={url}/trackID=0;seq=")), "{info}");
+    assert!(
+        info.contains(&format!("url={url}/trackID=0;seq=")),
+        "{info}"
+    );
     assert!(info.contains("rtptime="), "{info}");
     assert!(info.contains("trackID=1"), "{info}");
 
     // Requests keep working while media flows on the same connection.
-    let r = c.request(&format!("GET_PARAMETER {url}/ RTSP/1.0\r\nCSeq: 8\r\nSession: {id}\r\n\r\n"));
+    let r = c.request(&format!(
+        "GET_PARAMETER {url}/ RTSP/1.0\r\nCSeq: 8\r\nSession: {id}\r\n\r\n"
+    ));
     assert_eq!(r.status, 200);
     assert_eq!(r.header("CSeq").as_deref(), Some("8"));
 
-    let r = c.request(&format!("PAUSE {url}/ RTSP/1.0\r\nCSeq: 9\r\nSession: {id}\r\n\r\n"));
+    let r = c.request(&format!(
+        "PAUSE {url}/ RTSP/1.0\r\nCSeq: 9\r\nSession: {id}\r\n\r\n"
+    ));
     assert_eq!(r.status, 200);
 
-    let r = c.request(&format!("TEARDOWN {url}/ RTSP/1.0\r\nCSeq: 10\r\nSession: {id}\r\n\r\n"));
+    let r = c.request(&format!(
+        "TEARDOWN {url}/ RTSP/1.0\r\nCSeq: 10\r\nSession: {id}\r\n\r\n"
+    ));
     assert_eq!(r.status, 200);
 
     // The session is gone.
-    let r = c.request(&format!("PLAY {url}/ RTSP/1.0\r\nCSeq: 11\r\nSession: {id}\r\n\r\n"));
+    let r = c.request(&format!(
+        "PLAY {url}/ RTSP/1.0\r\nCSeq: 11\r\nSession: {id}\r\n\r\n"
+    ));
     assert_eq!(r.status, 454);
 }
 
@@ -185,13 +210,24 @@ fn bad_requests_get_the_right_status_and_the_connection_survives() {
     for (raw, want) in cases {
         let r = c.request(raw);
         assert_eq!(r.status, *want, "for {raw:?}: {}", r.head);
-        if let Some(cseq) = raw.split("CSeq: ").nth(1).and_then(|s| s.split("\r\n").next()) {
+        if let Some(cseq) = raw
+            .split("CSeq: ")
+            .nth(1)
+            .and_then(|s| s.split("\r\n").next())
+        {
             if *want != 400 || r.header("CSeq").is_some() {
-                assert_eq!(r.header("CSeq").as_deref(), Some(cseq), "CSeq echo for {raw:?}");
+                assert_eq!(
+                    r.header("CSeq").as_deref(),
+                    Some(cseq),
+                    "CSeq echo for {raw:?}"
+                );
             }
         }
         if *want == 551 {
-            assert_eq!(r.header("Unsupported").as_deref(), Some("x-no-such-feature"));
+            assert_eq!(
+                r.header("Unsupported").as_deref(),
+                Some("x-no-such-feature")
+            );
         }
     }
     // Still usable.
@@ -205,7 +241,9 @@ fn oversized_head_gets_400_and_close_and_the_server_goes_on() {
     let url = server.url("cam1");
     let mut c = Client::connect(&server);
     let huge = "x".repeat(100_000);
-    c.send(&format!("OPTIONS {url} RTSP/1.0\r\nCSeq: 1\r\nX-Big: {huge}\r\n\r\n"));
+    c.send(&format!(
+        "OPTIONS {url} RTSP/1.0\r\nCSeq: 1\r\nX-Big: {huge}\r\n\r\n"
+    ));
     let r = c.reply().expect("a 400 before the close");
     assert_eq!(r.status, 400);
     // The connection is closed after the answer.
@@ -228,8 +266,16 @@ fn interleaved_media_arrives_after_play() {
     let r = c.request(&format!(
         "SETUP {url}/trackID=0 RTSP/1.0\r\nCSeq: 1\r\nTransport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n\r\n"
     ));
-    let id = r.header("Session").unwrap().split(';').next().unwrap().to_owned();
-    c.send(&format!("PLAY {url}/ RTSP/1.0\r\nCSeq: 2\r\nSession: {id}\r\n\r\n"));
+    let id = r
+        .header("Session")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    c.send(&format!(
+        "PLAY {url}/ RTSP/1.0\r\nCSeq: 2\r\nSession: {id}\r\n\r\n"
+    ));
     // Read raw until the PLAY reply and then media: collect RTP on channel 0, RTCP on 1.
     let start = Instant::now();
     let mut raw = Vec::new();
@@ -268,5 +314,8 @@ fn interleaved_media_arrives_after_play() {
     assert!(rtcp >= 1, "no RTCP sender report");
     // The first packet starts a keyframe: SPS (7) single NAL, or an FU-A of it.
     let nal = first_nal.unwrap() & 0x1f;
-    assert_eq!(nal, 7, "first video packet is not the SPS of a keyframe (NAL type {nal})");
+    assert_eq!(
+        nal, 7,
+        "first video packet is not the SPS of a keyframe (NAL type {nal})"
+    );
 }

@@ -50,7 +50,9 @@ fn a_client_that_never_reads_does_not_slow_down_another() {
     std::thread::sleep(Duration::from_secs(3));
 
     let mut reader = TcpStream::connect(server.rtsp_addr()).unwrap();
-    reader.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    reader
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
     setup_and_play(&server, &mut reader);
     let mut buf: Vec<u8> = Vec::new();
     let mut chunk = vec![0u8; 1 << 16];
@@ -91,6 +93,9 @@ fn a_client_that_never_reads_does_not_slow_down_another() {
     }
     let (mark, t) = frames_at_mark.expect("measured");
     let rate = (frames - mark) as f64 / t.elapsed().as_secs_f64();
-    assert!(rate >= 22.5, "reading client got {rate:.1} fps next to an idle client (want 25)");
+    assert!(
+        rate >= 22.5,
+        "reading client got {rate:.1} fps next to an idle client (want 25)"
+    );
     drop(idle);
 }

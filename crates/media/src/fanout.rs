@@ -53,7 +53,10 @@ pub struct Frame {
 
 impl Frame {
     pub fn payload_bytes(&self) -> usize {
-        self.packets.iter().map(|p| p.len().saturating_sub(12)).sum()
+        self.packets
+            .iter()
+            .map(|p| p.len().saturating_sub(12))
+            .sum()
     }
 }
 
@@ -169,9 +172,8 @@ impl Stream {
         }
         let rtp_timestamp = (au.pts as u32).wrapping_add(state.ts_offset);
         let first_seq = state.next_seq;
-        let mut buf = BytesMut::with_capacity(
-            payloads.iter().map(|p| p.data.len() + 12).sum::<usize>(),
-        );
+        let mut buf =
+            BytesMut::with_capacity(payloads.iter().map(|p| p.data.len() + 12).sum::<usize>());
         let mut packets = Vec::with_capacity(payloads.len());
         for p in &payloads {
             let header = RtpHeader {
@@ -302,7 +304,10 @@ impl Reader {
     fn lagged(&mut self, n: u64) {
         self.skips += 1;
         self.frames_lost += n;
-        self.stream.stats.reader_skips.fetch_add(1, Ordering::Relaxed);
+        self.stream
+            .stats
+            .reader_skips
+            .fetch_add(1, Ordering::Relaxed);
         if self.stream.has_video {
             self.waiting_for_keyframe = true;
         }

@@ -107,8 +107,11 @@ fn run(
             let due = i0 + Duration::from_micros(offset);
             let now = Instant::now();
             if now > due + Duration::from_secs(2) {
-                tracing::warn!(camera = name, late_ms = (now - due).as_millis() as u64,
-                    "source is slower than real time; re-anchoring its clock");
+                tracing::warn!(
+                    camera = name,
+                    late_ms = (now - due).as_millis() as u64,
+                    "source is slower than real time; re-anchoring its clock"
+                );
                 origin = Some((au.wallclock, now));
             } else {
                 sleep_until(due, stop);
@@ -129,7 +132,10 @@ fn run(
                     timeline.restarted();
                     break;
                 }
-                Ok(_) => tracing::error!(camera = name, "restarted source has different tracks; not used"),
+                Ok(_) => tracing::error!(
+                    camera = name,
+                    "restarted source has different tracks; not used"
+                ),
                 Err(e) => tracing::error!(camera = name, error = %e, "source restart failed"),
             }
             backoff = (backoff * 2).min(Duration::from_secs(30));

@@ -97,7 +97,10 @@ pub async fn play(state: Arc<ServerState>, session: Arc<Session>, mut reader: Re
                 track,
                 transport: t.transport.clone(),
                 ssrc: stream.ssrc(track).unwrap_or(0),
-                clock_rate: stream.tracks().get(track).map_or(90_000, |t| t.clock_rate()),
+                clock_rate: stream
+                    .tracks()
+                    .get(track)
+                    .map_or(90_000, |t| t.clock_rate()),
                 packets: 0,
                 octets: 0,
                 last: None,

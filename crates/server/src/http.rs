@@ -85,12 +85,19 @@ async fn serve(state: Arc<ServerState>, mut stream: TcpStream, peer: SocketAddr)
     let cookie = head.session_cookie().map(str::to_owned);
     match cookie {
         Some(cookie) if head.is_tunnel_get() => tunnel_get(state, stream, peer, cookie).await,
-        Some(cookie) if head.is_tunnel_post() => tunnel_post(state, stream, peer, cookie, rest).await,
+        Some(cookie) if head.is_tunnel_post() => {
+            tunnel_post(state, stream, peer, cookie, rest).await
+        }
         _ => plain_http(&state, stream, &head).await,
     }
 }
 
-async fn tunnel_get(state: Arc<ServerState>, mut stream: TcpStream, peer: SocketAddr, cookie: String) {
+async fn tunnel_get(
+    state: Arc<ServerState>,
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    cookie: String,
+) {
     if stream.write_all(tunnel_get_response()).await.is_err() {
         return;
     }
@@ -142,7 +149,8 @@ async fn tunnel_post(
 }
 
 async fn plain_http(state: &ServerState, mut stream: TcpStream, head: &HttpRequestHead) {
-    let (status, body) = if head.method == "GET" && (head.path == "/" || head.path == "/index.txt") {
+    let (status, body) = if head.method == "GET" && (head.path == "/" || head.path == "/index.txt")
+    {
         ("200 OK", index_text(state))
     } else {
         ("404 Not Found", format!("no resource at {}\n", head.path))

@@ -67,7 +67,10 @@ impl Server {
     /// Binds all listeners (errors name the address) and starts serving.
     pub async fn start(options: ServerOptions, cameras: Vec<Camera>) -> std::io::Result<Server> {
         let rtsp = TcpListener::bind(options.rtsp_listen).await.map_err(|e| {
-            std::io::Error::new(e.kind(), format!("cannot listen for RTSP on {}: {e}", options.rtsp_listen))
+            std::io::Error::new(
+                e.kind(),
+                format!("cannot listen for RTSP on {}: {e}", options.rtsp_listen),
+            )
         })?;
         let http = match options.http_listen {
             Some(addr) => Some(TcpListener::bind(addr).await.map_err(|e| {

@@ -15,8 +15,7 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use ipcamd_media::pacer::now_micros;
 use ipcamd_proto::rtsp::headers::{
-    format_rtp_info, parse_transports, LowerTransport, Range, RtpInfo,
-    SessionHeader, Transport,
+    format_rtp_info, parse_transports, LowerTransport, Range, RtpInfo, SessionHeader, Transport,
 };
 use ipcamd_proto::rtsp::message::{Decoder, Frame, Limits, Method, Request, Response};
 use ipcamd_proto::sdp::{SdpFormat, SdpMedia, SdpSession};
@@ -28,7 +27,8 @@ use crate::delivery::{new_writer, Writer};
 use crate::session::{Session, SetupTrack, TrackTransport};
 use crate::state::{lock, Camera, ServerState};
 
-const PUBLIC: &str = "OPTIONS, DESCRIBE, SETUP, PLAY, PAUSE, TEARDOWN, GET_PARAMETER, SET_PARAMETER";
+const PUBLIC: &str =
+    "OPTIONS, DESCRIBE, SETUP, PLAY, PAUSE, TEARDOWN, GET_PARAMETER, SET_PARAMETER";
 
 pub async fn accept_loop(state: Arc<ServerState>, listener: TcpListener) {
     loop {
@@ -113,7 +113,10 @@ impl Conn {
                     Ok(Some(Frame::Response(_))) => {} // we send no requests; ignore
                     Ok(None) => break,
                     Err(e) => {
-                        self.state.counters.bad_requests.fetch_add(1, Ordering::Relaxed);
+                        self.state
+                            .counters
+                            .bad_requests
+                            .fetch_add(1, Ordering::Relaxed);
                         tracing::info!(peer = %self.peer, status = e.status, error = %e.message, "bad request");
                         let mut resp = Response::with_reason(e.status, &bad_reason(&e.message));
                         if let Some(c) = e.cseq {
@@ -157,7 +160,9 @@ impl Conn {
 
     fn on_interleaved(&self, channel: u8, payload: Bytes) {
         for id in &self.sessions {
-            let Some(s) = self.state.sessions.get(id) else { continue };
+            let Some(s) = self.state.sessions.get(id) else {
+                continue;
+            };
             let is_rtcp = lock(&s.state).tracks.values().any(|t| {
                 matches!(t.transport, TrackTransport::Interleaved { rtcp_channel, .. } if rtcp_channel == channel)
             });
@@ -194,7 +199,12 @@ impl Conn {
                     s.touch();
                     Some(s)
                 }
-                None => return Response::with_reason(454, "Session Not Found (unknown or expired session id)"),
+                None => {
+                    return Response::with_reason(
+                        454,
+                        "Session Not Found (unknown or expired session id)",
+                    )
+                }
             },
             None => None,
         };
@@ -279,16 +289,15 @@ impl Conn {
             Ok(t) => t,
             Err(r) => return r,
         };
-        let track = match target.track {
-            Some(t) => t,
-            None if target.camera.stream.tracks().len() == 1 => 0,
-            None => {
-                return Response::with_reason(
+        let track =
+            match target.track {
+                Some(t) => t,
+                None if target.camera.stream.tracks().len() == 1 => 0,
+                None => return Response::with_reason(
                     459,
                     "Aggregate Operation Not Allowed (SETUP needs a track URL, e.g. .../trackID=0)",
-                )
-            }
-        };
+                ),
+            };
         let Some(value) = req.headers.get("Transport") else {
             return Response::with_reason(461, "Unsupported Transport (missing Transport header)");
         };
@@ -304,7 +313,10 @@ impl Conn {
                 );
             }
             if lock(&s.state).playing() {
-                return Response::with_reason(455, "Method Not Valid in This State (stop playing before SETUP)");
+                return Response::with_reason(
+                    455,
+                    "Method Not Valid in This State (stop playing before SETUP)",
+                );
             }
         }
         let used = session
@@ -314,7 +326,12 @@ impl Conn {
                 // A repeated SETUP of the same track may keep its channels.
                 let mut used = st.used_channels();
                 if let Some(SetupTrack {
-                    transport: TrackTransport::Interleaved { rtp_channel, rtcp_channel, .. },
+                    transport:
+                        TrackTransport::Interleaved {
+                            rtp_channel,
+                            rtcp_channel,
+                            ..
+                        },
                     ..
                 }) = st.tracks.get(&track)
                 {
@@ -323,7 +340,8 @@ impl Conn {
                 used
             })
             .unwrap_or_default();
-        let Some((transport, answer)) = offers.iter().find_map(|t| self.accept_transport(t, &used)) else {
+        let Some((transport, answer)) = offers.iter().find_map(|t| self.accept_transport(t, &used))
+        else {
             return Response::with_reason(
                 461,
                 "Unsupported Transport (offered: RTP/AVP unicast UDP with client_port, RTP/AVP/TCP interleaved)",
@@ -332,7 +350,10 @@ impl Conn {
         let session = match session {
             Some(s) => s,
             None => {
-                self.state.counters.sessions_created.fetch_add(1, Ordering::Relaxed);
+                self.state
+                    .counters
+                    .sessions_created
+                    .fetch_add(1, Ordering::Relaxed);
                 self.state.sessions.create(target.camera.clone(), self.peer)
             }
         };
@@ -352,11 +373,16 @@ impl Conn {
         );
         let mut answer = answer;
         answer.ssrc = target.camera.stream.ssrc(track);
-        with_session(Response::new(200), &session, &self.state).header("Transport", answer.to_string())
+        with_session(Response::new(200), &session, &self.state)
+            .header("Transport", answer.to_string())
     }
 
     /// Our transport for one of the client's offers, and the Transport answer, if acceptable.
-    fn accept_transport(&self, offer: &Transport, used: &[u8]) -> Option<(TrackTransport, Transport)> {
+    fn accept_transport(
+        &self,
+        offer: &Transport,
+        used: &[u8],
+    ) -> Option<(TrackTransport, Transport)> {
         if offer.multicast || !offer.profile.eq_ignore_ascii_case("RTP/AVP") {
             return None;
         }
@@ -371,7 +397,9 @@ impl Conn {
                     Some((a, b)) if !used.contains(&a) && !used.contains(&b) => (a, b),
                     Some(_) => return None,
                     None => {
-                        let a = (0..=254u8).step_by(2).find(|c| !used.contains(c) && !used.contains(&(c + 1)))?;
+                        let a = (0..=254u8)
+                            .step_by(2)
+                            .find(|c| !used.contains(c) && !used.contains(&(c + 1)))?;
                         (a, a + 1)
                     }
                 };
@@ -430,7 +458,11 @@ impl Conn {
             })
             .collect();
         if !st.playing() {
-            let task = tokio::spawn(crate::delivery::play(self.state.clone(), session.clone(), reader));
+            let task = tokio::spawn(crate::delivery::play(
+                self.state.clone(),
+                session.clone(),
+                reader,
+            ));
             st.play_task = Some(task);
         }
         drop(st);
@@ -445,7 +477,10 @@ impl Conn {
 }
 
 fn missing_session() -> Response {
-    Response::with_reason(454, "Session Not Found (this method needs a Session header)")
+    Response::with_reason(
+        454,
+        "Session Not Found (this method needs a Session header)",
+    )
 }
 
 fn with_session(r: Response, s: &Session, state: &ServerState) -> Response {
@@ -463,7 +498,13 @@ fn with_session(r: Response, s: &Session, state: &ServerState) -> Response {
 fn bad_reason(why: &str) -> String {
     let clean: String = why
         .chars()
-        .map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '?' })
+        .map(|c| {
+            if c.is_ascii_graphic() || c == ' ' {
+                c
+            } else {
+                '?'
+            }
+        })
         .take(200)
         .collect();
     format!("Bad Request ({clean})")

@@ -214,7 +214,10 @@ pub async fn reaper(state: Arc<ServerState>) {
         tick.tick().await;
         for id in state.sessions.expired(timeout) {
             tracing::info!(session = %id, timeout_s = timeout.as_secs(), "session timed out");
-            state.counters.sessions_timed_out.fetch_add(1, Ordering::Relaxed);
+            state
+                .counters
+                .sessions_timed_out
+                .fetch_add(1, Ordering::Relaxed);
             state.sessions.teardown(&id);
         }
     }

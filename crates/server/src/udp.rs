@@ -106,7 +106,10 @@ pub fn handle_rtcp(state: &ServerState, data: &[u8], from: SocketAddr) {
             }
         }
         Err(e) => {
-            state.counters.rtcp_malformed.fetch_add(1, Ordering::Relaxed);
+            state
+                .counters
+                .rtcp_malformed
+                .fetch_add(1, Ordering::Relaxed);
             tracing::debug!(%from, error = %e, "malformed RTCP dropped");
         }
     }

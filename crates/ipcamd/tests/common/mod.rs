@@ -46,7 +46,8 @@ pub fn free_port() -> u16 {
 pub fn start_server(cameras_toml: &str) -> ServerProc {
     let rtsp_port = free_port();
     let http_port = free_port();
-    let dir = std::env::temp_dir().join(format!("ipcamd-test-{}-{}", std::process::id(), rtsp_port));
+    let dir =
+        std::env::temp_dir().join(format!("ipcamd-test-{}-{}", std::process::id(), rtsp_port));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let config = dir.join("ipcamd.toml");
     let mut f = std::fs::File::create(&config).expect("config file");
@@ -72,7 +73,11 @@ pub fn start_server(cameras_toml: &str) -> ServerProc {
     };
     let deadline = Instant::now() + Duration::from_secs(30);
     while TcpStream::connect(server.rtsp_addr()).is_err() {
-        assert!(Instant::now() < deadline, "server did not start; log:\n{}", server.log());
+        assert!(
+            Instant::now() < deadline,
+            "server did not start; log:\n{}",
+            server.log()
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     server
@@ -85,7 +90,8 @@ impl ServerProc {
 }
 
 /// A small synthetic camera, cheap enough to run several in parallel tests.
-pub const SMALL_CAMERA: &str = "[[camera]]\nname = \"cam1\"\nwidth = 320\nheight = 180\nbitrate_kbps = 500\n";
+pub const SMALL_CAMERA: &str =
+    "[[camera]]\nname = \"cam1\"\nwidth = 320\nheight = 180\nbitrate_kbps = 500\n";
 
 /// Path of a client program; panics (fails the test) with the Debian package to install.
 pub fn require_tool(name: &str, package: &str) -> PathBuf {
@@ -135,5 +141,14 @@ pub fn run_with_timeout(cmd: &mut Command, limit: Duration) -> (bool, String, St
     };
     let stdout = t_out.join().unwrap_or_default();
     let stderr = t_err.join().unwrap_or_default();
-    (status.is_some_and(|s| s.success()), stdout, stderr + if status.is_none() { "\n[killed: time limit]" } else { "" })
+    (
+        status.is_some_and(|s| s.success()),
+        stdout,
+        stderr
+            + if status.is_none() {
+                "\n[killed: time limit]"
+            } else {
+                ""
+            },
+    )
 }
