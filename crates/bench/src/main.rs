@@ -258,7 +258,7 @@ async fn reader(url: String, until: Instant) -> ReaderStats {
             if pos + 4 + len > buf.len() {
                 break;
             }
-            if ch % 2 == 0 && len >= 12 {
+            if ch.is_multiple_of(2) && len >= 12 {
                 let p = &buf[pos + 4..pos + 4 + len];
                 st.packets += 1;
                 let seq = u16::from_be_bytes([p[2], p[3]]);

@@ -118,7 +118,7 @@ impl Conn {
                             .bad_requests
                             .fetch_add(1, Ordering::Relaxed);
                         tracing::info!(peer = %self.peer, status = e.status, error = %e.message, "bad request");
-                        let mut resp = Response::with_reason(e.status, &bad_reason(&e.message));
+                        let mut resp = Response::with_reason(e.status, bad_reason(&e.message));
                         if let Some(c) = e.cseq {
                             resp = resp.header("CSeq", c.to_string());
                         }
@@ -303,7 +303,7 @@ impl Conn {
         };
         let offers = match parse_transports(value) {
             Ok(t) => t,
-            Err(e) => return Response::with_reason(461, &format!("Unsupported Transport ({e})")),
+            Err(e) => return Response::with_reason(461, format!("Unsupported Transport ({e})")),
         };
         if let Some(s) = &session {
             if s.camera.name != target.camera.name {
