@@ -351,3 +351,159 @@ impl Reader {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ipcamd_proto::codec::CodecParams;
+
+    const SPS: &[u8] = &[0x67, 0x42, 0xc0, 0x1e, 0xd9, 0x00, 0xa0, 0x47, 0xfe, 0xc8];
+    const PPS: &[u8] = &[0x68, 0xce, 0x3c, 0x80];
+
+    fn stream() -> Arc<Stream> {
+        Stream::new(
+            "t",
+            vec![
+                TrackInfo::new(
+                    CodecParams::H264 {
+                        sps: Bytes::from_static(SPS),
+                        pps: Bytes::from_static(PPS),
+                    },
+                    96,
+                ),
+                TrackInfo::new(
+                    CodecParams::Pcmu {
+                        rate: 8000,
+                        channels: 1,
+                    },
+                    0,
+                ),
+            ],
+        )
+    }
+
+    /// Video frame n; every 50th is a keyframe (SPS, PPS, IDR slice), others a P slice.
+    fn video(n: u64) -> AccessUnit {
+        let key = n % 50 == 0;
+        let mut d = Vec::new();
+        if key {
+            for nal in [SPS, PPS] {
+                d.extend_from_slice(&[0, 0, 0, 1]);
+                d.extend_from_slice(nal);
+            }
+        }
+        d.extend_from_slice(&[0, 0, 0, 1, if key { 0x65 } else { 0x41 }, 0x88]);
+        d.extend_from_slice(&vec![n as u8; 3000]); // 3 packets
+        AccessUnit {
+            track: 0,
+            pts: n * 3600,
+            wallclock: n as i64 * 40_000,
+            keyframe: key,
+            data: Bytes::from(d),
+        }
+    }
+
+    fn audio(n: u64) -> AccessUnit {
+        AccessUnit {
+            track: 1,
+            pts: n * 160,
+            wallclock: n as i64 * 20_000,
+            keyframe: true,
+            data: Bytes::from(vec![0xff; 160]),
+        }
+    }
+
+    #[tokio::test]
+    async fn late_joiner_starts_at_the_last_keyframe_with_matching_join_points() {
+        let s = stream();
+        for n in 0..60 {
+            s.push(video(n));
+            s.push(audio(2 * n));
+        }
+        let (mut r, joins) = s.subscribe();
+        let Next::Frame(first) = r.recv().await else {
+            panic!("closed")
+        };
+        assert_eq!(first.track, 0);
+        assert!(first.keyframe);
+        assert_eq!(
+            first.au.pts,
+            50 * 3600,
+            "backlog starts at the last keyframe"
+        );
+        let j = joins[0].expect("video join point");
+        assert_eq!(j.seq, first.first_seq);
+        assert_eq!(j.rtp_timestamp, first.rtp_timestamp);
+        assert_eq!(Some(j.ssrc), s.ssrc(0));
+        // The packets carry consecutive sequence numbers, the marker on the last one.
+        let seqs: Vec<u16> = first
+            .packets
+            .iter()
+            .map(|p| u16::from_be_bytes([p[2], p[3]]))
+            .collect();
+        for w in seqs.windows(2) {
+            assert_eq!(w[1], w[0].wrapping_add(1));
+        }
+        assert!(first.packets.last().is_some_and(|p| p[1] & 0x80 != 0));
+        // Then the rest of the backlog (10 video frames after the keyframe, audio
+        // interleaved) in order, then live frames.
+        let mut backlog_video = 1;
+        while let Some(f) = r.try_recv() {
+            if f.track == 0 {
+                backlog_video += 1;
+            }
+        }
+        assert_eq!(backlog_video, 10);
+        s.push(video(60));
+        let Next::Frame(live) = r.recv().await else {
+            panic!("closed")
+        };
+        assert_eq!(live.au.pts, 60 * 3600);
+    }
+
+    #[tokio::test]
+    async fn slow_reader_skips_to_the_next_keyframe_and_counts_it() {
+        let s = stream();
+        s.push(video(0));
+        let (mut r, _) = s.subscribe();
+        // The reader takes nothing while far more than the ring holds is produced.
+        let total = RING_FRAMES as u64 + 120;
+        for n in 1..total {
+            s.push(video(n));
+        }
+        let mut got = Vec::new();
+        while let Some(f) = r.try_recv() {
+            got.push(f);
+        }
+        // First the backlog frame 0 (taken at subscribe time), then, after the lag, the
+        // first frame is a keyframe.
+        assert_eq!(got[0].au.pts, 0);
+        assert!(
+            got[1].keyframe,
+            "after falling behind, delivery resumes at a keyframe"
+        );
+        assert_eq!(got[1].au.pts % (50 * 3600), 0);
+        assert_eq!(r.skips, 1);
+        assert!(r.frames_lost > 0);
+        assert_eq!(s.stats.reader_skips.load(Ordering::Relaxed), 1);
+        // Frames after the resume point are all there, in order.
+        for w in got[1..].windows(2) {
+            assert_eq!(w[1].au.pts, w[0].au.pts + 3600);
+        }
+        assert_eq!(got.last().map(|f| f.au.pts), Some((total - 1) * 3600));
+    }
+
+    #[test]
+    fn push_never_blocks_without_readers_and_keeps_one_gop() {
+        let s = stream();
+        for n in 0..1000 {
+            s.push(video(n));
+        }
+        assert_eq!(
+            s.lock().gop.len(),
+            50,
+            "frames 950..999, since the keyframe at 950"
+        );
+        assert_eq!(s.stats.frames_in.load(Ordering::Relaxed), 1000);
+    }
+}

@@ -4,7 +4,7 @@
 
 #![allow(dead_code)]
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -44,6 +44,11 @@ pub fn free_port() -> u16 {
 /// Starts `ipcamd serve` with `cameras_toml` (one or more `[[camera]]` tables; "" for the
 /// default camera) and waits until it accepts RTSP connections.
 pub fn start_server(cameras_toml: &str) -> ServerProc {
+    start_server_with("", cameras_toml)
+}
+
+/// Like [`start_server`], with extra `[server]` lines.
+pub fn start_server_with(server_toml: &str, cameras_toml: &str) -> ServerProc {
     let rtsp_port = free_port();
     let http_port = free_port();
     let dir =
@@ -53,7 +58,7 @@ pub fn start_server(cameras_toml: &str) -> ServerProc {
     let mut f = std::fs::File::create(&config).expect("config file");
     write!(
         f,
-        "[server]\nrtsp_listen = \"127.0.0.1:{rtsp_port}\"\nhttp_listen = \"127.0.0.1:{http_port}\"\nsession_timeout_s = 60\n\n{cameras_toml}\n"
+        "[server]\nrtsp_listen = \"127.0.0.1:{rtsp_port}\"\nhttp_listen = \"127.0.0.1:{http_port}\"\n{server_toml}\n\n{cameras_toml}\n"
     )
     .expect("write config");
     let log = std::fs::File::create(dir.join("server.log")).expect("log file");
@@ -151,4 +156,114 @@ pub fn run_with_timeout(cmd: &mut Command, limit: Duration) -> (bool, String, St
                 ""
             },
     )
+}
+
+pub struct Client {
+    pub s: TcpStream,
+    buf: Vec<u8>,
+}
+
+pub struct Reply {
+    pub status: u16,
+    pub head: String,
+    pub body: String,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.head.lines().find_map(|l| {
+            let (n, v) = l.split_once(':')?;
+            n.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| v.trim().to_owned())
+        })
+    }
+}
+
+impl Client {
+    pub fn connect(server: &ServerProc) -> Client {
+        let s = TcpStream::connect(server.rtsp_addr()).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        Client { s, buf: Vec::new() }
+    }
+
+    pub fn send(&mut self, raw: &str) {
+        self.s.write_all(raw.as_bytes()).expect("write");
+    }
+
+    /// Reads one response (skipping interleaved `$` frames).
+    pub fn reply(&mut self) -> Option<Reply> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            while self.buf.first() == Some(&b'$') && self.buf.len() >= 4 {
+                let len = u16::from_be_bytes([self.buf[2], self.buf[3]]) as usize;
+                if self.buf.len() < 4 + len {
+                    break;
+                }
+                self.buf.drain(..4 + len);
+            }
+            if self.buf.first() != Some(&b'$') {
+                if let Some(end) = find(&self.buf, b"\r\n\r\n") {
+                    let head = String::from_utf8_lossy(&self.buf[..end]).into_owned();
+                    let len = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("Content-Length:"))
+                        .and_then(|v| v.trim().parse::<usize>().ok())
+                        .unwrap_or(0);
+                    if self.buf.len() >= end + 4 + len {
+                        let body =
+                            String::from_utf8_lossy(&self.buf[end + 4..end + 4 + len]).into_owned();
+                        self.buf.drain(..end + 4 + len);
+                        let status = head.split_whitespace().nth(1)?.parse().ok()?;
+                        return Some(Reply { status, head, body });
+                    }
+                }
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            let mut chunk = [0u8; 65536];
+            match self.s.read(&mut chunk) {
+                Ok(0) | Err(_) => return None,
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+    }
+
+    pub fn request(&mut self, raw: &str) -> Reply {
+        self.send(raw);
+        self.reply()
+            .unwrap_or_else(|| panic!("no reply to {raw:?}"))
+    }
+}
+
+pub fn find(h: &[u8], n: &[u8]) -> Option<usize> {
+    h.windows(n.len()).position(|w| w == n)
+}
+
+impl Client {
+    /// SETUP (one track, given Transport) + returns (reply, session id).
+    pub fn setup(
+        &mut self,
+        url: &str,
+        cseq: u32,
+        transport: &str,
+        session: Option<&str>,
+    ) -> (Reply, String) {
+        let s = session
+            .map(|s| format!("Session: {s}\r\n"))
+            .unwrap_or_default();
+        let r = self.request(&format!(
+            "SETUP {url} RTSP/1.0\r\nCSeq: {cseq}\r\n{s}Transport: {transport}\r\n\r\n"
+        ));
+        assert_eq!(r.status, 200, "SETUP {url}: {}", r.head);
+        let id = r
+            .header("Session")
+            .unwrap_or_default()
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        (r, id)
+    }
 }
