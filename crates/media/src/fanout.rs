@@ -384,7 +384,7 @@ mod tests {
 
     /// Video frame n; every 50th is a keyframe (SPS, PPS, IDR slice), others a P slice.
     fn video(n: u64) -> AccessUnit {
-        let key = n % 50 == 0;
+        let key = n.is_multiple_of(50);
         let mut d = Vec::new();
         if key {
             for nal in [SPS, PPS] {
