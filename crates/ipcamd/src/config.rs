@@ -34,6 +34,8 @@ pub struct ServerSection {
     pub rtp_port: u16,
     /// Session timeout in seconds, announced in `Session: id;timeout=N`.
     pub session_timeout_s: u64,
+    /// Folder for everything the server writes (talk WAV files, recordings).
+    pub data_dir: PathBuf,
 }
 
 impl Default for ServerSection {
@@ -43,6 +45,7 @@ impl Default for ServerSection {
             http_listen: "0.0.0.0:8080".into(),
             rtp_port: 0,
             session_timeout_s: 60,
+            data_dir: PathBuf::from("data"),
         }
     }
 }
@@ -78,6 +81,45 @@ pub struct CameraConfig {
     pub audio: bool,
     // File source.
     pub path: Option<PathBuf>,
+    /// ONVIF audio backchannel (two-way audio) of this camera.
+    pub backchannel: BackchannelSection,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BackchannelSection {
+    /// Offer the backchannel (a=sendonly section) when a client asks for it.
+    pub enabled: bool,
+    /// Where talk audio goes: any of "wav" (one file per talk session) and "exec" (raw
+    /// s16le mono PCM to a command's standard input).
+    pub outputs: Vec<String>,
+    /// Folder of the WAV files; relative paths are under [server] data_dir.
+    pub wav_dir: PathBuf,
+    /// Command for the "exec" output, run with `sh -c`, e.g. "aplay -q -f S16_LE -r 16000".
+    pub exec: Option<String>,
+    /// Sample rate of the PCM given to the outputs.
+    pub output_rate: u32,
+    /// "exclusive": the first talker owns the output, others get 453; "mix": mixed.
+    pub policy: String,
+    /// G.726 bit order: "rfc3551" (what the SDP name G726-xx means) or "aal2".
+    pub g726_packing: String,
+    /// Jitter buffer depth in milliseconds.
+    pub jitter_ms: u64,
+}
+
+impl Default for BackchannelSection {
+    fn default() -> Self {
+        BackchannelSection {
+            enabled: true,
+            outputs: vec!["wav".into()],
+            wav_dir: PathBuf::from("talk"),
+            exec: None,
+            output_rate: 16000,
+            policy: "exclusive".into(),
+            g726_packing: "rfc3551".into(),
+            jitter_ms: 60,
+        }
+    }
 }
 
 impl Default for CameraConfig {
@@ -94,6 +136,7 @@ impl Default for CameraConfig {
             jpeg_quality: 80,
             audio: true,
             path: None,
+            backchannel: BackchannelSection::default(),
         }
     }
 }
@@ -151,6 +194,38 @@ impl Config {
             }
             if !(1..=120).contains(&c.fps) {
                 return Err(format!("{at}: fps must be 1..120 (got {})", c.fps));
+            }
+            let b = &c.backchannel;
+            for o in &b.outputs {
+                match o.as_str() {
+                    "wav" => {}
+                    "exec" if b.exec.is_some() => {}
+                    "exec" => return Err(format!("{at}: backchannel output \"exec\" needs exec = \"command\"")),
+                    "alsa" | "record" => {
+                        return Err(format!(
+                            "{at}: backchannel output {o:?} is not available in this build (use \"wav\" or \"exec\")"
+                        ))
+                    }
+                    other => return Err(format!("{at}: unknown backchannel output {other:?} (use \"wav\" or \"exec\")")),
+                }
+            }
+            if !matches!(b.policy.as_str(), "exclusive" | "mix") {
+                return Err(format!(
+                    "{at}: backchannel policy must be \"exclusive\" or \"mix\" (got {:?})",
+                    b.policy
+                ));
+            }
+            if !matches!(b.g726_packing.as_str(), "rfc3551" | "aal2") {
+                return Err(format!(
+                    "{at}: g726_packing must be \"rfc3551\" or \"aal2\" (got {:?})",
+                    b.g726_packing
+                ));
+            }
+            if !(8000..=48000).contains(&b.output_rate) {
+                return Err(format!(
+                    "{at}: backchannel output_rate must be 8000..48000 (got {})",
+                    b.output_rate
+                ));
             }
             if !(1..=100).contains(&c.jpeg_quality) {
                 return Err(format!(

@@ -10,11 +10,14 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use ipcamd_audio::g726::G726Packing;
 use ipcamd_media::file::FileSource;
 use ipcamd_media::pacer::{LiveSource, SourceFactory};
 use ipcamd_media::synthetic::{SyntheticCamera, SyntheticConfig, SyntheticVideo};
 use ipcamd_media::Source;
+use ipcamd_server::backchannel::{AudioOut, BackchannelConfig, OutputTarget, TalkPolicy};
 use ipcamd_server::{Camera, Server, ServerOptions};
+use std::sync::Arc;
 
 use config::{CameraConfig, Config, SourceKind, VideoCodec};
 
@@ -107,9 +110,11 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     }
     let cameras: Vec<Camera> = live
         .iter()
-        .map(|l| Camera {
+        .zip(&config.cameras)
+        .map(|(l, c)| Camera {
             name: l.stream.name().to_owned(),
             stream: l.stream.clone(),
+            backchannel: backchannel_output(c, &config.server.data_dir),
         })
         .collect();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -161,6 +166,40 @@ fn source_factory(c: &CameraConfig) -> SourceFactory {
             })
         },
     )
+}
+
+fn backchannel_output(c: &CameraConfig, data_dir: &std::path::Path) -> Option<Arc<AudioOut>> {
+    let b = &c.backchannel;
+    if !b.enabled || b.outputs.is_empty() {
+        return None;
+    }
+    let outputs = b
+        .outputs
+        .iter()
+        .filter_map(|o| match o.as_str() {
+            "wav" => Some(OutputTarget::Wav(data_dir.join(&b.wav_dir))),
+            "exec" => b.exec.clone().map(OutputTarget::Exec),
+            _ => None, // rejected by Config::check
+        })
+        .collect();
+    Some(AudioOut::new(
+        &c.name,
+        BackchannelConfig {
+            outputs,
+            output_rate: b.output_rate,
+            policy: if b.policy == "mix" {
+                TalkPolicy::Mix
+            } else {
+                TalkPolicy::Exclusive
+            },
+            g726_packing: if b.g726_packing == "aal2" {
+                G726Packing::BigEndianAal2
+            } else {
+                G726Packing::Rfc3551LittleEndian
+            },
+            jitter: Duration::from_millis(b.jitter_ms),
+        },
+    ))
 }
 
 fn print_urls(server: &Server, config: &Config) {

@@ -10,11 +10,13 @@
 //! - [`delivery`]: the PLAY task: frames from the fan-out to a TCP writer or UDP peer,
 //!   RTCP sender reports.
 //! - [`udp`]: the server's RTP/RTCP UDP socket pair and the receiver-report loop.
+//! - [`backchannel`]: the ONVIF audio backchannel: SDP offer, talk policy, receive thread.
 //! - [`http`]: the HTTP port: RTSP-over-HTTP tunnel pairs, and a small index page.
 //!
 //! Live vs replay: only live streaming exists so far; a session plays one camera's
 //! [`Stream`](ipcamd_media::fanout::Stream).
 
+pub mod backchannel;
 pub mod delivery;
 pub mod http;
 pub mod rtsp;
@@ -85,6 +87,7 @@ impl Server {
         let mut tasks = vec![
             tokio::spawn(rtsp::accept_loop(state.clone(), rtsp)),
             tokio::spawn(udp::rtcp_loop(state.clone())),
+            tokio::spawn(udp::rtp_loop(state.clone())),
             tokio::spawn(session::reaper(state.clone())),
         ];
         if let Some(http) = http {

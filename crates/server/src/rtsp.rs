@@ -18,13 +18,14 @@ use ipcamd_proto::rtsp::headers::{
     format_rtp_info, parse_transports, LowerTransport, Range, RtpInfo, SessionHeader, Transport,
 };
 use ipcamd_proto::rtsp::message::{Decoder, Frame, Limits, Method, Request, Response};
-use ipcamd_proto::sdp::{SdpFormat, SdpMedia, SdpSession};
+use ipcamd_proto::sdp::{Direction, SdpFormat, SdpMedia, SdpSession};
 use ipcamd_proto::tunnel::Base64Stream;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+use crate::backchannel::{self, Talker, BACKCHANNEL_TAG};
 use crate::delivery::{new_writer, Writer};
-use crate::session::{Session, SetupTrack, TrackTransport};
+use crate::session::{BackchannelTrack, Session, SetupTrack, TrackTransport};
 use crate::state::{lock, Camera, ServerState};
 
 const PUBLIC: &str =
@@ -163,9 +164,29 @@ impl Conn {
             let Some(s) = self.state.sessions.get(id) else {
                 continue;
             };
-            let is_rtcp = lock(&s.state).tracks.values().any(|t| {
+            let st = lock(&s.state);
+            if let Some(b) = &st.backchannel {
+                if let TrackTransport::Interleaved {
+                    rtp_channel,
+                    rtcp_channel,
+                    ..
+                } = b.transport
+                {
+                    if channel == rtp_channel {
+                        s.touch();
+                        b.talker.push(payload);
+                        return;
+                    }
+                    if channel == rtcp_channel {
+                        s.touch();
+                        return;
+                    }
+                }
+            }
+            let is_rtcp = st.tracks.values().any(|t| {
                 matches!(t.transport, TrackTransport::Interleaved { rtcp_channel, .. } if rtcp_channel == channel)
             });
+            drop(st);
             if is_rtcp {
                 s.touch();
                 crate::udp::handle_rtcp(&self.state, &payload, self.peer);
@@ -187,8 +208,13 @@ impl Conn {
     }
 
     async fn dispatch(&mut self, req: &Request) -> Response {
-        // Feature tags (RFC 2326 §12.32): none are supported yet.
-        let unsupported: Vec<String> = req.require_tags();
+        // Feature tags (RFC 2326 §12.32): the backchannel tag on a camera that has an
+        // audio output; nothing else.
+        let unsupported: Vec<String> = req
+            .require_tags()
+            .into_iter()
+            .filter(|tag| !self.supports_tag(tag, &req.uri))
+            .collect();
         if !unsupported.is_empty() {
             return Response::new(551).header("Unsupported", unsupported.join(", "));
         }
@@ -252,13 +278,21 @@ impl Conn {
         }
     }
 
+    fn supports_tag(&self, tag: &str, uri: &str) -> bool {
+        tag == BACKCHANNEL_TAG
+            && Target::parse(&self.state, uri).is_ok_and(|t| t.camera.backchannel.is_some())
+    }
+
     fn describe(&self, req: &Request) -> Response {
         let target = match Target::parse(&self.state, &req.uri) {
             Ok(t) => t,
             Err(r) => return r,
         };
         let cam = &target.camera;
-        let media = cam
+        // With the backchannel tag (already checked as supported), every server->client
+        // section is marked recvonly and one sendonly section is added.
+        let talk = req.require_tags().iter().any(|t| t == BACKCHANNEL_TAG);
+        let mut media: Vec<SdpMedia> = cam
             .stream
             .tracks()
             .iter()
@@ -267,10 +301,13 @@ impl Conn {
                 kind: t.kind(),
                 formats: vec![SdpFormat::for_track(t)],
                 control: format!("trackID={i}"),
-                direction: None,
+                direction: talk.then_some(Direction::RecvOnly),
                 attributes: Vec::new(),
             })
             .collect();
+        if let (true, Some(out), Some(i)) = (talk, &cam.backchannel, cam.backchannel_track()) {
+            media.push(backchannel::sdp_section(&out.cfg, format!("trackID={i}")));
+        }
         let sdp = SdpSession {
             origin_id: (now_micros() / 1_000_000) as u64,
             origin_address: self.local.ip().to_string(),
@@ -325,21 +362,23 @@ impl Conn {
                 let st = lock(&s.state);
                 // A repeated SETUP of the same track may keep its channels.
                 let mut used = st.used_channels();
-                if let Some(SetupTrack {
-                    transport:
-                        TrackTransport::Interleaved {
-                            rtp_channel,
-                            rtcp_channel,
-                            ..
-                        },
+                let previous = if Some(track) == target.camera.backchannel_track() {
+                    st.backchannel.as_ref().map(|b| &b.transport)
+                } else {
+                    st.tracks.get(&track).map(|t| &t.transport)
+                };
+                if let Some(TrackTransport::Interleaved {
+                    rtp_channel,
+                    rtcp_channel,
                     ..
-                }) = st.tracks.get(&track)
+                }) = previous
                 {
                     used.retain(|c| c != rtp_channel && c != rtcp_channel);
                 }
                 used
             })
             .unwrap_or_default();
+        let is_backchannel = Some(track) == target.camera.backchannel_track();
         let Some((transport, answer)) = offers.iter().find_map(|t| self.accept_transport(t, &used))
         else {
             return Response::with_reason(
@@ -360,19 +399,65 @@ impl Conn {
         if !self.sessions.contains(&session.id) {
             self.sessions.push(session.id.clone());
         }
+        if is_backchannel {
+            if let Some(out) = &target.camera.backchannel {
+                if let Err(owner) = out.acquire(&session.id) {
+                    tracing::info!(camera = %target.camera.name, session = %session.id, owner = %owner, "backchannel refused: output in use");
+                    let empty = {
+                        let st = lock(&session.state);
+                        st.tracks.is_empty() && st.backchannel.is_none()
+                    };
+                    if empty {
+                        self.state.sessions.teardown(&session.id);
+                        self.sessions.retain(|id| id != &session.id);
+                    }
+                    return Response::with_reason(
+                        453,
+                        format!(
+                            "Not Enough Bandwidth (the audio output of {} is in use by another talk session)",
+                            target.camera.name
+                        ),
+                    );
+                }
+            }
+        }
         if let TrackTransport::Udp { rtp, rtcp } = &transport {
             self.state.sessions.add_udp_peer(*rtp, &session.id);
             self.state.sessions.add_udp_peer(*rtcp, &session.id);
         }
-        lock(&session.state).tracks.insert(
-            track,
-            SetupTrack {
-                url: req.uri.clone(),
-                transport,
-            },
-        );
         let mut answer = answer;
-        answer.ssrc = target.camera.stream.ssrc(track);
+        {
+            let mut st = lock(&session.state);
+            if is_backchannel {
+                // A repeated SETUP keeps the running talker (idempotent).
+                match st.backchannel.as_mut() {
+                    Some(b) => {
+                        b.url = req.uri.clone();
+                        b.transport = transport;
+                    }
+                    None => {
+                        let out = target.camera.backchannel.clone();
+                        if let Some(out) = out {
+                            st.backchannel = Some(BackchannelTrack {
+                                url: req.uri.clone(),
+                                transport,
+                                talker: Talker::start(out, &session.id),
+                            });
+                        }
+                    }
+                }
+                answer.ssrc = None;
+            } else {
+                st.tracks.insert(
+                    track,
+                    SetupTrack {
+                        url: req.uri.clone(),
+                        transport,
+                    },
+                );
+                answer.ssrc = target.camera.stream.ssrc(track);
+            }
+        }
         with_session(Response::new(200), &session, &self.state)
             .header("Transport", answer.to_string())
     }
@@ -441,8 +526,11 @@ impl Conn {
             return missing_session();
         };
         let mut st = lock(&session.state);
-        if st.tracks.is_empty() {
+        if st.tracks.is_empty() && st.backchannel.is_none() {
             return Response::with_reason(455, "Method Not Valid in This State (no track set up)");
+        }
+        if let Some(b) = &st.backchannel {
+            b.talker.set_playing(true);
         }
         let (reader, joins) = session.camera.stream.subscribe();
         let infos: Vec<RtpInfo> = st
@@ -457,7 +545,8 @@ impl Conn {
                 }
             })
             .collect();
-        if !st.playing() {
+        // A PLAY while playing only answers again (the delivery in progress goes on).
+        if !st.playing && !st.tracks.is_empty() {
             let task = tokio::spawn(crate::delivery::play(
                 self.state.clone(),
                 session.clone(),
@@ -465,6 +554,7 @@ impl Conn {
             ));
             st.play_task = Some(task);
         }
+        st.playing = true;
         drop(st);
         let range = Range::Clock {
             start: Some(now_micros()),
@@ -535,7 +625,7 @@ impl Target {
                     .or_else(|| seg.strip_prefix("stream="))
                     .and_then(|n| n.parse::<usize>().ok())
                     .ok_or_else(not_found)?;
-                if n >= camera.stream.tracks().len() {
+                if n >= camera.stream.tracks().len() && Some(n) != camera.backchannel_track() {
                     return Err(not_found());
                 }
                 Some(n)

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use tokio::task::JoinHandle;
 
+use crate::backchannel::Talker;
 use crate::delivery::Writer;
 use crate::state::{lock, Camera, ServerState};
 
@@ -38,22 +39,38 @@ pub struct SetupTrack {
     pub transport: TrackTransport,
 }
 
+/// The backchannel (client -> server audio) of a session.
+pub struct BackchannelTrack {
+    pub url: String,
+    pub transport: TrackTransport,
+    pub talker: Talker,
+}
+
 #[derive(Default)]
 pub struct SessionState {
+    /// Server -> client tracks by index.
     pub tracks: BTreeMap<usize, SetupTrack>,
+    pub backchannel: Option<BackchannelTrack>,
+    pub playing: bool,
     pub play_task: Option<JoinHandle<()>>,
 }
 
 impl SessionState {
     pub fn playing(&self) -> bool {
-        self.play_task.as_ref().is_some_and(|t| !t.is_finished())
+        self.playing
+    }
+
+    fn transports(&self) -> impl Iterator<Item = &TrackTransport> {
+        self.tracks
+            .values()
+            .map(|t| &t.transport)
+            .chain(self.backchannel.as_ref().map(|b| &b.transport))
     }
 
     /// Channels already used by interleaved tracks of this session.
     pub fn used_channels(&self) -> Vec<u8> {
-        self.tracks
-            .values()
-            .filter_map(|t| match t.transport {
+        self.transports()
+            .filter_map(|t| match *t {
                 TrackTransport::Interleaved {
                     rtp_channel,
                     rtcp_channel,
@@ -83,10 +100,15 @@ impl Session {
         lock(&self.last_seen).elapsed()
     }
 
-    /// Stops delivery (PAUSE / TEARDOWN).
+    /// Stops delivery and reception (PAUSE / TEARDOWN).
     pub fn stop_playing(&self) {
-        if let Some(t) = lock(&self.state).play_task.take() {
+        let mut st = lock(&self.state);
+        st.playing = false;
+        if let Some(t) = st.play_task.take() {
             t.abort();
+        }
+        if let Some(b) = &st.backchannel {
+            b.talker.set_playing(false);
         }
     }
 }
@@ -129,6 +151,23 @@ impl Sessions {
         lock(&self.udp_peers).insert(addr, session.to_owned());
     }
 
+    /// A session with a UDP backchannel whose client has this IP address: for clients that
+    /// send their talk audio from another port than the `client_port` they announced.
+    pub fn udp_backchannel_by_ip(&self, ip: std::net::IpAddr) -> Option<Arc<Session>> {
+        let map = lock(&self.map);
+        let mut found = map.values().filter(|s| {
+            lock(&s.state).backchannel.as_ref().is_some_and(
+                |b| matches!(b.transport, TrackTransport::Udp { rtp, .. } if rtp.ip() == ip),
+            )
+        });
+        let first = found.next().cloned();
+        // Ambiguous when several sessions from that address talk: accept none.
+        match found.next() {
+            Some(_) => None,
+            None => first,
+        }
+    }
+
     /// The session a UDP datagram from `addr` belongs to.
     pub fn by_udp_peer(&self, addr: &SocketAddr) -> Option<Arc<Session>> {
         let id = lock(&self.udp_peers).get(addr).cloned()?;
@@ -143,15 +182,20 @@ impl Sessions {
         s.stop_playing();
         let mut state = lock(&s.state);
         let peers: Vec<SocketAddr> = state
-            .tracks
-            .values()
-            .filter_map(|t| match t.transport {
+            .transports()
+            .filter_map(|t| match *t {
                 TrackTransport::Udp { rtp, rtcp } => Some([rtp, rtcp]),
                 _ => None,
             })
             .flatten()
             .collect();
         state.tracks.clear();
+        // Dropping the talker ends its thread, which finishes the outputs.
+        if state.backchannel.take().is_some() {
+            if let Some(out) = &s.camera.backchannel {
+                out.release(id);
+            }
+        }
         drop(state);
         let mut udp = lock(&self.udp_peers);
         for p in peers {
@@ -168,8 +212,8 @@ impl Sessions {
         let ids: Vec<String> = lock(&self.map)
             .values()
             .filter(|s| {
-                lock(&s.state).tracks.values().any(|t| {
-                    matches!(t.transport, TrackTransport::Interleaved { conn_id: c, .. } if c == conn_id)
+                lock(&s.state).transports().any(|t| {
+                    matches!(*t, TrackTransport::Interleaved { conn_id: c, .. } if c == conn_id)
                 })
             })
             .map(|s| s.id.clone())

@@ -12,11 +12,22 @@ use crate::session::Sessions;
 use crate::udp::UdpPair;
 use crate::ServerOptions;
 
-/// A camera as the server sees it: a name (its URL path) and its live stream.
+/// A camera as the server sees it: a name (its URL path), its live stream, and its audio
+/// output for the ONVIF backchannel, if it has one.
 #[derive(Clone)]
 pub struct Camera {
     pub name: String,
     pub stream: Arc<Stream>,
+    pub backchannel: Option<Arc<crate::backchannel::AudioOut>>,
+}
+
+impl Camera {
+    /// Index of the backchannel track in SETUP URLs (`trackID=<n>`): after the live tracks.
+    pub fn backchannel_track(&self) -> Option<usize> {
+        self.backchannel
+            .as_ref()
+            .map(|_| self.stream.tracks().len())
+    }
 }
 
 /// Server-wide counters (for logs and the API).
@@ -29,6 +40,8 @@ pub struct Counters {
     pub sessions_timed_out: AtomicU64,
     pub rtcp_received: AtomicU64,
     pub rtcp_malformed: AtomicU64,
+    /// UDP datagrams on the RTP port from an address no session knows.
+    pub udp_unknown_source: AtomicU64,
 }
 
 pub struct ServerState {

@@ -72,6 +72,40 @@ impl UdpPair {
     }
 }
 
+/// Reads RTP that clients send to the server's RTP port: backchannel audio. Packets from
+/// the announced `client_port` map to their session directly; otherwise the one session
+/// talking from that IP address takes them. Anything else is dropped and counted.
+pub async fn rtp_loop(state: Arc<ServerState>) {
+    let mut buf = vec![0u8; 4096];
+    loop {
+        let (n, from) = match state.udp.rtp.recv_from(&mut buf).await {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::debug!(error = %e, "RTP socket receive error");
+                continue;
+            }
+        };
+        let Some(data) = buf.get(..n) else { continue };
+        let session = state
+            .sessions
+            .by_udp_peer(&from)
+            .filter(|s| crate::state::lock(&s.state).backchannel.is_some())
+            .or_else(|| state.sessions.udp_backchannel_by_ip(from.ip()));
+        let Some(session) = session else {
+            state
+                .counters
+                .udp_unknown_source
+                .fetch_add(1, Ordering::Relaxed);
+            continue;
+        };
+        session.touch();
+        let st = crate::state::lock(&session.state);
+        if let Some(b) = &st.backchannel {
+            b.talker.push(bytes::Bytes::copy_from_slice(data));
+        }
+    }
+}
+
 /// Reads RTCP from clients: receiver reports keep their session alive.
 pub async fn rtcp_loop(state: Arc<ServerState>) {
     let mut buf = vec![0u8; 2048];

@@ -58,7 +58,8 @@ pub fn start_server_with(server_toml: &str, cameras_toml: &str) -> ServerProc {
     let mut f = std::fs::File::create(&config).expect("config file");
     write!(
         f,
-        "[server]\nrtsp_listen = \"127.0.0.1:{rtsp_port}\"\nhttp_listen = \"127.0.0.1:{http_port}\"\n{server_toml}\n\n{cameras_toml}\n"
+        "[server]\nrtsp_listen = \"127.0.0.1:{rtsp_port}\"\nhttp_listen = \"127.0.0.1:{http_port}\"\ndata_dir = \"{}\"\n{server_toml}\n\n{cameras_toml}\n",
+        dir.join("data").display()
     )
     .expect("write config");
     let log = std::fs::File::create(dir.join("server.log")).expect("log file");
@@ -89,6 +90,15 @@ pub fn start_server_with(server_toml: &str, cameras_toml: &str) -> ServerProc {
 }
 
 impl ServerProc {
+    /// WAV files the backchannel wrote, oldest first.
+    pub fn talk_files(&self) -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = std::fs::read_dir(self.dir.join("data/talk"))
+            .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+            .unwrap_or_default();
+        v.sort();
+        v
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
     }

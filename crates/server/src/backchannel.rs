@@ -1,0 +1,436 @@
+//! ONVIF audio backchannel (ONVIF Streaming Specification §5.3, feature tag
+//! `www.onvif.org/ver20/backchannel`): a client sends RTP audio inside its RTSP session;
+//! the server decodes it and plays it to the camera's audio outputs.
+//!
+//! - [`offer`]: the `a=sendonly` SDP section's formats, PCMU first (GStreamer and most
+//!   clients take the first); the client's choice is the payload type it sends.
+//! - [`AudioOut`]: one camera's output, its configuration and who may talk. Policy
+//!   (the standard is silent): `exclusive` (default) — the first talker owns the output
+//!   until its TEARDOWN, timeout or disconnect; another session's backchannel SETUP gets
+//!   `453 Not Enough Bandwidth`. `mix` — concurrent talkers are mixed.
+//! - [`Talker`]: one session's receive path on its own thread (decoding and file or pipe
+//!   writes must not block the async runtime): jitter buffer, decoder, resampler (the
+//!   sans-IO `ipcamd_audio::pipeline::BackchannelReceiver`), then the outputs. Packets that
+//!   arrive before PLAY are dropped and counted, as the seed requires.
+//!
+//! Not here yet: the `alsa` output (needs libasound2 and a cargo feature) and the `record`
+//! output (needs the recording store).
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use ipcamd_audio::decoder::BackchannelCodec;
+use ipcamd_audio::g726::G726Packing;
+use ipcamd_audio::output::{AudioOutput, ExecOutput, FanOutput, Mixer, WavOutput};
+use ipcamd_audio::pipeline::BackchannelReceiver;
+use ipcamd_proto::codec::MediaKind;
+use ipcamd_proto::packet::aac::{aac_config, aac_fmtp};
+use ipcamd_proto::sdp::{Direction, SdpFormat, SdpMedia};
+
+use crate::state::lock;
+
+/// The ONVIF feature tag of the backchannel.
+pub const BACKCHANNEL_TAG: &str = "www.onvif.org/ver20/backchannel";
+
+/// Who may talk when several sessions set up a backchannel to one camera.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TalkPolicy {
+    Exclusive,
+    Mix,
+}
+
+/// Where decoded talk audio goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OutputTarget {
+    /// One WAV file per talk session in this folder.
+    Wav(PathBuf),
+    /// Raw s16le mono PCM to the standard input of this shell command.
+    Exec(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct BackchannelConfig {
+    pub outputs: Vec<OutputTarget>,
+    /// Sample rate of the PCM given to the outputs.
+    pub output_rate: u32,
+    pub policy: TalkPolicy,
+    /// Bit order of G.726 payloads (RFC 3551 by default; AAL2 for clients that send it).
+    pub g726_packing: G726Packing,
+    pub jitter: Duration,
+}
+
+impl Default for BackchannelConfig {
+    fn default() -> Self {
+        BackchannelConfig {
+            outputs: vec![OutputTarget::Wav(PathBuf::from("talk"))],
+            output_rate: 16000,
+            policy: TalkPolicy::Exclusive,
+            g726_packing: G726Packing::Rfc3551LittleEndian,
+            jitter: Duration::from_millis(60),
+        }
+    }
+}
+
+/// One offered format: payload type, SDP lines, and the decoder it selects.
+#[derive(Debug, Clone)]
+pub struct Offered {
+    pub format: SdpFormat,
+    pub codec: BackchannelCodec,
+}
+
+/// Every format the server decodes, PCMU/8000 first.
+pub fn offer(cfg: &BackchannelConfig) -> Vec<Offered> {
+    let aac = aac_config(2, 16000, 1);
+    let list: Vec<(u8, &str, Option<String>)> = vec![
+        (0, "PCMU/8000", None),
+        (8, "PCMA/8000", None),
+        (96, "PCMU/16000", None),
+        (97, "PCMA/16000", None),
+        (98, "G726-16/8000", None),
+        (99, "G726-24/8000", None),
+        (100, "G726-32/8000", None),
+        (101, "G726-40/8000", None),
+        (102, "MPEG4-GENERIC/16000/1", Some(aac_fmtp(&aac))),
+        (103, "opus/48000/2", None),
+        (104, "L16/16000", None),
+    ];
+    list.into_iter()
+        .filter_map(|(pt, rtpmap, fmtp)| {
+            let mut parts = rtpmap.split('/');
+            let name = parts.next()?;
+            let rate: u32 = parts.next()?.parse().ok()?;
+            let channels: Option<u8> = parts.next().and_then(|c| c.parse().ok());
+            let mut codec = BackchannelCodec::from_rtpmap(name, rate, channels, fmtp.as_deref())?;
+            if let BackchannelCodec::G726 { packing, .. } = &mut codec {
+                *packing = cfg.g726_packing;
+            }
+            Some(Offered {
+                format: SdpFormat {
+                    payload_type: pt,
+                    rtpmap: Some(rtpmap.to_owned()),
+                    fmtp,
+                },
+                codec,
+            })
+        })
+        .collect()
+}
+
+/// The `a=sendonly` section for DESCRIBE.
+pub fn sdp_section(cfg: &BackchannelConfig, control: String) -> SdpMedia {
+    SdpMedia {
+        kind: MediaKind::Audio,
+        formats: offer(cfg).into_iter().map(|o| o.format).collect(),
+        control,
+        direction: Some(Direction::SendOnly),
+        attributes: Vec::new(),
+    }
+}
+
+/// One camera's audio output.
+pub struct AudioOut {
+    pub camera: String,
+    pub cfg: BackchannelConfig,
+    offers: Vec<Offered>,
+    /// Exclusive policy: the session that owns the output.
+    owner: Mutex<Option<String>>,
+    /// Mix policy: the mixer thread's input.
+    mixer: Mutex<Option<Arc<Mutex<Mixer>>>>,
+}
+
+impl AudioOut {
+    pub fn new(camera: &str, cfg: BackchannelConfig) -> Arc<AudioOut> {
+        Arc::new(AudioOut {
+            camera: camera.to_owned(),
+            offers: offer(&cfg),
+            cfg,
+            owner: Mutex::new(None),
+            mixer: Mutex::new(None),
+        })
+    }
+
+    /// Takes the output for `session`; Err(owner) if another session holds it.
+    pub fn acquire(&self, session: &str) -> Result<(), String> {
+        if self.cfg.policy == TalkPolicy::Mix {
+            return Ok(());
+        }
+        let mut owner = lock(&self.owner);
+        match owner.as_deref() {
+            Some(o) if o != session => Err(o.to_owned()),
+            _ => {
+                *owner = Some(session.to_owned());
+                Ok(())
+            }
+        }
+    }
+
+    pub fn release(&self, session: &str) {
+        let mut owner = lock(&self.owner);
+        if owner.as_deref() == Some(session) {
+            *owner = None;
+            tracing::info!(camera = %self.camera, session, "audio output released");
+        }
+    }
+
+    fn codec_for(&self, payload_type: u8) -> Option<BackchannelCodec> {
+        self.offers
+            .iter()
+            .find(|o| o.format.payload_type == payload_type)
+            .map(|o| o.codec.clone())
+    }
+
+    fn open_outputs(&self, session: &str) -> Box<dyn AudioOutput> {
+        let start = ipcamd_media::pacer::now_micros();
+        let mut outs: Vec<Box<dyn AudioOutput>> = Vec::new();
+        for t in &self.cfg.outputs {
+            match t {
+                OutputTarget::Wav(dir) => {
+                    if let Err(e) = std::fs::create_dir_all(dir) {
+                        tracing::error!(dir = %dir.display(), error = %e, "cannot create the talk folder");
+                        continue;
+                    }
+                    match WavOutput::create(dir, &self.camera, session, start, self.cfg.output_rate)
+                    {
+                        Ok(w) => {
+                            tracing::info!(camera = %self.camera, session, file = %w.path().display(), "talk audio to WAV");
+                            outs.push(Box::new(w));
+                        }
+                        Err(e) => {
+                            tracing::error!(dir = %dir.display(), error = %e, "cannot create the WAV file")
+                        }
+                    }
+                }
+                OutputTarget::Exec(cmd) => match ExecOutput::spawn(cmd, self.cfg.output_rate) {
+                    Ok(x) => outs.push(Box::new(x)),
+                    Err(e) => {
+                        tracing::error!(command = %cmd, error = %e, "cannot start the exec output")
+                    }
+                },
+            }
+        }
+        Box::new(FanOutput(outs))
+    }
+
+    /// Mix policy: the camera's mixer, started on first use.
+    fn mixer(self: &Arc<Self>) -> Arc<Mutex<Mixer>> {
+        let mut m = lock(&self.mixer);
+        if let Some(x) = m.as_ref() {
+            return x.clone();
+        }
+        let mixer = Arc::new(Mutex::new(Mixer::new(self.cfg.output_rate as usize * 2)));
+        *m = Some(mixer.clone());
+        let out = self.clone();
+        let mx = mixer.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("mixer-{}", self.camera))
+            .spawn(move || run_mixer(out, mx));
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "cannot start the mixer thread");
+        }
+        mixer
+    }
+}
+
+/// Mix policy: every 20 ms, mixes what the talkers queued and writes it to the outputs.
+fn run_mixer(out: Arc<AudioOut>, mixer: Arc<Mutex<Mixer>>) {
+    let block = out.cfg.output_rate as usize / 50;
+    let mut sink = out.open_outputs("mix");
+    let mut pcm = Vec::with_capacity(block);
+    let mut next = Instant::now();
+    loop {
+        next += Duration::from_millis(20);
+        std::thread::sleep(next.saturating_duration_since(Instant::now()));
+        pcm.clear();
+        lock(&mixer).mix(block, &mut pcm);
+        if let Err(e) = sink.write(&pcm) {
+            tracing::warn!(error = %e, "mixed talk output write failed");
+        }
+    }
+}
+
+/// Counters of one talk session.
+#[derive(Debug, Default)]
+pub struct TalkStats {
+    pub received: AtomicU64,
+    pub before_play: AtomicU64,
+    pub queue_full: AtomicU64,
+    pub unknown_payload_type: AtomicU64,
+}
+
+/// One session's backchannel receive path (see the module doc).
+pub struct Talker {
+    tx: SyncSender<Bytes>,
+    playing: Arc<AtomicBool>,
+    pub stats: Arc<TalkStats>,
+}
+
+/// Packets queued between the network and the talker thread (about 2.5 s of 20 ms packets).
+const TALK_QUEUE: usize = 128;
+
+impl Talker {
+    pub fn start(out: Arc<AudioOut>, session: &str) -> Talker {
+        let (tx, rx) = mpsc::sync_channel::<Bytes>(TALK_QUEUE);
+        let playing = Arc::new(AtomicBool::new(false));
+        let stats = Arc::new(TalkStats::default());
+        let session = session.to_owned();
+        let st = stats.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("talk-{session}"))
+            .spawn(move || run_talker(out, session, rx, st));
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "cannot start the talk thread");
+        }
+        Talker { tx, playing, stats }
+    }
+
+    pub fn set_playing(&self, on: bool) {
+        self.playing.store(on, Ordering::Relaxed);
+    }
+
+    /// Hands one RTP packet to the talker thread. Dropped (and counted) before PLAY or
+    /// when the thread is behind.
+    pub fn push(&self, packet: Bytes) {
+        self.stats.received.fetch_add(1, Ordering::Relaxed);
+        if !self.playing.load(Ordering::Relaxed) {
+            self.stats.before_play.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        match self.tx.try_send(packet) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                self.stats.queue_full.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(TrySendError::Disconnected(_)) => {}
+        }
+    }
+}
+
+fn run_talker(
+    out: Arc<AudioOut>,
+    session: String,
+    rx: mpsc::Receiver<Bytes>,
+    stats: Arc<TalkStats>,
+) {
+    let origin = Instant::now();
+    let mut receiver: Option<BackchannelReceiver> = None;
+    let mut sink: Option<Box<dyn AudioOutput>> = None;
+    let mixer = (out.cfg.policy == TalkPolicy::Mix).then(|| out.mixer());
+    let mut pcm: Vec<i16> = Vec::new();
+    let talker_id: u64 = rand::random();
+    let write = |pcm: &[i16], sink: &mut Option<Box<dyn AudioOutput>>| {
+        if pcm.is_empty() {
+            return;
+        }
+        if let Some(m) = &mixer {
+            lock(m).push(talker_id, pcm);
+        } else if let Some(s) = sink.as_mut() {
+            if let Err(e) = s.write(pcm) {
+                tracing::warn!(session = %session, error = %e, "talk output write failed");
+            }
+        }
+    };
+    loop {
+        let wait = receiver
+            .as_ref()
+            .and_then(|r| r.next_deadline())
+            .map(|d| d.saturating_sub(origin.elapsed()))
+            .unwrap_or(Duration::from_millis(100))
+            .min(Duration::from_millis(100));
+        match rx.recv_timeout(wait) {
+            Ok(pkt) => {
+                if receiver.is_none() {
+                    let pt = pkt.get(1).map(|b| b & 0x7f).unwrap_or(255);
+                    let Some(codec) = out.codec_for(pt) else {
+                        stats.unknown_payload_type.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    };
+                    match BackchannelReceiver::new(codec.clone(), pt, out.cfg.output_rate) {
+                        Ok(r) => {
+                            tracing::info!(camera = %out.camera, session = %session, codec = codec.encoding_name(), payload_type = pt, "talk session started");
+                            receiver = Some(r.with_depth(out.cfg.jitter));
+                            if mixer.is_none() {
+                                sink = Some(out.open_outputs(&session));
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!(session = %session, error = %e, "cannot decode the backchannel codec");
+                            continue;
+                        }
+                    }
+                }
+                if let Some(r) = receiver.as_mut() {
+                    r.push_rtp(&pkt, origin.elapsed());
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+        if let Some(r) = receiver.as_mut() {
+            pcm.clear();
+            r.poll(origin.elapsed(), &mut pcm);
+            write(&pcm, &mut sink);
+        }
+    }
+    if let Some(r) = receiver.as_mut() {
+        pcm.clear();
+        r.finish(&mut pcm);
+        write(&pcm, &mut sink);
+        let s = r.stats();
+        tracing::info!(camera = %out.camera, session = %session, stats = ?s, "talk session ended");
+    }
+    if let Some(mut s) = sink {
+        if let Err(e) = s.finish() {
+            tracing::warn!(session = %session, error = %e, "talk output did not finish cleanly");
+        }
+    }
+    if let Some(m) = &mixer {
+        lock(m).remove(talker_id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offer_lists_pcmu_first_and_every_codec() {
+        let o = offer(&BackchannelConfig::default());
+        assert_eq!(o[0].format.payload_type, 0);
+        assert_eq!(o[0].format.rtpmap.as_deref(), Some("PCMU/8000"));
+        let names: Vec<&str> = o
+            .iter()
+            .filter_map(|x| x.format.rtpmap.as_deref())
+            .collect();
+        for want in [
+            "PCMA/8000",
+            "PCMU/16000",
+            "PCMA/16000",
+            "G726-16/8000",
+            "G726-24/8000",
+            "G726-32/8000",
+            "G726-40/8000",
+            "MPEG4-GENERIC/16000/1",
+            "opus/48000/2",
+        ] {
+            assert!(names.contains(&want), "{want} missing from {names:?}");
+        }
+        let aac = o.iter().find(|x| x.format.payload_type == 102).unwrap();
+        assert!(aac.format.fmtp.as_deref().unwrap().contains("config=1408"));
+    }
+
+    #[test]
+    fn exclusive_policy_holds_and_releases() {
+        let out = AudioOut::new("cam1", BackchannelConfig::default());
+        assert!(out.acquire("a").is_ok());
+        assert!(out.acquire("a").is_ok(), "same session again is fine");
+        assert_eq!(out.acquire("b"), Err("a".to_owned()));
+        out.release("b"); // not the owner: no effect
+        assert!(out.acquire("b").is_err());
+        out.release("a");
+        assert!(out.acquire("b").is_ok());
+    }
+}
