@@ -296,3 +296,135 @@ fn second_talker_gets_453_until_the_first_leaves() {
     let mut c = Client::connect(&server);
     c.setup(&back, 1, "RTP/AVP/TCP;unicast;interleaved=0-1", None);
 }
+
+#[test]
+fn backchannel_through_the_http_tunnel_base64_and_raw_rtp() {
+    use base64::Engine;
+    let server = start_server(SMALL_CAMERA);
+    let http = ("127.0.0.1", server.http_port);
+    let url = format!("rtsp://127.0.0.1:{}/cam1", server.http_port);
+    let mut get = std::net::TcpStream::connect(http).unwrap();
+    get.write_all(
+        b"GET /cam1 HTTP/1.0\r\nx-sessioncookie: talk123\r\nAccept: application/x-rtsp-tunnelled\r\n\r\n",
+    )
+    .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        std::io::Read::read_exact(&mut get, &mut byte).unwrap();
+        head.push(byte[0]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.0 200"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    let mut post = std::net::TcpStream::connect(http).unwrap();
+    post.write_all(
+        b"POST /cam1 HTTP/1.0\r\nx-sessioncookie: talk123\r\nContent-Type: application/x-rtsp-tunnelled\r\nContent-Length: 32767\r\n\r\n",
+    )
+    .unwrap();
+    let b64 = |data: &[u8]| {
+        base64::engine::general_purpose::STANDARD
+            .encode(data)
+            .into_bytes()
+    };
+    let mut replies = Client::from_stream(get);
+    let send = |req: String, replies: &mut Client, post: &mut std::net::TcpStream| {
+        post.write_all(&b64(req.as_bytes())).unwrap();
+        replies.reply().expect("reply on the GET connection")
+    };
+    let r = send(
+        format!("SETUP {url}/trackID=2 RTSP/1.0\r\nCSeq: 1\r\nRequire: {TAG}\r\nTransport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n\r\n"),
+        &mut replies,
+        &mut post,
+    );
+    assert_eq!(r.status, 200, "{}", r.head);
+    let id = r
+        .header("Session")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let r = send(
+        format!("PLAY {url}/ RTSP/1.0\r\nCSeq: 2\r\nSession: {id}\r\n\r\n"),
+        &mut replies,
+        &mut post,
+    );
+    assert_eq!(r.status, 200);
+    let start = Instant::now();
+    for (k, p) in pcma_packets(150, 1200.0, 7).into_iter().enumerate() {
+        let frame = interleaved(0, &p);
+        // First half base64 inside the POST stream (current ONVIF text), second half raw
+        // `$` frames (an older revision).
+        if k < 75 {
+            post.write_all(&b64(&frame)).unwrap();
+        } else {
+            post.write_all(&frame).unwrap();
+        }
+        let due = start + Duration::from_millis(20 * (k as u64 + 1));
+        std::thread::sleep(due.saturating_duration_since(Instant::now()));
+    }
+    let r = send(
+        format!("TEARDOWN {url}/ RTSP/1.0\r\nCSeq: 3\r\nSession: {id}\r\n\r\n"),
+        &mut replies,
+        &mut post,
+    );
+    assert_eq!(r.status, 200);
+    let files = wait_for_talk_file(&server, 1);
+    assert_tone(&files[0], 1200.0, 2.7);
+}
+
+#[test]
+fn exec_output_gets_raw_pcm_and_mix_policy_admits_two_talkers() {
+    let dir = std::env::temp_dir().join(format!("ipcamd-exec-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let raw = dir.join("out.raw");
+    let server = start_server(&format!(
+        "{SMALL_CAMERA}[camera.backchannel]\noutputs = [\"exec\"]\nexec = \"cat > {}\"\noutput_rate = 8000\npolicy = \"mix\"\n",
+        raw.display()
+    ));
+    let url = server.url("cam1");
+    let back = format!("{url}/trackID=2");
+    let mut a = Client::connect(&server);
+    let (_, ida) = a.setup(&back, 1, "RTP/AVP/TCP;unicast;interleaved=0-1", None);
+    let mut b = Client::connect(&server);
+    let (_, idb) = b.setup(&back, 1, "RTP/AVP/TCP;unicast;interleaved=0-1", None);
+    for (c, id) in [(&mut a, &ida), (&mut b, &idb)] {
+        let r = c.request(&format!(
+            "PLAY {url}/ RTSP/1.0\r\nCSeq: 2\r\nSession: {id}\r\n\r\n"
+        ));
+        assert_eq!(r.status, 200);
+    }
+    let start = Instant::now();
+    let (pa, pb) = (pcma_packets(100, 700.0, 0), pcma_packets(100, 1900.0, 0));
+    for k in 0..100 {
+        a.s.write_all(&interleaved(0, &pa[k])).unwrap();
+        b.s.write_all(&interleaved(0, &pb[k])).unwrap();
+        let due = start + Duration::from_millis(20 * (k as u64 + 1));
+        std::thread::sleep(due.saturating_duration_since(Instant::now()));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let bytes = std::fs::read(&raw).unwrap_or_default();
+    let samples: Vec<i16> = bytes
+        .chunks_exact(2)
+        .map(|c| i16::from_le_bytes([c[0], c[1]]))
+        .collect();
+    assert!(
+        samples.len() > 8000,
+        "only {} samples reached the exec output",
+        samples.len()
+    );
+    // Both talkers are in the mix.
+    let (p7, p19, p13) = (
+        goertzel(&samples, 8000, 700.0),
+        goertzel(&samples, 8000, 1900.0),
+        goertzel(&samples, 8000, 1300.0),
+    );
+    assert!(
+        p7 > 50.0 * p13 && p19 > 50.0 * p13,
+        "mix lacks a talker: {p7:.0} {p19:.0} vs {p13:.0}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

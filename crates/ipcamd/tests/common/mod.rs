@@ -252,6 +252,12 @@ pub fn find(h: &[u8], n: &[u8]) -> Option<usize> {
 }
 
 impl Client {
+    /// Reads replies from an already connected stream (e.g. an HTTP tunnel's GET).
+    pub fn from_stream(s: TcpStream) -> Client {
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        Client { s, buf: Vec::new() }
+    }
+
     /// SETUP (one track, given Transport) + returns (reply, session id).
     pub fn setup(
         &mut self,
