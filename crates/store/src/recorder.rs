@@ -1,0 +1,655 @@
+//! The write path (docs/store.md "Write path and the crash-safety argument"): a
+//! [`Recorder`] appends one camera's access units to sample files and indexes them, cutting
+//! sections and segments, flushing data before index rows, and riding out a full disk.
+//!
+//! Left out: pacing (the caller pushes units when it has them), reordering (units are
+//! stored in the order pushed), and splitting one unit across segments.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use ipcamd_media::AccessUnit;
+use ipcamd_proto::codec::{MediaKind, TrackInfo};
+use ipcamd_proto::time::UnixMicros;
+use rusqlite::{params, OptionalExtension};
+
+use crate::db::{self, DbContext};
+use crate::format::{self, BlobWriter};
+use crate::{lock, micros, Store, StoreError};
+
+/// Unflushed bytes beyond this are written to the file (without fsync) right away.
+const WRITE_BUFFER: usize = 1 << 20;
+
+/// Records one camera; see the module doc and [`Store::recorder`].
+pub struct Recorder {
+    store: Store,
+    camera: String,
+    camera_id: i64,
+    dir: PathBuf,
+    tracks: Vec<TrackInfo>,
+    track_set_id: i64,
+    seek_track: u32,
+    has_video: bool,
+    section: Option<OpenSection>,
+    /// Latest wallclock of the current section, and per track.
+    last_wall: Option<UnixMicros>,
+    last_wall_track: Vec<Option<UnixMicros>>,
+    suspended: Option<Suspended>,
+    dropped: u64,
+    closed: bool,
+    last_flush: Instant,
+}
+
+struct OpenSection {
+    id: i64,
+    /// Totals of the section's finished segments.
+    done_start: Option<UnixMicros>,
+    done_end: Option<UnixMicros>,
+    done_bytes: u64,
+    done_frames: u64,
+    seg: OpenSegment,
+}
+
+struct OpenSegment {
+    id: i64,
+    path: PathBuf,
+    file: File,
+    blob: BlobWriter,
+    /// Pushed bytes not yet written to the file.
+    buf: Vec<u8>,
+    /// Everything pushed (flushed or not).
+    bytes: u64,
+    frames: u64,
+    first_wall: UnixMicros,
+    start_us: UnixMicros,
+    end_us: UnixMicros,
+    first_key_us: Option<UnixMicros>,
+    last_key_us: Option<UnixMicros>,
+    /// What the index references.
+    flushed_bytes: u64,
+    flushed_frames: u64,
+}
+
+/// Writing stopped after a disk-full error; see [`Recorder::push`].
+struct Suspended {
+    next_retry: Instant,
+    dropped_at_start: u64,
+}
+
+impl Recorder {
+    pub(crate) fn start(
+        store: &Store,
+        camera: &str,
+        tracks: &[TrackInfo],
+    ) -> Result<Recorder, StoreError> {
+        if !format::valid_camera_name(camera) {
+            return Err(StoreError::BadCameraName(camera.to_string()));
+        }
+        if tracks.is_empty() {
+            return Err(StoreError::NoTracks {
+                camera: camera.to_string(),
+            });
+        }
+        let dir = store.inner.root.join(camera);
+        std::fs::create_dir_all(&dir).map_err(|e| StoreError::io(&dir, e))?;
+        let conn = lock(&store.inner.db);
+        let camera_id = match db::camera_id(&conn, camera)? {
+            Some(id) => id,
+            None => {
+                conn.execute("INSERT INTO cameras (name) VALUES (?1)", [camera])
+                    .db("add a camera")?;
+                conn.last_insert_rowid()
+            }
+        };
+        let encoded = format::encode_tracks(tracks);
+        let latest: Option<(i64, Vec<u8>)> = conn
+            .query_row(
+                "SELECT id, tracks FROM track_sets WHERE camera_id = ?1 ORDER BY id DESC LIMIT 1",
+                [camera_id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .db("find the latest track set")?;
+        let track_set_id = match latest {
+            Some((id, blob)) if blob == encoded => id,
+            _ => {
+                conn.execute(
+                    "INSERT INTO track_sets (camera_id, tracks) VALUES (?1, ?2)",
+                    params![camera_id, encoded],
+                )
+                .db("add a track set")?;
+                let id = conn.last_insert_rowid();
+                tracing::info!(camera, "recording with tracks {:?} (track set {id})", {
+                    tracks.iter().map(|t| t.codec.name()).collect::<Vec<_>>()
+                });
+                id
+            }
+        };
+        {
+            let mut state = lock(&store.inner.state);
+            if !state.recording.insert(camera_id) {
+                return Err(StoreError::Busy(camera.to_string()));
+            }
+        }
+        drop(conn);
+        Ok(Recorder {
+            store: store.clone(),
+            camera: camera.to_string(),
+            camera_id,
+            dir,
+            tracks: tracks.to_vec(),
+            track_set_id,
+            seek_track: format::seek_track(tracks),
+            has_video: tracks.iter().any(|t| t.kind() == MediaKind::Video),
+            section: None,
+            last_wall: None,
+            last_wall_track: vec![None; tracks.len()],
+            suspended: None,
+            dropped: 0,
+            closed: false,
+            last_flush: Instant::now(),
+        })
+    }
+
+    pub fn camera(&self) -> &str {
+        &self.camera
+    }
+
+    pub fn tracks(&self) -> &[TrackInfo] {
+        &self.tracks
+    }
+
+    /// Units dropped so far because the disk was full (or a write failed).
+    pub fn dropped_units(&self) -> u64 {
+        self.dropped
+    }
+
+    /// Whether writing is suspended by a full disk.
+    pub fn is_suspended(&self) -> bool {
+        self.suspended.is_some()
+    }
+
+    /// Appends one unit. Starts a new section on a gap or clock step back, a new segment
+    /// at the first video keyframe after `segment_duration`, and flushes every
+    /// `flush_interval`.
+    ///
+    /// Disk full: logs one error line, drops the unflushed units and every unit after
+    /// them (counted in [`Recorder::dropped_units`]), and returns `Ok`; every
+    /// `disk_full_retry` it runs retention and, at a video keyframe, tries to resume with a
+    /// new section. Other write errors end the section and are returned; the next push
+    /// starts a new section.
+    pub fn push(&mut self, au: &AccessUnit) -> Result<(), StoreError> {
+        if self.closed {
+            return Err(StoreError::Closed(self.camera.clone()));
+        }
+        if au.track >= self.tracks.len() {
+            return Err(StoreError::BadTrack {
+                camera: self.camera.clone(),
+                track: au.track,
+                tracks: self.tracks.len(),
+            });
+        }
+        if self.suspended.is_some() {
+            return self.push_suspended(au);
+        }
+        match self.append(au) {
+            Ok(()) => Ok(()),
+            Err(e) => self.write_failed(e, false),
+        }
+    }
+
+    /// Makes every unit pushed so far durable and visible to readers.
+    pub fn flush(&mut self) -> Result<(), StoreError> {
+        if self.closed || self.suspended.is_some() {
+            return Ok(());
+        }
+        match self.flush_inner() {
+            Ok(()) => Ok(()),
+            Err(e) => self.write_failed(e, false),
+        }
+    }
+
+    /// Flushes, ends the section and releases the camera.
+    pub fn close(mut self) -> Result<(), StoreError> {
+        self.finish()
+    }
+
+    /// Test hook: stops like a process killed now would (nothing more is written: the
+    /// unflushed units are lost, the rows stay as the last flush left them), but releases
+    /// the camera so the same process can reopen the store.
+    #[doc(hidden)]
+    pub fn simulate_crash(mut self) {
+        self.closed = true;
+        if let Some(sec) = self.section.take() {
+            lock(&self.store.inner.state).writing.remove(&sec.seg.id);
+        }
+        lock(&self.store.inner.state)
+            .recording
+            .remove(&self.camera_id);
+    }
+
+    fn finish(&mut self) -> Result<(), StoreError> {
+        if self.closed {
+            return Ok(());
+        }
+        self.closed = true;
+        let result = if self.section.is_some() && self.suspended.is_none() {
+            match self.end_section() {
+                Ok(()) => Ok(()),
+                Err(e) => self.write_failed(e, false),
+            }
+        } else {
+            Ok(())
+        };
+        if let Some(s) = self.suspended.take() {
+            tracing::warn!(
+                camera = %self.camera,
+                "recorder closed while the disk was full; {} units dropped",
+                self.dropped - s.dropped_at_start
+            );
+        }
+        lock(&self.store.inner.state)
+            .recording
+            .remove(&self.camera_id);
+        result
+    }
+
+    fn is_seek_key(&self, au: &AccessUnit) -> bool {
+        au.keyframe && (au.track as u32 == self.seek_track || !self.has_video)
+    }
+
+    fn push_suspended(&mut self, au: &AccessUnit) -> Result<(), StoreError> {
+        let due = self
+            .suspended
+            .as_ref()
+            .is_some_and(|s| Instant::now() >= s.next_retry);
+        if !due || !self.is_seek_key(au) {
+            self.dropped += 1;
+            return Ok(());
+        }
+        if let Err(e) = self.store.apply_retention() {
+            tracing::debug!(camera = %self.camera, "retention while the disk is full: {e}");
+        }
+        let attempt = self.append(au).and_then(|()| self.flush_inner());
+        match attempt {
+            Ok(()) => {
+                if let Some(s) = self.suspended.take() {
+                    tracing::info!(
+                        camera = %self.camera,
+                        "disk has space again: recording resumed with a new section after \
+                         dropping {} units",
+                        self.dropped - s.dropped_at_start
+                    );
+                }
+                Ok(())
+            }
+            Err(e) => self.write_failed(e, true),
+        }
+    }
+
+    /// Handles an error of the write path: the unflushed units are dropped and the section
+    /// ends at the last flushed unit. Disk full suspends writing (`Ok`); anything else is
+    /// returned.
+    fn write_failed(&mut self, e: StoreError, retrying: bool) -> Result<(), StoreError> {
+        let path = self
+            .section
+            .as_ref()
+            .map(|s| s.seg.path.display().to_string())
+            .unwrap_or_else(|| self.dir.display().to_string());
+        let pending = self.abandon_section();
+        self.dropped += pending;
+        if e.is_disk_full() {
+            let next_retry = Instant::now() + self.store.inner.opts.disk_full_retry;
+            match &mut self.suspended {
+                Some(s) => s.next_retry = next_retry,
+                None => {
+                    if !retrying {
+                        tracing::error!(
+                            camera = %self.camera,
+                            "disk full writing {path} ({e}): recording stops, units are \
+                             dropped, retrying every {:?}",
+                            self.store.inner.opts.disk_full_retry
+                        );
+                    }
+                    self.suspended = Some(Suspended {
+                        next_retry,
+                        dropped_at_start: self.dropped - pending,
+                    });
+                }
+            }
+            Ok(())
+        } else {
+            tracing::error!(
+                camera = %self.camera,
+                "write error on {path}: {e}; section ended, {pending} unflushed units dropped"
+            );
+            Err(e)
+        }
+    }
+
+    /// Gives up the open section after a failure: truncates the segment file to what the
+    /// index references, closes the section row (best effort: recovery redoes all of this
+    /// at the next open). Returns how many pushed units were not flushed.
+    fn abandon_section(&mut self) -> u64 {
+        let Some(sec) = self.section.take() else {
+            return 0;
+        };
+        self.last_wall = None;
+        self.last_wall_track.iter_mut().for_each(|w| *w = None);
+        let seg = sec.seg;
+        let pending = seg.frames - seg.flushed_frames;
+        if let Err(e) = seg.file.set_len(seg.flushed_bytes) {
+            tracing::debug!(path = %seg.path.display(), "truncating after a write error: {e}");
+        }
+        let conn = lock(&self.store.inner.db);
+        let result = (|| -> Result<(), StoreError> {
+            if seg.flushed_frames == 0 {
+                conn.execute("DELETE FROM segments WHERE id = ?1", [seg.id])
+                    .db("drop an empty segment")?;
+            }
+            if db::refresh_section(&conn, sec.id)? {
+                conn.execute("UPDATE sections SET open = 0 WHERE id = ?1", [sec.id])
+                    .db("close a section")?;
+            }
+            Ok(())
+        })();
+        lock(&self.store.inner.state).writing.remove(&seg.id);
+        drop(conn);
+        match result {
+            Ok(()) if seg.flushed_frames == 0 => {
+                let _ = std::fs::remove_file(&seg.path);
+            }
+            Ok(()) => {}
+            Err(e) => tracing::debug!(
+                camera = %self.camera,
+                "closing section {} after a write error: {e} (recovery will finish it)",
+                sec.id
+            ),
+        }
+        pending
+    }
+
+    fn append(&mut self, au: &AccessUnit) -> Result<(), StoreError> {
+        let w = au.wallclock;
+        let gap = micros(self.store.inner.opts.max_gap);
+        if self.section.is_some() {
+            let jump = self
+                .last_wall
+                .is_some_and(|last| w.saturating_sub(last) > gap || last.saturating_sub(w) > gap);
+            let back = self
+                .last_wall_track
+                .get(au.track)
+                .copied()
+                .flatten()
+                .is_some_and(|last| w < last);
+            if jump || back {
+                if back {
+                    tracing::info!(
+                        camera = %self.camera,
+                        "track {} wallclock went back to {w}: new section", au.track
+                    );
+                }
+                self.end_section()?;
+            }
+        }
+        if self.section.is_none() {
+            self.start_section(w)?;
+        }
+        let seg_us = micros(self.store.inner.opts.segment_duration);
+        let key = self.is_seek_key(au);
+        if let Some(sec) = &self.section {
+            let age = w.saturating_sub(sec.seg.first_wall);
+            if sec.seg.frames > 0 && ((age >= seg_us && key) || age >= seg_us.saturating_mul(2)) {
+                self.rotate_segment(w)?;
+            }
+        }
+        let Some(sec) = self.section.as_mut() else {
+            return Err(StoreError::Closed(self.camera.clone()));
+        };
+        let seg = &mut sec.seg;
+        let size = u32::try_from(au.data.len()).map_err(|_| {
+            StoreError::io(
+                &seg.path,
+                std::io::Error::new(std::io::ErrorKind::InvalidInput, "unit larger than 4 GiB"),
+            )
+        })?;
+        seg.buf.extend_from_slice(&au.data);
+        seg.blob.push(au.track as u32, au.keyframe, size, au.pts, w);
+        seg.bytes += u64::from(size);
+        seg.frames += 1;
+        seg.start_us = seg.start_us.min(w);
+        seg.end_us = seg.end_us.max(w);
+        if au.keyframe && au.track as u32 == self.seek_track {
+            seg.first_key_us.get_or_insert(w);
+            seg.last_key_us = Some(w);
+        }
+        self.last_wall = Some(self.last_wall.map_or(w, |l| l.max(w)));
+        if let Some(t) = self.last_wall_track.get_mut(au.track) {
+            *t = Some(w);
+        }
+        if seg.buf.len() >= WRITE_BUFFER {
+            write_buffer(&self.store, seg)?;
+        }
+        if self.last_flush.elapsed() >= self.store.inner.opts.flush_interval {
+            self.flush_inner()?;
+        }
+        Ok(())
+    }
+
+    /// Data first (write + fdatasync), then the index rows in one transaction.
+    fn flush_inner(&mut self) -> Result<(), StoreError> {
+        self.last_flush = Instant::now();
+        let Some(sec) = self.section.as_mut() else {
+            return Ok(());
+        };
+        let seg = &mut sec.seg;
+        if seg.frames == seg.flushed_frames {
+            return Ok(());
+        }
+        write_buffer(&self.store, seg)?;
+        seg.file
+            .sync_data()
+            .map_err(|e| StoreError::io(&seg.path, e))?;
+        let mut conn = lock(&self.store.inner.db);
+        let tx = conn.transaction().db("begin a flush")?;
+        tx.prepare_cached(
+            "UPDATE segments SET start_us = ?2, end_us = ?3, bytes = ?4, frames = ?5, \
+             first_key_us = ?6, last_key_us = ?7, frame_index = ?8 WHERE id = ?1",
+        )
+        .db("prepare segment update")?
+        .execute(params![
+            seg.id,
+            seg.start_us,
+            seg.end_us,
+            seg.bytes as i64,
+            seg.frames as i64,
+            seg.first_key_us,
+            seg.last_key_us,
+            seg.blob.bytes()
+        ])
+        .db("update a segment")?;
+        tx.prepare_cached(
+            "UPDATE sections SET start_us = ?2, end_us = ?3, bytes = ?4, frames = ?5 \
+             WHERE id = ?1",
+        )
+        .db("prepare section update")?
+        .execute(params![
+            sec.id,
+            sec.done_start.map_or(seg.start_us, |s| s.min(seg.start_us)),
+            sec.done_end.map_or(seg.end_us, |e| e.max(seg.end_us)),
+            (sec.done_bytes + seg.bytes) as i64,
+            (sec.done_frames + seg.frames) as i64
+        ])
+        .db("update a section")?;
+        tx.commit().db("commit a flush")?;
+        seg.flushed_bytes = seg.bytes;
+        seg.flushed_frames = seg.frames;
+        Ok(())
+    }
+
+    fn start_section(&mut self, w: UnixMicros) -> Result<(), StoreError> {
+        let section_id = {
+            let conn = lock(&self.store.inner.db);
+            conn.prepare_cached(
+                "INSERT INTO sections (camera_id, track_set_id, start_us, end_us, bytes, \
+                 frames, open) VALUES (?1, ?2, ?3, ?3, 0, 0, 1)",
+            )
+            .db("prepare section insert")?
+            .execute(params![self.camera_id, self.track_set_id, w])
+            .db("start a section")?;
+            conn.last_insert_rowid()
+        };
+        let seg = match self.new_segment(section_id, w) {
+            Ok(seg) => seg,
+            Err(e) => {
+                let conn = lock(&self.store.inner.db);
+                let _ = conn.execute("DELETE FROM sections WHERE id = ?1", [section_id]);
+                return Err(e);
+            }
+        };
+        self.section = Some(OpenSection {
+            id: section_id,
+            done_start: None,
+            done_end: None,
+            done_bytes: 0,
+            done_frames: 0,
+            seg,
+        });
+        self.last_wall = None;
+        self.last_wall_track.iter_mut().for_each(|w| *w = None);
+        Ok(())
+    }
+
+    /// Row first (referencing nothing), then the file.
+    fn new_segment(&self, section_id: i64, w: UnixMicros) -> Result<OpenSegment, StoreError> {
+        let blob = BlobWriter::new(w);
+        let id = {
+            let conn = lock(&self.store.inner.db);
+            conn.prepare_cached(
+                "INSERT INTO segments (camera_id, section_id, start_us, end_us, bytes, frames, \
+                 first_key_us, last_key_us, frame_index) \
+                 VALUES (?1, ?2, ?3, ?3, 0, 0, NULL, NULL, ?4)",
+            )
+            .db("prepare segment insert")?
+            .execute(params![self.camera_id, section_id, w, blob.bytes()])
+            .db("start a segment")?;
+            let id = conn.last_insert_rowid();
+            // Marked while the index lock is held, so retention never sees it unmarked.
+            lock(&self.store.inner.state).writing.insert(id);
+            id
+        };
+        let path = self.store.segment_path(&self.camera, id);
+        let opened = File::options()
+            .create(true)
+            .write(true)
+            .truncate(true)
+            .open(&path)
+            .and_then(|f| {
+                // The directory entry must be durable before rows reference the file.
+                File::open(&self.dir)?.sync_all()?;
+                Ok(f)
+            });
+        let file = match opened {
+            Ok(f) => f,
+            Err(e) => {
+                let conn = lock(&self.store.inner.db);
+                let _ = conn.execute("DELETE FROM segments WHERE id = ?1", [id]);
+                lock(&self.store.inner.state).writing.remove(&id);
+                return Err(StoreError::io(&path, e));
+            }
+        };
+        Ok(OpenSegment {
+            id,
+            path,
+            file,
+            blob,
+            buf: Vec::with_capacity(WRITE_BUFFER),
+            bytes: 0,
+            frames: 0,
+            first_wall: w,
+            start_us: w,
+            end_us: w,
+            first_key_us: None,
+            last_key_us: None,
+            flushed_bytes: 0,
+            flushed_frames: 0,
+        })
+    }
+
+    fn rotate_segment(&mut self, w: UnixMicros) -> Result<(), StoreError> {
+        self.flush_inner()?;
+        let Some(section_id) = self.section.as_ref().map(|s| s.id) else {
+            return Ok(());
+        };
+        let seg = self.new_segment(section_id, w)?;
+        if let Some(sec) = self.section.as_mut() {
+            let old = std::mem::replace(&mut sec.seg, seg);
+            sec.done_start = Some(sec.done_start.map_or(old.start_us, |s| s.min(old.start_us)));
+            sec.done_end = Some(sec.done_end.map_or(old.end_us, |e| e.max(old.end_us)));
+            sec.done_bytes += old.bytes;
+            sec.done_frames += old.frames;
+            lock(&self.store.inner.state).writing.remove(&old.id);
+        }
+        self.retention();
+        Ok(())
+    }
+
+    fn end_section(&mut self) -> Result<(), StoreError> {
+        self.flush_inner()?;
+        let Some(sec) = self.section.take() else {
+            return Ok(());
+        };
+        self.last_wall = None;
+        self.last_wall_track.iter_mut().for_each(|w| *w = None);
+        {
+            let conn = lock(&self.store.inner.db);
+            let closed = conn
+                .execute("UPDATE sections SET open = 0 WHERE id = ?1", [sec.id])
+                .db("close a section");
+            lock(&self.store.inner.state).writing.remove(&sec.seg.id);
+            closed?;
+        }
+        self.retention();
+        Ok(())
+    }
+
+    fn retention(&self) {
+        match self.store.apply_retention() {
+            Ok(r) if r.deleted_segments > 0 => tracing::debug!(
+                camera = %self.camera,
+                "retention deleted {} segments ({} bytes)",
+                r.deleted_segments,
+                r.deleted_bytes
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(camera = %self.camera, "retention: {e}"),
+        }
+    }
+}
+
+fn write_buffer(store: &Store, seg: &mut OpenSegment) -> Result<(), StoreError> {
+    if seg.buf.is_empty() {
+        return Ok(());
+    }
+    if store.fault_disk_full() {
+        return Err(StoreError::io(
+            &seg.path,
+            std::io::Error::from_raw_os_error(28),
+        ));
+    }
+    seg.file
+        .write_all(&seg.buf)
+        .map_err(|e| StoreError::io(&seg.path, e))?;
+    seg.buf.clear();
+    Ok(())
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        if let Err(e) = self.finish() {
+            tracing::warn!(camera = %self.camera, "closing the recorder: {e}");
+        }
+    }
+}
