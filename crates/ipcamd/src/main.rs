@@ -36,6 +36,13 @@ enum Command {
     /// H.264 640x360 25 fps, PCMU audio with a beep every second) at
     /// rtsp://HOST:8554/cam1, and RTSP-over-HTTP tunnelling on port 8080.
     Serve(ServeArgs),
+    /// Send audio to an ONVIF backchannel (this server's or any camera's).
+    ///
+    /// DESCRIBE with `Require: www.onvif.org/ver20/backchannel`, SETUP of the a=sendonly
+    /// section only, PLAY, then RTP in real time, then TEARDOWN. Input: a generated tone
+    /// (default), a WAV file, raw s16le on stdin ("-"), or for AAC/Opus a pre-encoded ADTS
+    /// or Ogg Opus file. Credentials go in the URL: rtsp://user:pass@host/path.
+    Talk(ipcamd_client::talk::TalkArgs),
 }
 
 #[derive(clap::Args, Default)]
@@ -60,6 +67,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let args = match cli.command {
         Some(Command::Serve(a)) => a,
+        Some(Command::Talk(t)) => return talk(t),
         None => ServeArgs {
             log: "info".into(),
             ..ServeArgs::default()
@@ -79,6 +87,32 @@ fn main() -> ExitCode {
         Err(e) => {
             tracing::error!("{e}");
             eprintln!("ipcamd: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn talk(args: ipcamd_client::talk::TalkArgs) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("ipcamd talk: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(ipcamd_client::talk::run(args)) {
+        Ok(r) => {
+            eprintln!(
+                "ipcamd talk: sent {:.2} s of {} (payload type {}): {} packets, {} bytes",
+                r.seconds, r.codec, r.payload_type, r.packets, r.bytes
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("ipcamd talk: {e}");
             ExitCode::FAILURE
         }
     }

@@ -6,7 +6,7 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -281,5 +281,61 @@ impl Client {
             .unwrap_or_default()
             .to_owned();
         (r, id)
+    }
+}
+
+/// Power of `freq` in `samples` (Goertzel), normalised per sample.
+pub fn goertzel(samples: &[i16], rate: u32, freq: f64) -> f64 {
+    let w = 2.0 * std::f64::consts::PI * freq / rate as f64;
+    let c = 2.0 * w.cos();
+    let (mut s1, mut s2) = (0.0f64, 0.0f64);
+    for &x in samples {
+        let s0 = x as f64 + c * s1 - s2;
+        s2 = s1;
+        s1 = s0;
+    }
+    (s1 * s1 + s2 * s2 - c * s1 * s2) / samples.len().max(1) as f64
+}
+
+/// Reads a WAV and asserts it holds at least `min_secs` of a tone at `freq`.
+pub fn assert_tone(path: &Path, freq: f64, min_secs: f64) {
+    let mut r = hound::WavReader::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let rate = r.spec().sample_rate;
+    let samples: Vec<i16> = r.samples::<i16>().filter_map(Result::ok).collect();
+    let secs = samples.len() as f64 / rate as f64;
+    assert!(
+        secs >= min_secs,
+        "{}: only {secs:.2} s of audio",
+        path.display()
+    );
+    // Skip the first 200 ms (jitter buffer start, encoder ramp).
+    let body = &samples[(rate as usize / 5).min(samples.len())..];
+    let want = goertzel(body, rate, freq);
+    for other in [freq * 0.6, freq * 1.5, freq * 2.3] {
+        let p = goertzel(body, rate, other);
+        assert!(
+            want > 100.0 * p,
+            "{freq} Hz not dominant: {want:.0} vs {p:.0} at {other} Hz"
+        );
+    }
+    let rms = (body.iter().map(|&x| (x as f64).powi(2)).sum::<f64>() / body.len() as f64).sqrt();
+    assert!(rms > 1000.0, "tone too quiet (rms {rms:.0})");
+}
+
+pub fn wait_for_talk_file(server: &ServerProc, n: usize) -> Vec<std::path::PathBuf> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let files = server.talk_files();
+        if files.len() >= n {
+            // Give the talker thread time to finish the file after TEARDOWN.
+            std::thread::sleep(Duration::from_millis(500));
+            return server.talk_files();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no talk WAV file; log:\n{}",
+            server.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
     }
 }
