@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -10,6 +11,7 @@ use serde::Deserialize;
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub server: ServerSection,
+    pub store: StoreSection,
     #[serde(rename = "camera")]
     pub cameras: Vec<CameraConfig>,
 }
@@ -18,6 +20,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             server: ServerSection::default(),
+            store: StoreSection::default(),
             cameras: vec![CameraConfig::default()],
         }
     }
@@ -46,6 +49,45 @@ impl Default for ServerSection {
             rtp_port: 0,
             session_timeout_s: 60,
             data_dir: PathBuf::from("data"),
+        }
+    }
+}
+
+/// The recording store, under `<data_dir>/recordings`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreSection {
+    /// Length of a segment file in seconds (cut at the next keyframe).
+    pub segment_s: u64,
+    /// Recorded frames are made durable this often; a crash loses at most about this much.
+    pub flush_ms: u64,
+    /// Delete the oldest footage when all recordings together exceed this many GB.
+    pub max_gb: Option<f64>,
+    /// Delete footage older than this many days.
+    pub max_age_days: Option<f64>,
+}
+
+impl Default for StoreSection {
+    fn default() -> Self {
+        StoreSection {
+            segment_s: 60,
+            flush_ms: 2000,
+            max_gb: None,
+            max_age_days: None,
+        }
+    }
+}
+
+impl StoreSection {
+    pub fn options(&self) -> ipcamd_store::StoreOptions {
+        ipcamd_store::StoreOptions {
+            segment_duration: Duration::from_secs(self.segment_s.max(1)),
+            flush_interval: Duration::from_millis(self.flush_ms.max(10)),
+            max_bytes: self.max_gb.map(|g| (g * 1e9) as u64),
+            max_age: self
+                .max_age_days
+                .map(|d| Duration::from_secs_f64(d * 86_400.0)),
+            ..ipcamd_store::StoreOptions::default()
         }
     }
 }
@@ -83,6 +125,8 @@ pub struct CameraConfig {
     pub path: Option<PathBuf>,
     /// ONVIF audio backchannel (two-way audio) of this camera.
     pub backchannel: BackchannelSection,
+    /// Record this camera continuously into the store.
+    pub record: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -137,6 +181,7 @@ impl Default for CameraConfig {
             audio: true,
             path: None,
             backchannel: BackchannelSection::default(),
+            record: true,
         }
     }
 }

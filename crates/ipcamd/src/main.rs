@@ -43,6 +43,49 @@ enum Command {
     /// (default), a WAV file, raw s16le on stdin ("-"), or for AAC/Opus a pre-encoded ADTS
     /// or Ogg Opus file. Credentials go in the URL: rtsp://user:pass@host/path.
     Talk(ipcamd_client::talk::TalkArgs),
+    /// Add footage to a camera's recording: an MP4/MOV file, or synthetic footage
+    /// generated faster than real time. The server must not be running on the same data
+    /// folder (the store allows one writer).
+    Import(ImportArgs),
+    /// Write a time range of a camera's recording as an MP4 file (starts at the keyframe at
+    /// or before --from). Also available over HTTP: /api/recordings/NAME/export.mp4.
+    Export(ExportArgs),
+}
+
+#[derive(clap::Args)]
+struct ImportArgs {
+    /// MP4/MOV file to import (omit with --synthetic).
+    file: Option<PathBuf>,
+    /// Camera (recording) name.
+    #[arg(long)]
+    camera: String,
+    /// UTC start of the footage, e.g. 2026-11-21T08:00:00Z (default: now minus its length).
+    #[arg(long)]
+    start: Option<String>,
+    /// Generate footage with the synthetic camera instead of reading a file.
+    #[arg(long)]
+    synthetic: bool,
+    /// Length: for --synthetic (required), or to cut a file short. E.g. 90s, 10m, 2h.
+    #[arg(long)]
+    duration: Option<String>,
+    #[arg(short, long, env = "IPCAMD_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct ExportArgs {
+    #[arg(long)]
+    camera: String,
+    /// UTC start, e.g. 2026-11-21T08:00:00Z.
+    #[arg(long)]
+    from: String,
+    /// UTC end.
+    #[arg(long)]
+    to: String,
+    /// Output MP4 file.
+    out: PathBuf,
+    #[arg(short, long, env = "IPCAMD_CONFIG")]
+    config: Option<PathBuf>,
 }
 
 #[derive(clap::Args, Default)]
@@ -68,6 +111,8 @@ fn main() -> ExitCode {
     let args = match cli.command {
         Some(Command::Serve(a)) => a,
         Some(Command::Talk(t)) => return talk(t),
+        Some(Command::Import(a)) => return report(import(a)),
+        Some(Command::Export(a)) => return report(export(a)),
         None => ServeArgs {
             log: "info".into(),
             ..ServeArgs::default()
@@ -90,6 +135,140 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn report(r: Result<(), String>) -> ExitCode {
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ipcamd: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load_config(path: &Option<PathBuf>) -> Result<Config, String> {
+    match path {
+        Some(p) => Config::load(p),
+        None => Ok(Config::default()),
+    }
+}
+
+fn open_store(config: &Config) -> Result<ipcamd_store::Store, String> {
+    let root = config.server.data_dir.join("recordings");
+    std::fs::create_dir_all(&root)
+        .map_err(|e| format!("{}: cannot create: {e}", root.display()))?;
+    ipcamd_store::Store::open(&root, config.store.options())
+        .map_err(|e| format!("recording store {}: {e}", root.display()))
+}
+
+/// "90s", "10m", "2h", "1d" or plain seconds, in microseconds.
+fn parse_duration(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let (num, unit) = s.split_at(s.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(s.len()));
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("duration {s:?}: expected e.g. 90s, 10m, 2h"))?;
+    let mult = match unit {
+        "" | "s" => 1.0,
+        "m" => 60.0,
+        "h" => 3600.0,
+        "d" => 86400.0,
+        _ => return Err(format!("duration {s:?}: unit must be s, m, h or d")),
+    };
+    if !(n.is_finite() && n > 0.0) {
+        return Err(format!("duration {s:?} must be positive"));
+    }
+    Ok((n * mult * 1e6) as u64)
+}
+
+fn utc(s: &str, what: &str) -> Result<i64, String> {
+    ipcamd_proto::time::parse_utc(s)
+        .ok_or_else(|| format!("{what} = {s:?}: not a UTC time like 2026-11-21T08:00:00Z"))
+}
+
+fn import(a: ImportArgs) -> Result<(), String> {
+    let config = load_config(&a.config)?;
+    let duration = a.duration.as_deref().map(parse_duration).transpose()?;
+    let start_or = |len: u64| -> Result<i64, String> {
+        match &a.start {
+            Some(s) => utc(s, "--start"),
+            None => Ok(ipcamd_media::pacer::now_micros() - len as i64),
+        }
+    };
+    let (source, until): (Box<dyn Source>, i64) = match (&a.file, a.synthetic) {
+        (None, true) => {
+            let d = duration.ok_or("--synthetic needs --duration, e.g. --duration 10m")?;
+            let start = start_or(d)?;
+            let cam = CameraConfig {
+                name: a.camera.clone(),
+                ..CameraConfig::default()
+            };
+            let s = source_factory(&cam)(start).map_err(|e| e.to_string())?;
+            (s, start + d as i64)
+        }
+        (Some(path), false) => {
+            let probe = FileSource::open(path, 0).map_err(|e| e.to_string())?;
+            let len = duration.unwrap_or(probe.duration_us());
+            let start = start_or(len)?;
+            let s = FileSource::open(path, start).map_err(|e| e.to_string())?;
+            (Box::new(s), start + len as i64)
+        }
+        _ => return Err("give either a FILE or --synthetic".into()),
+    };
+    let store = open_store(&config)?;
+    import_run(&store, &a.camera, source, until)
+}
+
+fn import_run(
+    store: &ipcamd_store::Store,
+    camera: &str,
+    mut source: Box<dyn Source>,
+    until: i64,
+) -> Result<(), String> {
+    use std::io::Write as _;
+    let mut last_pct = u64::MAX;
+    let mut progress = |done: u64, total: u64| {
+        let pct = if total == 0 { 100 } else { done * 100 / total };
+        if pct != last_pct {
+            last_pct = pct;
+            eprint!("\rimporting {camera}: {pct:3}%");
+            let _ = std::io::stderr().flush();
+        }
+    };
+    let r = store
+        .import_source(camera, source.as_mut(), until, &mut progress)
+        .map_err(|e| e.to_string())?;
+    eprintln!(
+        "\rimported {camera}: {} frames, {} bytes, {} .. {}",
+        r.frames,
+        r.bytes,
+        ipcamd_proto::time::format_iso8601(r.start),
+        ipcamd_proto::time::format_iso8601(r.end)
+    );
+    Ok(())
+}
+
+fn export(a: ExportArgs) -> Result<(), String> {
+    use std::io::Write as _;
+    let config = load_config(&a.config)?;
+    let store = open_store(&config)?;
+    let (from, to) = (utc(&a.from, "--from")?, utc(&a.to, "--to")?);
+    let file = std::fs::File::create(&a.out).map_err(|e| format!("{}: {e}", a.out.display()))?;
+    let mut w = std::io::BufWriter::new(file);
+    let r = store
+        .export_mp4(&a.camera, from, to, &mut w)
+        .map_err(|e| e.to_string())?;
+    w.flush().map_err(|e| format!("{}: {e}", a.out.display()))?;
+    eprintln!(
+        "exported {} frames of {} to {} ({} .. {})",
+        r.frames,
+        a.camera,
+        a.out.display(),
+        ipcamd_proto::time::format_iso8601(r.start),
+        ipcamd_proto::time::format_iso8601(r.end)
+    );
+    Ok(())
 }
 
 fn talk(args: ipcamd_client::talk::TalkArgs) -> ExitCode {
@@ -149,14 +328,20 @@ fn serve(args: ServeArgs) -> Result<(), String> {
             name: l.stream.name().to_owned(),
             stream: l.stream.clone(),
             backchannel: backchannel_output(c, &config.server.data_dir),
+            record: c.record,
         })
         .collect();
+    let store = if config.cameras.iter().any(|c| c.record) {
+        Some(open_store(&config)?)
+    } else {
+        None
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
     runtime.block_on(async move {
-        let server = Server::start(options, cameras)
+        let server = Server::start(options, cameras, store)
             .await
             .map_err(|e| e.to_string())?;
         print_urls(&server, &config);

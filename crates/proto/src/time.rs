@@ -45,3 +45,48 @@ mod tests {
         assert_eq!(unix_micros_to_ntp(500_000) & 0xffff_ffff, 0x8000_0000);
     }
 }
+
+/// `2026-11-21T22:02:24.123Z` (ISO 8601 / RFC 3339, UTC, milliseconds), for APIs and logs.
+pub fn format_iso8601(t: UnixMicros) -> String {
+    let days = t.div_euclid(86_400_000_000);
+    let rem = t.rem_euclid(86_400_000_000);
+    let (y, m, d) = crate::rtsp::headers::civil_from_days(days);
+    let secs = rem / 1_000_000;
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60,
+        rem % 1_000_000 / 1000
+    )
+}
+
+/// A UTC instant written as ISO 8601 (`2026-11-21T22:02:24Z`, `2026-11-21T22:02:24.5Z`)
+/// or in the RTSP/ONVIF clock form (`20261121T220224Z`).
+pub fn parse_utc(s: &str) -> Option<UnixMicros> {
+    let s = s.trim();
+    let compact: String = if s.len() >= 10 && s.as_bytes().get(4) == Some(&b'-') {
+        // Drop the separators of the date and time parts (not the fraction's point).
+        s.chars().filter(|c| *c != '-' && *c != ':').collect()
+    } else {
+        s.to_owned()
+    };
+    crate::rtsp::headers::parse_clock(&compact).ok()
+}
+
+#[cfg(test)]
+mod iso_tests {
+    use super::*;
+
+    #[test]
+    fn iso_round_trip_and_both_input_forms() {
+        let t = 1_763_762_544_123_000;
+        let iso = format_iso8601(t);
+        assert_eq!(iso, "2025-11-21T22:02:24.123Z");
+        assert_eq!(parse_utc(&iso), Some(t));
+        assert_eq!(parse_utc("20251121T220224.123Z"), Some(t));
+        assert_eq!(parse_utc("2025-11-21T22:02:24Z"), Some(t - 123_000));
+        assert_eq!(parse_utc("yesterday"), None);
+        assert_eq!(format_iso8601(-1_000), "1969-12-31T23:59:59.999Z");
+    }
+}

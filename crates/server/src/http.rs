@@ -12,6 +12,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+use ipcamd_proto::time::{format_iso8601, parse_utc};
 use ipcamd_proto::tunnel::{parse_http_head, tunnel_get_response, Base64Stream, HttpRequestHead};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -148,19 +149,154 @@ async fn tunnel_post(
     tracing::debug!(%peer, "HTTP tunnel POST closed");
 }
 
-async fn plain_http(state: &ServerState, mut stream: TcpStream, head: &HttpRequestHead) {
-    let (status, body) = if head.method == "GET" && (head.path == "/" || head.path == "/index.txt")
-    {
-        ("200 OK", index_text(state))
+async fn plain_http(state: &Arc<ServerState>, mut stream: TcpStream, head: &HttpRequestHead) {
+    let (status, content_type, body) = if head.method != "GET" {
+        (
+            "405 Method Not Allowed",
+            "text/plain; charset=utf-8",
+            b"only GET is served here\n".to_vec(),
+        )
     } else {
-        ("404 Not Found", format!("no resource at {}\n", head.path))
+        let host = head.headers.get("Host").unwrap_or("HOST").to_owned();
+        route(state, &head.path, &host).await
     };
     let resp = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     );
     let _ = stream.write_all(resp.as_bytes()).await;
+    let _ = stream.write_all(&body).await;
     let _ = stream.shutdown().await;
+}
+
+type HttpAnswer = (&'static str, &'static str, Vec<u8>);
+
+fn json(status: &'static str, v: serde_json::Value) -> HttpAnswer {
+    (status, "application/json", format!("{v:#}\n").into_bytes())
+}
+
+fn json_error(status: &'static str, msg: String) -> HttpAnswer {
+    json(status, serde_json::json!({ "error": msg }))
+}
+
+/// `GET /` (index), `GET /api/recordings`, `GET /api/recordings/NAME`,
+/// `GET /api/recordings/NAME/export.mp4?from=UTC&to=UTC`.
+async fn route(state: &Arc<ServerState>, target: &str, host: &str) -> HttpAnswer {
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    if path == "/" || path == "/index.txt" {
+        return (
+            "200 OK",
+            "text/plain; charset=utf-8",
+            index_text(state).into_bytes(),
+        );
+    }
+    let Some(rest) = path.strip_prefix("/api/recordings") else {
+        return (
+            "404 Not Found",
+            "text/plain; charset=utf-8",
+            format!("no resource at {path}\n").into_bytes(),
+        );
+    };
+    let Some(store) = state.store.clone() else {
+        return json_error(
+            "404 Not Found",
+            "recording is not configured on this server".into(),
+        );
+    };
+    let segments: Vec<String> = rest
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect();
+    let host = host.to_owned();
+    let query = query.to_owned();
+    let result = tokio::task::spawn_blocking(move || -> HttpAnswer {
+        let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+        match segments.as_slice() {
+            [] => match store.recordings() {
+                Ok(list) => json(
+                    "200 OK",
+                    serde_json::Value::Array(
+                        list.iter().map(|r| recording_json(r, &host)).collect(),
+                    ),
+                ),
+                Err(e) => json_error("500 Internal Server Error", e.to_string()),
+            },
+            [name] => match store.recording(name) {
+                Ok(Some(r)) => json("200 OK", recording_json(&r, &host)),
+                Ok(None) => json_error("404 Not Found", format!("no recording of camera {name:?}")),
+                Err(e) => json_error("500 Internal Server Error", e.to_string()),
+            },
+            [name, "export.mp4"] => export(&store, name, &query),
+            _ => json_error("404 Not Found", "unknown API path".into()),
+        }
+    })
+    .await;
+    result
+        .unwrap_or_else(|e| json_error("500 Internal Server Error", format!("request failed: {e}")))
+}
+
+fn export(store: &ipcamd_store::Store, name: &str, query: &str) -> HttpAnswer {
+    let param = |k: &str| {
+        query
+            .split('&')
+            .find_map(|kv| kv.strip_prefix(k).and_then(|v| v.strip_prefix('=')))
+            .map(|v| v.replace("%3A", ":").replace("%3a", ":"))
+    };
+    let (Some(from), Some(to)) = (param("from"), param("to")) else {
+        return json_error(
+            "400 Bad Request",
+            "export needs ?from=<UTC>&to=<UTC>, e.g. from=2026-11-21T22:00:00Z".into(),
+        );
+    };
+    let (Some(f), Some(t)) = (parse_utc(&from), parse_utc(&to)) else {
+        return json_error(
+            "400 Bad Request",
+            format!("from={from:?} / to={to:?}: not UTC times like 2026-11-21T22:00:00Z"),
+        );
+    };
+    if t <= f {
+        return json_error("400 Bad Request", "to must be later than from".into());
+    }
+    let mut out = std::io::Cursor::new(Vec::new());
+    match store.export_mp4(name, f, t, &mut out) {
+        Ok(_) => ("200 OK", "video/mp4", out.into_inner()),
+        Err(e) => json_error(
+            "404 Not Found",
+            format!("cannot export {name} {from}..{to}: {e}"),
+        ),
+    }
+}
+
+fn recording_json(r: &ipcamd_store::RecordingInfo, host: &str) -> serde_json::Value {
+    let (first, last) = (
+        r.sections.first().map(|s| s.start),
+        r.sections.last().map(|s| s.end),
+    );
+    serde_json::json!({
+        "camera": r.camera,
+        "tracks": r.tracks.iter().map(|t| serde_json::json!({
+            "codec": t.codec.name(),
+            "kind": t.kind().as_sdp(),
+            "clock_rate": t.clock_rate(),
+        })).collect::<Vec<_>>(),
+        "sections": r.sections.iter().map(|s| serde_json::json!({
+            "start": format_iso8601(s.start),
+            "end": format_iso8601(s.end),
+            "bytes": s.bytes,
+            "frames": s.frames,
+            "recording": s.recording,
+        })).collect::<Vec<_>>(),
+        "bytes": r.bytes,
+        "frames": r.frames,
+        "export_url": match (first, last) {
+            (Some(f), Some(l)) => serde_json::Value::String(format!(
+                "http://{host}/api/recordings/{}/export.mp4?from={}&to={}",
+                r.camera, format_iso8601(f), format_iso8601(l)
+            )),
+            _ => serde_json::Value::Null,
+        },
+    })
 }
 
 fn index_text(state: &ServerState) -> String {

@@ -11,6 +11,7 @@
 //!   RTCP sender reports.
 //! - [`udp`]: the server's RTP/RTCP UDP socket pair and the receiver-report loop.
 //! - [`backchannel`]: the ONVIF audio backchannel: SDP offer, talk policy, receive thread.
+//! - [`recording`]: continuous recording of live cameras into the store.
 //! - [`http`]: the HTTP port: RTSP-over-HTTP tunnel pairs, and a small index page.
 //!
 //! Live vs replay: only live streaming exists so far; a session plays one camera's
@@ -19,6 +20,7 @@
 pub mod backchannel;
 pub mod delivery;
 pub mod http;
+pub mod recording;
 pub mod rtsp;
 pub mod session;
 pub mod state;
@@ -63,11 +65,16 @@ pub struct Server {
     pub rtsp_addr: SocketAddr,
     pub http_addr: Option<SocketAddr>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    recordings: Vec<recording::Recording>,
 }
 
 impl Server {
     /// Binds all listeners (errors name the address) and starts serving.
-    pub async fn start(options: ServerOptions, cameras: Vec<Camera>) -> std::io::Result<Server> {
+    pub async fn start(
+        options: ServerOptions,
+        cameras: Vec<Camera>,
+        store: Option<ipcamd_store::Store>,
+    ) -> std::io::Result<Server> {
         let rtsp = TcpListener::bind(options.rtsp_listen).await.map_err(|e| {
             std::io::Error::new(
                 e.kind(),
@@ -83,7 +90,19 @@ impl Server {
         let udp = udp::UdpPair::bind(options.rtsp_listen.ip(), options.rtp_port).await?;
         let rtsp_addr = rtsp.local_addr()?;
         let http_addr = http.as_ref().map(|l| l.local_addr()).transpose()?;
-        let state = ServerState::new(options, cameras, udp, rtsp_addr, http_addr);
+        let mut recordings = Vec::new();
+        if let Some(store) = &store {
+            for c in cameras.iter().filter(|c| c.record) {
+                let r = recording::Recording::start(store, c.stream.clone()).map_err(|e| {
+                    std::io::Error::other(format!(
+                        "camera {:?}: cannot start recording: {e}",
+                        c.name
+                    ))
+                })?;
+                recordings.push(r);
+            }
+        }
+        let state = ServerState::new(options, cameras, udp, rtsp_addr, http_addr, store);
         let mut tasks = vec![
             tokio::spawn(rtsp::accept_loop(state.clone(), rtsp)),
             tokio::spawn(udp::rtcp_loop(state.clone())),
@@ -98,6 +117,7 @@ impl Server {
             rtsp_addr,
             http_addr,
             tasks,
+            recordings,
         })
     }
 
@@ -107,5 +127,8 @@ impl Server {
             t.abort();
         }
         self.state.sessions.teardown_all();
+        for r in self.recordings {
+            r.stop().await;
+        }
     }
 }

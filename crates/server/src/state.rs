@@ -19,6 +19,8 @@ pub struct Camera {
     pub name: String,
     pub stream: Arc<Stream>,
     pub backchannel: Option<Arc<crate::backchannel::AudioOut>>,
+    /// Record this camera continuously into the store (when the server has one).
+    pub record: bool,
 }
 
 impl Camera {
@@ -51,6 +53,8 @@ pub struct ServerState {
     pub udp: UdpPair,
     pub rtsp_addr: SocketAddr,
     pub http_addr: Option<SocketAddr>,
+    /// The recording store, when recording is configured.
+    pub store: Option<ipcamd_store::Store>,
     pub counters: Counters,
     /// HTTP tunnel GET halves waiting for or paired with their POST, by `x-sessioncookie`.
     pub tunnels: Mutex<HashMap<String, crate::http::TunnelGet>>,
@@ -64,6 +68,7 @@ impl ServerState {
         udp: UdpPair,
         rtsp_addr: SocketAddr,
         http_addr: Option<SocketAddr>,
+        store: Option<ipcamd_store::Store>,
     ) -> Arc<ServerState> {
         Arc::new(ServerState {
             options,
@@ -72,6 +77,7 @@ impl ServerState {
             udp,
             rtsp_addr,
             http_addr,
+            store,
             counters: Counters::default(),
             tunnels: Mutex::new(HashMap::new()),
             next_conn_id: AtomicU64::new(1),
