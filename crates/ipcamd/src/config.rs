@@ -79,8 +79,25 @@ impl Default for StoreSection {
 }
 
 impl StoreSection {
-    pub fn options(&self) -> ipcamd_store::StoreOptions {
+    /// Store options with the global limits of [store] and each camera's own.
+    pub fn options(&self, cameras: &[CameraConfig]) -> ipcamd_store::StoreOptions {
+        let per_camera = cameras
+            .iter()
+            .filter(|c| c.max_gb.is_some() || c.max_age_days.is_some())
+            .map(|c| {
+                (
+                    c.name.clone(),
+                    ipcamd_store::Retention {
+                        max_bytes: c.max_gb.map(|g| (g * 1e9) as u64),
+                        max_age: c
+                            .max_age_days
+                            .map(|d| Duration::from_secs_f64(d * 86_400.0)),
+                    },
+                )
+            })
+            .collect();
         ipcamd_store::StoreOptions {
+            per_camera,
             segment_duration: Duration::from_secs(self.segment_s.max(1)),
             flush_interval: Duration::from_millis(self.flush_ms.max(10)),
             max_bytes: self.max_gb.map(|g| (g * 1e9) as u64),
@@ -127,6 +144,10 @@ pub struct CameraConfig {
     pub backchannel: BackchannelSection,
     /// Record this camera continuously into the store.
     pub record: bool,
+    /// Keep at most this many GB of this camera's recording (oldest deleted first).
+    pub max_gb: Option<f64>,
+    /// Delete this camera's footage older than this many days.
+    pub max_age_days: Option<f64>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -182,6 +203,8 @@ impl Default for CameraConfig {
             path: None,
             backchannel: BackchannelSection::default(),
             record: true,
+            max_gb: None,
+            max_age_days: None,
         }
     }
 }
@@ -279,6 +302,18 @@ impl Config {
                 ));
             }
         }
+        let positive = |v: Option<f64>| v.is_none_or(|x| x.is_finite() && x > 0.0 && x < 1e9);
+        if !positive(self.store.max_gb) || !positive(self.store.max_age_days) {
+            return Err("[store] max_gb and max_age_days must be positive numbers".into());
+        }
+        for c in &self.cameras {
+            if !positive(c.max_gb) || !positive(c.max_age_days) {
+                return Err(format!(
+                    "[[camera]] {:?}: max_gb and max_age_days must be positive numbers",
+                    c.name
+                ));
+            }
+        }
         if self.server.session_timeout_s == 0 {
             return Err("[server] session_timeout_s must be at least 1".into());
         }
@@ -316,6 +351,8 @@ mod tests {
         assert!(e.contains("line 3"), "{e}");
         let e = Config::parse("[[camera]]\nname = \"a/b\"\n").unwrap_err();
         assert!(e.contains("name"), "{e}");
+        let e = Config::parse("[store]\nmax_age_days = -1\n").unwrap_err();
+        assert!(e.contains("max_age_days"), "{e}");
         let e = Config::parse("[[camera]]\nname = \"f\"\nsource = \"file\"\n").unwrap_err();
         assert!(e.contains("path"), "{e}");
     }

@@ -158,7 +158,7 @@ fn open_store(config: &Config) -> Result<ipcamd_store::Store, String> {
     let root = config.server.data_dir.join("recordings");
     std::fs::create_dir_all(&root)
         .map_err(|e| format!("{}: cannot create: {e}", root.display()))?;
-    ipcamd_store::Store::open(&root, config.store.options())
+    ipcamd_store::Store::open(&root, config.store.options(&config.cameras))
         .map_err(|e| format!("recording store {}: {e}", root.display()))
 }
 
