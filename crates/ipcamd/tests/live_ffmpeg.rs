@@ -8,38 +8,6 @@ use std::time::Duration;
 
 use common::*;
 
-/// Decodes `seconds` of the stream with ffmpeg; returns (video frames, audio frames).
-/// Fails the test on any ffmpeg error (decode errors included).
-fn decode(url: &str, transport: &str, seconds: u32) -> (usize, usize) {
-    let ffmpeg = require_tool("ffmpeg", "ffmpeg");
-    let (ok, stdout, stderr) = run_with_timeout(
-        Command::new(ffmpeg).args([
-            "-nostdin",
-            "-v",
-            "error",
-            "-rtsp_transport",
-            transport,
-            "-i",
-            url,
-            "-t",
-            &seconds.to_string(),
-            "-map",
-            "0",
-            "-f",
-            "framecrc",
-            "-",
-        ]),
-        Duration::from_secs(seconds as u64 + 20),
-    );
-    assert!(ok, "ffmpeg over {transport} failed: {stderr}");
-    assert!(
-        stderr.trim().is_empty(),
-        "ffmpeg over {transport} reported errors:\n{stderr}"
-    );
-    let count = |idx: &str| stdout.lines().filter(|l| l.starts_with(idx)).count();
-    (count("0,"), count("1,"))
-}
-
 fn check_counts(transport: &str, (video, audio): (usize, usize), seconds: usize) {
     // 25 fps video and 50 audio packets (20 ms) per second; the first GOP may add up to
     // 2 s of frames at the start, a slow start may lose a little.
@@ -60,14 +28,14 @@ fn check_counts(transport: &str, (video, audio): (usize, usize), seconds: usize)
 #[test]
 fn ffmpeg_tcp_decodes_without_errors() {
     let server = start_server(SMALL_CAMERA);
-    let counts = decode(&server.url("cam1"), "tcp", 5);
+    let counts = ffmpeg_decode(&server.url("cam1"), "tcp", 5);
     check_counts("tcp", counts, 5);
 }
 
 #[test]
 fn ffmpeg_udp_decodes_without_errors() {
     let server = start_server(SMALL_CAMERA);
-    let counts = decode(&server.url("cam1"), "udp", 5);
+    let counts = ffmpeg_decode(&server.url("cam1"), "udp", 5);
     check_counts("udp", counts, 5);
 }
 
@@ -75,7 +43,7 @@ fn ffmpeg_udp_decodes_without_errors() {
 fn ffmpeg_http_tunnel_decodes_without_errors() {
     let server = start_server(SMALL_CAMERA);
     let url = format!("rtsp://127.0.0.1:{}/cam1", server.http_port);
-    let counts = decode(&url, "http", 5);
+    let counts = ffmpeg_decode(&url, "http", 5);
     check_counts("http", counts, 5);
 }
 
@@ -115,7 +83,7 @@ fn mjpeg_camera_decodes_over_tcp() {
     let server = start_server(
         "[[camera]]\nname = \"mj\"\nvideo = \"mjpeg\"\nwidth = 320\nheight = 176\naudio = false\n",
     );
-    let (video, _) = decode(&server.url("mj"), "tcp", 4);
+    let (video, _) = ffmpeg_decode(&server.url("mj"), "tcp", 4);
     assert!(video >= 4 * 25 * 9 / 10, "only {video} JPEG frames in 4 s");
 }
 

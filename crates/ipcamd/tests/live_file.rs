@@ -19,32 +19,7 @@ fn play_file(file: &str, seconds: u32) -> (usize, usize, String) {
         "[[camera]]\nname = \"f\"\nsource = \"file\"\npath = \"{}\"\n",
         testdata(file)
     ));
-    let ffmpeg = require_tool("ffmpeg", "ffmpeg");
-    let (ok, stdout, stderr) = run_with_timeout(
-        Command::new(&ffmpeg).args([
-            "-nostdin",
-            "-v",
-            "error",
-            "-rtsp_transport",
-            "tcp",
-            "-i",
-            &server.url("f"),
-            "-t",
-            &seconds.to_string(),
-            "-map",
-            "0",
-            "-f",
-            "framecrc",
-            "-",
-        ]),
-        Duration::from_secs(seconds as u64 + 20),
-    );
-    assert!(ok, "ffmpeg failed on {file}: {stderr}");
-    assert!(
-        stderr.trim().is_empty(),
-        "ffmpeg errors on {file}:\n{stderr}"
-    );
-    let count = |p: &str| stdout.lines().filter(|l| l.starts_with(p)).count();
+    let (video, audio) = ffmpeg_decode(&server.url("f"), "tcp", seconds);
     let ffprobe = require_tool("ffprobe", "ffmpeg");
     let (_, probe, _) = run_with_timeout(
         Command::new(ffprobe).args([
@@ -60,7 +35,7 @@ fn play_file(file: &str, seconds: u32) -> (usize, usize, String) {
         ]),
         Duration::from_secs(20),
     );
-    (count("0,"), count("1,"), probe)
+    (video, audio, probe)
 }
 
 #[test]

@@ -339,3 +339,35 @@ pub fn wait_for_talk_file(server: &ServerProc, n: usize) -> Vec<std::path::PathB
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// Decodes `seconds` of the stream with ffmpeg; returns (video frames, audio frames).
+/// Fails the test on any ffmpeg error (decode errors included).
+pub fn ffmpeg_decode(url: &str, transport: &str, seconds: u32) -> (usize, usize) {
+    let ffmpeg = require_tool("ffmpeg", "ffmpeg");
+    let (ok, stdout, stderr) = run_with_timeout(
+        Command::new(ffmpeg).args([
+            "-nostdin",
+            "-v",
+            "error",
+            "-rtsp_transport",
+            transport,
+            "-i",
+            url,
+            "-t",
+            &seconds.to_string(),
+            "-map",
+            "0",
+            "-f",
+            "framecrc",
+            "-",
+        ]),
+        Duration::from_secs(seconds as u64 + 20),
+    );
+    assert!(ok, "ffmpeg over {transport} failed: {stderr}");
+    assert!(
+        stderr.trim().is_empty(),
+        "ffmpeg over {transport} reported errors:\n{stderr}"
+    );
+    let count = |idx: &str| stdout.lines().filter(|l| l.starts_with(idx)).count();
+    (count("0,"), count("1,"))
+}
