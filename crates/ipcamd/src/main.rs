@@ -229,7 +229,7 @@ fn import_run(
     use std::io::Write as _;
     let mut last_pct = u64::MAX;
     let mut progress = |done: u64, total: u64| {
-        let pct = if total == 0 { 100 } else { done * 100 / total };
+        let pct = (done * 100).checked_div(total).unwrap_or(100);
         if pct != last_pct {
             last_pct = pct;
             eprint!("\rimporting {camera}: {pct:3}%");
