@@ -34,9 +34,9 @@ frames=$(curl -s "http://127.0.0.1:$((port + 1))/api/recordings" | grep -o '"fra
 index=$(du -cb "$dir"/data/recordings/index.sqlite* | tail -1 | cut -f1)
 media=$(du -sb --exclude='*.sqlite*' "$dir/data/recordings" | cut -f1)
 awk -v n="$n" -v s="$secs" -v hz="$hz" -v t0="$t0" -v t1="$t1" -v w0="$w0" -v w1="$w1" \
-    -v media="$media" -v index="$index" -v frames="$frames" 'BEGIN {
+    -v media="$media" -v idx="$index" -v frames="$frames" 'BEGIN {
   printf "| cameras | seconds | server CPU (%% of one core) | media MB/s | disk write MB/s | write amplification | index bytes/frame |\n|---|---|---|---|---|---|---|\n"
   mbps = media / 1e6 / (s + 5)
-  printf "| %d | %d | %.1f | %.2f | %.2f | %.2f | %.1f |\n", n, s, (t1 - t0) * 100 / hz / s, mbps, (w1 - w0) / 1e6 / s, ((w1 - w0) / s) / (media / (s + 5)), index / frames
+  printf "| %d | %d | %.1f | %.2f | %.2f | %.2f | %.1f |\n", n, s, (t1 - t0) * 100 / hz / s, mbps, (w1 - w0) / 1e6 / s, ((w1 - w0) / s) / (media / (s + 5)), idx / frames
 }'
 grep -iE "error|cannot keep up" "$dir/log" | head -5 || true
