@@ -101,7 +101,7 @@ fn gst_talk(server: &ServerProc, proto: &str) {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/gst_talk.py");
     let (ok, stdout, stderr) = run_with_timeout(
         Command::new(python).args([script, &server.url("cam1"), proto, "4", "1000"]),
-        Duration::from_secs(40),
+        Duration::from_secs(60),
     );
     assert!(
         ok,

@@ -321,6 +321,9 @@ fn run_talker(
     let mixer = (out.cfg.policy == TalkPolicy::Mix).then(|| out.mixer());
     let mut pcm: Vec<i16> = Vec::new();
     let talker_id: u64 = rand::random();
+    // The codec is the payload type the client sends; it is taken from two consecutive
+    // packets of one SSRC, so a stray datagram cannot pick it.
+    let mut candidate: Option<(u32, u8, u16, Bytes)> = None;
     let write = |pcm: &[i16], sink: &mut Option<Box<dyn AudioOutput>>| {
         if pcm.is_empty() {
             return;
@@ -343,7 +346,15 @@ fn run_talker(
         match rx.recv_timeout(wait) {
             Ok(pkt) => {
                 if receiver.is_none() {
-                    let pt = pkt.get(1).map(|b| b & 0x7f).unwrap_or(255);
+                    let Some((ssrc, pt, seq)) = rtp_identity(&pkt) else {
+                        stats.unknown_payload_type.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    };
+                    let confirmed = matches!(&candidate, Some((s, p, q, _)) if *s == ssrc && *p == pt && q.wrapping_add(1) == seq);
+                    if !confirmed {
+                        candidate = Some((ssrc, pt, seq, pkt));
+                        continue;
+                    }
                     let Some(codec) = out.codec_for(pt) else {
                         stats.unknown_payload_type.fetch_add(1, Ordering::Relaxed);
                         continue;
@@ -363,6 +374,9 @@ fn run_talker(
                     }
                 }
                 if let Some(r) = receiver.as_mut() {
+                    if let Some((_, _, _, first)) = candidate.take() {
+                        r.push_rtp(&first, origin.elapsed());
+                    }
                     r.push_rtp(&pkt, origin.elapsed());
                 }
             }
@@ -390,6 +404,19 @@ fn run_talker(
     if let Some(m) = &mixer {
         lock(m).remove(talker_id);
     }
+}
+
+/// (SSRC, payload type, sequence number) of an RTP version 2 packet.
+fn rtp_identity(p: &[u8]) -> Option<(u32, u8, u16)> {
+    let h = p.get(..12)?;
+    if h[0] >> 6 != 2 {
+        return None;
+    }
+    Some((
+        u32::from_be_bytes([h[8], h[9], h[10], h[11]]),
+        h[1] & 0x7f,
+        u16::from_be_bytes([h[2], h[3]]),
+    ))
 }
 
 #[cfg(test)]

@@ -86,11 +86,16 @@ pub async fn rtp_loop(state: Arc<ServerState>) {
             }
         };
         let Some(data) = buf.get(..n) else { continue };
-        let session = state
-            .sessions
-            .by_udp_peer(&from)
-            .filter(|s| crate::state::lock(&s.state).backchannel.is_some())
-            .or_else(|| state.sessions.udp_backchannel_by_ip(from.ip()));
+        // Datagrams from a receive track's client port (NAT "dummy" packets, which
+        // GStreamer sends with random bytes) are not talk audio.
+        let session = match state.sessions.by_udp_peer(&from) {
+            Some(s) => Some(s).filter(|s| {
+                crate::state::lock(&s.state).backchannel.as_ref().is_some_and(|b| {
+                    matches!(b.transport, crate::session::TrackTransport::Udp { rtp, .. } if rtp == from)
+                })
+            }),
+            None => state.sessions.udp_backchannel_by_ip(from.ip()),
+        };
         let Some(session) = session else {
             state
                 .counters

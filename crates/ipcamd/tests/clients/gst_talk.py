@@ -55,6 +55,10 @@ def main():
         if os.environ.get("GST_TALK_DEBUG"):
             print("push", ret, file=sys.stderr, flush=True)
         if ret == Gst.FlowReturn.OK:
+            if state["pushed"] == 0:
+                # Talk for SECONDS from the first accepted packet, however long the RTSP
+                # set-up took on a loaded machine.
+                GLib.idle_add(lambda: GLib.timeout_add(int(seconds * 1000), loop.quit) and False)
             state["pushed"] += 1
         return Gst.FlowReturn.OK
 
@@ -87,9 +91,9 @@ def main():
         p.set_state(Gst.State.PLAYING)
         return True
 
+    loop = GLib.MainLoop()
     src.connect("pad-added", on_pad)
     src.connect("select-stream", select_stream)
-    loop = GLib.MainLoop()
     bus = pipeline.get_bus()
     bus.add_signal_watch()
 
@@ -101,7 +105,8 @@ def main():
 
     bus.connect("message", on_message)
     pipeline.set_state(Gst.State.PLAYING)
-    GLib.timeout_add(int(seconds * 1000), loop.quit)
+    # Give up if nothing could be pushed within 30 s.
+    GLib.timeout_add(30_000, loop.quit)
     loop.run()
     print(json.dumps({"pushed": state["pushed"], "caps": state["caps"], "errors": state["errors"]}), flush=True)
     code = 1 if state["errors"] or state["stream"] is None or state["pushed"] == 0 else 0
