@@ -406,17 +406,10 @@ fn run_talker(
     }
 }
 
-/// (SSRC, payload type, sequence number) of an RTP version 2 packet.
+/// (SSRC, payload type, sequence number) of a valid RTP packet.
 fn rtp_identity(p: &[u8]) -> Option<(u32, u8, u16)> {
-    let h = p.get(..12)?;
-    if h[0] >> 6 != 2 {
-        return None;
-    }
-    Some((
-        u32::from_be_bytes([h[8], h[9], h[10], h[11]]),
-        h[1] & 0x7f,
-        u16::from_be_bytes([h[2], h[3]]),
-    ))
+    let rtp = ipcamd_proto::rtp::parse_rtp(p).ok()?;
+    Some((rtp.ssrc(), rtp.payload_type(), rtp.sequence()))
 }
 
 #[cfg(test)]

@@ -23,10 +23,9 @@ use base64::Engine;
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::{
-    split_annex_b, AnnexBAssembler, DepacketizeError, DepacketizedUnit, Depacketizer,
-    PacketizeError, Packetizer, RtpPayload,
+    split_annex_b, AnnexBAssembler, DepacketizeError, NalDepacketizer, PacketizeError, Packetizer,
+    RtpPayload,
 };
-use crate::rtp::RtpPacket;
 
 const CODEC: &str = "H264";
 
@@ -172,7 +171,7 @@ impl H264Depacketizer {
         }
     }
 
-    fn payload(&mut self, p: &[u8]) -> Result<(), DepacketizeError> {
+    fn nal_payload(&mut self, p: &[u8]) -> Result<(), DepacketizeError> {
         let Some(&header) = p.first() else {
             return Err(DepacketizeError::EmptyPayload {
                 codec: CODEC,
@@ -226,21 +225,13 @@ impl H264Depacketizer {
     }
 }
 
-impl Depacketizer for H264Depacketizer {
-    fn push(&mut self, pkt: &RtpPacket<'_>) -> Result<(), DepacketizeError> {
-        if !self.asm.begin(pkt) {
-            return Ok(());
-        }
-        let r = self.payload(pkt.payload());
-        if r.is_err() {
-            self.asm.loss();
-        }
-        self.asm.end(pkt.marker());
-        r
+impl NalDepacketizer for H264Depacketizer {
+    fn assembler(&mut self) -> &mut AnnexBAssembler {
+        &mut self.asm
     }
 
-    fn pull(&mut self) -> Option<DepacketizedUnit> {
-        self.asm.pull()
+    fn payload(&mut self, p: &[u8]) -> Result<(), DepacketizeError> {
+        self.nal_payload(p)
     }
 }
 

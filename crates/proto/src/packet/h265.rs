@@ -24,10 +24,9 @@ use base64::Engine;
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::{
-    split_annex_b, AnnexBAssembler, DepacketizeError, DepacketizedUnit, Depacketizer,
-    PacketizeError, Packetizer, RtpPayload,
+    split_annex_b, AnnexBAssembler, DepacketizeError, NalDepacketizer, PacketizeError, Packetizer,
+    RtpPayload,
 };
-use crate::rtp::RtpPacket;
 
 const CODEC: &str = "H265";
 
@@ -169,7 +168,7 @@ impl H265Depacketizer {
         }
     }
 
-    fn payload(&mut self, p: &[u8]) -> Result<(), DepacketizeError> {
+    fn nal_payload(&mut self, p: &[u8]) -> Result<(), DepacketizeError> {
         let Some(&[h0, h1]) = p.get(..2) else {
             return Err(if p.is_empty() {
                 DepacketizeError::EmptyPayload {
@@ -226,21 +225,13 @@ impl H265Depacketizer {
     }
 }
 
-impl Depacketizer for H265Depacketizer {
-    fn push(&mut self, pkt: &RtpPacket<'_>) -> Result<(), DepacketizeError> {
-        if !self.asm.begin(pkt) {
-            return Ok(());
-        }
-        let r = self.payload(pkt.payload());
-        if r.is_err() {
-            self.asm.loss();
-        }
-        self.asm.end(pkt.marker());
-        r
+impl NalDepacketizer for H265Depacketizer {
+    fn assembler(&mut self) -> &mut AnnexBAssembler {
+        &mut self.asm
     }
 
-    fn pull(&mut self) -> Option<DepacketizedUnit> {
-        self.asm.pull()
+    fn payload(&mut self, p: &[u8]) -> Result<(), DepacketizeError> {
+        self.nal_payload(p)
     }
 }
 

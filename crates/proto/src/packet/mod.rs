@@ -282,6 +282,32 @@ pub(crate) struct AnnexBAssembler {
     ready: VecDeque<DepacketizedUnit>,
 }
 
+/// A depacketizer built on [`AnnexBAssembler`]: it only says how one RTP payload of its
+/// codec maps to NAL units; packet bookkeeping (ordering, loss, access-unit boundaries)
+/// is the same for H.264 and H.265 and lives in the blanket [`Depacketizer`] impl below.
+pub(crate) trait NalDepacketizer: Send {
+    fn assembler(&mut self) -> &mut AnnexBAssembler;
+    fn payload(&mut self, p: &[u8]) -> Result<(), DepacketizeError>;
+}
+
+impl<T: NalDepacketizer> Depacketizer for T {
+    fn push(&mut self, pkt: &RtpPacket<'_>) -> Result<(), DepacketizeError> {
+        if !self.assembler().begin(pkt) {
+            return Ok(());
+        }
+        let r = self.payload(pkt.payload());
+        if r.is_err() {
+            self.assembler().loss();
+        }
+        self.assembler().end(pkt.marker());
+        r
+    }
+
+    fn pull(&mut self) -> Option<DepacketizedUnit> {
+        self.assembler().pull()
+    }
+}
+
 impl AnnexBAssembler {
     pub(crate) fn new(codec: &'static str) -> Self {
         AnnexBAssembler {
