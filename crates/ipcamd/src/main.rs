@@ -200,10 +200,16 @@ fn import(a: ImportArgs) -> Result<(), String> {
         (None, true) => {
             let d = duration.ok_or("--synthetic needs --duration, e.g. --duration 10m")?;
             let start = start_or(d)?;
-            let cam = CameraConfig {
-                name: a.camera.clone(),
-                ..CameraConfig::default()
-            };
+            // The configured camera of that name sets the picture, else the defaults.
+            let cam = config
+                .cameras
+                .iter()
+                .find(|c| c.name == a.camera)
+                .cloned()
+                .unwrap_or_else(|| CameraConfig {
+                    name: a.camera.clone(),
+                    ..CameraConfig::default()
+                });
             let s = source_factory(&cam)(start).map_err(|e| e.to_string())?;
             (s, start + d as i64)
         }
@@ -331,7 +337,10 @@ fn serve(args: ServeArgs) -> Result<(), String> {
             record: c.record,
         })
         .collect();
-    let store = if config.cameras.iter().any(|c| c.record) {
+    // The store is opened when a camera records, or when recordings exist (imported
+    // footage is replayable without recording anything new).
+    let has_recordings = config.server.data_dir.join("recordings").is_dir();
+    let store = if has_recordings || config.cameras.iter().any(|c| c.record) {
         Some(open_store(&config)?)
     } else {
         None
