@@ -43,6 +43,11 @@ enum Command {
     /// (default), a WAV file, raw s16le on stdin ("-"), or for AAC/Opus a pre-encoded ADTS
     /// or Ogg Opus file. Credentials go in the URL: rtsp://user:pass@host/path.
     Talk(ipcamd_client::talk::TalkArgs),
+    /// Play a recording from an ONVIF replay URL (Profile G: ours at
+    /// rtsp://HOST:8554/replay/NAME, or any device's GetReplayUri). Prints what the server
+    /// applied and a summary; --verbose prints each access unit's capture time and C/E/D/T
+    /// flags; --save writes an MP4.
+    Replay(ipcamd_client::replay::ReplayArgs),
     /// Add footage to a camera's recording: an MP4/MOV file, or synthetic footage
     /// generated faster than real time. The server must not be running on the same data
     /// folder (the store allows one writer).
@@ -111,6 +116,7 @@ fn main() -> ExitCode {
     let args = match cli.command {
         Some(Command::Serve(a)) => a,
         Some(Command::Talk(t)) => return talk(t),
+        Some(Command::Replay(r)) => return replay(r),
         Some(Command::Import(a)) => return report(import(a)),
         Some(Command::Export(a)) => return report(export(a)),
         None => ServeArgs {
@@ -275,6 +281,27 @@ fn export(a: ExportArgs) -> Result<(), String> {
         ipcamd_proto::time::format_iso8601(r.end)
     );
     Ok(())
+}
+
+fn replay(args: ipcamd_client::replay::ReplayArgs) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("ipcamd replay: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut out = std::io::stdout();
+    match runtime.block_on(ipcamd_client::replay::run(args, &mut out)) {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ipcamd replay: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn talk(args: ipcamd_client::talk::TalkArgs) -> ExitCode {
