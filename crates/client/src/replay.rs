@@ -154,8 +154,12 @@ pub async fn run(args: ReplayArgs, out: &mut dyn Write) -> Result<ReplayReport, 
     let require = [("Require", REPLAY_TAG)];
     for media in &sdp.media {
         let Some(codec) = media.formats.first().and_then(|f| f.to_codec()) else {
-            writeln!(out, "skipping a {} section: codec not supported", media.kind.as_sdp())
-                .ok();
+            writeln!(
+                out,
+                "skipping a {} section: codec not supported",
+                media.kind.as_sdp()
+            )
+            .ok();
             continue;
         };
         let i = tracks.len();
@@ -186,7 +190,13 @@ pub async fn run(args: ReplayArgs, out: &mut dyn Write) -> Result<ReplayReport, 
             channels.insert(rtp, i);
         }
         let token = media.attribute("x-onvif-track").unwrap_or("-").to_owned();
-        writeln!(out, "track {i}: {} ({token}) {}", info.codec.name(), control).ok();
+        writeln!(
+            out,
+            "track {i}: {} ({token}) {}",
+            info.codec.name(),
+            control
+        )
+        .ok();
         tracks.push(Track {
             depacketizer: depacketizer_for(&info.codec),
             info,
@@ -222,7 +232,10 @@ pub async fn run(args: ReplayArgs, out: &mut dyn Write) -> Result<ReplayReport, 
     }
     let resp = client.play(range.as_deref(), &extra).await?;
     let mut report = ReplayReport {
-        tracks: tracks.iter().map(|t| t.info.codec.name().to_owned()).collect(),
+        tracks: tracks
+            .iter()
+            .map(|t| t.info.codec.name().to_owned())
+            .collect(),
         range: resp.headers.get("Range").map(str::to_owned),
         ..ReplayReport::default()
     };
@@ -246,7 +259,11 @@ pub async fn run(args: ReplayArgs, out: &mut dyn Write) -> Result<ReplayReport, 
             break;
         }
         // After a T, tracks without data in this direction (audio in reverse) end soon.
-        let wait = if report.terminated.is_empty() { idle } else { Duration::from_secs(1) };
+        let wait = if report.terminated.is_empty() {
+            idle
+        } else {
+            Duration::from_secs(1)
+        };
         let until = deadline
             .unwrap_or_else(|| tokio::time::Instant::now() + wait)
             .min(tokio::time::Instant::now() + wait);
@@ -279,9 +296,15 @@ pub async fn run(args: ReplayArgs, out: &mut dyn Write) -> Result<ReplayReport, 
                 _ = tokio::time::sleep_until(until) => break,
             }
         };
-        let Some((ti, payload)) = packet else { continue };
-        let Some(track) = tracks.get_mut(ti) else { continue };
-        let Ok(pkt) = parse_rtp(&payload) else { continue };
+        let Some((ti, payload)) = packet else {
+            continue;
+        };
+        let Some(track) = tracks.get_mut(ti) else {
+            continue;
+        };
+        let Ok(pkt) = parse_rtp(&payload) else {
+            continue;
+        };
         let ext = pkt
             .extension()
             .filter(|e| e.profile == OnvifReplayExt::PROFILE)
@@ -302,10 +325,15 @@ pub async fn run(args: ReplayArgs, out: &mut dyn Write) -> Result<ReplayReport, 
             };
             if args.verbose {
                 let flags = ext.map_or("----".to_owned(), |e| {
-                    [(e.clean_point, 'C'), (e.end, 'E'), (e.discontinuity, 'D'), (e.terminal, 'T')]
-                        .iter()
-                        .map(|&(on, c)| if on { c } else { '-' })
-                        .collect()
+                    [
+                        (e.clean_point, 'C'),
+                        (e.end, 'E'),
+                        (e.discontinuity, 'D'),
+                        (e.terminal, 'T'),
+                    ]
+                    .iter()
+                    .map(|&(on, c)| if on { c } else { '-' })
+                    .collect()
                 });
                 writeln!(
                     out,
@@ -337,8 +365,14 @@ pub async fn run(args: ReplayArgs, out: &mut dyn Write) -> Result<ReplayReport, 
             .map(|t| format!("track {t}: {}", count(t)))
             .collect::<Vec<_>>()
             .join(", "),
-        times.iter().min().map_or("-".to_owned(), |&t| format_iso8601(t)),
-        times.iter().max().map_or("-".to_owned(), |&t| format_iso8601(t)),
+        times
+            .iter()
+            .min()
+            .map_or("-".to_owned(), |&t| format_iso8601(t)),
+        times
+            .iter()
+            .max()
+            .map_or("-".to_owned(), |&t| format_iso8601(t)),
         report.terminated.len(),
         tracks.len()
     )
@@ -382,8 +416,7 @@ fn save_mp4(
 ) -> Result<u64, ClientError> {
     units.sort_by_key(|u| u.1);
     units.dedup_by_key(|u| (u.0, u.1));
-    let (Some(first), Some(last)) = (units.first().map(|u| u.1), units.last().map(|u| u.1))
-    else {
+    let (Some(first), Some(last)) = (units.first().map(|u| u.1), units.last().map(|u| u.1)) else {
         return Err(ClientError::protocol(
             format!("saving {}", path.display()),
             "nothing with a capture time was received",
@@ -398,16 +431,14 @@ fn save_mp4(
         first
     ));
     let result = (|| {
-        let store = ipcamd_store::Store::open(&tmp, ipcamd_store::StoreOptions::default())
-            .map_err(err)?;
+        let store =
+            ipcamd_store::Store::open(&tmp, ipcamd_store::StoreOptions::default()).map_err(err)?;
         let mut rec = store.recorder("replay", tracks).map_err(err)?;
         // Media time from the capture time: the first unit of each track is 0.
         let mut first_wc: Vec<Option<UnixMicros>> = vec![None; tracks.len()];
         for (t, wc, key, data) in &units {
             let rate = u64::from(tracks.get(*t).map_or(90_000, TrackInfo::clock_rate));
-            let w0 = first_wc
-                .get_mut(*t)
-                .map_or(*wc, |w| *w.get_or_insert(*wc));
+            let w0 = first_wc.get_mut(*t).map_or(*wc, |w| *w.get_or_insert(*wc));
             let p = ((wc - w0).max(0) as u64) * rate / 1_000_000;
             rec.push(&ipcamd_media::AccessUnit {
                 track: *t,
