@@ -309,9 +309,17 @@ impl Replay {
             if self.params.resume_after.is_some_and(|t| key_wc >= t) {
                 continue;
             }
-            if self.params.end.is_some_and(|end| key_wc <= end) {
-                // The GOP that reaches the range end is the last one sent.
-                self.exhausted = true;
+            let last_wc = gop.last().map_or(key_wc, |f| f.wallclock);
+            if let Some(end) = self.params.end {
+                if last_wc < end {
+                    // Wholly before the range end (e.g. the end is in a gap): done.
+                    self.exhausted = true;
+                    return Ok(None);
+                }
+                if key_wc <= end {
+                    // The GOP that reaches the range end is the last one sent.
+                    self.exhausted = true;
+                }
             }
             let first_of_delivery = !self.first_sent && self.start_point == Some(key_wc);
             let start = self.params.start;

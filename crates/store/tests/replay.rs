@@ -352,3 +352,56 @@ fn pacing_forward_scaled_and_reverse_by_gop() {
         }
     }
 }
+
+#[test]
+fn ranges_ending_inside_gaps() {
+    let f = fixture();
+    // Forward from inside the first section to inside the gap: up to the section's end,
+    // whose last units carry both E and T.
+    let (_, out) = run(
+        &f,
+        params(Some(T0 + 8 * SEC), Some(T0 + 15 * SEC), Direction::Forward),
+    );
+    let last_of_first = f
+        .units
+        .iter()
+        .filter(|u| u.wallclock < T0 + 10 * SEC)
+        .map(|u| u.wallclock)
+        .max()
+        .unwrap();
+    assert_eq!(out.last().unwrap().frame.wallclock, last_of_first);
+    let flagged: Vec<(bool, bool)> = out
+        .iter()
+        .filter(|u| u.flags.end || u.flags.terminal)
+        .map(|u| (u.flags.end, u.flags.terminal))
+        .collect();
+    assert_eq!(flagged, vec![(true, true), (true, true)], "one per track");
+    // Reverse from inside the second section down to inside the gap: the second
+    // section's first GOP is the last one sent, with E and T on its last unit.
+    let (_, out) = run(
+        &f,
+        params(Some(T0 + 23 * SEC), Some(T0 + 15 * SEC), Direction::Reverse),
+    );
+    let first_key = keys_in(&f.units, T0 + 20 * SEC, T0 + 30 * SEC)[0];
+    let last_gop_key = out.iter().rev().find(|u| u.flags.discontinuity).unwrap();
+    assert_eq!(last_gop_key.frame.wallclock, first_key);
+    let last = out.last().unwrap();
+    assert!(last.flags.end && last.flags.terminal);
+    assert_eq!(out.iter().filter(|u| u.flags.end).count(), 1);
+    // Gap at the start of the footage, reverse: nothing before the first section.
+    let mut r = Replay::start(
+        f.store.reader("cam").unwrap(),
+        params(Some(T0 - 5 * SEC), None, Direction::Reverse),
+    )
+    .unwrap();
+    assert_eq!(r.start_point(), None);
+    assert_eq!(r.next_batch(10, 1 << 20).unwrap(), Batch::Finished);
+    // Gap at the end, forward: nothing after the last section of a closed recording.
+    let mut r = Replay::start(
+        f.store.reader("cam").unwrap(),
+        params(Some(T0 + 45 * SEC), None, Direction::Forward),
+    )
+    .unwrap();
+    assert_eq!(r.start_point(), None);
+    assert_eq!(r.next_batch(10, 1 << 20).unwrap(), Batch::Finished);
+}
