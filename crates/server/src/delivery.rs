@@ -86,8 +86,14 @@ impl TrackOut {
     }
 }
 
-/// Runs until aborted (PAUSE/TEARDOWN) or until the client's connection fails.
-pub async fn play(state: Arc<ServerState>, session: Arc<Session>, mut reader: Reader) {
+/// Runs until `stop` is requested (PAUSE; checked between writes), aborted (TEARDOWN) or
+/// until the client's connection fails.
+pub async fn play(
+    state: Arc<ServerState>,
+    session: Arc<Session>,
+    mut reader: Reader,
+    stop: Arc<crate::session::StopSignal>,
+) {
     let stream = reader.stream().clone();
     let mut outs: Vec<TrackOut> = {
         let st = crate::state::lock(&session.state);
@@ -113,7 +119,11 @@ pub async fn play(state: Arc<ServerState>, session: Arc<Session>, mut reader: Re
     sr_timer.tick().await;
     let mut batch: Vec<Arc<Frame>> = Vec::with_capacity(MAX_BATCH_FRAMES);
     loop {
+        if stop.requested() {
+            return;
+        }
         tokio::select! {
+            _ = stop.wake.notified() => return,
             next = reader.recv() => {
                 let Next::Frame(first) = next else { return };
                 batch.clear();

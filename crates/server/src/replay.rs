@@ -25,7 +25,6 @@
 //!   on a TCP connection.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -43,10 +42,9 @@ use ipcamd_proto::sdp::{SdpFormat, SdpMedia, SdpSession};
 use ipcamd_proto::time::{format_iso8601, unix_micros_to_ntp, UnixMicros};
 use ipcamd_store::replay::{Batch, FrameFilter, Pacing, Replay, ReplayParams, ReplayUnit};
 use ipcamd_store::{Direction, SectionInfo, Store};
-use tokio::sync::Notify;
 
 use crate::delivery::write_all_vectored;
-use crate::session::{Session, TrackTransport};
+use crate::session::{Session, StopSignal, TrackTransport};
 use crate::state::{lock, ServerState};
 
 /// The ONVIF replay feature tag (accepted in `Require` on replay URLs).
@@ -60,8 +58,6 @@ const BATCH_BYTES: usize = 1 << 20;
 /// How often a delivery at the live edge of a growing recording looks for new footage.
 const GROWING_POLL: Duration = Duration::from_millis(200);
 const SR_INTERVAL: Duration = Duration::from_secs(5);
-/// How long PAUSE / `Immediate` wait for the pump to reach a packet boundary.
-const STOP_WAIT: Duration = Duration::from_secs(5);
 
 /// A recording as a replay URL names it.
 pub struct ReplayMedia {
@@ -300,7 +296,6 @@ pub struct ReplayCtl {
     /// A delivery is running (not finished).
     busy: bool,
     queue: VecDeque<Job>,
-    stop: Arc<Stop>,
     /// What the last delivery was and how far it got, for a PLAY without Range after PAUSE.
     resume: Option<(ReplayParams, PlayRequest)>,
     last_sent: Option<UnixMicros>,
@@ -315,7 +310,6 @@ impl ReplayCtl {
             seq: (0..n).map(|_| rand::random()).collect(),
             busy: false,
             queue: VecDeque::new(),
-            stop: Arc::new(Stop::default()),
             resume: None,
             last_sent: None,
         }
@@ -323,18 +317,6 @@ impl ReplayCtl {
 
     pub fn ssrc(&self, track: usize) -> Option<u32> {
         self.ssrc.get(track).copied()
-    }
-}
-
-#[derive(Default)]
-struct Stop {
-    flag: AtomicBool,
-    wake: Notify,
-}
-
-impl Stop {
-    fn requested(&self) -> bool {
-        self.flag.load(Ordering::Relaxed)
     }
 }
 
@@ -347,27 +329,16 @@ pub struct Job {
     play: PlayRequest,
 }
 
-/// Stops the session's delivery at a packet boundary (PAUSE, `Immediate`), waiting up to
-/// [`STOP_WAIT`] before aborting it. Queued PLAYs are dropped.
+/// Stops the session's delivery at a packet boundary (PAUSE, `Immediate`); queued PLAYs
+/// are dropped.
 pub async fn stop(session: &Session) {
-    let (task, ctl) = {
-        let mut st = lock(&session.state);
-        st.playing = false;
-        (st.play_task.take(), st.replay.clone())
-    };
+    let ctl = lock(&session.state).replay.clone();
     if let Some(ctl) = &ctl {
         let mut c = lock(ctl);
         c.queue.clear();
         c.busy = false;
-        c.stop.flag.store(true, Ordering::Relaxed);
-        c.stop.wake.notify_one();
     }
-    if let Some(mut task) = task {
-        if tokio::time::timeout(STOP_WAIT, &mut task).await.is_err() {
-            tracing::warn!(session = %session.id, "replay delivery did not stop in time; aborted");
-            task.abort();
-        }
-    }
+    session.stop_gracefully().await;
 }
 
 /// Starts a delivery; called once the PLAY response is on the wire.
@@ -500,9 +471,9 @@ async fn play_inner(
             .collect();
     } else {
         stop(session).await;
+        lock(&session.state).stop = Arc::new(StopSignal::default());
         {
             let mut c = lock(&ctl);
-            c.stop = Arc::new(Stop::default());
             c.busy = true;
             c.resume = Some((params, play.clone()));
             c.last_sent = None;
@@ -682,7 +653,7 @@ async fn deliver(
                 })
             })
             .collect();
-        (outs, c.stop.clone())
+        (outs, st.stop.clone())
     };
     let play = job.play.clone();
     let realtime = play.rate_control == RateControl::Yes;

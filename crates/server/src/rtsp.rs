@@ -261,7 +261,7 @@ impl Conn {
             Method::Pause => match session {
                 Some(s) => {
                     if s.live().is_some() {
-                        s.stop_playing();
+                        s.stop_gracefully().await;
                     } else {
                         replay::stop(&s).await;
                     }
@@ -607,8 +607,11 @@ impl Conn {
         if !st.playing && !st.tracks.is_empty() {
             let state = self.state.clone();
             let session = session.clone();
+            st.stop = Arc::new(crate::session::StopSignal::default());
+            let stop = st.stop.clone();
             *lock(&self.after_response) = Some(Box::new(move || {
-                let task = tokio::spawn(crate::delivery::play(state, session.clone(), reader));
+                let task =
+                    tokio::spawn(crate::delivery::play(state, session.clone(), reader, stop));
                 let mut st = lock(&session.state);
                 if st.playing {
                     st.play_task = Some(task);

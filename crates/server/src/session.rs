@@ -55,7 +55,32 @@ pub struct SessionState {
     pub play_task: Option<JoinHandle<()>>,
     /// Replay sessions: RTP numbering and delivery progress, shared with the pump.
     pub replay: Option<Arc<Mutex<crate::replay::ReplayCtl>>>,
+    /// Asks the running delivery to stop at a packet boundary (a new one per delivery).
+    pub stop: Arc<StopSignal>,
 }
+
+/// A cooperative stop for a delivery task: it checks [`StopSignal::requested`] between
+/// writes and wakes from its sleeps on `wake`, so that PAUSE never cuts an interleaved
+/// frame in half on the client's TCP connection.
+#[derive(Default)]
+pub struct StopSignal {
+    flag: std::sync::atomic::AtomicBool,
+    pub wake: tokio::sync::Notify,
+}
+
+impl StopSignal {
+    pub fn requested(&self) -> bool {
+        self.flag.load(Ordering::Relaxed)
+    }
+
+    pub fn request(&self) {
+        self.flag.store(true, Ordering::Relaxed);
+        self.wake.notify_one();
+    }
+}
+
+/// How long PAUSE waits for a delivery to reach a packet boundary before aborting it.
+const STOP_WAIT: Duration = Duration::from_secs(5);
 
 impl SessionState {
     pub fn playing(&self) -> bool {
@@ -124,7 +149,27 @@ impl Session {
         lock(&self.last_seen).elapsed()
     }
 
-    /// Stops delivery and reception (PAUSE / TEARDOWN).
+    /// Stops delivery at a packet boundary and reception (PAUSE), waiting up to
+    /// [`STOP_WAIT`] before aborting the delivery.
+    pub async fn stop_gracefully(&self) {
+        let task = {
+            let mut st = lock(&self.state);
+            st.playing = false;
+            st.stop.request();
+            if let Some(b) = &st.backchannel {
+                b.talker.set_playing(false);
+            }
+            st.play_task.take()
+        };
+        if let Some(mut task) = task {
+            if tokio::time::timeout(STOP_WAIT, &mut task).await.is_err() {
+                tracing::warn!(session = %self.id, "delivery did not stop in time; aborted");
+                task.abort();
+            }
+        }
+    }
+
+    /// Stops delivery and reception at once (TEARDOWN, timeout, disconnect).
     pub fn stop_playing(&self) {
         let mut st = lock(&self.state);
         st.playing = false;
