@@ -85,6 +85,23 @@ fn start(users_file: &Path, auth_toml: &str, extra: &str) -> ServerProc {
     )
 }
 
+/// Waits until the server log holds `needle` (start-up lines come just after the port
+/// opens); returns the log.
+fn wait_log(server: &ServerProc, needle: &str) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let log = server.log();
+        if log.contains(needle) {
+            return log;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{needle:?} not in the log:\n{log}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// The server log holds no password, no Authorization value, no stored hash.
 fn assert_no_credentials_in_log(server: &ServerProc) {
     let log = server.log();
@@ -633,8 +650,7 @@ fn rtsps_and_https() {
             key.display()
         ),
     );
-    let log = server.log();
-    assert!(log.contains(&format!("rtsps://127.0.0.1:{rtsps}")), "{log}");
+    wait_log(&server, &format!("rtsps://127.0.0.1:{rtsps}"));
     // ffprobe over RTSPS (ffmpeg does not verify the certificate by default).
     let probe = |user: &str, pw: &str| {
         run_with_timeout(
@@ -708,8 +724,7 @@ fn zero_config_is_open_and_says_so_and_anonymous_is_explicit() {
     // No users file: anonymous viewer + operator, announced loudly.
     let dir = scratch("zero");
     let server = start(&dir.join("none.toml"), "", "");
-    let log = server.log();
-    assert!(log.contains("authentication is OFF"), "{log}");
+    let log = wait_log(&server, "authentication is OFF");
     assert!(log.contains("ipcamd user add"), "{log}");
     let mut c = Client::connect(&server);
     let url = server.url("cam1");
@@ -721,11 +736,7 @@ fn zero_config_is_open_and_says_so_and_anonymous_is_explicit() {
     // Users and anonymous = "viewer": watching without credentials, but not talking.
     let users = three_users(&dir);
     let server = start(&users, "anonymous = \"viewer\"", "");
-    assert!(
-        server.log().contains("anonymous role viewer"),
-        "{}",
-        server.log()
-    );
+    wait_log(&server, "anonymous role viewer");
     let mut c = Client::connect(&server);
     let url = server.url("cam1");
     let r = rtsp(
@@ -752,11 +763,7 @@ fn zero_config_is_open_and_says_so_and_anonymous_is_explicit() {
     drop(server);
     // Users and no anonymous key: everything needs credentials, and the log says so.
     let server = start(&users, "", "");
-    assert!(
-        server.log().contains("authentication: required; 3 user(s)"),
-        "{}",
-        server.log()
-    );
+    wait_log(&server, "authentication: required; 3 user(s)");
     let mut c = Client::connect(&server);
     assert_eq!(
         rtsp(&mut c, "DESCRIBE", &server.url("cam1"), 1, "").status,
