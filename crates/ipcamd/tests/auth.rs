@@ -842,3 +842,46 @@ fn user_commands_keep_only_hashes() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--role"));
 }
+
+#[test]
+fn http_tunnel_halves_with_wrong_credentials_are_refused() {
+    let dir = scratch("tunnel");
+    let users = three_users(&dir);
+    let server = start(&users, "", "");
+    let tunnel_get = |auth: Option<&str>| {
+        let mut s = TcpStream::connect(("127.0.0.1", server.http_port)).expect("connect http");
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let a = auth
+            .map(|a| format!("Authorization: {a}\r\n"))
+            .unwrap_or_default();
+        write!(
+            s,
+            "GET /cam1 HTTP/1.0\r\nx-sessioncookie: c00k1e{}\r\nAccept: application/x-rtsp-tunnelled\r\n{a}\r\n",
+            a.len()
+        )
+        .unwrap();
+        let mut buf = [0u8; 1024];
+        let n = s.read(&mut buf).unwrap_or(0);
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    // Without Authorization the GET opens (the RTSP inside is checked instead).
+    let open = tunnel_get(None);
+    assert!(
+        open.starts_with("HTTP/1.0 200") || open.starts_with("HTTP/1.1 200"),
+        "{open}"
+    );
+    // With a wrong one it is refused with a challenge.
+    let (_, head) = http(&server, "GET", "/", None);
+    let ch = challenges(&head)
+        .into_iter()
+        .find(|c| c.alg == Algorithm::Md5)
+        .expect("MD5 challenge");
+    let bad = digest_header(&ch, "vera", "wrong-password", "GET", "/cam1", 1, None);
+    let refused = tunnel_get(Some(&bad));
+    assert!(refused.starts_with("HTTP/1.1 401"), "{refused}");
+    assert!(refused.contains("WWW-Authenticate: Digest"), "{refused}");
+    let good = digest_header(&ch, "vera", VIEWER_PW, "GET", "/cam1", 2, None);
+    let ok = tunnel_get(Some(&good));
+    assert!(ok.contains(" 200 "), "{ok}");
+    assert_no_credentials_in_log(&server);
+}
