@@ -11,6 +11,10 @@
 //!
 //! Never logged: `Authorization` values, passwords, hashes. Log lines name the user and
 //! why a request was refused.
+//!
+//! For other services (the ONVIF SOAP service's WS-Security UsernameToken check):
+//! `state.options.auth.users().lookup(name)` gives a user's [`UserEntry`] with its role and,
+//! when it was added with `--wsse`, its `wsse_password`.
 
 use std::collections::BTreeMap;
 use std::fmt;
