@@ -885,3 +885,47 @@ fn http_tunnel_halves_with_wrong_credentials_are_refused() {
     assert!(ok.contains(" 200 "), "{ok}");
     assert_no_credentials_in_log(&server);
 }
+
+/// A real client meets a stale nonce mid-session: `ipcamd talk` runs longer than the
+/// nonce lifetime, so its TEARDOWN gets `401 stale=true` and is repeated with the new nonce
+/// without asking for credentials again.
+#[test]
+fn stale_nonce_mid_session_with_ipcamd_talk() {
+    let dir = scratch("stale");
+    let users = three_users(&dir);
+    let server = start(&users, "nonce_lifetime_s = 1", "");
+    let (ok, out, err) = run_with_timeout(
+        ipcamd().args([
+            "talk",
+            &format!(
+                "rtsp://otto:{OPERATOR_PW}@127.0.0.1:{}/cam1",
+                server.rtsp_port
+            ),
+            "--duration",
+            "3",
+        ]),
+        Duration::from_secs(30),
+    );
+    assert!(ok, "talk failed: {out} {err}");
+    assert!(
+        !err.contains("TEARDOWN"),
+        "TEARDOWN was not accepted: {err}"
+    );
+    let log = wait_log(&server, "stale nonce");
+    assert!(
+        !log.contains("authentication failed"),
+        "a stale nonce was taken for a failure:\n{log}"
+    );
+    let teardowns: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("request") && l.contains("method=\"TEARDOWN\""))
+        .collect();
+    assert!(
+        teardowns.len() >= 2
+            && teardowns[0].contains("status=401")
+            && teardowns.last().is_some_and(|l| l.contains("status=200")),
+        "TEARDOWN: stale 401 then 200 expected:\n{}",
+        teardowns.join("\n")
+    );
+    assert_no_credentials_in_log(&server);
+}
