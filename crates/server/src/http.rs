@@ -7,8 +7,8 @@
 //! and interleaved media); the POST body is the base64-encoded client->server RTSP stream.
 //! Sessions whose media goes over the GET end when the GET connection closes.
 //!
-//! Authentication (see [`crate::auth`]): `GET /` and `/api/...` GETs need the viewer role,
-//! any other method the admin role. A tunnel GET or POST that carries `Authorization` must
+//! Authentication (see [`crate::auth`]): `GET /` and `/api/...` GETs (and HEADs) need the
+//! viewer role, any other method the admin role. A tunnel GET or POST that carries `Authorization` must
 //! carry valid credentials; one without is let through, because every RTSP request inside
 //! the tunnel is checked like one on the RTSP port (the tunnel alone gives access to
 //! nothing).
@@ -113,7 +113,7 @@ pub async fn serve_stream(
     let tunnel = cookie.is_some() && (head.is_tunnel_get() || head.is_tunnel_post());
     let authorization = head.headers.get("Authorization");
     if authorization.is_some() || !tunnel {
-        let needed = if head.method == "GET" || tunnel {
+        let needed = if matches!(head.method.as_str(), "GET" | "HEAD") || tunnel {
             Role::Viewer
         } else {
             Role::Admin
