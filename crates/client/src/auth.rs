@@ -2,12 +2,14 @@
 //! digest scheme's current text): `401 Unauthorized` with `WWW-Authenticate`, answered by
 //! repeating the request with `Authorization`.
 //!
-//! Implements the Digest scheme with `algorithm=MD5` (or absent) and `MD5-sess`, with
+//! Implements the Digest scheme with `algorithm=MD5` (or absent), `MD5-sess` and `SHA-256`
+//! (preferred when offered; hashing and header syntax shared with the server side in
+//! `ipcamd_proto::auth`), with
 //! `qop=auth` (nonce count and client nonce) when the server offers it and the RFC 2069 form
 //! when it offers no qop; and the Basic scheme (RFC 7617) when that is all the server offers.
 //! A `stale=true` challenge means "same credentials, new nonce": the caller retries once.
 //!
-//! Left out: `SHA-256` and `-sess` variants other than MD5 (ONVIF devices use MD5), `qop=auth-int`
+//! Left out: `-sess` variants other than MD5 (ONVIF devices use MD5), `qop=auth-int`
 //! (bodies are not hashed), `userhash`, the `Authentication-Info` header (the next nonce is
 //! taken from the next 401), proxy authentication (407).
 //!
@@ -16,7 +18,7 @@
 use std::fmt;
 
 use base64::Engine as _;
-use md5::{Digest as _, Md5};
+use ipcamd_proto::auth::{hash_hex, parse_challenge_list, Algorithm};
 
 /// A user name and password, from the URL's userinfo.
 #[derive(Clone, PartialEq, Eq)]
@@ -59,11 +61,22 @@ pub struct DigestChallenge {
 }
 
 impl DigestChallenge {
-    /// Whether this client can answer it: MD5 or MD5-sess.
+    /// Whether this client can answer it: MD5, MD5-sess or SHA-256.
     pub fn is_supported(&self) -> bool {
         match &self.algorithm {
             None => true,
-            Some(a) => a.eq_ignore_ascii_case("MD5") || a.eq_ignore_ascii_case("MD5-sess"),
+            Some(a) => {
+                a.eq_ignore_ascii_case("MD5")
+                    || a.eq_ignore_ascii_case("MD5-sess")
+                    || a.eq_ignore_ascii_case("SHA-256")
+            }
+        }
+    }
+
+    fn hash(&self) -> Algorithm {
+        match &self.algorithm {
+            Some(a) if a.eq_ignore_ascii_case("SHA-256") => Algorithm::Sha256,
+            _ => Algorithm::Md5,
         }
     }
 
@@ -82,60 +95,8 @@ impl DigestChallenge {
 /// several challenges in one value (`Digest realm="a", nonce="b", Basic realm="a"`): a token
 /// not followed by `=` starts a new challenge.
 pub fn parse_challenges(value: &str) -> Vec<Challenge> {
-    let mut out: Vec<(String, Vec<(String, String)>)> = Vec::new();
-    let mut rest = value.trim();
-    while !rest.is_empty() {
-        rest = rest.trim_start_matches(|c: char| c.is_whitespace() || c == ',');
-        if rest.is_empty() {
-            break;
-        }
-        let token_end = rest
-            .find(|c: char| c == '=' || c == ',' || c.is_whitespace())
-            .unwrap_or(rest.len());
-        let token = &rest[..token_end];
-        let after = rest[token_end..].trim_start();
-        if let Some(v) = after.strip_prefix('=') {
-            // auth-param: name=value (quoted or token).
-            let v = v.trim_start();
-            let (val, remaining) = if let Some(q) = v.strip_prefix('"') {
-                let mut s = String::new();
-                let mut chars = q.char_indices();
-                let mut end = q.len();
-                while let Some((i, c)) = chars.next() {
-                    match c {
-                        '\\' => {
-                            if let Some((_, e)) = chars.next() {
-                                s.push(e);
-                            }
-                        }
-                        '"' => {
-                            end = i + 1;
-                            break;
-                        }
-                        _ => s.push(c),
-                    }
-                }
-                (s, &q[end.min(q.len())..])
-            } else {
-                let end = v.find(',').unwrap_or(v.len());
-                (v[..end].trim().to_owned(), &v[end..])
-            };
-            if let Some((_, params)) = out.last_mut() {
-                params.push((token.to_ascii_lowercase(), val));
-            }
-            rest = remaining;
-        } else {
-            // A scheme name. (A token68 after it, which no RTSP server sends in a
-            // challenge, would be read as another scheme name and ignored.)
-            if token.is_empty() {
-                // Cannot happen after the trim above; never loop on it anyway.
-                break;
-            }
-            out.push((token.to_owned(), Vec::new()));
-            rest = after;
-        }
-    }
-    out.into_iter()
+    parse_challenge_list(value)
+        .into_iter()
         .map(|(scheme, params)| {
             let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
             if scheme.eq_ignore_ascii_case("Digest") {
@@ -166,12 +127,12 @@ pub fn parse_challenges(value: &str) -> Vec<Challenge> {
 }
 
 /// Lower-case hex MD5 of `data`.
+#[cfg(test)]
 fn md5_hex(data: &str) -> String {
-    let digest = Md5::digest(data.as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    hash_hex(Algorithm::Md5, data.as_bytes())
 }
 
-/// The digest `response` value (RFC 2617 §3.2.2.1, RFC 7616 §3.4.1) for MD5/MD5-sess.
+/// The digest `response` value (RFC 2617 §3.2.2.1, RFC 7616 §3.4.1) for MD5/MD5-sess/SHA-256.
 /// `qop` is `Some(("auth", nc, cnonce))` or `None` for the RFC 2069 form.
 pub fn digest_response(
     challenge: &DigestChallenge,
@@ -180,21 +141,23 @@ pub fn digest_response(
     uri: &str,
     qop: Option<(&str, u32, &str)>,
 ) -> String {
-    let mut ha1 = md5_hex(&format!(
+    let alg = challenge.hash();
+    let h = |s: String| hash_hex(alg, s.as_bytes());
+    let mut ha1 = h(format!(
         "{}:{}:{}",
         credentials.username, challenge.realm, credentials.password
     ));
     if challenge.is_sess() {
         let cnonce = qop.map_or("", |(_, _, c)| c);
-        ha1 = md5_hex(&format!("{ha1}:{}:{cnonce}", challenge.nonce));
+        ha1 = h(format!("{ha1}:{}:{cnonce}", challenge.nonce));
     }
-    let ha2 = md5_hex(&format!("{method}:{uri}"));
+    let ha2 = h(format!("{method}:{uri}"));
     match qop {
-        Some((qop, nc, cnonce)) => md5_hex(&format!(
+        Some((qop, nc, cnonce)) => h(format!(
             "{ha1}:{}:{nc:08x}:{cnonce}:{qop}:{ha2}",
             challenge.nonce
         )),
-        None => md5_hex(&format!("{ha1}:{}:{ha2}", challenge.nonce)),
+        None => h(format!("{ha1}:{}:{ha2}", challenge.nonce)),
     }
 }
 
@@ -430,12 +393,12 @@ mod tests {
         // Unsupported only.
         let e = Authenticator::from_challenges(
             mufasa(),
-            [r#"Digest realm="r", nonce="n", algorithm=SHA-256"#].into_iter(),
+            [r#"Digest realm="r", nonce="n", algorithm=SHA-512-256"#].into_iter(),
         )
         .unwrap_err();
         assert_eq!(
             e,
-            AuthSelectError::Unsupported("Digest algorithm=SHA-256".into())
+            AuthSelectError::Unsupported("Digest algorithm=SHA-512-256".into())
         );
         assert_eq!(
             Authenticator::from_challenges(mufasa(), std::iter::empty()).unwrap_err(),

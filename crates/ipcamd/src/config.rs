@@ -12,8 +12,77 @@ use serde::Deserialize;
 pub struct Config {
     pub server: ServerSection,
     pub store: StoreSection,
+    pub auth: AuthSection,
+    pub tls: TlsSection,
     #[serde(rename = "camera")]
     pub cameras: Vec<CameraConfig>,
+}
+
+/// Users and how requests are authenticated (README "Authentication and TLS").
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthSection {
+    /// The users file; default `<data_dir>/users.toml`.
+    pub users_file: Option<PathBuf>,
+    /// Digest realm (the users' hashes depend on it).
+    pub realm: String,
+    /// Role of requests without credentials: "none", "viewer", "operator" or "admin".
+    /// Default: "operator" while the users file holds no user, "none" once it holds one.
+    pub anonymous: Option<String>,
+    /// Seconds a nonce stays fresh; older ones are answered `stale=true`.
+    pub nonce_lifetime_s: u64,
+    /// Also offer and accept Basic authentication, on TLS connections only.
+    pub basic_over_tls: bool,
+    /// Accept Digest answers without qop (RFC 2069 form, sent by GStreamer's rtspsrc).
+    pub allow_rfc2069: bool,
+}
+
+impl Default for AuthSection {
+    fn default() -> Self {
+        AuthSection {
+            users_file: None,
+            realm: "ipcamd".into(),
+            anonymous: None,
+            nonce_lifetime_s: 300,
+            basic_over_tls: false,
+            allow_rfc2069: true,
+        }
+    }
+}
+
+/// RTSPS/HTTPS, when `cert` and `key` are set.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsSection {
+    /// PEM certificate chain.
+    pub cert: Option<PathBuf>,
+    /// PEM private key.
+    pub key: Option<PathBuf>,
+    /// RTSPS listen address; "off" disables.
+    pub rtsps_listen: String,
+    /// HTTPS listen address; "off" disables.
+    pub https_listen: String,
+}
+
+impl Default for TlsSection {
+    fn default() -> Self {
+        TlsSection {
+            cert: None,
+            key: None,
+            rtsps_listen: "0.0.0.0:8322".into(),
+            https_listen: "0.0.0.0:8443".into(),
+        }
+    }
+}
+
+fn listen_or_off(key: &str, v: &str) -> Result<Option<SocketAddr>, String> {
+    match v.trim() {
+        "" | "off" => Ok(None),
+        s => s
+            .parse()
+            .map(Some)
+            .map_err(|e| format!("{key} = {s:?}: {e} (use e.g. \"0.0.0.0:8322\" or \"off\")")),
+    }
 }
 
 impl Default for Config {
@@ -21,6 +90,8 @@ impl Default for Config {
         Config {
             server: ServerSection::default(),
             store: StoreSection::default(),
+            auth: AuthSection::default(),
+            tls: TlsSection::default(),
             cameras: vec![CameraConfig::default()],
         }
     }
@@ -322,7 +393,69 @@ impl Config {
         if self.server.session_timeout_s == 0 {
             return Err("[server] session_timeout_s must be at least 1".into());
         }
+        self.anonymous_role()?;
+        if self.auth.nonce_lifetime_s == 0 {
+            return Err("[auth] nonce_lifetime_s must be at least 1".into());
+        }
+        if self.auth.realm.is_empty() || self.auth.realm.contains('"') {
+            return Err("[auth] realm must be non-empty and without '\"'".into());
+        }
+        if self.tls.cert.is_some() != self.tls.key.is_some() {
+            return Err(
+                "[tls] needs both cert and key (make a pair with `ipcamd cert --self-signed`)"
+                    .into(),
+            );
+        }
+        listen_or_off("[tls] rtsps_listen", &self.tls.rtsps_listen)?;
+        listen_or_off("[tls] https_listen", &self.tls.https_listen)?;
         Ok(())
+    }
+
+    /// `[auth] anonymous`: `Ok(None)` when not configured, `Ok(Some(None))` for "none".
+    #[allow(clippy::type_complexity)]
+    pub fn anonymous_role(&self) -> Result<Option<Option<ipcamd_server::auth::Role>>, String> {
+        match self.auth.anonymous.as_deref() {
+            None => Ok(None),
+            Some("none") => Ok(Some(None)),
+            Some(r) => ipcamd_server::auth::Role::parse(r)
+                .map(|r| Some(Some(r)))
+                .ok_or_else(|| {
+                    format!("[auth] anonymous = {r:?}: use \"none\", \"viewer\", \"operator\" or \"admin\"")
+                }),
+        }
+    }
+
+    /// The users file: `[auth] users_file`, default `<data_dir>/users.toml`.
+    pub fn users_file(&self) -> PathBuf {
+        self.auth
+            .users_file
+            .clone()
+            .unwrap_or_else(|| self.server.data_dir.join("users.toml"))
+    }
+
+    pub fn auth_options(&self) -> Result<ipcamd_server::auth::AuthOptions, String> {
+        let anonymous = self.anonymous_role()?;
+        Ok(ipcamd_server::auth::AuthOptions {
+            realm: self.auth.realm.clone(),
+            users_file: Some(self.users_file()),
+            anonymous: anonymous.flatten(),
+            anonymous_explicit: anonymous.is_some(),
+            nonce_lifetime: Duration::from_secs(self.auth.nonce_lifetime_s),
+            basic_over_tls: self.auth.basic_over_tls,
+            allow_rfc2069: self.auth.allow_rfc2069,
+        })
+    }
+
+    pub fn tls_options(&self) -> Result<Option<ipcamd_server::tls::TlsOptions>, String> {
+        let (Some(cert), Some(key)) = (&self.tls.cert, &self.tls.key) else {
+            return Ok(None);
+        };
+        Ok(Some(ipcamd_server::tls::TlsOptions {
+            cert: cert.clone(),
+            key: key.clone(),
+            rtsps_listen: listen_or_off("[tls] rtsps_listen", &self.tls.rtsps_listen)?,
+            https_listen: listen_or_off("[tls] https_listen", &self.tls.https_listen)?,
+        }))
     }
 
     pub fn http_listen(&self) -> Result<Option<SocketAddr>, String> {
@@ -360,6 +493,23 @@ mod tests {
         assert!(e.contains("max_age_days"), "{e}");
         let e = Config::parse("[[camera]]\nname = \"f\"\nsource = \"file\"\n").unwrap_err();
         assert!(e.contains("path"), "{e}");
+    }
+
+    #[test]
+    fn auth_and_tls_sections() {
+        let c = Config::parse("[auth]\nanonymous = \"viewer\"\nnonce_lifetime_s = 5\n[tls]\ncert = \"c.pem\"\nkey = \"k.pem\"\nhttps_listen = \"off\"\n").unwrap();
+        let a = c.auth_options().unwrap();
+        assert_eq!(a.anonymous, Some(ipcamd_server::auth::Role::Viewer));
+        assert!(a.anonymous_explicit);
+        assert_eq!(a.users_file, Some(PathBuf::from("data/users.toml")));
+        let t = c.tls_options().unwrap().unwrap();
+        assert_eq!(t.rtsps_listen.map(|a| a.port()), Some(8322));
+        assert!(t.https_listen.is_none());
+        let e = Config::parse("[auth]\nanonymous = \"root\"\n").unwrap_err();
+        assert!(e.contains("anonymous"), "{e}");
+        let e = Config::parse("[tls]\ncert = \"c.pem\"\n").unwrap_err();
+        assert!(e.contains("key"), "{e}");
+        assert!(Config::parse("").unwrap().tls_options().unwrap().is_none());
     }
 
     #[test]

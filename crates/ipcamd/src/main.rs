@@ -4,6 +4,7 @@
 //! one synthetic camera at rtsp://HOST:8554/cam1.
 
 mod config;
+mod users;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -55,6 +56,10 @@ enum Command {
     /// Write a time range of a camera's recording as an MP4 file (starts at the keyframe at
     /// or before --from). Also available over HTTP: /api/recordings/NAME/export.mp4.
     Export(ExportArgs),
+    /// Manage the users file (default <data_dir>/users.toml): add, list, remove.
+    User(users::UserArgs),
+    /// Make a TLS certificate and key for RTSPS/HTTPS.
+    Cert(users::CertArgs),
 }
 
 #[derive(clap::Args)]
@@ -119,6 +124,8 @@ fn main() -> ExitCode {
         Some(Command::Replay(r)) => return replay(r),
         Some(Command::Import(a)) => return report(import(a)),
         Some(Command::Export(a)) => return report(export(a)),
+        Some(Command::User(a)) => return report(users::user(a)),
+        Some(Command::Cert(a)) => return report(users::cert(a)),
         None => ServeArgs {
             log: "info".into(),
             ..ServeArgs::default()
@@ -153,7 +160,7 @@ fn report(r: Result<(), String>) -> ExitCode {
     }
 }
 
-fn load_config(path: &Option<PathBuf>) -> Result<Config, String> {
+pub(crate) fn load_config(path: &Option<PathBuf>) -> Result<Config, String> {
     match path {
         Some(p) => Config::load(p),
         None => Ok(Config::default()),
@@ -346,6 +353,10 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         http_listen: config.http_listen()?,
         rtp_port: config.server.rtp_port,
         session_timeout: Duration::from_secs(config.server.session_timeout_s),
+        auth: Arc::new(ipcamd_server::auth::Authorizer::load(
+            config.auth_options()?,
+        )?),
+        tls: config.tls_options()?,
         ..ServerOptions::default()
     };
     let mut live = Vec::new();
@@ -495,7 +506,18 @@ fn print_urls(server: &Server, config: &Config) {
             "listening on every interface: replace 127.0.0.1 by this host's address from elsewhere"
         );
     }
-    tracing::warn!("no authentication configured: anyone who reaches these ports can watch");
+    if let Some(a) = server.rtsps_addr {
+        tracing::info!("RTSPS (RTSP over TLS) at rtsps://{}/<camera>", host(a));
+    }
+    if let Some(a) = server.https_addr {
+        tracing::info!("HTTPS at https://{}/", host(a));
+    }
+    let (loud, text) = server.state.options.auth.describe();
+    if loud {
+        tracing::warn!("{text}");
+    } else {
+        tracing::info!("{text}");
+    }
 }
 
 async fn wait_for_shutdown() {

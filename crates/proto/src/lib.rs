@@ -23,6 +23,7 @@
 //! handed any instant it needs.
 //!
 //! ## Modules
+//! - [`auth`]: Digest (RFC 7616) and Basic authentication, nonces, roles.
 //! - [`rtsp`]: RTSP/1.0 messages (RFC 2326, liberal towards RFC 7826), headers, `$` interleaving.
 //! - [`tunnel`]: RTSP-over-HTTP tunnelling (GET/POST pair, base64 stream decoding).
 //! - [`codec`]: what a track carries (codec parameters), shared by SDP and packetizers.
@@ -30,6 +31,7 @@
 //! - [`rtp`], [`rtcp`]: packet writing/reading and sender/receiver reports.
 //! - [`packet`]: one file per codec, packetizer and depacketizer side by side.
 
+pub mod auth;
 pub mod codec;
 pub mod packet;
 pub mod rtcp;

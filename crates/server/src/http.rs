@@ -6,6 +6,12 @@
 //! `application/x-rtsp-tunnelled` and then carries every server->client byte (RTSP answers
 //! and interleaved media); the POST body is the base64-encoded client->server RTSP stream.
 //! Sessions whose media goes over the GET end when the GET connection closes.
+//!
+//! Authentication (see [`crate::auth`]): `GET /` and `/api/...` GETs (and HEADs) need the
+//! viewer role, any other method the admin role. A tunnel GET or POST that carries `Authorization` must
+//! carry valid credentials; one without is let through, because every RTSP request inside
+//! the tunnel is checked like one on the RTSP port (the tunnel alone gives access to
+//! nothing).
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -14,8 +20,10 @@ use std::time::Duration;
 
 use ipcamd_proto::time::{format_iso8601, parse_utc};
 use ipcamd_proto::tunnel::{parse_http_head, tunnel_get_response, Base64Stream, HttpRequestHead};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+
+use crate::auth::Role;
 
 use crate::delivery::{new_writer, Writer};
 use crate::rtsp::Conn;
@@ -48,7 +56,11 @@ pub async fn accept_loop(state: Arc<ServerState>, listener: TcpListener) {
     }
 }
 
-async fn read_head(stream: &mut TcpStream) -> Option<(HttpRequestHead, Vec<u8>)> {
+/// A byte stream the HTTP port serves: plain TCP or TLS.
+pub trait HttpIo: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> HttpIo for T {}
+
+async fn read_head(stream: &mut impl HttpIo) -> Option<(HttpRequestHead, Vec<u8>)> {
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 2048];
     loop {
@@ -77,17 +89,47 @@ async fn read_head(stream: &mut TcpStream) -> Option<(HttpRequestHead, Vec<u8>)>
     }
 }
 
-async fn serve(state: Arc<ServerState>, mut stream: TcpStream, peer: SocketAddr) {
+async fn serve(state: Arc<ServerState>, stream: TcpStream, peer: SocketAddr) {
     let _ = stream.set_nodelay(true);
+    let local = stream
+        .local_addr()
+        .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+    serve_stream(state, stream, peer, local, false).await
+}
+
+/// Serves one HTTP connection (plain or, with `tls`, after the TLS handshake).
+pub async fn serve_stream(
+    state: Arc<ServerState>,
+    mut stream: impl HttpIo,
+    peer: SocketAddr,
+    local: SocketAddr,
+    tls: bool,
+) {
     state.counters.connections.fetch_add(1, Ordering::Relaxed);
     let Some((head, rest)) = read_head(&mut stream).await else {
         return;
     };
     let cookie = head.session_cookie().map(str::to_owned);
+    let tunnel = cookie.is_some() && (head.is_tunnel_get() || head.is_tunnel_post());
+    let authorization = head.headers.get("Authorization");
+    if authorization.is_some() || !tunnel {
+        let needed = if matches!(head.method.as_str(), "GET" | "HEAD") || tunnel {
+            Role::Viewer
+        } else {
+            Role::Admin
+        };
+        let auth = &state.options.auth;
+        if let Err(denied) = auth.check(authorization, &head.method, &head.path, needed, tls) {
+            tracing::debug!(%peer, method = %head.method, path = %head.path, "HTTP request refused");
+            let _ = stream.write_all(&denied.http_response()).await;
+            let _ = stream.shutdown().await;
+            return;
+        }
+    }
     match cookie {
         Some(cookie) if head.is_tunnel_get() => tunnel_get(state, stream, peer, cookie).await,
         Some(cookie) if head.is_tunnel_post() => {
-            tunnel_post(state, stream, peer, cookie, rest).await
+            tunnel_post(state, stream, peer, local, cookie, rest, tls).await
         }
         _ => plain_http(&state, stream, &head).await,
     }
@@ -95,7 +137,7 @@ async fn serve(state: Arc<ServerState>, mut stream: TcpStream, peer: SocketAddr)
 
 async fn tunnel_get(
     state: Arc<ServerState>,
-    mut stream: TcpStream,
+    mut stream: impl HttpIo,
     peer: SocketAddr,
     cookie: String,
 ) {
@@ -103,7 +145,7 @@ async fn tunnel_get(
         return;
     }
     let conn_id = state.next_conn_id();
-    let (mut rd, wr) = stream.into_split();
+    let (mut rd, wr) = tokio::io::split(stream);
     let get = TunnelGet {
         writer: new_writer(wr),
         conn_id,
@@ -124,10 +166,12 @@ async fn tunnel_get(
 
 async fn tunnel_post(
     state: Arc<ServerState>,
-    stream: TcpStream,
+    stream: impl HttpIo,
     peer: SocketAddr,
+    local: SocketAddr,
     cookie: String,
     already_read: Vec<u8>,
+    tls: bool,
 ) {
     let deadline = tokio::time::Instant::now() + PAIRING_WAIT;
     let get = loop {
@@ -140,16 +184,14 @@ async fn tunnel_post(
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
-    let local = stream
-        .local_addr()
-        .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
     let mut conn = Conn::new(state.clone(), peer, local, get.writer, get.conn_id);
+    conn.set_tls(tls);
     let input = std::io::Cursor::new(already_read).chain(stream);
     conn.run(input, Some(Base64Stream::default())).await;
     tracing::debug!(%peer, "HTTP tunnel POST closed");
 }
 
-async fn plain_http(state: &Arc<ServerState>, mut stream: TcpStream, head: &HttpRequestHead) {
+async fn plain_http(state: &Arc<ServerState>, mut stream: impl HttpIo, head: &HttpRequestHead) {
     let (status, content_type, body) = if head.method != "GET" {
         (
             "405 Method Not Allowed",

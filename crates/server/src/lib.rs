@@ -13,10 +13,13 @@
 //! - [`backchannel`]: the ONVIF audio backchannel: SDP offer, talk policy, receive thread.
 //! - [`recording`]: continuous recording of live cameras into the store.
 //! - [`http`]: the HTTP port: RTSP-over-HTTP tunnel pairs, and a small index page.
+//! - [`auth`]: users, roles and the Digest check of every request.
+//! - [`tls`]: RTSPS and HTTPS listeners (rustls).
 //!
 //! Live vs replay: only live streaming exists so far; a session plays one camera's
 //! [`Stream`](ipcamd_media::fanout::Stream).
 
+pub mod auth;
 pub mod backchannel;
 pub mod delivery;
 pub mod http;
@@ -25,6 +28,7 @@ pub mod replay;
 pub mod rtsp;
 pub mod session;
 pub mod state;
+pub mod tls;
 pub mod udp;
 
 use std::net::SocketAddr;
@@ -46,6 +50,10 @@ pub struct ServerOptions {
     pub session_timeout: Duration,
     /// Name in the `Server:` header and SDP.
     pub server_name: String,
+    /// Users, roles and how requests are authenticated.
+    pub auth: Arc<auth::Authorizer>,
+    /// RTSPS/HTTPS, when a certificate is configured.
+    pub tls: Option<tls::TlsOptions>,
 }
 
 impl Default for ServerOptions {
@@ -56,6 +64,8 @@ impl Default for ServerOptions {
             rtp_port: 0,
             session_timeout: Duration::from_secs(60),
             server_name: format!("ipcamd/{}", env!("CARGO_PKG_VERSION")),
+            auth: Arc::new(auth::Authorizer::default()),
+            tls: None,
         }
     }
 }
@@ -65,6 +75,8 @@ pub struct Server {
     pub state: Arc<ServerState>,
     pub rtsp_addr: SocketAddr,
     pub http_addr: Option<SocketAddr>,
+    pub rtsps_addr: Option<SocketAddr>,
+    pub https_addr: Option<SocketAddr>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     recordings: Vec<recording::Recording>,
 }
@@ -86,6 +98,10 @@ impl Server {
             Some(addr) => Some(TcpListener::bind(addr).await.map_err(|e| {
                 std::io::Error::new(e.kind(), format!("cannot listen for HTTP on {addr}: {e}"))
             })?),
+            None => None,
+        };
+        let tls = match &options.tls {
+            Some(t) => Some(start_tls_listeners(t).await?),
             None => None,
         };
         let udp = udp::UdpPair::bind(options.rtsp_listen.ip(), options.rtp_port).await?;
@@ -113,10 +129,31 @@ impl Server {
         if let Some(http) = http {
             tasks.push(tokio::spawn(http::accept_loop(state.clone(), http)));
         }
+        let (mut rtsps_addr, mut https_addr) = (None, None);
+        if let Some((acceptor, rtsps, https)) = tls {
+            if let Some(l) = rtsps {
+                rtsps_addr = Some(l.local_addr()?);
+                tasks.push(tokio::spawn(tls::rtsps_accept_loop(
+                    state.clone(),
+                    l,
+                    acceptor.clone(),
+                )));
+            }
+            if let Some(l) = https {
+                https_addr = Some(l.local_addr()?);
+                tasks.push(tokio::spawn(tls::https_accept_loop(
+                    state.clone(),
+                    l,
+                    acceptor,
+                )));
+            }
+        }
         Ok(Server {
             state,
             rtsp_addr,
             http_addr,
+            rtsps_addr,
+            https_addr,
             tasks,
             recordings,
         })
@@ -132,4 +169,26 @@ impl Server {
             r.stop().await;
         }
     }
+}
+
+/// The TLS acceptor and the RTSPS/HTTPS listeners (errors name the file or address).
+async fn start_tls_listeners(
+    t: &tls::TlsOptions,
+) -> std::io::Result<(
+    tokio_rustls::TlsAcceptor,
+    Option<TcpListener>,
+    Option<TcpListener>,
+)> {
+    let acceptor = tls::acceptor(t).map_err(std::io::Error::other)?;
+    let bind = |addr: Option<SocketAddr>, what: &'static str| async move {
+        match addr {
+            Some(a) => TcpListener::bind(a).await.map(Some).map_err(|e| {
+                std::io::Error::new(e.kind(), format!("cannot listen for {what} on {a}: {e}"))
+            }),
+            None => Ok(None),
+        }
+    };
+    let rtsps = bind(t.rtsps_listen, "RTSPS").await?;
+    let https = bind(t.https_listen, "HTTPS").await?;
+    Ok((acceptor, rtsps, https))
 }

@@ -78,6 +78,8 @@ pub struct Conn {
     /// media reaches the client before the PLAY response.
     /// (In a mutex only to keep `Conn` `Sync`.)
     after_response: std::sync::Mutex<Option<replay::Starter>>,
+    /// Whether the connection runs over TLS (RTSPS, or a tunnel over HTTPS).
+    tls: bool,
 }
 
 impl Conn {
@@ -96,7 +98,40 @@ impl Conn {
             writer_conn,
             sessions: Vec::new(),
             after_response: std::sync::Mutex::new(None),
+            tls: false,
         }
+    }
+
+    /// Marks the connection as running over TLS (Basic authentication may be offered).
+    pub fn set_tls(&mut self, tls: bool) {
+        self.tls = tls;
+    }
+
+    /// Checks the request's credentials against the role its operation needs (see
+    /// [`crate::auth`]): OPTIONS needs none, SETUP of a backchannel track needs operator,
+    /// everything else (live, replay) viewer.
+    fn authorize(&self, req: &Request) -> Result<(), Response> {
+        let needed = match &req.method {
+            Method::Options => return Ok(()),
+            Method::Setup
+                if Target::parse(&self.state, &req.uri).is_ok_and(|t| {
+                    t.track.is_some() && t.track == t.camera().and_then(Camera::backchannel_track)
+                }) =>
+            {
+                crate::auth::Role::Operator
+            }
+            _ => crate::auth::Role::Viewer,
+        };
+        let auth = &self.state.options.auth;
+        auth.check(
+            req.headers.get("Authorization"),
+            req.method.as_str(),
+            &req.uri,
+            needed,
+            self.tls,
+        )
+        .map(|_| ())
+        .map_err(|d| d.rtsp_response())
     }
 
     /// Serves requests read from `rd` until it closes or fails. With `base64`, the bytes are
@@ -214,11 +249,15 @@ impl Conn {
             return Response::with_reason(400, "Bad Request (missing or malformed CSeq header)");
         };
         let resp = self.dispatch(&req).await;
-        tracing::debug!(peer = %self.peer, method = req.method.as_str(), uri = %req.uri, cseq, status = resp.status, "request");
+        let uri = crate::auth::redact_userinfo(&req.uri);
+        tracing::debug!(peer = %self.peer, method = req.method.as_str(), uri = %uri, cseq, status = resp.status, "request");
         resp.header("CSeq", cseq.to_string())
     }
 
     async fn dispatch(&mut self, req: &Request) -> Response {
+        if let Err(resp) = self.authorize(req) {
+            return resp;
+        }
         // Feature tags (RFC 2326 §12.32): the backchannel tag on a camera that has an
         // audio output; nothing else.
         let unsupported: Vec<String> = req

@@ -4,7 +4,8 @@
 Plays URL for SECONDS with `rtspsrc protocols=PROTO ! decodebin ! fakesink` for every
 stream the server offers, counts decoded video frames and audio buffers, and prints one
 JSON line: {"video": N, "audio": M, "errors": [...], "caps": [...]}.
-Exit status 0 when the pipeline reported no error.
+Exit status 0 when the pipeline reported no error. Optional USER PASSWORD arguments set
+rtspsrc's user-id and user-pw (GStreamer then answers Digest challenges itself).
 """
 import json
 import sys
@@ -26,6 +27,9 @@ def main():
     src.set_property("location", url)
     src.set_property("protocols", proto)
     src.set_property("latency", 200)
+    if len(sys.argv) > 5:
+        src.set_property("user-id", sys.argv[4])
+        src.set_property("user-pw", sys.argv[5])
     pipeline.add(src)
 
     def on_decoded_pad(_decodebin, pad):
