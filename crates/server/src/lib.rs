@@ -12,6 +12,7 @@
 //! - [`udp`]: the server's RTP/RTCP UDP socket pair and the receiver-report loop.
 //! - [`backchannel`]: the ONVIF audio backchannel: SDP offer, talk policy, receive thread.
 //! - [`recording`]: continuous recording of live cameras into the store.
+//! - [`talk_record`]: the backchannel's `record` output (talk audio as a recording track).
 //! - [`http`]: the HTTP port: RTSP-over-HTTP tunnel pairs, and a small index page.
 //!
 //! Live vs replay: only live streaming exists so far; a session plays one camera's
@@ -24,6 +25,7 @@ pub mod recording;
 pub mod rtsp;
 pub mod session;
 pub mod state;
+pub mod talk_record;
 pub mod udp;
 
 use std::net::SocketAddr;
@@ -93,12 +95,14 @@ impl Server {
         let mut recordings = Vec::new();
         if let Some(store) = &store {
             for c in cameras.iter().filter(|c| c.record) {
-                let r = recording::Recording::start(store, c.stream.clone()).map_err(|e| {
-                    std::io::Error::other(format!(
-                        "camera {:?}: cannot start recording: {e}",
-                        c.name
-                    ))
-                })?;
+                let talk = c.backchannel.clone().filter(|b| b.records());
+                let r = recording::Recording::start_with_talk(store, c.stream.clone(), talk)
+                    .map_err(|e| {
+                        std::io::Error::other(format!(
+                            "camera {:?}: cannot start recording: {e}",
+                            c.name
+                        ))
+                    })?;
                 recordings.push(r);
             }
         }
