@@ -143,6 +143,8 @@ pub struct RecordOutput {
     /// Samples at 8 kHz not yet stored (less than one unit).
     pending: Vec<i16>,
     scratch: Vec<i16>,
+    /// Capture time of the end of the audio written so far.
+    written_end: Option<UnixMicros>,
     finished: bool,
 }
 
@@ -156,6 +158,7 @@ impl RecordOutput {
             jitter,
             pending: Vec::with_capacity(UNIT * 2),
             scratch: Vec::new(),
+            written_end: None,
             finished: false,
         }
     }
@@ -189,6 +192,7 @@ impl AudioOutput for RecordOutput {
         self.resampler.process(pcm, &mut self.scratch);
         self.pending.extend_from_slice(&self.scratch);
         let end = self.capture_end();
+        self.written_end = Some(end);
         self.emit(end, false);
         Ok(())
     }
@@ -201,7 +205,11 @@ impl AudioOutput for RecordOutput {
         self.scratch.clear();
         self.resampler.flush(&mut self.scratch);
         self.pending.extend_from_slice(&self.scratch);
-        let end = self.capture_end();
+        // The resampler's tail follows the last write (the session may end much later).
+        let tail = self.scratch.len() as i64 * 1_000_000 / i64::from(TALK_RATE);
+        let end = self
+            .written_end
+            .map_or_else(|| self.capture_end(), |e| e + tail);
         self.emit(end, true);
         Ok(())
     }
