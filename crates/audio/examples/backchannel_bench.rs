@@ -15,8 +15,9 @@
 //!   output write holding its last sample, excluding the configured jitter buffer (only
 //!   packets after the 60 ms prefill are counted; after it, packets are released on
 //!   arrival): p50 / p99 / max;
-//! - CPU per concurrent talk session: process CPU time (/proc/self/stat) over wall time,
-//!   with `SESSIONS` sessions of one codec at once, divided by `SESSIONS`.
+//! - CPU per concurrent talk session: each session thread's CPU time
+//!   (/proc/thread-self/schedstat) over its wall time, averaged over `SESSIONS` sessions
+//!   of one codec running at once.
 //! Not included: the socket and RTSP framing (tokio) in front of the queue.
 
 use std::hint::black_box;
@@ -305,20 +306,12 @@ const SESSIONS: usize = 16;
 const LIVE_SECONDS: u64 = 4;
 const JITTER: Duration = Duration::from_millis(60);
 
-/// Process CPU time (user + system) from /proc/self/stat, in seconds.
-fn process_cpu() -> f64 {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
-        return 0.0;
-    };
-    // Fields after the command name (which is in parentheses): utime is the 12th, stime 13th.
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<u64> = rest
-        .split_whitespace()
-        .filter_map(|x| x.parse().ok())
-        .collect();
-    // rest starts at field 3 (state, not numeric), so utime (field 14) is f[10].
-    let ticks = f.get(10).copied().unwrap_or(0) + f.get(11).copied().unwrap_or(0);
-    ticks as f64 / 100.0 // USER_HZ, 100 on Linux
+/// CPU time of the calling thread in nanoseconds (/proc/thread-self/schedstat).
+fn thread_cpu_ns() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|x| x.parse().ok()))
+        .unwrap_or(0)
 }
 
 /// One talk session as the server runs it; returns per-packet latencies (arrival to the
@@ -328,7 +321,7 @@ fn live_session(
     packets: Vec<(Vec<u8>, usize)>,
     dir: &std::path::Path,
     id: usize,
-) -> Vec<Duration> {
+) -> (Vec<Duration>, f64) {
     let (tx, rx) = mpsc::sync_channel::<(Vec<u8>, Instant)>(128);
     let step = case.step;
     let period = Duration::from_millis(
@@ -351,12 +344,13 @@ fn live_session(
         }
     });
     let origin = Instant::now();
+    let cpu0 = thread_cpu_ns();
     let Ok(rx_pipe) = BackchannelReceiver::new(case.codec.clone(), case.pt, 16000) else {
-        return Vec::new();
+        return (Vec::new(), 0.0);
     };
     let mut receiver = rx_pipe.with_depth(JITTER);
     let Ok(mut wav) = WavOutput::create(dir, "bench", &format!("s{id}"), 0, 16000) else {
-        return Vec::new();
+        return (Vec::new(), 0.0);
     };
     let out_per_packet = u64::from(case.step) * 16000 / u64::from(case.codec.clock_rate().max(1));
     let mut arrivals: std::collections::VecDeque<Instant> = Default::default();
@@ -398,9 +392,10 @@ fn live_session(
         }
     }
     let _ = wav.finish();
+    let cpu = (thread_cpu_ns() - cpu0) as f64 / 1e9 / origin.elapsed().as_secs_f64();
     let _ = std::fs::remove_file(wav.path());
     let _ = sender.join();
-    lat
+    (lat, cpu)
 }
 
 fn live_figures(cases: &[Case]) {
@@ -434,23 +429,24 @@ fn live_figures(cases: &[Case]) {
             continue;
         }
         // The sender loops over the payloads, setting sequence numbers and timestamps.
-        let mut lat = live_session(case, packets.clone(), &dir, 0);
+        let (mut lat, _) = live_session(case, packets.clone(), &dir, 0);
         lat.sort_unstable();
         let pick = |q: f64| {
             lat.get(((lat.len() as f64 - 1.0) * q) as usize)
                 .copied()
                 .unwrap_or_default()
         };
-        let cpu0 = process_cpu();
-        let wall0 = Instant::now();
-        std::thread::scope(|s| {
-            for id in 0..SESSIONS {
-                let p = packets.clone();
-                let dir = &dir;
-                s.spawn(move || live_session(case, p, dir, id + 1));
-            }
+        let cpus: Vec<f64> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..SESSIONS)
+                .map(|id| {
+                    let p = packets.clone();
+                    let dir = &dir;
+                    s.spawn(move || live_session(case, p, dir, id + 1).1)
+                })
+                .collect();
+            handles.into_iter().filter_map(|h| h.join().ok()).collect()
         });
-        let cpu = (process_cpu() - cpu0) / wall0.elapsed().as_secs_f64() / SESSIONS as f64;
+        let cpu = cpus.iter().sum::<f64>() / cpus.len().max(1) as f64;
         println!(
             "{:<22} {:>9.0} / {:>6.0} / {:>6.0} µs (n={:<4}) {:>17.2} % of a core",
             case.name,
