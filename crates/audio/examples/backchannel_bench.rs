@@ -18,6 +18,7 @@
 //! - CPU per concurrent talk session: each session thread's CPU time
 //!   (/proc/thread-self/schedstat) over its wall time, averaged over `SESSIONS` sessions
 //!   of one codec running at once.
+//!
 //! Not included: the socket and RTSP framing (tokio) in front of the queue.
 
 use std::hint::black_box;
