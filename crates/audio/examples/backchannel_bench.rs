@@ -6,13 +6,29 @@
 //! whole `BackchannelReceiver` (RTP parsing, jitter buffer, decoder, resampling to 16 kHz
 //! mono), fed 20 ms packets (AAC: one 64 ms AU per packet) as a talk session would. Then
 //! the resampler alone. "x rt" is how many real-time streams one core could take.
+//!
+//! Then, in real time (`--live`, on by default; `--no-live` skips it), the server's talk
+//! path as `ipcamd_server::backchannel::run_talker` runs it: a sender thread per session
+//! paces RTP packets into a bounded queue; the session thread waits on the queue with the
+//! jitter buffer's deadline, pushes, polls and writes the PCM to a WAV file. Reported:
+//! - latency from packet arrival (handed to the session's queue) to the return of the
+//!   output write holding its last sample, excluding the configured jitter buffer (only
+//!   packets after the 60 ms prefill are counted; after it, packets are released on
+//!   arrival): p50 / p99 / max;
+//! - CPU per concurrent talk session: each session thread's CPU time
+//!   (/proc/thread-self/schedstat) over its wall time, averaged over `SESSIONS` sessions
+//!   of one codec running at once.
+//!
+//! Not included: the socket and RTSP framing (tokio) in front of the queue.
 
 use std::hint::black_box;
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use ipcamd_audio::decoder::{decoder_for, decoder_for_output, AuHeaderFormat, BackchannelCodec};
 use ipcamd_audio::g711;
 use ipcamd_audio::g726::{G726Encoder, G726Packing, G726Rate};
+use ipcamd_audio::output::{AudioOutput, WavOutput};
 use ipcamd_audio::pipeline::BackchannelReceiver;
 use ipcamd_audio::resample::Resampler;
 
@@ -279,4 +295,168 @@ fn main() {
             rate / f64::from(to)
         );
     }
+
+    if !std::env::args().any(|a| a == "--no-live") {
+        live_figures(&cases);
+    }
+}
+
+/// Concurrent sessions per codec for the CPU figure.
+const SESSIONS: usize = 16;
+/// Real-time length of each live run.
+const LIVE_SECONDS: u64 = 4;
+const JITTER: Duration = Duration::from_millis(60);
+
+/// CPU time of the calling thread in nanoseconds (/proc/thread-self/schedstat).
+fn thread_cpu_ns() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|x| x.parse().ok()))
+        .unwrap_or(0)
+}
+
+/// One talk session as the server runs it; returns per-packet latencies (arrival to the
+/// write that completed the packet's samples), prefill excluded.
+fn live_session(
+    case: &Case,
+    packets: Vec<(Vec<u8>, usize)>,
+    dir: &std::path::Path,
+    id: usize,
+) -> (Vec<Duration>, f64) {
+    let (tx, rx) = mpsc::sync_channel::<(Vec<u8>, Instant)>(128);
+    let step = case.step;
+    let period = Duration::from_millis(
+        u64::from(case.step) * 1000 / u64::from(case.codec.clock_rate().max(1)),
+    );
+    let total = (LIVE_SECONDS * 1000 / period.as_millis().max(1) as u64) as usize;
+    let sender = std::thread::spawn(move || {
+        let start = Instant::now();
+        for i in 0..total {
+            let (p, _) = &packets[i % packets.len()];
+            let mut p = p.clone();
+            p[2..4].copy_from_slice(&(i as u16).to_be_bytes());
+            p[4..8].copy_from_slice(&(i as u32).wrapping_mul(step).to_be_bytes());
+            std::thread::sleep(
+                (start + period * i as u32).saturating_duration_since(Instant::now()),
+            );
+            if tx.send((p, Instant::now())).is_err() {
+                break;
+            }
+        }
+    });
+    let origin = Instant::now();
+    let cpu0 = thread_cpu_ns();
+    let Ok(rx_pipe) = BackchannelReceiver::new(case.codec.clone(), case.pt, 16000) else {
+        return (Vec::new(), 0.0);
+    };
+    let mut receiver = rx_pipe.with_depth(JITTER);
+    let Ok(mut wav) = WavOutput::create(dir, "bench", &format!("s{id}"), 0, 16000) else {
+        return (Vec::new(), 0.0);
+    };
+    let out_per_packet = u64::from(case.step) * 16000 / u64::from(case.codec.clock_rate().max(1));
+    let mut arrivals: std::collections::VecDeque<Instant> = Default::default();
+    let mut written = 0u64;
+    let mut completed = 0u64;
+    let mut lat = Vec::new();
+    let mut pcm = Vec::new();
+    let mut first: Option<Instant> = None;
+    loop {
+        let wait = receiver
+            .next_deadline()
+            .map(|d| d.saturating_sub(origin.elapsed()))
+            .unwrap_or(Duration::from_millis(100))
+            .min(Duration::from_millis(100));
+        match rx.recv_timeout(wait) {
+            Ok((p, arrival)) => {
+                first.get_or_insert(arrival);
+                arrivals.push_back(arrival);
+                receiver.push_rtp(&p, arrival.duration_since(origin));
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+        pcm.clear();
+        receiver.poll(origin.elapsed(), &mut pcm);
+        if pcm.is_empty() {
+            continue;
+        }
+        let _ = wav.write(&pcm);
+        let done = Instant::now();
+        written += pcm.len() as u64;
+        // Packets whose samples are now all written (resampler delay aside).
+        while (completed + 1) * out_per_packet <= written + 64 {
+            let Some(a) = arrivals.pop_front() else { break };
+            completed += 1;
+            if first.is_some_and(|f| a.duration_since(f) > JITTER * 2) {
+                lat.push(done.duration_since(a));
+            }
+        }
+    }
+    let _ = wav.finish();
+    let cpu = (thread_cpu_ns() - cpu0) as f64 / 1e9 / origin.elapsed().as_secs_f64();
+    let _ = std::fs::remove_file(wav.path());
+    let _ = sender.join();
+    (lat, cpu)
+}
+
+fn live_figures(cases: &[Case]) {
+    let dir = std::env::temp_dir().join(format!("ipcamd-bench-{}", std::process::id()));
+    if std::fs::create_dir_all(&dir).is_err() {
+        return;
+    }
+    println!(
+        "\nlive talk sessions ({LIVE_SECONDS} s real time, jitter buffer {} ms, WAV output at 16 kHz)",
+        JITTER.as_millis()
+    );
+    println!(
+        "{:<22} {:>34} {:>26}",
+        "codec",
+        "arrival->write p50/p99/max (1 session)",
+        format!("CPU per session ({SESSIONS} at once)")
+    );
+    for case in cases {
+        let packets: Vec<(Vec<u8>, usize)> = case
+            .payloads
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                (
+                    rtp(i as u16, case.step.wrapping_mul(i as u32), case.pt, p),
+                    i,
+                )
+            })
+            .collect();
+        if packets.is_empty() {
+            continue;
+        }
+        // The sender loops over the payloads, setting sequence numbers and timestamps.
+        let (mut lat, _) = live_session(case, packets.clone(), &dir, 0);
+        lat.sort_unstable();
+        let pick = |q: f64| {
+            lat.get(((lat.len() as f64 - 1.0) * q) as usize)
+                .copied()
+                .unwrap_or_default()
+        };
+        let cpus: Vec<f64> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..SESSIONS)
+                .map(|id| {
+                    let p = packets.clone();
+                    let dir = &dir;
+                    s.spawn(move || live_session(case, p, dir, id + 1).1)
+                })
+                .collect();
+            handles.into_iter().filter_map(|h| h.join().ok()).collect()
+        });
+        let cpu = cpus.iter().sum::<f64>() / cpus.len().max(1) as f64;
+        println!(
+            "{:<22} {:>9.0} / {:>6.0} / {:>6.0} µs (n={:<4}) {:>17.2} % of a core",
+            case.name,
+            pick(0.5).as_secs_f64() * 1e6,
+            pick(0.99).as_secs_f64() * 1e6,
+            lat.last().copied().unwrap_or_default().as_secs_f64() * 1e6,
+            lat.len(),
+            cpu * 100.0
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }

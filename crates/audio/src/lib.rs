@@ -41,7 +41,10 @@
 //! - [`resample`]: downmix and windowed-sinc rate conversion.
 //! - [`pipeline`]: the above glued together behind one `push_rtp` / `poll`.
 //! - [`output`]: WAV files, a command's stdin, fan-out, the talker mixer.
+//! - `alsa_output` (cargo feature `alsa`): a sound card through libasound.
 
+#[cfg(feature = "alsa")]
+pub mod alsa_output;
 pub mod decoder;
 pub mod g711;
 pub mod g726;

@@ -30,7 +30,8 @@
 //! # Left out
 //!
 //! Files beyond 4 GiB (the RIFF limit; about 37 hours at 16 kHz: writes then fail), stereo,
-//! compressed formats, audio devices (use `ExecOutput` with `aplay`/`pw-play`).
+//! compressed formats. Sound cards: `crate::alsa_output` (cargo feature `alsa`), or
+//! `ExecOutput` with `aplay`/`pw-play`.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fs::{File, OpenOptions};

@@ -226,9 +226,12 @@ pub struct CameraConfig {
 pub struct BackchannelSection {
     /// Offer the backchannel (a=sendonly section) when a client asks for it.
     pub enabled: bool,
-    /// Where talk audio goes: any of "wav" (one file per talk session) and "exec" (raw
-    /// s16le mono PCM to a command's standard input).
+    /// Where talk audio goes: any of "wav" (one file per talk session), "exec" (raw
+    /// s16le mono PCM to a command's standard input), "alsa" (a sound card; needs the
+    /// cargo feature `alsa`) and "record" (an extra track of the camera's recording).
     pub outputs: Vec<String>,
+    /// ALSA playback device of the "alsa" output (`aplay -L` lists them).
+    pub alsa_device: String,
     /// Folder of the WAV files; relative paths are under [server] data_dir.
     pub wav_dir: PathBuf,
     /// Command for the "exec" output, run with `sh -c`, e.g. "aplay -q -f S16_LE -r 16000".
@@ -248,6 +251,7 @@ impl Default for BackchannelSection {
         BackchannelSection {
             enabled: true,
             outputs: vec!["wav".into()],
+            alsa_device: "default".into(),
             wav_dir: PathBuf::from("talk"),
             exec: None,
             output_rate: 16000,
@@ -345,12 +349,23 @@ impl Config {
                     "wav" => {}
                     "exec" if b.exec.is_some() => {}
                     "exec" => return Err(format!("{at}: backchannel output \"exec\" needs exec = \"command\"")),
-                    "alsa" | "record" => {
+                    "alsa" if cfg!(feature = "alsa") => {
+                        if b.alsa_device.is_empty() || b.alsa_device.contains('\0') {
+                            return Err(format!("{at}: backchannel alsa_device must be a device name such as \"default\" or \"plughw:0\" (got {:?})", b.alsa_device));
+                        }
+                    }
+                    "alsa" => {
                         return Err(format!(
-                            "{at}: backchannel output {o:?} is not available in this build (use \"wav\" or \"exec\")"
+                            "{at}: backchannel output \"alsa\": ipcamd was built without the alsa feature; rebuild with --features alsa (needs libasound2-dev), or use \"exec\" with aplay"
                         ))
                     }
-                    other => return Err(format!("{at}: unknown backchannel output {other:?} (use \"wav\" or \"exec\")")),
+                    "record" if c.record => {}
+                    "record" => {
+                        return Err(format!(
+                            "{at}: backchannel output \"record\" stores talk audio in the camera's recording, but the camera has record = false"
+                        ))
+                    }
+                    other => return Err(format!("{at}: unknown backchannel output {other:?} (use \"wav\", \"exec\", \"alsa\" or \"record\")")),
                 }
             }
             if !matches!(b.policy.as_str(), "exclusive" | "mix") {
@@ -522,5 +537,33 @@ mod tests {
         assert_eq!(c.cameras[0].video, VideoCodec::Mjpeg);
         assert!(!c.cameras[0].audio);
         assert_eq!(c.cameras[1].source, SourceKind::File);
+    }
+
+    #[test]
+    fn backchannel_outputs() {
+        let c = Config::parse(
+            "[[camera]]\nname = \"a\"\n[camera.backchannel]\noutputs = [\"wav\", \"record\"]\n",
+        )
+        .unwrap();
+        assert_eq!(c.cameras[0].backchannel.outputs, ["wav", "record"]);
+        assert_eq!(c.cameras[0].backchannel.alsa_device, "default");
+        let e = Config::parse(
+            "[[camera]]\nname = \"a\"\nrecord = false\n[camera.backchannel]\noutputs = [\"record\"]\n",
+        )
+        .unwrap_err();
+        assert!(e.contains("record = false"), "{e}");
+        let alsa = Config::parse(
+            "[[camera]]\nname = \"a\"\n[camera.backchannel]\noutputs = [\"alsa\"]\nalsa_device = \"plughw:0\"\n",
+        );
+        if cfg!(feature = "alsa") {
+            assert_eq!(alsa.unwrap().cameras[0].backchannel.alsa_device, "plughw:0");
+        } else {
+            let e = alsa.unwrap_err();
+            assert!(e.contains("rebuild with --features alsa"), "{e}");
+        }
+        let e =
+            Config::parse("[[camera]]\nname = \"a\"\n[camera.backchannel]\noutputs = [\"tape\"]\n")
+                .unwrap_err();
+        assert!(e.contains("tape"), "{e}");
     }
 }

@@ -445,6 +445,8 @@ fn backchannel_output(c: &CameraConfig, data_dir: &std::path::Path) -> Option<Ar
         .filter_map(|o| match o.as_str() {
             "wav" => Some(OutputTarget::Wav(data_dir.join(&b.wav_dir))),
             "exec" => b.exec.clone().map(OutputTarget::Exec),
+            "alsa" => Some(OutputTarget::Alsa(b.alsa_device.clone())),
+            "record" => Some(OutputTarget::Record),
             _ => None, // rejected by Config::check
         })
         .collect();

@@ -13,8 +13,10 @@
 //!   sans-IO `ipcamd_audio::pipeline::BackchannelReceiver`), then the outputs. Packets that
 //!   arrive before PLAY are dropped and counted, as the seed requires.
 //!
-//! Not here yet: the `alsa` output (needs libasound2 and a cargo feature) and the `record`
-//! output (needs the recording store).
+//! Outputs ([`OutputTarget`]): `wav`, `exec`, `alsa` (cargo feature `alsa`;
+//! `ipcamd_audio::alsa_output`) and `record` (the camera's recording, [`crate::talk_record`]).
+//! An output that cannot be opened (a missing sound card, a recording that is not running)
+//! is logged with what to fix and left out; the talk session and the other outputs go on.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -32,6 +34,7 @@ use ipcamd_proto::packet::aac::{aac_config, aac_fmtp};
 use ipcamd_proto::sdp::{Direction, SdpFormat, SdpMedia};
 
 use crate::state::lock;
+use crate::talk_record::{RecordOutput, TalkRecordSink};
 
 /// The ONVIF feature tag of the backchannel.
 pub const BACKCHANNEL_TAG: &str = "www.onvif.org/ver20/backchannel";
@@ -50,6 +53,10 @@ pub enum OutputTarget {
     Wav(PathBuf),
     /// Raw s16le mono PCM to the standard input of this shell command.
     Exec(String),
+    /// An ALSA playback device by name (needs the cargo feature `alsa`).
+    Alsa(String),
+    /// The camera's recording (an extra PCMU 8 kHz track; see [`crate::talk_record`]).
+    Record,
 }
 
 #[derive(Debug, Clone)]
@@ -140,6 +147,8 @@ pub struct AudioOut {
     owner: Mutex<Option<String>>,
     /// Mix policy: the mixer thread's input.
     mixer: Mutex<Option<Arc<Mutex<Mixer>>>>,
+    /// The `record` output: the camera's running recording, once it is connected.
+    record: Mutex<Option<Arc<TalkRecordSink>>>,
 }
 
 impl AudioOut {
@@ -150,7 +159,28 @@ impl AudioOut {
             cfg,
             owner: Mutex::new(None),
             mixer: Mutex::new(None),
+            record: Mutex::new(None),
         })
+    }
+
+    /// Whether the `record` output is configured.
+    pub fn records(&self) -> bool {
+        self.cfg.outputs.contains(&OutputTarget::Record)
+    }
+
+    /// Connects the `record` output to the camera's running recording.
+    pub fn attach_recording(&self, sink: Arc<TalkRecordSink>) {
+        *lock(&self.record) = Some(sink);
+    }
+
+    /// Disconnects it (the recording stops); later talk sessions are not recorded.
+    pub fn detach_recording(&self) {
+        *lock(&self.record) = None;
+    }
+
+    /// The connected recording sink, if any (counters for logs and tests).
+    pub fn recording_sink(&self) -> Option<Arc<TalkRecordSink>> {
+        lock(&self.record).clone()
     }
 
     /// Takes the output for `session`; Err(owner) if another session holds it.
@@ -210,6 +240,24 @@ impl AudioOut {
                         tracing::error!(command = %cmd, error = %e, "cannot start the exec output")
                     }
                 },
+                OutputTarget::Alsa(device) => match open_alsa(device, self.cfg.output_rate) {
+                    Ok(x) => outs.push(x),
+                    Err(e) => {
+                        tracing::error!(camera = %self.camera, session, device = %device, error = %e, "cannot open the ALSA output; talking goes on without it")
+                    }
+                },
+                OutputTarget::Record => match self.recording_sink() {
+                    Some(sink) => outs.push(Box::new(RecordOutput::new(
+                        sink,
+                        self.cfg.output_rate,
+                        self.cfg.jitter,
+                    ))),
+                    None => tracing::warn!(
+                        camera = %self.camera,
+                        session,
+                        "backchannel output \"record\": the camera is not being recorded; talk audio is not stored"
+                    ),
+                },
             }
         }
         Box::new(FanOutput(outs))
@@ -233,6 +281,22 @@ impl AudioOut {
         }
         mixer
     }
+}
+
+/// The `alsa` output (cargo feature `alsa`).
+#[cfg(feature = "alsa")]
+fn open_alsa(device: &str, rate: u32) -> std::io::Result<Box<dyn AudioOutput>> {
+    Ok(Box::new(ipcamd_audio::alsa_output::AlsaOutput::open(
+        device, rate,
+    )?))
+}
+
+/// Without the feature the configuration refuses "alsa"; this is for library users.
+#[cfg(not(feature = "alsa"))]
+fn open_alsa(_device: &str, _rate: u32) -> std::io::Result<Box<dyn AudioOutput>> {
+    Err(std::io::Error::other(
+        "built without the alsa feature; rebuild with --features alsa",
+    ))
 }
 
 /// Mix policy: every 20 ms, mixes what the talkers queued and writes it to the outputs.

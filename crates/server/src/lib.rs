@@ -12,12 +12,15 @@
 //! - [`udp`]: the server's RTP/RTCP UDP socket pair and the receiver-report loop.
 //! - [`backchannel`]: the ONVIF audio backchannel: SDP offer, talk policy, receive thread.
 //! - [`recording`]: continuous recording of live cameras into the store.
+//! - [`talk_record`]: the backchannel's `record` output (talk audio as a recording track).
 //! - [`http`]: the HTTP port: RTSP-over-HTTP tunnel pairs, and a small index page.
 //! - [`auth`]: users, roles and the Digest check of every request.
 //! - [`tls`]: RTSPS and HTTPS listeners (rustls).
 //!
-//! Live vs replay: only live streaming exists so far; a session plays one camera's
-//! [`Stream`](ipcamd_media::fanout::Stream).
+//! Live vs replay: a live session plays one camera's
+//! [`Stream`](ipcamd_media::fanout::Stream) (shared packets from the fan-out); a replay
+//! session (`/replay/NAME`) plays a recording through its own store reader and pump
+//! ([`replay`]).
 
 pub mod auth;
 pub mod backchannel;
@@ -29,6 +32,7 @@ pub mod rtsp;
 pub mod session;
 pub mod state;
 pub mod tls;
+pub mod talk_record;
 pub mod udp;
 
 use std::net::SocketAddr;
@@ -110,12 +114,14 @@ impl Server {
         let mut recordings = Vec::new();
         if let Some(store) = &store {
             for c in cameras.iter().filter(|c| c.record) {
-                let r = recording::Recording::start(store, c.stream.clone()).map_err(|e| {
-                    std::io::Error::other(format!(
-                        "camera {:?}: cannot start recording: {e}",
-                        c.name
-                    ))
-                })?;
+                let talk = c.backchannel.clone().filter(|b| b.records());
+                let r = recording::Recording::start_with_talk(store, c.stream.clone(), talk)
+                    .map_err(|e| {
+                        std::io::Error::other(format!(
+                            "camera {:?}: cannot start recording: {e}",
+                            c.name
+                        ))
+                    })?;
                 recordings.push(r);
             }
         }

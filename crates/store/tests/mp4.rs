@@ -258,3 +258,142 @@ fn h265_with_b_frames_and_aac_round_trip() {
         .arg(&out)
         .args(["-f", "null", "-"]));
 }
+
+/// Power of `freq` in `samples` (Goertzel), per sample.
+fn goertzel(samples: &[i16], rate: f64, freq: f64) -> f64 {
+    let c = 2.0 * (2.0 * std::f64::consts::PI * freq / rate).cos();
+    let (mut s1, mut s2) = (0.0f64, 0.0f64);
+    for &x in samples {
+        let s0 = f64::from(x) + c * s1 - s2;
+        s2 = s1;
+        s1 = s0;
+    }
+    (s1 * s1 + s2 * s2 - c * s1 * s2) / samples.len().max(1) as f64
+}
+
+/// The backchannel's `record` output adds a sparse audio track (talk audio, PCMU 8 kHz,
+/// units only while someone talks, stamped a little behind the video). Sections must stay
+/// driven by the video: one section for the whole run; the export places each talk burst
+/// at its wallclock and ffmpeg decodes the tone from it.
+#[test]
+fn sparse_talk_track_stays_in_one_section_and_exports_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("store"), StoreOptions::default()).unwrap();
+    // 1 kHz tone as µ-law, made by ffmpeg.
+    let ulaw_path = dir.path().join("tone.ul");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=1000:sample_rate=8000",
+        "-t",
+        "4",
+        "-f",
+        "mulaw",
+        ulaw_path.to_str().unwrap(),
+    ]);
+    let tone = std::fs::read(&ulaw_path).unwrap();
+    // Talk bursts [3 s, 6 s) and [7.5 s, 8.5 s), 20 ms units, pts = wallclock in 8 kHz ticks.
+    let mut talk: Vec<ipcamd_media::AccessUnit> = Vec::new();
+    for (from, to) in [(3 * SEC, 6 * SEC), (7_500_000, 8_500_000)] {
+        let mut t = from;
+        let mut off = 0usize;
+        while t < to {
+            let data = tone[off % (tone.len() - 160)..][..160].to_vec();
+            talk.push(ipcamd_media::AccessUnit {
+                track: 2,
+                pts: (t / 125) as u64,
+                wallclock: T0 + t,
+                keyframe: true,
+                data: data.into(),
+            });
+            t += 20_000;
+            off += 160;
+        }
+    }
+    let mut cam = camera(T0);
+    let mut tracks = ipcamd_media::Source::tracks(&cam).to_vec();
+    tracks.push(ipcamd_proto::codec::TrackInfo::new(
+        ipcamd_proto::codec::CodecParams::Pcmu {
+            rate: 8000,
+            channels: 1,
+        },
+        0,
+    ));
+    let mut rec = store.recorder("talk", &tracks).unwrap();
+    let mut next_talk = talk.iter().peekable();
+    loop {
+        let au = ipcamd_media::Source::next_au(&mut cam).unwrap();
+        if au.wallclock >= T0 + 10 * SEC {
+            break;
+        }
+        rec.push(&au).unwrap();
+        // Talk units reach the recorder 80 ms after their capture time (the jitter buffer).
+        while let Some(t) = next_talk.next_if(|t| t.wallclock + 80_000 <= au.wallclock) {
+            rec.push(t).unwrap();
+        }
+    }
+    rec.close().unwrap();
+    let info = store.recording("talk").unwrap().unwrap();
+    assert_eq!(info.sections.len(), 1, "{:?}", info.sections);
+    assert_eq!(info.codec_names(), vec!["H264", "PCMU", "PCMU"]);
+
+    let out = dir.path().join("talk.mp4");
+    let mut f = std::fs::File::create(&out).unwrap();
+    let rep = store.export_mp4("talk", T0, T0 + 10 * SEC, &mut f).unwrap();
+    drop(f);
+    assert_eq!(rep.tracks, vec!["H264", "PCMU", "PCMU"]);
+    assert_eq!(rep.sections, 1);
+    let probe = run(Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "a:1",
+            "-show_entries",
+            "stream=codec_name,start_time",
+            "-of",
+            "default=noprint_wrappers=1",
+        ])
+        .arg(&out));
+    assert!(probe.contains("codec_name=pcm_mulaw"), "{probe}");
+    let start: f64 = probe
+        .lines()
+        .find_map(|l| l.strip_prefix("start_time="))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(-1.0);
+    assert!(
+        (start - 3.0).abs() < 0.05,
+        "talk track starts at {start} s, not 3 s"
+    );
+    // Decode the talk track: 4 s of the tone.
+    let pcm_path = dir.path().join("talk.s16");
+    ffmpeg(&[
+        "-i",
+        out.to_str().unwrap(),
+        "-map",
+        "0:a:1",
+        "-f",
+        "s16le",
+        "-ac",
+        "1",
+        "-ar",
+        "8000",
+        pcm_path.to_str().unwrap(),
+    ]);
+    let bytes = std::fs::read(&pcm_path).unwrap();
+    let pcm: Vec<i16> = bytes
+        .chunks_exact(2)
+        .map(|b| i16::from_le_bytes([b[0], b[1]]))
+        .collect();
+    let secs = pcm.len() as f64 / 8000.0;
+    assert!((3.9..=5.6).contains(&secs), "{secs} s decoded");
+    let want = goertzel(&pcm, 8000.0, 1000.0);
+    for other in [600.0, 1500.0, 2300.0] {
+        let p = goertzel(&pcm, 8000.0, other);
+        assert!(
+            want > 100.0 * p,
+            "1 kHz not dominant: {want} vs {p} at {other}"
+        );
+    }
+}
