@@ -313,6 +313,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         http_listen: config.http_listen()?,
         rtp_port: config.server.rtp_port,
         session_timeout: Duration::from_secs(config.server.session_timeout_s),
+        limits: config.limits.limits(),
         ..ServerOptions::default()
     };
     let mut live = Vec::new();

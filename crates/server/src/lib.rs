@@ -13,6 +13,7 @@
 //! - [`backchannel`]: the ONVIF audio backchannel: SDP offer, talk policy, receive thread.
 //! - [`recording`]: continuous recording of live cameras into the store.
 //! - [`http`]: the HTTP port: RTSP-over-HTTP tunnel pairs, and a small index page.
+//! - [`limits`]: limits against hostile clients, and panic isolation of connections.
 //!
 //! Live vs replay: only live streaming exists so far; a session plays one camera's
 //! [`Stream`](ipcamd_media::fanout::Stream).
@@ -20,6 +21,7 @@
 pub mod backchannel;
 pub mod delivery;
 pub mod http;
+pub mod limits;
 pub mod recording;
 pub mod rtsp;
 pub mod session;
@@ -45,6 +47,8 @@ pub struct ServerOptions {
     pub session_timeout: Duration,
     /// Name in the `Server:` header and SDP.
     pub server_name: String,
+    /// Limits against hostile clients (`[limits]`).
+    pub limits: limits::Limits,
 }
 
 impl Default for ServerOptions {
@@ -55,6 +59,7 @@ impl Default for ServerOptions {
             rtp_port: 0,
             session_timeout: Duration::from_secs(60),
             server_name: format!("ipcamd/{}", env!("CARGO_PKG_VERSION")),
+            limits: limits::Limits::default(),
         }
     }
 }
