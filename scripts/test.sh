@@ -26,3 +26,6 @@ cargo fmt --all -- --check
 
 echo "== cargo test"
 cargo test --workspace
+
+echo "== fuzz smoke run"
+./scripts/fuzz-smoke.sh

@@ -316,14 +316,14 @@ impl Config {
         let mut seen = std::collections::HashSet::new();
         for (i, c) in self.cameras.iter().enumerate() {
             let at = format!("[[camera]] #{} ({:?})", i + 1, c.name);
-            if c.name.is_empty()
+            if !ipcamd_server::limits::is_safe_name(&c.name)
                 || !c
                     .name
                     .chars()
                     .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_')
             {
                 return Err(format!(
-                    "{at}: name must be non-empty and use only letters, digits, '-' and '_' (it is a URL path)"
+                    "{at}: name must be 1-64 letters, digits, '-' and '_' (it is a URL path and a file name)"
                 ));
             }
             if !seen.insert(c.name.as_str()) {
@@ -472,6 +472,12 @@ mod tests {
         assert_eq!(c.limits.limits().max_connections_per_ip, 7);
         let e = Config::parse("[[camera]]\nname = \"a/b\"\n").unwrap_err();
         assert!(e.contains("name"), "{e}");
+        for bad in ["..", "a%00", "x.mp4", "\u{e9}"] {
+            let e = Config::parse(&format!("[[camera]]\nname = {bad:?}\n")).unwrap_err();
+            assert!(e.contains("name must be"), "{bad}: {e}");
+        }
+        let long = "c".repeat(65);
+        assert!(Config::parse(&format!("[[camera]]\nname = \"{long}\"\n")).is_err());
         let e = Config::parse("[store]\nmax_age_days = -1\n").unwrap_err();
         assert!(e.contains("max_age_days"), "{e}");
         let e = Config::parse("[[camera]]\nname = \"f\"\nsource = \"file\"\n").unwrap_err();
