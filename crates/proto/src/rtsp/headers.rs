@@ -258,6 +258,20 @@ fn parse_transport_spec(whole: &str, spec: &str) -> Result<Option<Transport>, He
             Some((n, v)) => (n.trim(), Some(v.trim())),
             None => (param, None),
         };
+        // A value is a token or one quoted string: quotes elsewhere would not survive
+        // formatting (fuzzing regression, see the tests).
+        if let Some(v) = val {
+            let inner = v
+                .strip_prefix('"')
+                .and_then(|x| x.strip_suffix('"'))
+                .unwrap_or(v);
+            if inner.contains('"') {
+                return Err(err(format!("`{param}`: stray '\"' in the value")));
+            }
+        }
+        if name.contains('"') {
+            return Err(err(format!("`{param}`: '\"' in a parameter name")));
+        }
         let need = |what: &str| {
             val.filter(|v| !v.is_empty())
                 .ok_or_else(|| err(format!("parameter `{name}` needs a value ({what})")))
@@ -1046,6 +1060,11 @@ mod tests {
         assert!(parse_transports(v).is_err());
         assert!(parse_transports("RTP/AVP;unicast;mode=\"PLAY").is_err());
         assert!(parse_transports("RTP/AVP;unicast;mode=\u{1}").is_err());
+        // crash-df09d5e4...: balanced quotes inside a value.
+        assert!(parse_transports(
+            "RTP/AVP;unica0-5001;mode=ntmode=\"PLAY,\"RTP/AVP;_p00-5001;modulticast"
+        )
+        .is_err());
         let ok = parse_transports("RTP/AVP;unicast;mode=\"PLAY\",RTP/AVP/TCP").unwrap();
         assert_eq!(ok.len(), 2);
         for t in ok {
