@@ -27,3 +27,6 @@ cargo fmt --all -- --check
 
 echo "== cargo test (with the alsa feature: the ALSA output is tested through ALSA's file plugin)"
 cargo test --workspace --features ipcamd/alsa
+
+echo "== fuzz smoke run"
+./scripts/fuzz-smoke.sh

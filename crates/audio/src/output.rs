@@ -692,7 +692,7 @@ mod tests {
         }
         assert_eq!(errors, 1);
         assert!(out.finish().is_err(), "exit status 3 is reported");
-        assert!(start.elapsed() < Duration::from_secs(2));
+        assert!(start.elapsed() < Duration::from_secs(8));
     }
 
     #[test]
@@ -704,15 +704,17 @@ mod tests {
         for _ in 0..2000 {
             out.write(&[1; 160]).unwrap();
         }
+        // Not a speed check: blocking on the child would take its whole 10 s (the margin
+        // is for a loaded machine).
         assert!(
-            start.elapsed() < Duration::from_secs(1),
+            start.elapsed() < Duration::from_secs(8),
             "{:?}",
             start.elapsed()
         );
         assert!(out.dropped_samples() > 0);
         let err = out.finish().unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::TimedOut);
-        assert!(start.elapsed() < Duration::from_secs(2));
+        assert!(start.elapsed() < Duration::from_secs(9));
     }
 
     #[test]

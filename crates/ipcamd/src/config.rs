@@ -14,6 +14,7 @@ pub struct Config {
     pub store: StoreSection,
     pub auth: AuthSection,
     pub tls: TlsSection,
+    pub limits: LimitsSection,
     #[serde(rename = "camera")]
     pub cameras: Vec<CameraConfig>,
 }
@@ -92,6 +93,7 @@ impl Default for Config {
             store: StoreSection::default(),
             auth: AuthSection::default(),
             tls: TlsSection::default(),
+            limits: LimitsSection::default(),
             cameras: vec![CameraConfig::default()],
         }
     }
@@ -177,6 +179,92 @@ impl StoreSection {
                 .map(|d| Duration::from_secs_f64(d * 86_400.0)),
             ..ipcamd_store::StoreOptions::default()
         }
+    }
+}
+
+/// `[limits]`: limits against hostile or broken clients (see README "Limits").
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsSection {
+    pub max_connections: usize,
+    pub max_connections_per_ip: usize,
+    pub max_sessions_per_connection: usize,
+    pub max_request_head_bytes: usize,
+    pub max_headers: usize,
+    pub max_body_bytes: usize,
+    pub request_timeout_s: u64,
+    pub idle_timeout_s: u64,
+    pub tunnel_pair_timeout_s: u64,
+    pub max_unrouted_interleaved: u64,
+    pub backchannel_max_packets_per_s: u32,
+}
+
+impl Default for LimitsSection {
+    fn default() -> Self {
+        let d = ipcamd_server::limits::Limits::default();
+        LimitsSection {
+            max_connections: d.max_connections,
+            max_connections_per_ip: d.max_connections_per_ip,
+            max_sessions_per_connection: d.max_sessions_per_connection,
+            max_request_head_bytes: d.max_request_head_bytes,
+            max_headers: d.max_headers,
+            max_body_bytes: d.max_body_bytes,
+            request_timeout_s: d.request_timeout.as_secs(),
+            idle_timeout_s: d.idle_timeout.as_secs(),
+            tunnel_pair_timeout_s: d.tunnel_pair_timeout.as_secs(),
+            max_unrouted_interleaved: d.max_unrouted_interleaved,
+            backchannel_max_packets_per_s: d.backchannel_max_packets_per_s,
+        }
+    }
+}
+
+impl LimitsSection {
+    pub fn limits(&self) -> ipcamd_server::limits::Limits {
+        ipcamd_server::limits::Limits {
+            max_connections: self.max_connections,
+            max_connections_per_ip: self.max_connections_per_ip,
+            max_sessions_per_connection: self.max_sessions_per_connection,
+            max_request_head_bytes: self.max_request_head_bytes,
+            max_headers: self.max_headers,
+            max_body_bytes: self.max_body_bytes,
+            request_timeout: Duration::from_secs(self.request_timeout_s),
+            idle_timeout: Duration::from_secs(self.idle_timeout_s),
+            tunnel_pair_timeout: Duration::from_secs(self.tunnel_pair_timeout_s),
+            max_unrouted_interleaved: self.max_unrouted_interleaved,
+            backchannel_max_packets_per_s: self.backchannel_max_packets_per_s,
+        }
+    }
+
+    fn check(&self) -> Result<(), String> {
+        let l = self;
+        let positive = [
+            ("max_connections", l.max_connections as u64),
+            ("max_connections_per_ip", l.max_connections_per_ip as u64),
+            (
+                "max_sessions_per_connection",
+                l.max_sessions_per_connection as u64,
+            ),
+            ("max_headers", l.max_headers as u64),
+            ("request_timeout_s", l.request_timeout_s),
+            ("idle_timeout_s", l.idle_timeout_s),
+            ("tunnel_pair_timeout_s", l.tunnel_pair_timeout_s),
+            (
+                "backchannel_max_packets_per_s",
+                u64::from(l.backchannel_max_packets_per_s),
+            ),
+        ];
+        for (key, v) in positive {
+            if v == 0 {
+                return Err(format!("[limits] {key} must be at least 1 (got 0)"));
+            }
+        }
+        if l.max_request_head_bytes < 256 {
+            return Err(format!(
+                "[limits] max_request_head_bytes must be at least 256 (got {})",
+                l.max_request_head_bytes
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -293,32 +381,24 @@ impl Config {
     }
 
     pub fn parse(text: &str) -> Result<Config, String> {
-        let config: Config = toml::from_str(text).map_err(|e| {
-            let line = e
-                .span()
-                .map(|s| {
-                    text.get(..s.start)
-                        .map_or(0, |t| t.matches('\n').count() + 1)
-                })
-                .unwrap_or(0);
-            format!("line {line}: {}", e.message())
-        })?;
+        let config: Config = toml::from_str(text).map_err(|e| toml_error(text, &e))?;
         config.check()?;
         Ok(config)
     }
 
     fn check(&self) -> Result<(), String> {
+        self.limits.check()?;
         let mut seen = std::collections::HashSet::new();
         for (i, c) in self.cameras.iter().enumerate() {
             let at = format!("[[camera]] #{} ({:?})", i + 1, c.name);
-            if c.name.is_empty()
+            if !ipcamd_server::limits::is_safe_name(&c.name)
                 || !c
                     .name
                     .chars()
                     .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_')
             {
                 return Err(format!(
-                    "{at}: name must be non-empty and use only letters, digits, '-' and '_' (it is a URL path)"
+                    "{at}: name must be 1-64 letters, digits, '-' and '_' (it is a URL path and a file name)"
                 ));
             }
             if c.name == "replay" {
@@ -484,6 +564,35 @@ impl Config {
     }
 }
 
+/// "line N, key K in [section]: message" for a TOML error (the key and section are read
+/// from the text at the error's position).
+fn toml_error(text: &str, e: &toml::de::Error) -> String {
+    let Some(span) = e.span() else {
+        return e.message().to_owned();
+    };
+    let before = text.get(..span.start).unwrap_or("");
+    let line = before.matches('\n').count() + 1;
+    let line_text = text.lines().nth(line - 1).unwrap_or("");
+    let key = line_text
+        .split_once('=')
+        .map(|(k, _)| k.trim())
+        .filter(|k| !k.is_empty() && !k.starts_with('['));
+    let section = before
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('['))
+        .map(|l| l.split('#').next().unwrap_or(l).trim());
+    let mut at = format!("line {line}");
+    if let Some(k) = key {
+        at.push_str(&format!(", key {k:?}"));
+    }
+    if let Some(s) = section {
+        at.push_str(&format!(" in {s}"));
+    }
+    format!("{at}: {}", e.message().trim())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -501,9 +610,27 @@ mod tests {
         let e = Config::parse("[server]\nrtsp_listen = \"0.0.0.0:1\"\nbogus = 1\n").unwrap_err();
         assert!(e.contains("line 3") && e.contains("bogus"), "{e}");
         let e = Config::parse("[[camera]]\nname = \"a\"\nfps = \"x\"\n").unwrap_err();
-        assert!(e.contains("line 3"), "{e}");
+        assert!(
+            e.contains("line 3") && e.contains("\"fps\"") && e.contains("[[camera]]"),
+            "{e}"
+        );
+        let e = Config::parse("[limits]\nmax_connections = 0\n").unwrap_err();
+        assert!(e.contains("[limits] max_connections"), "{e}");
+        let e = Config::parse("[limits]\nrequest_timeout_s = -3\n").unwrap_err();
+        assert!(
+            e.contains("line 2") && e.contains("request_timeout_s"),
+            "{e}"
+        );
+        let c = Config::parse("[limits]\nmax_connections_per_ip = 7\n").unwrap();
+        assert_eq!(c.limits.limits().max_connections_per_ip, 7);
         let e = Config::parse("[[camera]]\nname = \"a/b\"\n").unwrap_err();
         assert!(e.contains("name"), "{e}");
+        for bad in ["..", "a%00", "x.mp4", "\u{e9}"] {
+            let e = Config::parse(&format!("[[camera]]\nname = {bad:?}\n")).unwrap_err();
+            assert!(e.contains("name must be"), "{bad}: {e}");
+        }
+        let long = "c".repeat(65);
+        assert!(Config::parse(&format!("[[camera]]\nname = \"{long}\"\n")).is_err());
         let e = Config::parse("[store]\nmax_age_days = -1\n").unwrap_err();
         assert!(e.contains("max_age_days"), "{e}");
         let e = Config::parse("[[camera]]\nname = \"f\"\nsource = \"file\"\n").unwrap_err();

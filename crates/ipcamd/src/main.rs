@@ -357,6 +357,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
             config.auth_options()?,
         )?),
         tls: config.tls_options()?,
+        limits: config.limits.limits(),
         ..ServerOptions::default()
     };
     let mut live = Vec::new();

@@ -93,6 +93,8 @@ pub struct Stream {
     inner: Mutex<Inner>,
     tx: broadcast::Sender<Arc<Frame>>,
     pub stats: StreamStats,
+    /// Why the source is not delivering (it failed and is being retried), if it is not.
+    offline: Mutex<Option<String>>,
 }
 
 /// Where a new reader joins one track: what `RTP-Info` reports.
@@ -127,6 +129,7 @@ impl Stream {
             }),
             tx,
             stats: StreamStats::default(),
+            offline: Mutex::new(None),
         })
     }
 
@@ -136,6 +139,19 @@ impl Stream {
 
     pub fn tracks(&self) -> &[TrackInfo] {
         &self.tracks
+    }
+
+    /// Marks the source offline with a reason (`Some`) or back online (`None`).
+    pub fn set_offline(&self, reason: Option<String>) {
+        *self.offline.lock().unwrap_or_else(|e| e.into_inner()) = reason;
+    }
+
+    /// Why the source is offline, or `None` while it delivers.
+    pub fn offline_reason(&self) -> Option<String> {
+        self.offline
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     pub fn reader_count(&self) -> usize {

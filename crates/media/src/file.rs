@@ -60,6 +60,12 @@ pub struct FileSource {
     duration: MediaDuration,
     /// The last loop announced in the log.
     loops_logged: u64,
+    /// The opened file's identity (device, inode) and when (media wallclock) the path was
+    /// last checked to still name it: a deleted, renamed or replaced file fails the
+    /// source (an open descriptor would otherwise play the old contents forever), so the
+    /// camera goes offline and the pacer re-opens the path with back-off.
+    identity: Option<(u64, u64)>,
+    checked_at: UnixMicros,
 }
 
 /// A duration as an exact number of ticks of a timescale.
@@ -170,6 +176,11 @@ impl FileSource {
                 track.units.len()
             );
         }
+        let identity = file_identity(
+            &file
+                .metadata()
+                .map_err(|e| fail(format!("cannot stat: {e}")))?,
+        );
         Ok(FileSource {
             path: name,
             file,
@@ -178,6 +189,8 @@ impl FileSource {
             start,
             duration,
             loops_logged: 0,
+            identity,
+            checked_at: start,
         })
     }
 
@@ -196,6 +209,19 @@ impl FileSource {
         );
         self.start
             .saturating_add(i64::try_from(us).unwrap_or(i64::MAX))
+    }
+
+    /// Fails when the path no longer names the opened file (checked once a media second).
+    fn check_still_there(&mut self, now: UnixMicros) -> Result<(), SourceError> {
+        if now.saturating_sub(self.checked_at) < 1_000_000 {
+            return Ok(());
+        }
+        self.checked_at = now;
+        match std::fs::metadata(&self.path) {
+            Ok(m) if file_identity(&m) == self.identity => Ok(()),
+            Ok(_) => Err(self.error("the file was replaced; re-opening it".into())),
+            Err(e) => Err(self.error(format!("the file is gone: {e}"))),
+        }
     }
 
     fn error(&self, what: String) -> SourceError {
@@ -312,6 +338,12 @@ impl Source for FileSource {
         let Some(&unit) = track.units.get(track.next) else {
             return Err(SourceError::End);
         };
+        if self.identity.is_some() && wallclock.saturating_sub(self.checked_at) >= 1_000_000 {
+            self.check_still_there(wallclock)?;
+        }
+        let Some(track) = self.tracks.get(index) else {
+            return Err(SourceError::End);
+        };
         // "track 1 (avc1) sample 17", for errors.
         let at = || {
             let what = if track.grouped { "unit" } else { "sample" };
@@ -366,6 +398,20 @@ impl Source for FileSource {
             keyframe,
             data: Bytes::from(data),
         })
+    }
+}
+
+/// (device, inode) of a file, where the platform has them.
+fn file_identity(m: &std::fs::Metadata) -> Option<(u64, u64)> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        Some((m.dev(), m.ino()))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = m;
+        None
     }
 }
 

@@ -4,7 +4,8 @@
 //!
 //! A source that fails (file deleted, encoder error) is re-created with exponential
 //! back-off (1 s doubling to 30 s); its stream keeps its tracks and RTP numbering, so
-//! readers see a pause, not a new stream.
+//! readers see a pause, not a new stream. Meanwhile the stream is marked offline
+//! ([`Stream::offline_reason`]) so that the server answers 503.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -119,7 +120,8 @@ fn run(
             stream.push(timeline.continue_pts(au));
             backoff = Duration::from_secs(1);
         };
-        tracing::error!(camera = name, error = %result, retry_in_s = backoff.as_secs(), "source failed");
+        tracing::error!(camera = name, error = %result, retry_in_s = backoff.as_secs(), "source failed; camera offline until it restarts");
+        stream.set_offline(Some(format!("source failed: {result}; retrying")));
         loop {
             sleep_until(Instant::now() + backoff, stop);
             if stop.load(Ordering::Relaxed) {
@@ -127,16 +129,25 @@ fn run(
             }
             match factory(now_micros()) {
                 Ok(s) if s.tracks() == stream.tracks() => {
-                    tracing::info!(camera = name, "source restarted");
+                    tracing::info!(camera = name, "source restarted; camera online");
+                    stream.set_offline(None);
                     source = s;
                     timeline.restarted();
                     break;
                 }
-                Ok(_) => tracing::error!(
-                    camera = name,
-                    "restarted source has different tracks; not used"
-                ),
-                Err(e) => tracing::error!(camera = name, error = %e, "source restart failed"),
+                Ok(_) => {
+                    tracing::error!(
+                        camera = name,
+                        "restarted source has different tracks; not used"
+                    );
+                    stream.set_offline(Some(
+                        "source restarted with different tracks; retrying".into(),
+                    ));
+                }
+                Err(e) => {
+                    tracing::error!(camera = name, error = %e, retry_in_s = (backoff * 2).min(Duration::from_secs(30)).as_secs(), "source restart failed");
+                    stream.set_offline(Some(format!("source failed: {e}; retrying")));
+                }
             }
             backoff = (backoff * 2).min(Duration::from_secs(30));
         }

@@ -330,6 +330,8 @@ pub struct Talker {
     tx: SyncSender<Bytes>,
     playing: Arc<AtomicBool>,
     pub stats: Arc<TalkStats>,
+    /// Packets this second, for `[limits] backchannel_max_packets_per_s`.
+    pub rate: crate::limits::PacketRate,
 }
 
 /// Packets queued between the network and the talker thread (about 2.5 s of 20 ms packets).
@@ -348,7 +350,12 @@ impl Talker {
         if let Err(e) = spawned {
             tracing::error!(error = %e, "cannot start the talk thread");
         }
-        Talker { tx, playing, stats }
+        Talker {
+            tx,
+            playing,
+            stats,
+            rate: Default::default(),
+        }
     }
 
     pub fn set_playing(&self, on: bool) {

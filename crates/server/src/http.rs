@@ -29,7 +29,6 @@ use crate::delivery::{new_writer, Writer};
 use crate::rtsp::Conn;
 use crate::state::{lock, ServerState};
 
-const MAX_HTTP_HEAD: usize = 16 * 1024;
 /// How long a POST waits for its GET half (clients open the GET first, but not always
 /// before the POST reaches us).
 const PAIRING_WAIT: Duration = Duration::from_secs(5);
@@ -39,15 +38,31 @@ const PAIRING_WAIT: Duration = Duration::from_secs(5);
 pub struct TunnelGet {
     pub writer: Writer,
     pub conn_id: u64,
+    /// Set when a POST half has been paired with this GET.
+    pub paired: Arc<std::sync::atomic::AtomicBool>,
 }
 
 pub async fn accept_loop(state: Arc<ServerState>, listener: TcpListener) {
     loop {
         match listener.accept().await {
-            Ok((stream, peer)) => {
-                let state = state.clone();
-                tokio::spawn(async move { serve(state, stream, peer).await });
-            }
+            Ok((stream, peer)) => match crate::limits::admit(&state, peer) {
+                Ok(guard) => {
+                    let state = state.clone();
+                    tokio::spawn(async move {
+                        // In its own task: a panic (a bug) closes this connection only.
+                        let s = state.clone();
+                        crate::limits::run_isolated(
+                            &state.limit_counters,
+                            peer,
+                            "HTTP connection",
+                            serve(s, stream, peer),
+                        )
+                        .await;
+                        drop(guard);
+                    });
+                }
+                Err(reason) => crate::limits::refuse(stream, peer, true, reason),
+            },
             Err(e) => {
                 tracing::warn!(error = %e, "HTTP accept failed");
                 tokio::time::sleep(Duration::from_millis(100)).await;
@@ -60,11 +75,17 @@ pub async fn accept_loop(state: Arc<ServerState>, listener: TcpListener) {
 pub trait HttpIo: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
 impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> HttpIo for T {}
 
-async fn read_head(stream: &mut impl HttpIo) -> Option<(HttpRequestHead, Vec<u8>)> {
+async fn read_head(
+    state: &ServerState,
+    stream: &mut impl HttpIo,
+) -> Option<(HttpRequestHead, Vec<u8>)> {
+    let limits = &state.options.limits;
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 2048];
+    // The whole head must arrive within the request timeout (slowloris).
+    let deadline = tokio::time::Instant::now() + limits.request_timeout;
     loop {
-        match parse_http_head(&buf, MAX_HTTP_HEAD) {
+        match parse_http_head(&buf, limits.max_request_head_bytes) {
             Ok(Some((head, used))) => {
                 let rest = buf.get(used..).map(<[u8]>::to_vec).unwrap_or_default();
                 return Some((head, rest));
@@ -78,10 +99,19 @@ async fn read_head(stream: &mut impl HttpIo) -> Option<(HttpRequestHead, Vec<u8>
                 return None;
             }
         }
-        let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut chunk))
-            .await
-            .ok()?
-            .ok()?;
+        let n = match tokio::time::timeout_at(deadline, stream.read(&mut chunk)).await {
+            Ok(r) => r.ok()?,
+            Err(_) => {
+                let c = &state.limit_counters;
+                if buf.is_empty() {
+                    c.idle_timeouts.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    c.request_timeouts.fetch_add(1, Ordering::Relaxed);
+                    tracing::info!("HTTP request head not complete in time ([limits] request_timeout_s); closing");
+                }
+                return None;
+            }
+        };
         if n == 0 {
             return None;
         }
@@ -106,7 +136,7 @@ pub async fn serve_stream(
     tls: bool,
 ) {
     state.counters.connections.fetch_add(1, Ordering::Relaxed);
-    let Some((head, rest)) = read_head(&mut stream).await else {
+    let Some((head, rest)) = read_head(&state, &mut stream).await else {
         return;
     };
     let cookie = head.session_cookie().map(str::to_owned);
@@ -146,17 +176,38 @@ async fn tunnel_get(
     }
     let conn_id = state.next_conn_id();
     let (mut rd, wr) = tokio::io::split(stream);
+    let paired = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let get = TunnelGet {
         writer: new_writer(wr),
         conn_id,
+        paired: paired.clone(),
     };
     lock(&state.tunnels).insert(cookie.clone(), get);
     tracing::debug!(%peer, conn_id, "HTTP tunnel GET opened");
-    // The client sends nothing more on the GET; wait for it to close.
+    // The client sends nothing more on the GET; wait for it to close, or for the POST
+    // half that never comes ([limits] tunnel_pair_timeout_s).
     let mut sink = [0u8; 512];
-    while let Ok(n) = rd.read(&mut sink).await {
-        if n == 0 {
-            break;
+    let deadline = tokio::time::Instant::now() + state.options.limits.tunnel_pair_timeout;
+    loop {
+        let read = if paired.load(Ordering::Relaxed) {
+            rd.read(&mut sink).await
+        } else {
+            match tokio::time::timeout_at(deadline, rd.read(&mut sink)).await {
+                Ok(r) => r,
+                Err(_) if paired.load(Ordering::Relaxed) => continue,
+                Err(_) => {
+                    state
+                        .limit_counters
+                        .tunnel_unpaired
+                        .fetch_add(1, Ordering::Relaxed);
+                    tracing::info!(%peer, "HTTP tunnel GET without a POST ([limits] tunnel_pair_timeout_s); closing");
+                    break;
+                }
+            }
+        };
+        match read {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
         }
     }
     lock(&state.tunnels).remove(&cookie);
@@ -173,17 +224,23 @@ async fn tunnel_post(
     already_read: Vec<u8>,
     tls: bool,
 ) {
-    let deadline = tokio::time::Instant::now() + PAIRING_WAIT;
+    let deadline =
+        tokio::time::Instant::now() + PAIRING_WAIT.min(state.options.limits.tunnel_pair_timeout);
     let get = loop {
         if let Some(g) = lock(&state.tunnels).get(&cookie).cloned() {
             break g;
         }
         if tokio::time::Instant::now() >= deadline {
+            state
+                .limit_counters
+                .tunnel_unpaired
+                .fetch_add(1, Ordering::Relaxed);
             tracing::info!(%peer, "HTTP tunnel POST without a GET of the same x-sessioncookie; closing");
             return;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
+    get.paired.store(true, Ordering::Relaxed);
     let mut conn = Conn::new(state.clone(), peer, local, get.writer, get.conn_id);
     conn.set_tls(tls);
     let input = std::io::Cursor::new(already_read).chain(stream);
@@ -225,6 +282,9 @@ fn json_error(status: &'static str, msg: String) -> HttpAnswer {
 /// `GET /api/recordings/NAME/export.mp4?from=UTC&to=UTC`.
 async fn route(state: &Arc<ServerState>, target: &str, host: &str) -> HttpAnswer {
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    if path == "/api/stats" {
+        return json("200 OK", crate::limits::stats_json(state));
+    }
     if path == "/" || path == "/index.txt" {
         return (
             "200 OK",
@@ -250,6 +310,16 @@ async fn route(state: &Arc<ServerState>, target: &str, host: &str) -> HttpAnswer
         .filter(|s| !s.is_empty())
         .map(str::to_owned)
         .collect();
+    // Camera names are safe path components (letters, digits, '-', '_'; checked in the
+    // configuration too): anything else (`..`, `%2F`, `%00`, non-UTF-8, overlong) is
+    // refused before it reaches the store.
+    if let Some(bad) = segments.first().filter(|n| !crate::limits::is_safe_name(n)) {
+        let shown: String = bad.chars().take(80).collect();
+        return json_error(
+            "400 Bad Request",
+            format!("{shown:?} is not a camera name (letters, digits, '-' and '_', at most 64)"),
+        );
+    }
     let host = host.to_owned();
     let query = query.to_owned();
     let rtsp_port = state.rtsp_addr.port();

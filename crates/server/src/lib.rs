@@ -16,6 +16,7 @@
 //! - [`http`]: the HTTP port: RTSP-over-HTTP tunnel pairs, and a small index page.
 //! - [`auth`]: users, roles and the Digest check of every request.
 //! - [`tls`]: RTSPS and HTTPS listeners (rustls).
+//! - [`limits`]: limits against hostile clients, and panic isolation of connections.
 //!
 //! Live vs replay: a live session plays one camera's
 //! [`Stream`](ipcamd_media::fanout::Stream) (shared packets from the fan-out); a replay
@@ -26,13 +27,14 @@ pub mod auth;
 pub mod backchannel;
 pub mod delivery;
 pub mod http;
+pub mod limits;
 pub mod recording;
 pub mod replay;
 pub mod rtsp;
 pub mod session;
 pub mod state;
-pub mod tls;
 pub mod talk_record;
+pub mod tls;
 pub mod udp;
 
 use std::net::SocketAddr;
@@ -58,6 +60,8 @@ pub struct ServerOptions {
     pub auth: Arc<auth::Authorizer>,
     /// RTSPS/HTTPS, when a certificate is configured.
     pub tls: Option<tls::TlsOptions>,
+    /// Limits against hostile clients (`[limits]`).
+    pub limits: limits::Limits,
 }
 
 impl Default for ServerOptions {
@@ -70,6 +74,7 @@ impl Default for ServerOptions {
             server_name: format!("ipcamd/{}", env!("CARGO_PKG_VERSION")),
             auth: Arc::new(auth::Authorizer::default()),
             tls: None,
+            limits: limits::Limits::default(),
         }
     }
 }

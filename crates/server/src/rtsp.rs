@@ -17,7 +17,7 @@ use ipcamd_media::pacer::now_micros;
 use ipcamd_proto::rtsp::headers::{
     format_rtp_info, parse_transports, LowerTransport, Range, RtpInfo, SessionHeader, Transport,
 };
-use ipcamd_proto::rtsp::message::{Decoder, Frame, Limits, Method, Request, Response};
+use ipcamd_proto::rtsp::message::{Decoder, Frame, Method, Request, Response};
 use ipcamd_proto::sdp::{Direction, SdpFormat, SdpMedia, SdpSession};
 use ipcamd_proto::tunnel::Base64Stream;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
@@ -35,10 +35,16 @@ const PUBLIC: &str =
 pub async fn accept_loop(state: Arc<ServerState>, listener: TcpListener) {
     loop {
         match listener.accept().await {
-            Ok((stream, peer)) => {
-                let state = state.clone();
-                tokio::spawn(async move { serve_tcp(state, stream, peer).await });
-            }
+            Ok((stream, peer)) => match crate::limits::admit(&state, peer) {
+                Ok(guard) => {
+                    let state = state.clone();
+                    tokio::spawn(async move {
+                        serve_tcp(state, stream, peer).await;
+                        drop(guard);
+                    });
+                }
+                Err(reason) => crate::limits::refuse(stream, peer, false, reason),
+            },
             Err(e) => {
                 // Out of file descriptors and the like: wait a little instead of spinning.
                 tracing::warn!(error = %e, "RTSP accept failed");
@@ -58,7 +64,11 @@ async fn serve_tcp(state: Arc<ServerState>, stream: TcpStream, peer: SocketAddr)
     let conn_id = state.next_conn_id();
     let mut conn = Conn::new(state.clone(), peer, local, new_writer(wr), conn_id);
     tracing::debug!(%peer, conn_id, "RTSP connection");
-    conn.run(rd, None).await;
+    // In its own task: a panic (a bug) closes this connection only.
+    crate::limits::run_isolated(&state.limit_counters, peer, "RTSP connection", async move {
+        conn.run(rd, None).await
+    })
+    .await;
     state.sessions.teardown_connection(conn_id);
     tracing::debug!(%peer, conn_id, "RTSP connection closed");
 }
@@ -80,6 +90,8 @@ pub struct Conn {
     after_response: std::sync::Mutex<Option<replay::Starter>>,
     /// Whether the connection runs over TLS (RTSPS, or a tunnel over HTTPS).
     tls: bool,
+    /// Interleaved frames received on channels not set up.
+    unrouted: u64,
 }
 
 impl Conn {
@@ -99,6 +111,7 @@ impl Conn {
             sessions: Vec::new(),
             after_response: std::sync::Mutex::new(None),
             tls: false,
+            unrouted: 0,
         }
     }
 
@@ -137,12 +150,21 @@ impl Conn {
     /// Serves requests read from `rd` until it closes or fails. With `base64`, the bytes are
     /// an HTTP-tunnel POST body.
     pub async fn run(&mut self, mut rd: impl AsyncRead + Unpin, mut base64: Option<Base64Stream>) {
-        let mut decoder = Decoder::new(Limits::default());
-        let mut buf = BytesMut::with_capacity(4096);
-        let mut raw = vec![0u8; 16 * 1024];
+        let limits = self.state.options.limits.clone();
+        let mut decoder = Decoder::new(limits.decoder());
+        // Small until the client sends much: idle connections cost little memory
+        // (bench/RESULTS-hardening.md); a read that fills `raw` doubles it up to 16 KiB.
+        let mut buf = BytesMut::new();
+        let mut raw = vec![0u8; 1024];
+        // When the first byte of the request not yet complete arrived (slowloris guard).
+        let mut partial_since: Option<tokio::time::Instant> = None;
         loop {
             loop {
-                match decoder.decode(&mut buf) {
+                let decoded = decoder.decode(&mut buf);
+                if matches!(decoded, Ok(Some(_)) | Err(_)) {
+                    partial_since = None;
+                }
+                match decoded {
                     Ok(Some(Frame::Request(req))) => {
                         let resp = self.handle(req).await;
                         let sent = self.send(resp).await;
@@ -155,7 +177,9 @@ impl Conn {
                         }
                     }
                     Ok(Some(Frame::Interleaved { channel, payload })) => {
-                        self.on_interleaved(channel, payload)
+                        if !self.on_interleaved(channel, payload) && !self.count_unrouted() {
+                            return;
+                        }
                     }
                     Ok(Some(Frame::Response(_))) => {} // we send no requests; ignore
                     Ok(None) => break,
@@ -179,11 +203,21 @@ impl Conn {
                     }
                 }
             }
-            let n = match rd.read(&mut raw).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => n,
+            let now = tokio::time::Instant::now();
+            if buf.is_empty() {
+                partial_since = None;
+            } else {
+                partial_since.get_or_insert(now);
+            }
+            let n = match self
+                .read_within(&mut rd, &mut raw, partial_since, &limits)
+                .await
+            {
+                Some(n) => n,
+                None => return,
             };
             let Some(chunk) = raw.get(..n) else { return };
+            let grow = n == raw.len() && raw.len() < 16 * 1024;
             match base64.as_mut() {
                 Some(b64) => {
                     if let Err(e) = b64.feed(chunk, &mut buf) {
@@ -193,7 +227,67 @@ impl Conn {
                 }
                 None => buf.extend_from_slice(chunk),
             }
+            if grow {
+                raw.resize(raw.len() * 2, 0);
+            }
         }
+    }
+
+    /// Reads more bytes, or `None` at close, error, or a deadline: a partial request must be
+    /// complete within `request_timeout`; a connection without a session may idle only
+    /// `idle_timeout`. Both are logged and counted.
+    async fn read_within(
+        &mut self,
+        rd: &mut (impl AsyncRead + Unpin),
+        raw: &mut [u8],
+        partial_since: Option<tokio::time::Instant>,
+        limits: &crate::limits::Limits,
+    ) -> Option<usize> {
+        let state = &self.state;
+        self.sessions.retain(|id| state.sessions.get(id).is_some());
+        let (deadline, partial) = match partial_since {
+            Some(t) => (Some(t + limits.request_timeout), true),
+            None if self.sessions.is_empty() => (
+                Some(tokio::time::Instant::now() + limits.idle_timeout),
+                false,
+            ),
+            None => (None, false),
+        };
+        let read = match deadline {
+            Some(d) => match tokio::time::timeout_at(d, rd.read(raw)).await {
+                Ok(r) => r,
+                Err(_) => {
+                    let c = &self.state.limit_counters;
+                    if partial {
+                        c.request_timeouts.fetch_add(1, Ordering::Relaxed);
+                        tracing::info!(peer = %self.peer, timeout_s = limits.request_timeout.as_secs(), "request not complete in time ([limits] request_timeout_s); closing");
+                    } else {
+                        c.idle_timeouts.fetch_add(1, Ordering::Relaxed);
+                        tracing::debug!(peer = %self.peer, "idle connection without a session ([limits] idle_timeout_s); closing");
+                    }
+                    return None;
+                }
+            },
+            None => rd.read(raw).await,
+        };
+        match read {
+            Ok(0) | Err(_) => None,
+            Ok(n) => Some(n),
+        }
+    }
+
+    /// Counts an interleaved frame on a channel not set up; `false` once there were more
+    /// than `[limits] max_unrouted_interleaved` (the connection is then closed).
+    fn count_unrouted(&mut self) -> bool {
+        let c = &self.state.limit_counters;
+        c.interleaved_unrouted.fetch_add(1, Ordering::Relaxed);
+        self.unrouted += 1;
+        if self.unrouted > self.state.options.limits.max_unrouted_interleaved {
+            c.interleaved_closed.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(peer = %self.peer, frames = self.unrouted, "too many interleaved frames on channels not set up ([limits] max_unrouted_interleaved); closing");
+            return false;
+        }
+        true
     }
 
     async fn send(&self, resp: Response) -> std::io::Result<()> {
@@ -205,7 +299,9 @@ impl Conn {
         w.flush().await
     }
 
-    fn on_interleaved(&self, channel: u8, payload: Bytes) {
+    /// Routes an interleaved frame from the client; `false` if no channel of a session on
+    /// this connection is `channel`.
+    fn on_interleaved(&self, channel: u8, payload: Bytes) -> bool {
         for id in &self.sessions {
             let Some(s) = self.state.sessions.get(id) else {
                 continue;
@@ -220,12 +316,14 @@ impl Conn {
                 {
                     if channel == rtp_channel {
                         s.touch();
-                        b.talker.push(payload);
-                        return;
+                        if crate::limits::admit_talk_packet(&self.state, &b.talker.rate) {
+                            b.talker.push(payload);
+                        }
+                        return true;
                     }
                     if channel == rtcp_channel {
                         s.touch();
-                        return;
+                        return true;
                     }
                 }
             }
@@ -236,10 +334,18 @@ impl Conn {
             if is_rtcp {
                 s.touch();
                 crate::udp::handle_rtcp(&self.state, &payload, self.peer);
-                return;
+                return true;
+            }
+            // Our own RTP channels echoed back: not an error worth closing for.
+            let is_ours = lock(&s.state).tracks.values().any(|t| {
+                matches!(t.transport, TrackTransport::Interleaved { rtp_channel, .. } if rtp_channel == channel)
+            });
+            if is_ours {
+                return true;
             }
         }
         tracing::debug!(peer = %self.peer, channel, len = payload.len(), "interleaved data on a channel not set up; dropped");
+        false
     }
 
     /// Answers one request. Never panics; every path gives a status.
@@ -366,6 +472,9 @@ impl Conn {
                 )
             }
         };
+        if let Some(r) = offline(cam) {
+            return r;
+        }
         // With the backchannel tag (already checked as supported), every server->client
         // section is marked recvonly and one sendonly section is added.
         let talk = req.require_tags().iter().any(|t| t == BACKCHANNEL_TAG);
@@ -468,6 +577,20 @@ impl Conn {
         let session = match session {
             Some(s) => s,
             None => {
+                let max = self.state.options.limits.max_sessions_per_connection;
+                let state = &self.state;
+                self.sessions.retain(|id| state.sessions.get(id).is_some());
+                if self.sessions.len() >= max {
+                    state
+                        .limit_counters
+                        .sessions_refused
+                        .fetch_add(1, Ordering::Relaxed);
+                    tracing::info!(peer = %self.peer, max, "session refused ([limits] max_sessions_per_connection)");
+                    return Response::with_reason(
+                        503,
+                        format!("Service Unavailable (at most {max} sessions per connection; TEARDOWN one first)"),
+                    );
+                }
                 self.state
                     .counters
                     .sessions_created
@@ -615,6 +738,9 @@ impl Conn {
         let Some(session) = session else {
             return missing_session();
         };
+        if let Some(r) = session.live().and_then(offline) {
+            return r;
+        }
         let mut st = lock(&session.state);
         if st.tracks.is_empty() && st.backchannel.is_none() {
             return Response::with_reason(455, "Method Not Valid in This State (no track set up)");
@@ -669,6 +795,29 @@ impl Conn {
             .header("Range", range.to_string())
             .header("RTP-Info", format_rtp_info(&infos))
     }
+}
+
+/// `503 Service Unavailable (camera X is offline: why)` while its source is being retried.
+fn offline(cam: &Camera) -> Option<Response> {
+    let why = cam.stream.offline_reason()?;
+    let clean: String = why
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() || c == ' ' {
+                c
+            } else {
+                '?'
+            }
+        })
+        .take(200)
+        .collect();
+    Some(Response::with_reason(
+        503,
+        format!(
+            "Service Unavailable (camera {} is offline: {clean})",
+            cam.name
+        ),
+    ))
 }
 
 fn missing_session() -> Response {

@@ -56,6 +56,10 @@ pub struct ServerState {
     /// The recording store, when recording is configured.
     pub store: Option<ipcamd_store::Store>,
     pub counters: Counters,
+    /// How often each limit was hit.
+    pub limit_counters: crate::limits::LimitCounters,
+    /// Open connections, in total and per IP.
+    pub conns: crate::limits::ConnTable,
     /// HTTP tunnel GET halves waiting for or paired with their POST, by `x-sessioncookie`.
     pub tunnels: Mutex<HashMap<String, crate::http::TunnelGet>>,
     next_conn_id: AtomicU64,
@@ -79,6 +83,8 @@ impl ServerState {
             http_addr,
             store,
             counters: Counters::default(),
+            limit_counters: Default::default(),
+            conns: Default::default(),
             tunnels: Mutex::new(HashMap::new()),
             next_conn_id: AtomicU64::new(1),
         })

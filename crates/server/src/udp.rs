@@ -106,7 +106,9 @@ pub async fn rtp_loop(state: Arc<ServerState>) {
         session.touch();
         let st = crate::state::lock(&session.state);
         if let Some(b) = &st.backchannel {
-            b.talker.push(bytes::Bytes::copy_from_slice(data));
+            if crate::limits::admit_talk_packet(&state, &b.talker.rate) {
+                b.talker.push(bytes::Bytes::copy_from_slice(data));
+            }
         }
     }
 }

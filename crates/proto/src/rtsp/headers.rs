@@ -162,6 +162,22 @@ impl Default for Transport {
 /// Parses a `Transport` header value into its alternatives, in the client's order of
 /// preference. See the module documentation for what is dropped or kept verbatim.
 pub fn parse_transports(value: &str) -> Result<Vec<Transport>, HeaderError> {
+    // An unbalanced quote would swallow the following alternatives into one parameter
+    // value (found by fuzzing: fuzz/fuzz_targets/rtsp_headers.rs).
+    if value.bytes().filter(|&b| b == b'"').count() % 2 != 0 {
+        return Err(HeaderError::new(
+            "Transport",
+            value,
+            "unbalanced '\"'".to_owned(),
+        ));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(HeaderError::new(
+            "Transport",
+            value,
+            "control character in the value".to_owned(),
+        ));
+    }
     let mut out = Vec::new();
     let mut unsupported = None;
     for spec in split_outside_quotes(value, ',') {
@@ -242,6 +258,20 @@ fn parse_transport_spec(whole: &str, spec: &str) -> Result<Option<Transport>, He
             Some((n, v)) => (n.trim(), Some(v.trim())),
             None => (param, None),
         };
+        // A value is a token or one quoted string: quotes elsewhere would not survive
+        // formatting (fuzzing regression, see the tests).
+        if let Some(v) = val {
+            let inner = v
+                .strip_prefix('"')
+                .and_then(|x| x.strip_suffix('"'))
+                .unwrap_or(v);
+            if inner.contains('"') {
+                return Err(err(format!("`{param}`: stray '\"' in the value")));
+            }
+        }
+        if name.contains('"') {
+            return Err(err(format!("`{param}`: '\"' in a parameter name")));
+        }
         let need = |what: &str| {
             val.filter(|v| !v.is_empty())
                 .ok_or_else(|| err(format!("parameter `{name}` needs a value ({what})")))
@@ -1021,6 +1051,26 @@ pub fn parse_frames(value: &str) -> Result<Frames, HeaderError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Fuzzing regression (fuzz/artifacts/rtsp_headers/crash-16adc7ec...): an unbalanced
+    /// quote made one alternative swallow the rest, and its formatted form did not parse.
+    #[test]
+    fn transport_with_unbalanced_quote_is_refused() {
+        let v = "RTP/AVP;unicast;mode=@PLAY\",RTD\0\0lticast!";
+        assert!(parse_transports(v).is_err());
+        assert!(parse_transports("RTP/AVP;unicast;mode=\"PLAY").is_err());
+        assert!(parse_transports("RTP/AVP;unicast;mode=\u{1}").is_err());
+        // crash-df09d5e4...: balanced quotes inside a value.
+        assert!(parse_transports(
+            "RTP/AVP;unica0-5001;mode=ntmode=\"PLAY,\"RTP/AVP;_p00-5001;modulticast"
+        )
+        .is_err());
+        let ok = parse_transports("RTP/AVP;unicast;mode=\"PLAY\",RTP/AVP/TCP").unwrap();
+        assert_eq!(ok.len(), 2);
+        for t in ok {
+            assert!(parse_transports(&t.to_string()).is_ok(), "{t}");
+        }
+    }
     use crate::rtsp::test_support::XorShift;
     use crate::time::NTP_UNIX_OFFSET_SECS;
 
