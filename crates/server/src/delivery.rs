@@ -108,7 +108,7 @@ pub async fn play(state: Arc<ServerState>, session: Arc<Session>, mut reader: Re
             })
             .collect()
     };
-    let cname = format!("ipcamd-{}", session.camera.name);
+    let cname = format!("ipcamd-{}", session.path());
     let mut sr_timer = tokio::time::interval(SR_INTERVAL);
     sr_timer.tick().await;
     let mut batch: Vec<Arc<Frame>> = Vec::with_capacity(MAX_BATCH_FRAMES);

@@ -21,6 +21,7 @@ pub mod backchannel;
 pub mod delivery;
 pub mod http;
 pub mod recording;
+pub mod replay;
 pub mod rtsp;
 pub mod session;
 pub mod state;

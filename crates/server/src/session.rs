@@ -53,6 +53,8 @@ pub struct SessionState {
     pub backchannel: Option<BackchannelTrack>,
     pub playing: bool,
     pub play_task: Option<JoinHandle<()>>,
+    /// Replay sessions: RTP numbering and delivery progress, shared with the pump.
+    pub replay: Option<Arc<Mutex<crate::replay::ReplayCtl>>>,
 }
 
 impl SessionState {
@@ -83,15 +85,37 @@ impl SessionState {
     }
 }
 
+/// What a session plays: a camera's live stream or a recording (ONVIF replay).
+pub enum SessionMedia {
+    Live(Camera),
+    Replay(Arc<crate::replay::ReplayMedia>),
+}
+
 pub struct Session {
     pub id: String,
-    pub camera: Camera,
+    pub media: SessionMedia,
     pub created_by: SocketAddr,
     pub state: Mutex<SessionState>,
     last_seen: Mutex<Instant>,
 }
 
 impl Session {
+    /// The live camera, for a live session.
+    pub fn live(&self) -> Option<&Camera> {
+        match &self.media {
+            SessionMedia::Live(c) => Some(c),
+            SessionMedia::Replay(_) => None,
+        }
+    }
+
+    /// The path the session belongs to: `cam1` or `replay/cam1`.
+    pub fn path(&self) -> String {
+        match &self.media {
+            SessionMedia::Live(c) => c.name.clone(),
+            SessionMedia::Replay(r) => format!("replay/{}", r.name),
+        }
+    }
+
     pub fn touch(&self) {
         *lock(&self.last_seen) = Instant::now();
     }
@@ -122,11 +146,11 @@ pub struct Sessions {
 }
 
 impl Sessions {
-    pub fn create(&self, camera: Camera, created_by: SocketAddr) -> Arc<Session> {
+    pub fn create(&self, media: SessionMedia, created_by: SocketAddr) -> Arc<Session> {
         let id = new_session_id();
         let s = Arc::new(Session {
             id: id.clone(),
-            camera,
+            media,
             created_by,
             state: Mutex::new(SessionState::default()),
             last_seen: Mutex::new(Instant::now()),
@@ -192,7 +216,7 @@ impl Sessions {
         state.tracks.clear();
         // Dropping the talker ends its thread, which finishes the outputs.
         if state.backchannel.take().is_some() {
-            if let Some(out) = &s.camera.backchannel {
+            if let Some(out) = s.live().and_then(|c| c.backchannel.as_ref()) {
                 out.release(id);
             }
         }
