@@ -99,7 +99,7 @@ impl Counter {
             if pos + 4 + len > buf.len() {
                 break;
             }
-            if ch % 2 == 0 {
+            if ch.is_multiple_of(2) {
                 self.packet(
                     ch / 2,
                     &buf[pos + 4..pos + 4 + len],
@@ -166,4 +166,82 @@ pub fn percentile(v: &mut [f64], p: f64) -> f64 {
     }
     v.sort_by(|a, b| a.total_cmp(b));
     v[((v.len() - 1) as f64 * p).round() as usize]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rtp(seq: u16, marker: bool, ext_flags: Option<u8>) -> Vec<u8> {
+        let mut p = vec![0x80, 96 | if marker { 0x80 } else { 0 }];
+        p.extend_from_slice(&seq.to_be_bytes());
+        p.extend_from_slice(&[0; 8]);
+        if let Some(f) = ext_flags {
+            p[0] |= 0x10;
+            p.extend_from_slice(&[0xab, 0xac, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0, f, 0, 0, 0]);
+        }
+        p.extend_from_slice(&[1, 2, 3]);
+        p
+    }
+
+    fn framed(ch: u8, p: &[u8]) -> Vec<u8> {
+        let mut v = vec![b'$', ch];
+        v.extend_from_slice(&(p.len() as u16).to_be_bytes());
+        v.extend_from_slice(p);
+        v
+    }
+
+    #[test]
+    fn counts_gaps_frames_and_terminal_across_split_reads() {
+        let now = Instant::now();
+        let mut buf = Vec::new();
+        buf.extend(framed(0, &rtp(65534, false, None)));
+        buf.extend(framed(0, &rtp(65535, true, None)));
+        buf.extend(framed(1, &[0x80, 200, 0, 1])); // RTCP: ignored
+        buf.extend(b"RTSP/1.0 200 OK\r\nCSeq: 5\r\n\r\n");
+        buf.extend(framed(0, &rtp(2, true, Some(0x80 | 0x10)))); // 0, 1 lost; T set
+        let mut c = Counter::default();
+        // Feed in two pieces, cutting a packet in half.
+        let cut = 10;
+        let used = c.interleaved(&buf[..cut], now, Duration::from_secs(1), now);
+        assert_eq!(used, 0);
+        let used = c.interleaved(&buf, now, Duration::from_secs(1), now);
+        assert_eq!(used, buf.len());
+        assert_eq!(c.packets, 3);
+        assert_eq!(c.seq_gaps, 2);
+        assert_eq!(c.video_frames, 2);
+        assert_eq!(c.terminal, 1);
+    }
+
+    #[test]
+    fn time_gaps_over_the_threshold_after_the_steady_point() {
+        let t0 = Instant::now();
+        let mut c = Counter::default();
+        let gap = Duration::from_millis(100);
+        c.packet(0, &rtp(1, true, None), t0, gap, t0);
+        c.packet(
+            0,
+            &rtp(2, true, None),
+            t0 + Duration::from_millis(40),
+            gap,
+            t0,
+        );
+        c.packet(
+            0,
+            &rtp(3, true, None),
+            t0 + Duration::from_millis(300),
+            gap,
+            t0,
+        );
+        assert_eq!(c.time_gaps, 1);
+        assert_eq!(c.max_frame_gap, Duration::from_millis(260));
+        assert_eq!(c.seq_gaps, 0);
+    }
+
+    #[test]
+    fn own_cpu_is_a_number() {
+        assert!(own_cpu_seconds() >= 0.0);
+        let me = std::process::id();
+        assert!(proc_usage(me).is_some_and(|(_, rss)| rss > 0));
+    }
 }

@@ -453,12 +453,9 @@ async fn first_media_byte(c: &mut Rtsp, play_sent: Instant) -> Result<Duration, 
     while c.buf.first() != Some(&b'$') {
         if !c.buf.is_empty() {
             // An RTSP message (e.g. a late reply): drop it.
-            match c.buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                Some(e) => {
-                    c.buf.drain(..e + 4);
-                    continue;
-                }
-                None => {}
+            if let Some(e) = c.buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                c.buf.drain(..e + 4);
+                continue;
             }
         }
         let n = tokio::time::timeout(Duration::from_secs(10), c.s.read(&mut b))
