@@ -51,8 +51,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let s = (offset_us / SEG_US) as usize;
         // The synthesized segments are in order; fill this one and the next (a seek near
         // the end of a segment reads on).
-        for k in s..(s + 2).min(segs.len()) {
-            let (id, ..) = segs[k];
+        for (k, &(id, ..)) in segs.iter().enumerate().skip(s).take(2) {
             fill(
                 &testing::segment_file(&store, camera, id),
                 k as u64 * per_segment,
