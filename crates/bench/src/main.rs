@@ -168,7 +168,14 @@ async fn udp_pair() -> Result<(UdpSocket, UdpSocket), String> {
     Err("no free even/odd UDP port pair on 127.0.0.1".into())
 }
 
-async fn reader(url: String, transport: Transport, t: std::sync::Arc<Times>) -> ReaderStats {
+async fn reader(
+    url: String,
+    transport: Transport,
+    t: std::sync::Arc<Times>,
+    start_at: Instant,
+) -> ReaderStats {
+    // Each reader waits for its own start time, so a busy runtime cannot stretch the ramp.
+    tokio::time::sleep_until(start_at.into()).await;
     let mut st = ReaderStats::default();
     if let Err(e) = reader_inner(&url, transport, &t, &mut st).await {
         st.error = Some(e);
@@ -297,19 +304,39 @@ async fn run_readers(
     });
     let mut tasks = Vec::with_capacity(n);
     for i in 0..n {
-        tasks.push(tokio::spawn(reader(url.clone(), transport, times.clone())));
-        if ramp > 0.0 && i + 1 < n {
-            tokio::time::sleep(Duration::from_secs_f64(1.0 / ramp)).await;
-        }
+        let start_at = t0 + Duration::from_secs_f64(if ramp > 0.0 { i as f64 / ramp } else { 0.0 });
+        tasks.push(tokio::spawn(reader(
+            url.clone(),
+            transport,
+            times.clone(),
+            start_at,
+        )));
     }
+    // How late this thread gets to run (the machine's other load can starve it): a
+    // ticker every 10 ms records its worst lateness over the steady window.
+    let stall = tokio::spawn(async move {
+        let mut worst = Duration::ZERO;
+        let mut next = steady_at;
+        while next < until {
+            tokio::time::sleep_until(next.into()).await;
+            worst = worst.max(Instant::now().saturating_duration_since(next));
+            next = Instant::now() + Duration::from_millis(10);
+        }
+        worst
+    });
     tokio::time::sleep_until(steady_at.into()).await;
     let at_start = server_pid.and_then(proc_usage);
+    let sampled_from = Instant::now();
     tokio::time::sleep_until(until.into()).await;
     let at_end = server_pid.and_then(proc_usage);
+    // The runtime may wake this task late when it is busy: use the real sampling span.
+    let sampled = sampled_from.elapsed().as_secs_f64().max(1e-3);
+    let late_samples = sampled_from.duration_since(steady_at).as_secs_f64();
     let mut all = Vec::with_capacity(n);
     for t in tasks {
         all.push(t.await.unwrap_or_default());
     }
+    let stall_ms = stall.await.unwrap_or_default().as_secs_f64() * 1000.0;
     let errors: Vec<&String> = all.iter().filter_map(|s| s.error.as_ref()).collect();
     let mut total = Counter::default();
     for s in &all {
@@ -332,11 +359,15 @@ async fn run_readers(
         .iter()
         .filter(|s| s.error.is_none() && s.c.seq_gaps == 0 && s.c.time_gaps == 0)
         .count();
+    let late_starts = all
+        .iter()
+        .filter(|s| s.play_sent.is_none_or(|p| p > steady_at))
+        .count();
     let mut line = format!(
-        "readers={n} transport={transport:?} errors={} clean_readers={clean} bytes={} window_bytes={window} \
+        "readers={n} transport={transport:?} errors={} clean_readers={clean} late_starts={late_starts} bytes={} window_bytes={window} \
          mbit_per_s_total={:.1} mbit_per_s_per_reader_min={:.3} mbit_per_s_per_reader_p50={:.3} \
          seq_gaps={} time_gaps={} first_byte_ms_p50={:.2} first_byte_ms_p95={:.2} first_byte_ms_max={:.2} \
-         max_frame_gap_ms_p50={:.0} max_frame_gap_ms_max={:.0} frames_per_reader={:.0} bench_cpu_s={:.2}",
+         max_frame_gap_ms_p50={:.0} max_frame_gap_ms_max={:.0} frames_per_reader={:.0} bench_cpu_s={:.2} bench_max_stall_ms={stall_ms:.0}",
         errors.len(),
         total.bytes,
         window as f64 * 8.0 / 1e6 / duration,
@@ -354,11 +385,14 @@ async fn run_readers(
     );
     if let (Some(b), Some(s), Some(e)) = (base, at_start, at_end) {
         let cpu = e.0 - s.0;
+        // CPU per GB: the server's CPU over the sampled span against the bytes of the
+        // steady window scaled to that span.
+        let bytes_sampled = window as f64 * sampled / duration;
         line.push_str(&format!(
-            " server_cpu_s={cpu:.3} server_cpu_pct={:.1} server_cpu_s_per_gb={:.3} server_rss_kib_base={} \
-             server_rss_kib={} server_rss_kib_per_reader={:.1}",
-            cpu * 100.0 / duration,
-            if window > 0 { cpu / (window as f64 / 1e9) } else { f64::NAN },
+            " sampled_s={sampled:.2} sample_late_s={late_samples:.2} server_cpu_s={cpu:.3} server_cpu_pct={:.1} \
+             server_cpu_s_per_gb={:.3} server_rss_kib_base={} server_rss_kib={} server_rss_kib_per_reader={:.1}",
+            cpu * 100.0 / sampled,
+            if window > 0 { cpu / (bytes_sampled / 1e9) } else { f64::NAN },
             b.1,
             e.1,
             (e.1 as f64 - b.1 as f64) / n.max(1) as f64
