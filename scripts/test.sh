@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 packages=(ffmpeg gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav python3-gi
   gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0 gir1.2-gst-rtsp-server-1.0 gstreamer1.0-rtsp
-  curl libasound2-dev)
+  curl libasound2-dev gnuplot-nox)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -30,3 +30,6 @@ cargo test --workspace --features ipcamd/alsa
 
 echo "== fuzz smoke run"
 ./scripts/fuzz-smoke.sh
+
+echo "== bench/run --smoke (benchmarks at a tiny size: must still produce the table)"
+/usr/bin/python3 bench/run --smoke

@@ -1,22 +1,44 @@
-//! `ipcamd-bench`: a load generator that speaks plain RTSP to any server.
+//! `ipcamd-bench`: a load generator that speaks plain RTSP to any server (ipcamd,
+//! gst-rtsp-server, a camera).
 //!
-//! `readers` mode opens N sessions (TCP interleaved), plays them for a while, and reports
-//! per-session bitrate, RTP sequence gaps, and the time from sending PLAY to the first
-//! byte of media. It runs on one thread (a current-thread tokio runtime) and parses only
-//! the `$` framing and RTP headers, so its own CPU stays far below the server's; it
-//! prints its CPU time so that can be checked.
+//! Modes (each prints one line of `key=value` figures on stdout):
+//! - `readers`: N sessions (TCP interleaved or UDP) play for a while; total and
+//!   per-session bitrate, RTP sequence gaps, time gaps between video frames over a
+//!   threshold, PLAY-to-first-byte. With `--server-pid`, also the server's CPU seconds and
+//!   RSS growth over the steady window (all readers started), read from /proc.
+//! - `setup`: OPTIONS -> DESCRIBE -> SETUP -> PLAY -> first media byte -> TEARDOWN loops:
+//!   sessions/s, PLAY-to-first-byte, server CPU per session.
+//! - `idle`: N sessions set up but never played, held open: server RSS per idle session.
+//! - `replay`: one ONVIF replay (`Require: onvif-replay`, `Range: clock=...`,
+//!   `Rate-Control: no`) read as fast as TCP allows: MB/s, frames/s.
+//! - `seek`: PLAY-to-first-byte of replay sessions started at given instants.
+//! - `tcp-copy`: the same reading loop fed by a plain loopback TCP writer of `$`-framed
+//!   packets: the physical limit of the machine for this harness.
+//!
+//! Every mode reports its own CPU time (getrusage) so it can be shown not to be the
+//! bottleneck. It runs on one thread (a current-thread tokio runtime) and parses only the
+//! `$` framing and RTP headers.
 //!
 //! Hand-written on purpose: it must be cheap and must not share code with the server it
 //! measures.
 
+mod count;
+mod rtsp;
+
+use std::io::Write as _;
 use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use count::{own_cpu_seconds, percentile, proc_usage, Counter};
+use rtsp::{Rtsp, Transport};
+use tokio::io::AsyncReadExt;
+use tokio::net::UdpSocket;
 
 #[derive(Parser)]
-#[command(name = "ipcamd-bench", about = "RTSP load generator")]
+#[command(
+    name = "ipcamd-bench",
+    about = "RTSP load generator for any RTSP server"
+)]
 struct Cli {
     #[command(subcommand)]
     mode: Mode,
@@ -24,18 +46,29 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Mode {
-    /// N concurrent readers over TCP interleaved for a fixed time.
+    /// N concurrent readers for a fixed time.
     Readers {
         #[arg(long)]
         url: String,
         #[arg(short, long, default_value_t = 10)]
         n: usize,
-        /// Seconds of playing (after all readers started).
+        /// Seconds of playing after all readers started (the steady window).
         #[arg(long, default_value_t = 10.0)]
         duration: f64,
         /// Readers started per second (0 = all at once).
         #[arg(long, default_value_t = 200.0)]
         ramp: f64,
+        #[arg(long, value_enum, default_value_t = Transport::Tcp)]
+        transport: Transport,
+        /// An interval between two video frames longer than this counts as a time gap.
+        #[arg(long, default_value_t = 500.0)]
+        gap_ms: f64,
+        /// Seconds after the last reader started before the steady window opens.
+        #[arg(long, default_value_t = 2.0)]
+        settle: f64,
+        /// Server process to sample (CPU, RSS) over the steady window.
+        #[arg(long)]
+        server_pid: Option<u32>,
     },
     /// OPTIONS -> DESCRIBE -> SETUP -> PLAY -> first media byte -> TEARDOWN, in a loop.
     Setup {
@@ -46,378 +79,666 @@ enum Mode {
         /// Sessions in flight at once.
         #[arg(long, default_value_t = 4)]
         concurrency: usize,
+        #[arg(long)]
+        server_pid: Option<u32>,
+    },
+    /// N sessions set up (TCP interleaved) and never played, held for a while.
+    Idle {
+        #[arg(long)]
+        url: String,
+        #[arg(short, long, default_value_t = 100)]
+        n: usize,
+        /// Seconds to hold them after the last one was set up.
+        #[arg(long, default_value_t = 2.0)]
+        hold: f64,
+        #[arg(long)]
+        server_pid: Option<u32>,
+    },
+    /// One ONVIF replay with Rate-Control: no over TCP, read as fast as possible.
+    Replay {
+        /// e.g. rtsp://127.0.0.1:8554/replay/cam1
+        #[arg(long)]
+        url: String,
+        /// Start, as in `Range: clock=` (e.g. 20261121T080000Z).
+        #[arg(long)]
+        from: String,
+        /// End (open range when absent).
+        #[arg(long)]
+        to: Option<String>,
+        /// Stop after this many seconds at the latest.
+        #[arg(long, default_value_t = 30.0)]
+        duration: f64,
+        /// Stop when no byte came for this many seconds.
+        #[arg(long, default_value_t = 1.0)]
+        idle: f64,
+        #[arg(long)]
+        server_pid: Option<u32>,
+    },
+    /// PLAY-to-first-byte of replays started at each given instant (one session each).
+    Seek {
+        #[arg(long)]
+        url: String,
+        /// Comma-separated `Range: clock=` start times.
+        #[arg(long, value_delimiter = ',')]
+        at: Vec<String>,
+    },
+    /// A plain loopback TCP copy read by the same loop as `readers` (the physical limit).
+    TcpCopy {
+        #[arg(long, default_value_t = 3.0)]
+        duration: f64,
+        /// RTP packet size inside the `$` framing.
+        #[arg(long, default_value_t = 1400)]
+        packet: usize,
     },
 }
 
 #[derive(Default, Clone)]
 struct ReaderStats {
-    bytes: u64,
-    packets: u64,
-    seq_gaps: u64,
-    first_byte: Option<Duration>,
-    /// Longest time between two video frames (marker bits on channel 0).
-    max_frame_gap: Duration,
-    video_frames: u64,
+    c: Counter,
+    /// Bytes received inside the steady window.
+    window_bytes: u64,
+    play_sent: Option<Instant>,
     error: Option<String>,
 }
 
-struct Rtsp {
-    s: TcpStream,
-    buf: Vec<u8>,
-    cseq: u32,
+struct Times {
+    steady_at: Instant,
+    until: Instant,
+    gap: Duration,
 }
 
-impl Rtsp {
-    async fn connect(url: &str) -> Result<Rtsp, String> {
-        let hostport = url
-            .strip_prefix("rtsp://")
-            .and_then(|r| r.split('/').next())
-            .ok_or_else(|| format!("not an rtsp:// URL: {url}"))?;
-        let hostport = if hostport.contains(':') {
-            hostport.to_owned()
-        } else {
-            format!("{hostport}:554")
-        };
-        let s = TcpStream::connect(&hostport)
-            .await
-            .map_err(|e| format!("connect {hostport}: {e}"))?;
-        let _ = s.set_nodelay(true);
-        Ok(Rtsp {
-            s,
-            buf: Vec::with_capacity(1 << 16),
-            cseq: 0,
-        })
-    }
+fn interleaved_transport(i: usize) -> String {
+    format!("RTP/AVP/TCP;unicast;interleaved={}-{}", 2 * i, 2 * i + 1)
+}
 
-    async fn request(
-        &mut self,
-        method: &str,
-        url: &str,
-        extra: &str,
-    ) -> Result<(String, String), String> {
-        self.cseq += 1;
-        let req = format!(
-            "{method} {url} RTSP/1.0\r\nCSeq: {}\r\nUser-Agent: ipcamd-bench\r\n{extra}\r\n",
-            self.cseq
-        );
-        self.s
-            .write_all(req.as_bytes())
+/// Binds an even/odd UDP port pair on 127.0.0.1 (RTP, RTCP).
+async fn udp_pair() -> Result<(UdpSocket, UdpSocket), String> {
+    for _ in 0..50 {
+        let a = UdpSocket::bind("127.0.0.1:0")
             .await
-            .map_err(|e| e.to_string())?;
-        loop {
-            // Skip interleaved frames that arrive before the reply.
-            while self.buf.first() == Some(&b'$') && self.buf.len() >= 4 {
-                let len = u16::from_be_bytes([self.buf[2], self.buf[3]]) as usize;
-                if self.buf.len() < 4 + len {
-                    break;
-                }
-                self.buf.drain(..4 + len);
-            }
-            if self.buf.first().is_some_and(|&b| b != b'$') {
-                if let Some(end) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                    let head = String::from_utf8_lossy(&self.buf[..end]).into_owned();
-                    let len = header(&head, "Content-Length")
-                        .and_then(|v| v.parse().ok())
-                        .unwrap_or(0usize);
-                    if self.buf.len() >= end + 4 + len {
-                        let body =
-                            String::from_utf8_lossy(&self.buf[end + 4..end + 4 + len]).into_owned();
-                        self.buf.drain(..end + 4 + len);
-                        if !head.starts_with("RTSP/1.0 200") {
-                            return Err(format!("{method}: {}", head.lines().next().unwrap_or("")));
-                        }
-                        return Ok((head, body));
-                    }
-                }
-            }
-            let mut chunk = [0u8; 8192];
-            let n = self.s.read(&mut chunk).await.map_err(|e| e.to_string())?;
-            if n == 0 {
-                return Err(format!("{method}: connection closed"));
-            }
-            self.buf.extend_from_slice(&chunk[..n]);
+            .map_err(|e| format!("bind UDP: {e}"))?;
+        let p = a.local_addr().map_err(|e| e.to_string())?.port();
+        if p % 2 != 0 || p == u16::MAX {
+            continue;
+        }
+        if let Ok(b) = UdpSocket::bind(("127.0.0.1", p + 1)).await {
+            return Ok((a, b));
         }
     }
-
-    /// DESCRIBE, SETUP of every track (interleaved), PLAY. Returns the session id and the
-    /// instant PLAY was sent.
-    async fn start(&mut self, url: &str) -> Result<(String, Instant), String> {
-        let (head, sdp) = self
-            .request("DESCRIBE", url, "Accept: application/sdp\r\n")
-            .await?;
-        let base = header(&head, "Content-Base").unwrap_or_else(|| format!("{url}/"));
-        let controls: Vec<String> = sdp
-            .lines()
-            .skip_while(|l| !l.starts_with("m="))
-            .filter_map(|l| l.strip_prefix("a=control:"))
-            .map(|c| {
-                if c.starts_with("rtsp://") {
-                    c.to_owned()
-                } else {
-                    format!("{}{}", base.trim_end_matches('/').to_owned() + "/", c)
-                }
-            })
-            .collect();
-        let mut session = String::new();
-        for (i, c) in controls.iter().enumerate() {
-            let extra = if session.is_empty() {
-                format!(
-                    "Transport: RTP/AVP/TCP;unicast;interleaved={}-{}\r\n",
-                    2 * i,
-                    2 * i + 1
-                )
-            } else {
-                format!(
-                    "Transport: RTP/AVP/TCP;unicast;interleaved={}-{}\r\nSession: {session}\r\n",
-                    2 * i,
-                    2 * i + 1
-                )
-            };
-            let (h, _) = self.request("SETUP", c, &extra).await?;
-            session = header(&h, "Session")
-                .and_then(|s| s.split(';').next().map(str::to_owned))
-                .ok_or("SETUP: no Session header")?;
-        }
-        let t = Instant::now();
-        self.request(
-            "PLAY",
-            url,
-            &format!("Session: {session}\r\nRange: npt=0.000-\r\n"),
-        )
-        .await?;
-        Ok((session, t))
-    }
+    Err("no free even/odd UDP port pair on 127.0.0.1".into())
 }
 
-fn header(head: &str, name: &str) -> Option<String> {
-    head.lines().find_map(|l| {
-        let (n, v) = l.split_once(':')?;
-        n.trim()
-            .eq_ignore_ascii_case(name)
-            .then(|| v.trim().to_owned())
-    })
-}
-
-async fn reader(url: String, until: Instant) -> ReaderStats {
+async fn reader(
+    url: String,
+    transport: Transport,
+    t: std::sync::Arc<Times>,
+    start_at: Instant,
+) -> ReaderStats {
+    // Each reader waits for its own start time, so a busy runtime cannot stretch the ramp.
+    tokio::time::sleep_until(start_at.into()).await;
     let mut st = ReaderStats::default();
-    let mut c = match Rtsp::connect(&url).await {
-        Ok(c) => c,
-        Err(e) => {
-            st.error = Some(e);
-            return st;
-        }
-    };
-    let (_session, play_sent) = match c.start(&url).await {
-        Ok(x) => x,
-        Err(e) => {
-            st.error = Some(e);
-            return st;
-        }
-    };
-    let mut buf = std::mem::take(&mut c.buf);
-    let mut chunk = vec![0u8; 1 << 16];
-    let mut last_seq: [Option<u16>; 8] = [None; 8];
-    let mut last_frame: Option<Instant> = None;
-    let mut first_video_frame_seen = false;
-    loop {
-        let now = Instant::now();
-        if now >= until {
-            break;
-        }
-        let n = match tokio::time::timeout(until - now, c.s.read(&mut chunk)).await {
-            Err(_) => break,
-            Ok(Ok(0)) => {
-                st.error = Some("server closed the connection".into());
-                break;
-            }
-            Ok(Err(e)) => {
-                st.error = Some(e.to_string());
-                break;
-            }
-            Ok(Ok(n)) => n,
-        };
-        if st.first_byte.is_none() {
-            st.first_byte = Some(play_sent.elapsed());
-        }
-        st.bytes += n as u64;
-        buf.extend_from_slice(&chunk[..n]);
-        let mut pos = 0;
-        while pos + 4 <= buf.len() {
-            if buf[pos] != b'$' {
-                // An RTSP message (e.g. a reply): skip to its end.
-                match buf[pos..].windows(4).position(|w| w == b"\r\n\r\n") {
-                    Some(e) => {
-                        pos += e + 4;
-                        continue;
-                    }
-                    None => break,
-                }
-            }
-            let ch = buf[pos + 1] as usize;
-            let len = u16::from_be_bytes([buf[pos + 2], buf[pos + 3]]) as usize;
-            if pos + 4 + len > buf.len() {
-                break;
-            }
-            if ch.is_multiple_of(2) && len >= 12 {
-                let p = &buf[pos + 4..pos + 4 + len];
-                st.packets += 1;
-                let seq = u16::from_be_bytes([p[2], p[3]]);
-                if let Some(prev) = last_seq.get(ch / 2).copied().flatten() {
-                    if seq != prev.wrapping_add(1) {
-                        st.seq_gaps += 1;
-                    }
-                }
-                if let Some(s) = last_seq.get_mut(ch / 2) {
-                    *s = Some(seq);
-                }
-                if ch == 0 && p[1] & 0x80 != 0 {
-                    let now = Instant::now();
-                    st.video_frames += 1;
-                    // Skip the GOP burst at the start when measuring frame gaps.
-                    if let (Some(l), true) = (last_frame, first_video_frame_seen) {
-                        st.max_frame_gap = st.max_frame_gap.max(now - l);
-                    }
-                    if play_sent.elapsed() > Duration::from_secs(3) {
-                        first_video_frame_seen = true;
-                    }
-                    last_frame = Some(now);
-                }
-            }
-            pos += 4 + len;
-        }
-        buf.drain(..pos);
+    if let Err(e) = reader_inner(&url, transport, &t, &mut st).await {
+        st.error = Some(e);
     }
     st
 }
 
-fn cpu_seconds() -> f64 {
-    // utime + stime of this process, from /proc/self/stat (fields 14 and 15, in ticks).
-    let Ok(s) = std::fs::read_to_string("/proc/self/stat") else {
-        return 0.0;
-    };
-    let Some(after) = s.rsplit_once(')').map(|x| x.1) else {
-        return 0.0;
-    };
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    (ticks(11) + ticks(12)) / 100.0
-}
-
-fn percentile(v: &mut [f64], p: f64) -> f64 {
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[((v.len() - 1) as f64 * p).round() as usize]
-}
-
-async fn run_readers(url: String, n: usize, duration: f64, ramp: f64) {
-    let ramp_time = if ramp > 0.0 { n as f64 / ramp } else { 0.0 };
-    let until = Instant::now() + Duration::from_secs_f64(ramp_time + duration);
-    let mut tasks = Vec::with_capacity(n);
-    for i in 0..n {
-        tasks.push(tokio::spawn(reader(url.clone(), until)));
-        if ramp > 0.0 && i + 1 < n {
-            tokio::time::sleep(Duration::from_secs_f64(1.0 / ramp)).await;
+async fn reader_inner(
+    url: &str,
+    transport: Transport,
+    t: &Times,
+    st: &mut ReaderStats,
+) -> Result<(), String> {
+    let mut c = Rtsp::connect(url).await?;
+    match transport {
+        Transport::Tcp => {
+            let (session, _) = c.describe_setup(url, "", interleaved_transport).await?;
+            st.play_sent = Some(c.play(url, &session, "Range: npt=0.000-\r\n").await?);
+            let mut buf = std::mem::take(&mut c.buf);
+            let mut chunk = vec![0u8; 1 << 16];
+            loop {
+                let now = Instant::now();
+                if now >= t.until {
+                    return Ok(());
+                }
+                let n = if !buf.is_empty() && st.c.bytes == 0 {
+                    0 // media that came with the PLAY reply
+                } else {
+                    match tokio::time::timeout(t.until - now, c.s.read(&mut chunk)).await {
+                        Err(_) => return Ok(()),
+                        Ok(Ok(0)) => return Err("server closed the connection".into()),
+                        Ok(Err(e)) => return Err(e.to_string()),
+                        Ok(Ok(n)) => n,
+                    }
+                };
+                let now = Instant::now();
+                buf.extend_from_slice(&chunk[..n]);
+                let got = if n == 0 { buf.len() } else { n };
+                st.c.bytes_read(got, now);
+                if now >= t.steady_at {
+                    st.window_bytes += got as u64;
+                }
+                let used = st.c.interleaved(&buf, now, t.gap, t.steady_at);
+                buf.drain(..used);
+            }
+        }
+        Transport::Udp => {
+            let mut socks = Vec::new();
+            let mut ports = Vec::new();
+            // Tracks are unknown before DESCRIBE: bind lazily inside the closure is not
+            // possible (async), so bind up to 4 pairs first and use what the SDP needs.
+            for _ in 0..4 {
+                let (a, b) = udp_pair().await?;
+                let p = a.local_addr().map_err(|e| e.to_string())?.port();
+                ports.push(p);
+                socks.push((a, b));
+            }
+            let (session, tracks) = c
+                .describe_setup(url, "", |i| {
+                    let p = ports.get(i).copied().unwrap_or(0);
+                    format!("RTP/AVP;unicast;client_port={}-{}", p, p + 1)
+                })
+                .await?;
+            socks.truncate(tracks);
+            let play_sent = c.play(url, &session, "Range: npt=0.000-\r\n").await?;
+            st.play_sent = Some(play_sent);
+            let mut tasks = Vec::new();
+            for (track, (rtp, rtcp)) in socks.into_iter().enumerate() {
+                let (until, steady_at, gap) = (t.until, t.steady_at, t.gap);
+                tasks.push(tokio::spawn(async move {
+                    let _keep = rtcp;
+                    let mut c = Counter::default();
+                    let mut window = 0u64;
+                    let mut b = vec![0u8; 65536];
+                    loop {
+                        let now = Instant::now();
+                        if now >= until {
+                            break;
+                        }
+                        let n = match tokio::time::timeout(until - now, rtp.recv(&mut b)).await {
+                            Ok(Ok(n)) => n,
+                            _ => break,
+                        };
+                        let now = Instant::now();
+                        c.bytes_read(n, now);
+                        if now >= steady_at {
+                            window += n as u64;
+                        }
+                        c.packet(track, &b[..n], now, gap, steady_at);
+                    }
+                    (c, window)
+                }));
+            }
+            for task in tasks {
+                if let Ok((c, w)) = task.await {
+                    st.c.merge(&c);
+                    st.window_bytes += w;
+                }
+            }
+            drop(c);
+            Ok(())
         }
     }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run_readers(
+    url: String,
+    n: usize,
+    duration: f64,
+    ramp: f64,
+    transport: Transport,
+    gap_ms: f64,
+    settle: f64,
+    server_pid: Option<u32>,
+) {
+    let base = server_pid.and_then(proc_usage);
+    let ramp_time = if ramp > 0.0 { n as f64 / ramp } else { 0.0 };
+    let t0 = Instant::now();
+    let steady_at = t0 + Duration::from_secs_f64(ramp_time + settle);
+    let until = steady_at + Duration::from_secs_f64(duration);
+    let times = std::sync::Arc::new(Times {
+        steady_at,
+        until,
+        gap: Duration::from_secs_f64(gap_ms / 1000.0),
+    });
+    let mut tasks = Vec::with_capacity(n);
+    for i in 0..n {
+        let start_at = t0 + Duration::from_secs_f64(if ramp > 0.0 { i as f64 / ramp } else { 0.0 });
+        tasks.push(tokio::spawn(reader(
+            url.clone(),
+            transport,
+            times.clone(),
+            start_at,
+        )));
+    }
+    // How late this thread gets to run (the machine's other load can starve it): a
+    // ticker every 10 ms records its worst lateness over the steady window.
+    let stall = tokio::spawn(async move {
+        let mut worst = Duration::ZERO;
+        let mut next = steady_at;
+        while next < until {
+            tokio::time::sleep_until(next.into()).await;
+            worst = worst.max(Instant::now().saturating_duration_since(next));
+            next = Instant::now() + Duration::from_millis(10);
+        }
+        worst
+    });
+    tokio::time::sleep_until(steady_at.into()).await;
+    let at_start = server_pid.and_then(proc_usage);
+    let sampled_from = Instant::now();
+    tokio::time::sleep_until(until.into()).await;
+    let at_end = server_pid.and_then(proc_usage);
+    // The runtime may wake this task late when it is busy: use the real sampling span.
+    let sampled = sampled_from.elapsed().as_secs_f64().max(1e-3);
+    let late_samples = sampled_from.duration_since(steady_at).as_secs_f64();
     let mut all = Vec::with_capacity(n);
     for t in tasks {
         all.push(t.await.unwrap_or_default());
     }
+    let stall_ms = stall.await.unwrap_or_default().as_secs_f64() * 1000.0;
     let errors: Vec<&String> = all.iter().filter_map(|s| s.error.as_ref()).collect();
-    let bytes: u64 = all.iter().map(|s| s.bytes).sum();
-    let gaps: u64 = all.iter().map(|s| s.seq_gaps).sum();
+    let mut total = Counter::default();
+    for s in &all {
+        total.merge(&s.c);
+    }
+    let window: u64 = all.iter().map(|s| s.window_bytes).sum();
+    let mut per: Vec<f64> = all
+        .iter()
+        .map(|s| s.window_bytes as f64 * 8.0 / 1e6 / duration)
+        .collect();
     let mut fb: Vec<f64> = all
         .iter()
-        .filter_map(|s| s.first_byte)
-        .map(|d| d.as_secs_f64() * 1000.0)
+        .filter_map(|s| Some((s.c.first_byte? - s.play_sent?).as_secs_f64() * 1000.0))
         .collect();
     let mut fg: Vec<f64> = all
         .iter()
-        .map(|s| s.max_frame_gap.as_secs_f64() * 1000.0)
+        .map(|s| s.c.max_frame_gap.as_secs_f64() * 1000.0)
         .collect();
-    let total_time = ramp_time + duration;
-    println!("readers={n} errors={} bytes={bytes} mbit_per_s_total={:.1} mbit_per_s_per_reader={:.2} seq_gaps={gaps} first_byte_ms_p50={:.1} first_byte_ms_p95={:.1} first_byte_ms_max={:.1} max_frame_gap_ms_p50={:.0} max_frame_gap_ms_max={:.0} frames_per_reader={:.0} bench_cpu_s={:.2}",
+    let clean = all
+        .iter()
+        .filter(|s| s.error.is_none() && s.c.seq_gaps == 0 && s.c.time_gaps == 0)
+        .count();
+    let late_starts = all
+        .iter()
+        .filter(|s| s.play_sent.is_none_or(|p| p > steady_at))
+        .count();
+    let mut line = format!(
+        "readers={n} transport={transport:?} errors={} clean_readers={clean} late_starts={late_starts} bytes={} window_bytes={window} \
+         mbit_per_s_total={:.1} mbit_per_s_per_reader_min={:.3} mbit_per_s_per_reader_p50={:.3} \
+         seq_gaps={} time_gaps={} first_byte_ms_p50={:.2} first_byte_ms_p95={:.2} first_byte_ms_max={:.2} \
+         max_frame_gap_ms_p50={:.0} max_frame_gap_ms_max={:.0} frames_per_reader={:.0} bench_cpu_s={:.2} bench_max_stall_ms={stall_ms:.0}",
         errors.len(),
-        bytes as f64 * 8.0 / 1e6 / total_time,
-        bytes as f64 * 8.0 / 1e6 / total_time / n.max(1) as f64,
-        percentile(&mut fb, 0.5), percentile(&mut fb, 0.95), percentile(&mut fb, 1.0),
-        percentile(&mut fg, 0.5), percentile(&mut fg, 1.0),
-        all.iter().map(|s| s.video_frames).sum::<u64>() as f64 / n.max(1) as f64,
-        cpu_seconds());
+        total.bytes,
+        window as f64 * 8.0 / 1e6 / duration,
+        percentile(&mut per, 0.0),
+        percentile(&mut per, 0.5),
+        total.seq_gaps,
+        total.time_gaps,
+        percentile(&mut fb, 0.5),
+        percentile(&mut fb, 0.95),
+        percentile(&mut fb, 1.0),
+        percentile(&mut fg, 0.5),
+        percentile(&mut fg, 1.0),
+        total.video_frames as f64 / n.max(1) as f64,
+        own_cpu_seconds()
+    );
+    if let (Some(b), Some(s), Some(e)) = (base, at_start, at_end) {
+        let cpu = e.0 - s.0;
+        // CPU per GB: the server's CPU over the sampled span against the bytes of the
+        // steady window scaled to that span.
+        let bytes_sampled = window as f64 * sampled / duration;
+        line.push_str(&format!(
+            " sampled_s={sampled:.2} sample_late_s={late_samples:.2} server_cpu_s={cpu:.3} server_cpu_pct={:.1} \
+             server_cpu_s_per_gb={:.3} server_rss_kib_base={} server_rss_kib={} server_rss_kib_per_reader={:.1}",
+            cpu * 100.0 / sampled,
+            if window > 0 { cpu / (bytes_sampled / 1e9) } else { f64::NAN },
+            b.1,
+            e.1,
+            (e.1 as f64 - b.1 as f64) / n.max(1) as f64
+        ));
+    }
+    println!("{line}");
     if let Some(e) = errors.first() {
         println!("first error: {e}");
     }
 }
 
-async fn run_setup(url: String, duration: f64, concurrency: usize) {
-    let until = Instant::now() + Duration::from_secs_f64(duration);
+async fn run_setup(url: String, duration: f64, concurrency: usize, server_pid: Option<u32>) {
+    let s0 = server_pid.and_then(proc_usage);
+    let start = Instant::now();
+    let until = start + Duration::from_secs_f64(duration);
     let mut tasks = Vec::new();
     for _ in 0..concurrency {
         let url = url.clone();
         tasks.push(tokio::spawn(async move {
             let mut done = 0u64;
+            let mut late = 0u64;
             let mut firsts = Vec::new();
-            let mut errors = 0u64;
+            let mut errors = Vec::new();
             while Instant::now() < until {
-                let r: Result<Duration, String> = async {
-                    let mut c = Rtsp::connect(&url).await?;
-                    c.request("OPTIONS", &url, "").await?;
-                    let (session, play_sent) = c.start(&url).await?;
-                    // Wait for the first media byte after the reply.
-                    let mut b = [0u8; 4096];
-                    loop {
-                        if c.buf.first() == Some(&b'$') {
-                            break;
-                        }
-                        let n = c.s.read(&mut b).await.map_err(|e| e.to_string())?;
-                        if n == 0 {
-                            return Err("closed".into());
-                        }
-                        c.buf.extend_from_slice(&b[..n]);
-                    }
-                    let first = play_sent.elapsed();
-                    c.buf.clear();
-                    c.cseq += 1;
-                    let req = format!(
-                        "TEARDOWN {url} RTSP/1.0\r\nCSeq: {}\r\nSession: {session}\r\n\r\n",
-                        c.cseq
-                    );
-                    c.s.write_all(req.as_bytes())
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    Ok(first)
-                }
-                .await;
+                let r = tokio::time::timeout(Duration::from_secs(5), one_session(&url)).await;
                 match r {
-                    Ok(f) => {
+                    // Sessions that end after the time is up are not counted.
+                    Ok(Ok(_)) if Instant::now() > until => late += 1,
+                    Ok(Ok(f)) => {
                         done += 1;
                         firsts.push(f.as_secs_f64() * 1000.0);
                     }
-                    Err(_) => errors += 1,
+                    Ok(Err(e)) => errors.push(e),
+                    Err(_) => errors.push("session not done within 5 s".into()),
                 }
             }
-            (done, firsts, errors)
+            (done, late, firsts, errors)
         }));
     }
     let mut done = 0;
+    let mut late = 0;
     let mut firsts = Vec::new();
-    let mut errors = 0;
+    let mut errors = Vec::new();
     for t in tasks {
-        if let Ok((d, f, e)) = t.await {
+        if let Ok((d, l, f, e)) = t.await {
             done += d;
+            late += l;
             firsts.extend(f);
-            errors += e;
+            errors.extend(e);
         }
     }
-    println!(
-        "sessions={done} errors={errors} sessions_per_s={:.1} first_media_ms_p50={:.2} first_media_ms_p95={:.2} bench_cpu_s={:.2}",
+    let elapsed = start.elapsed().as_secs_f64();
+    let mut line = format!(
+        "sessions={done} errors={} elapsed_s={elapsed:.1} sessions_per_s={:.1} first_media_ms_p50={:.2} first_media_ms_p95={:.2} \
+         first_media_ms_max={:.2} bench_cpu_s={:.2}",
+        errors.len(),
         done as f64 / duration,
         percentile(&mut firsts, 0.5),
         percentile(&mut firsts, 0.95),
-        cpu_seconds()
+        percentile(&mut firsts, 1.0),
+        own_cpu_seconds()
     );
+    if let (Some(a), Some(b)) = (s0, server_pid.and_then(proc_usage)) {
+        line.push_str(&format!(
+            " server_cpu_s={:.3} server_cpu_ms_per_session={:.3}",
+            b.0 - a.0,
+            (b.0 - a.0) * 1000.0 / (done + late).max(1) as f64
+        ));
+    }
+    println!("{line}");
+    if let Some(e) = errors.first() {
+        println!("first error: {e}");
+    }
+}
+
+/// One short session; returns PLAY-to-first-media-byte.
+async fn one_session(url: &str) -> Result<Duration, String> {
+    let mut c = Rtsp::connect(url).await?;
+    c.request("OPTIONS", url, "").await?;
+    let (session, _) = c.describe_setup(url, "", interleaved_transport).await?;
+    let play_sent = c.play(url, &session, "Range: npt=0.000-\r\n").await?;
+    let first = first_media_byte(&mut c, play_sent).await?;
+    c.buf.clear();
+    c.send("TEARDOWN", url, &format!("Session: {session}\r\n"))
+        .await?;
+    Ok(first)
+}
+
+/// Waits for the first `$` byte after the PLAY reply.
+async fn first_media_byte(c: &mut Rtsp, play_sent: Instant) -> Result<Duration, String> {
+    let mut b = [0u8; 4096];
+    while c.buf.first() != Some(&b'$') {
+        if !c.buf.is_empty() {
+            // An RTSP message (e.g. a late reply): drop it.
+            if let Some(e) = c.buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                c.buf.drain(..e + 4);
+                continue;
+            }
+        }
+        let n = tokio::time::timeout(Duration::from_secs(10), c.s.read(&mut b))
+            .await
+            .map_err(|_| "no media within 10 s of PLAY".to_string())?
+            .map_err(|e| e.to_string())?;
+        if n == 0 {
+            return Err("server closed the connection before sending media".into());
+        }
+        c.buf.extend_from_slice(&b[..n]);
+    }
+    Ok(play_sent.elapsed())
+}
+
+async fn run_idle(url: String, n: usize, hold: f64, server_pid: Option<u32>) {
+    let base = server_pid.and_then(proc_usage);
+    let mut held = Vec::with_capacity(n);
+    let mut errors = Vec::new();
+    for _ in 0..n {
+        let r = async {
+            let mut c = Rtsp::connect(&url).await?;
+            c.describe_setup(&url, "", interleaved_transport).await?;
+            Ok::<_, String>(c)
+        }
+        .await;
+        match r {
+            Ok(c) => held.push(c),
+            Err(e) => errors.push(e),
+        }
+    }
+    tokio::time::sleep(Duration::from_secs_f64(hold)).await;
+    let mut line = format!(
+        "idle_sessions={} errors={} bench_cpu_s={:.2}",
+        held.len(),
+        errors.len(),
+        own_cpu_seconds()
+    );
+    if let (Some(b), Some(e)) = (base, server_pid.and_then(proc_usage)) {
+        line.push_str(&format!(
+            " server_rss_kib_base={} server_rss_kib={} server_rss_kib_per_session={:.1}",
+            b.1,
+            e.1,
+            (e.1 as f64 - b.1 as f64) / held.len().max(1) as f64
+        ));
+    }
+    println!("{line}");
+    if let Some(e) = errors.first() {
+        println!("first error: {e}");
+    }
+}
+
+const REPLAY: &str = "Require: onvif-replay\r\n";
+
+async fn run_replay(
+    url: String,
+    from: String,
+    to: Option<String>,
+    duration: f64,
+    idle: f64,
+    server_pid: Option<u32>,
+) {
+    let s0 = server_pid.and_then(proc_usage);
+    let r = async {
+        let mut c = Rtsp::connect(&url).await?;
+        let (session, tracks) = c
+            .describe_setup(&url, REPLAY, interleaved_transport)
+            .await?;
+        let range = format!("{from}-{}", to.as_deref().unwrap_or(""));
+        let play_sent = c
+            .play(
+                &url,
+                &session,
+                &format!("{REPLAY}Range: clock={range}\r\nRate-Control: no\r\n"),
+            )
+            .await?;
+        let deadline = play_sent + Duration::from_secs_f64(duration);
+        let mut cnt = Counter::default();
+        let mut buf = std::mem::take(&mut c.buf);
+        let mut chunk = vec![0u8; 1 << 18];
+        let never = Instant::now() + Duration::from_secs(86400);
+        loop {
+            let now = Instant::now();
+            if now >= deadline || cnt.terminal as usize >= tracks {
+                break;
+            }
+            let wait = Duration::from_secs_f64(idle).min(deadline - now);
+            let n = if !buf.is_empty() && cnt.bytes == 0 {
+                0
+            } else {
+                match tokio::time::timeout(wait, c.s.read(&mut chunk)).await {
+                    Err(_) | Ok(Ok(0)) => break,
+                    Ok(Err(e)) => return Err(e.to_string()),
+                    Ok(Ok(n)) => n,
+                }
+            };
+            buf.extend_from_slice(&chunk[..n]);
+            let now = Instant::now();
+            cnt.bytes_read(if n == 0 { buf.len() } else { n }, now);
+            let used = cnt.interleaved(&buf, now, Duration::MAX, never);
+            buf.drain(..used);
+        }
+        let _ = c
+            .send("TEARDOWN", &url, &format!("Session: {session}\r\n"))
+            .await;
+        Ok::<_, String>((cnt, play_sent, tracks))
+    }
+    .await;
+    match r {
+        Ok((c, play_sent, tracks)) => {
+            let (Some(first), Some(last)) = (c.first_byte, c.last_byte) else {
+                println!("replay_bytes=0 errors=1");
+                println!("first error: no media after PLAY");
+                return;
+            };
+            let secs = (last - play_sent).as_secs_f64().max(1e-6);
+            let mut line = format!(
+                "replay_bytes={} errors=0 tracks={tracks} terminal_tracks={} replay_s={secs:.3} replay_mb_per_s={:.1} \
+                 video_frames={} frames_per_s={:.0} first_byte_ms={:.2} seq_gaps={} bench_cpu_s={:.2}",
+                c.bytes,
+                c.terminal,
+                c.bytes as f64 / 1e6 / secs,
+                c.video_frames,
+                c.video_frames as f64 / secs,
+                (first - play_sent).as_secs_f64() * 1000.0,
+                c.seq_gaps,
+                own_cpu_seconds()
+            );
+            if let (Some(a), Some(b)) = (s0, server_pid.and_then(proc_usage)) {
+                line.push_str(&format!(" server_cpu_s={:.3}", b.0 - a.0));
+            }
+            println!("{line}");
+        }
+        Err(e) => {
+            println!("replay_bytes=0 errors=1");
+            println!("first error: {e}");
+        }
+    }
+}
+
+async fn run_seek(url: String, at: Vec<String>) {
+    let mut ms = Vec::new();
+    let mut errors = Vec::new();
+    for t in &at {
+        let r = async {
+            let mut c = Rtsp::connect(&url).await?;
+            let (session, _) = c
+                .describe_setup(&url, REPLAY, interleaved_transport)
+                .await?;
+            let play_sent = c
+                .play(
+                    &url,
+                    &session,
+                    &format!("{REPLAY}Range: clock={t}-\r\nRate-Control: no\r\n"),
+                )
+                .await?;
+            let d = first_media_byte(&mut c, play_sent).await?;
+            let _ = c
+                .send("TEARDOWN", &url, &format!("Session: {session}\r\n"))
+                .await;
+            Ok::<_, String>(d)
+        }
+        .await;
+        match r {
+            Ok(d) => ms.push(d.as_secs_f64() * 1000.0),
+            Err(e) => errors.push(format!("at {t}: {e}")),
+        }
+    }
+    let mean = ms.iter().sum::<f64>() / ms.len().max(1) as f64;
+    println!(
+        "seeks={} errors={} seek_ms_mean={mean:.2} seek_ms_p50={:.2} seek_ms_p95={:.2} seek_ms_max={:.2} bench_cpu_s={:.2}",
+        ms.len(),
+        errors.len(),
+        percentile(&mut ms, 0.5),
+        percentile(&mut ms, 0.95),
+        percentile(&mut ms, 1.0),
+        own_cpu_seconds()
+    );
+    if let Some(e) = errors.first() {
+        println!("first error: {e}");
+    }
+}
+
+async fn run_tcp_copy(duration: f64, packet: usize) -> Result<(), String> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| format!("bind: {e}"))?;
+    let addr = l.local_addr().map_err(|e| e.to_string())?;
+    let packet = packet.clamp(12, 65535);
+    // 256 KiB of `$`-framed RTP packets with consecutive sequence numbers per write; the
+    // writer rewrites the sequence numbers so the reader sees no gaps.
+    let per = 4 + packet;
+    let count = (256 * 1024 / per).max(1);
+    let mut block = vec![0u8; per * count];
+    for i in 0..count {
+        let p = &mut block[i * per..(i + 1) * per];
+        p[0] = b'$';
+        p[1] = 0;
+        p[2..4].copy_from_slice(&(packet as u16).to_be_bytes());
+        p[4] = 0x80;
+        p[5] = 96 | if i % 10 == 9 { 0x80 } else { 0 };
+    }
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop_w = stop.clone();
+    let writer = std::thread::spawn(move || -> Result<(), String> {
+        let (mut s, _) = l.accept().map_err(|e| e.to_string())?;
+        let mut seq = 0u16;
+        while !stop_w.load(std::sync::atomic::Ordering::Relaxed) {
+            for i in 0..count {
+                block[i * per + 6..i * per + 8].copy_from_slice(&seq.to_be_bytes());
+                seq = seq.wrapping_add(1);
+            }
+            if s.write_all(&block).is_err() {
+                break;
+            }
+        }
+        Ok(())
+    });
+    let mut s = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| format!("connect {addr}: {e}"))?;
+    let cpu0 = own_cpu_seconds();
+    let start = Instant::now();
+    let until = start + Duration::from_secs_f64(duration);
+    let mut c = Counter::default();
+    let mut buf = Vec::with_capacity(1 << 19);
+    let mut chunk = vec![0u8; 1 << 18];
+    let never = start + Duration::from_secs(86400);
+    while Instant::now() < until {
+        let n = s.read(&mut chunk).await.map_err(|e| e.to_string())?;
+        if n == 0 {
+            break;
+        }
+        let now = Instant::now();
+        c.bytes_read(n, now);
+        buf.extend_from_slice(&chunk[..n]);
+        let used = c.interleaved(&buf, now, Duration::MAX, never);
+        buf.drain(..used);
+    }
+    let secs = start.elapsed().as_secs_f64();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    drop(s);
+    let _ = writer.join();
+    println!(
+        "copy_bytes={} copy_s={secs:.3} copy_mb_per_s={:.1} packets_per_s={:.0} seq_gaps={} bench_cpu_s={:.2}",
+        c.bytes,
+        c.bytes as f64 / 1e6 / secs,
+        c.packets as f64 / secs,
+        c.seq_gaps,
+        own_cpu_seconds() - cpu0
+    );
+    Ok(())
 }
 
 fn main() {
@@ -439,12 +760,44 @@ fn main() {
                 n,
                 duration,
                 ramp,
-            } => run_readers(url, n, duration, ramp).await,
+                transport,
+                gap_ms,
+                settle,
+                server_pid,
+            } => {
+                run_readers(
+                    url, n, duration, ramp, transport, gap_ms, settle, server_pid,
+                )
+                .await
+            }
             Mode::Setup {
                 url,
                 duration,
                 concurrency,
-            } => run_setup(url, duration, concurrency).await,
+                server_pid,
+            } => run_setup(url, duration, concurrency, server_pid).await,
+            Mode::Idle {
+                url,
+                n,
+                hold,
+                server_pid,
+            } => run_idle(url, n, hold, server_pid).await,
+            Mode::Replay {
+                url,
+                from,
+                to,
+                duration,
+                idle,
+                server_pid,
+            } => run_replay(url, from, to, duration, idle, server_pid).await,
+            Mode::Seek { url, at } => run_seek(url, at).await,
+            Mode::TcpCopy { duration, packet } => {
+                if let Err(e) = run_tcp_copy(duration, packet).await {
+                    eprintln!("ipcamd-bench tcp-copy: {e}");
+                    std::process::exit(1);
+                }
+            }
         }
     });
+    let _ = std::io::stdout().flush();
 }

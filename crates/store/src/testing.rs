@@ -167,3 +167,8 @@ pub fn segments(store: &Store, camera: &str) -> Result<Vec<SegmentSummary>, Stor
         .db("query")?;
     rows.collect::<Result<Vec<_>, _>>().db("read")
 }
+
+/// The sample file of segment `id` of `camera` (for benchmarks that fill sparse files).
+pub fn segment_file(store: &Store, camera: &str, id: i64) -> std::path::PathBuf {
+    store.segment_path(camera, id)
+}

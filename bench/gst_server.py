@@ -1,0 +1,73 @@
+#!/usr/bin/python3
+"""The reference server for bench/run: GStreamer's gst-rtsp-server (Debian packages, via
+Python GI; run with /usr/bin/python3).
+
+  gst_server.py PORT FILE.h264
+
+Mounts:
+  /live  RTSPMediaFactory, set_shared(True): the H.264 elementary stream FILE (Annex B,
+         made from the benchmark MP4 with ffmpeg -c copy -bsf h264_mp4toannexb) looped
+         forever at 25 fps: ( multifilesrc loop=true ! h264parse ! rtph264pay pay0 ).
+         A shared media built on `filesrc ! qtdemux` ends at EOS and never restarts, so the
+         loop is done on the elementary stream, which is the same bytes.
+  /back  RTSPOnvifMediaFactory (ONVIF backchannel) as in gst-rtsp-server's
+         test-onvif-backchannel example: a silent live PCMU source plus a sendonly PCMU
+         section decoded into a fakesink (rtppcmudepay ! mulawdec).
+
+Prints "ready" on stdout once listening.
+"""
+
+import sys
+
+import gi
+
+gi.require_version("Gst", "1.0")
+gi.require_version("GstRtspServer", "1.0")
+from gi.repository import GLib, Gst, GstRtspServer  # noqa: E402
+
+
+def main():
+    if len(sys.argv) != 3:
+        sys.stderr.write("usage: gst_server.py PORT FILE.h264\n")
+        return 2
+    port, path = sys.argv[1], sys.argv[2]
+    Gst.init(None)
+    server = GstRtspServer.RTSPOnvifServer()
+    server.set_address("127.0.0.1")
+    server.set_service(port)
+    video = (
+        f'multifilesrc location="{path}" loop=true '
+        '! video/x-h264,stream-format=byte-stream,framerate=25/1 '
+        "! h264parse ! rtph264pay name=pay0 pt=96 config-interval=-1"
+    )
+    live = GstRtspServer.RTSPMediaFactory()
+    live.set_launch(f"( {video} )")
+    live.set_shared(True)
+    mounts = server.get_mount_points()
+    mounts.add_factory("/live", live)
+
+    back = GstRtspServer.RTSPOnvifMediaFactory()
+    # A cheap live source for the receive direction (the talk client does not SETUP it).
+    back.set_launch(
+        "( audiotestsrc is-live=true wave=silence samplesperbuffer=160 "
+        "! mulawenc ! rtppcmupay name=pay0 )"
+    )
+    back.set_backchannel_launch(
+        "( capsfilter caps=\"application/x-rtp,media=audio,payload=0,clock-rate=8000,"
+        'encoding-name=PCMU" name=depay_backchannel ! rtppcmudepay ! mulawdec '
+        "! fakesink async=false )"
+    )
+    back.set_shared(False)
+    back.set_media_gtype(GstRtspServer.RTSPOnvifMedia.__gtype__)
+    mounts.add_factory("/back", back)
+
+    if server.attach(None) == 0:
+        sys.stderr.write(f"gst_server.py: cannot listen on 127.0.0.1:{port}\n")
+        return 1
+    print("ready", flush=True)
+    GLib.MainLoop().run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
