@@ -32,4 +32,4 @@ echo "== fuzz smoke run"
 ./scripts/fuzz-smoke.sh
 
 echo "== bench/run --smoke (benchmarks at a tiny size: must still produce the table)"
-/usr/bin/python3 bench/run --smoke
+BENCH_CARGO_FEATURES=ipcamd/alsa /usr/bin/python3 bench/run --smoke
