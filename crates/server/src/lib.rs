@@ -13,6 +13,7 @@
 //! - [`backchannel`]: the ONVIF audio backchannel: SDP offer, talk policy, receive thread.
 //! - [`recording`]: continuous recording of live cameras into the store.
 //! - [`http`]: the HTTP port: RTSP-over-HTTP tunnel pairs, and a small index page.
+//! - [`onvif`]: ONVIF SOAP services and snapshots on the HTTP port, WS-Discovery.
 //!
 //! Live vs replay: only live streaming exists so far; a session plays one camera's
 //! [`Stream`](ipcamd_media::fanout::Stream).
@@ -20,6 +21,7 @@
 pub mod backchannel;
 pub mod delivery;
 pub mod http;
+pub mod onvif;
 pub mod recording;
 pub mod rtsp;
 pub mod session;
@@ -45,6 +47,8 @@ pub struct ServerOptions {
     pub session_timeout: Duration,
     /// Name in the `Server:` header and SDP.
     pub server_name: String,
+    /// ONVIF services and WS-Discovery.
+    pub onvif: onvif::OnvifOptions,
 }
 
 impl Default for ServerOptions {
@@ -55,6 +59,7 @@ impl Default for ServerOptions {
             rtp_port: 0,
             session_timeout: Duration::from_secs(60),
             server_name: format!("ipcamd/{}", env!("CARGO_PKG_VERSION")),
+            onvif: onvif::OnvifOptions::default(),
         }
     }
 }
@@ -66,6 +71,7 @@ pub struct Server {
     pub http_addr: Option<SocketAddr>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     recordings: Vec<recording::Recording>,
+    discovery: Option<onvif::Discovery>,
 }
 
 impl Server {
@@ -112,17 +118,31 @@ impl Server {
         if let Some(http) = http {
             tasks.push(tokio::spawn(http::accept_loop(state.clone(), http)));
         }
+        // WS-Discovery announces the device service, so it needs the HTTP port.
+        let discovery = if state.options.onvif.discovery && http_addr.is_some() {
+            let port = state.options.onvif.discovery_port;
+            // Not fatal: the SOAP services work without it.
+            onvif::Discovery::start(state.clone(), port)
+                .map_err(|e| tracing::warn!(error = %e, "WS-Discovery is off"))
+                .ok()
+        } else {
+            None
+        };
         Ok(Server {
             state,
             rtsp_addr,
             http_addr,
             tasks,
             recordings,
+            discovery,
         })
     }
 
     /// Stops accepting, tears down every session.
     pub async fn shutdown(self) {
+        if let Some(d) = self.discovery {
+            d.stop();
+        }
         for t in &self.tasks {
             t.abort();
         }

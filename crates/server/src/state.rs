@@ -58,6 +58,8 @@ pub struct ServerState {
     pub counters: Counters,
     /// HTTP tunnel GET halves waiting for or paired with their POST, by `x-sessioncookie`.
     pub tunnels: Mutex<HashMap<String, crate::http::TunnelGet>>,
+    /// ONVIF users, nonce cache, counters.
+    pub onvif: crate::onvif::OnvifState,
     next_conn_id: AtomicU64,
 }
 
@@ -80,6 +82,7 @@ impl ServerState {
             store,
             counters: Counters::default(),
             tunnels: Mutex::new(HashMap::new()),
+            onvif: crate::onvif::OnvifState::new(http_addr.map(|a| a.port()).unwrap_or(0)),
             next_conn_id: AtomicU64::new(1),
         })
     }
