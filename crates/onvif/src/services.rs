@@ -1041,17 +1041,18 @@ fn replay(req: &Request, m: &DeviceModel) -> Result<String, Fault> {
         "GetReplayUri" => {
             let r = recording_or_fault(m, req.arg("RecordingToken"))?;
             let proto = req.arg("Protocol").unwrap_or("RTSP");
-            let base =
-                match proto {
-                    "UDP" | "TCP" | "RTSP" => m.rtsp_base(),
-                    "HTTP" => m.http_base(),
-                    _ => return Err(Fault::invalid_arg(
+            let base = match proto {
+                "UDP" | "TCP" | "RTSP" => m.rtsp_base(),
+                "HTTP" => m.http_base(),
+                _ => {
+                    return Err(Fault::invalid_arg(
                         "ter:InvalidStreamSetup",
                         format!(
                             "transport protocol {proto:?} is not offered: UDP, TCP, RTSP or HTTP"
                         ),
-                    )),
-                };
+                    ))
+                }
+            };
             el("trp:Uri", format!("{base}/replay/{}", r.token))
         }
         "GetReplayConfiguration" => format!(

@@ -89,7 +89,9 @@ async fn serve(state: Arc<ServerState>, mut stream: TcpStream, peer: SocketAddr)
         Some(cookie) if head.is_tunnel_post() => {
             tunnel_post(state, stream, peer, cookie, rest).await
         }
-        _ if crate::onvif::wants(&head) => crate::onvif::serve_http(state, stream, head, rest).await,
+        _ if crate::onvif::wants(&head) => {
+            crate::onvif::serve_http(state, stream, head, rest).await
+        }
         _ => plain_http(&state, stream, &head).await,
     }
 }

@@ -179,7 +179,11 @@ pub async fn serve_http(
                         .map(strip_port)
                         .unwrap_or_else(|| local.ip().to_string());
                     let (status, xml) = soap(&state, &head.path, &host, local, &body).await;
-                    (status, "application/soap+xml; charset=utf-8", xml.into_bytes())
+                    (
+                        status,
+                        "application/soap+xml; charset=utf-8",
+                        xml.into_bytes(),
+                    )
                 }
             }
         };
@@ -189,7 +193,9 @@ pub async fn serve_http(
             body.len(),
             if keep_alive { "keep-alive" } else { "close" }
         );
-        if stream.write_all(resp.as_bytes()).await.is_err() || stream.write_all(&body).await.is_err() {
+        if stream.write_all(resp.as_bytes()).await.is_err()
+            || stream.write_all(&body).await.is_err()
+        {
             return;
         }
         if !keep_alive {
@@ -202,7 +208,9 @@ pub async fn serve_http(
             Some(h) => {
                 tracing::debug!(path = %h.path, "non-ONVIF request on an ONVIF keep-alive connection; closing");
                 let _ = stream
-                    .write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                    .write_all(
+                        b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                    )
                     .await;
                 return;
             }
@@ -346,7 +354,10 @@ pub async fn device_model(state: &Arc<ServerState>, host: &str, local: SocketAdd
             mac: "00:00:00:00:00:00".into(),
             ipv4: match local.ip() {
                 IpAddr::V4(v4) => v4.to_string(),
-                IpAddr::V6(v6) => v6.to_ipv4_mapped().map(|a| a.to_string()).unwrap_or_else(|| "0.0.0.0".into()),
+                IpAddr::V6(v6) => v6
+                    .to_ipv4_mapped()
+                    .map(|a| a.to_string())
+                    .unwrap_or_else(|| "0.0.0.0".into()),
             },
             prefix_len: 32,
         }],
@@ -563,7 +574,10 @@ fn text(status: &'static str, msg: String) -> HttpAnswer {
 /// itself; H.264: decoded with openh264 and encoded with jpeg-encoder).
 async fn snapshot(state: &Arc<ServerState>, head: &HttpRequestHead) -> HttpAnswer {
     if head.method != "GET" {
-        return text("405 Method Not Allowed", "snapshots are fetched with GET\n".into());
+        return text(
+            "405 Method Not Allowed",
+            "snapshots are fetched with GET\n".into(),
+        );
     }
     let name = head
         .path
@@ -577,7 +591,10 @@ async fn snapshot(state: &Arc<ServerState>, head: &HttpRequestHead) -> HttpAnswe
         return text("404 Not Found", format!("no camera {name:?}\n"));
     };
     let tracks = c.stream.tracks();
-    let Some(vi) = tracks.iter().position(|t| t.codec.kind() == MediaKind::Video) else {
+    let Some(vi) = tracks
+        .iter()
+        .position(|t| t.codec.kind() == MediaKind::Video)
+    else {
         return text("404 Not Found", format!("camera {name:?} has no video\n"));
     };
     let Some(codec) = tracks.get(vi).map(|t| t.codec.clone()) else {
@@ -599,15 +616,22 @@ async fn snapshot(state: &Arc<ServerState>, head: &HttpRequestHead) -> HttpAnswe
     .await;
     match result {
         Ok(Ok(jpeg)) => ("200 OK", "image/jpeg", jpeg),
-        Ok(Err(e)) => text("500 Internal Server Error", format!("snapshot of {name:?}: {e}\n")),
-        Err(e) => text("500 Internal Server Error", format!("snapshot of {name:?}: {e}\n")),
+        Ok(Err(e)) => text(
+            "500 Internal Server Error",
+            format!("snapshot of {name:?}: {e}\n"),
+        ),
+        Err(e) => text(
+            "500 Internal Server Error",
+            format!("snapshot of {name:?}: {e}\n"),
+        ),
     }
 }
 
 /// Decodes one H.264 keyframe access unit (Annex B with SPS/PPS) to a JPEG.
 fn h264_to_jpeg(annex_b: &[u8]) -> Result<Vec<u8>, String> {
     use openh264::formats::YUVSource;
-    let mut dec = openh264::decoder::Decoder::new().map_err(|e| format!("openh264 decoder: {e}"))?;
+    let mut dec =
+        openh264::decoder::Decoder::new().map_err(|e| format!("openh264 decoder: {e}"))?;
     let mut rgb = Vec::new();
     let mut dims = None;
     for nal in openh264::nal_units(annex_b) {
@@ -689,13 +713,25 @@ impl Discovery {
     /// Binds UDP `port` (address reuse on, so that other WS-Discovery services on the host
     /// can share it), joins 239.255.255.250, sends Hello and answers probes.
     pub fn start(state: Arc<ServerState>, port: u16) -> std::io::Result<Discovery> {
-        let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, Some(socket2::Protocol::UDP))?;
+        let sock = socket2::Socket::new(
+            socket2::Domain::IPV4,
+            socket2::Type::DGRAM,
+            Some(socket2::Protocol::UDP),
+        )?;
         sock.set_reuse_address(true)?;
         #[cfg(unix)]
         sock.set_reuse_port(true)?;
         sock.bind(&SocketAddr::from(([0, 0, 0, 0], port)).into())
-            .map_err(|e| std::io::Error::new(e.kind(), format!("cannot bind WS-Discovery UDP port {port}: {e}")))?;
-        if let Err(e) = sock.join_multicast_v4(&Ipv4Addr::from(discovery::MULTICAST_V4), &Ipv4Addr::UNSPECIFIED) {
+            .map_err(|e| {
+                std::io::Error::new(
+                    e.kind(),
+                    format!("cannot bind WS-Discovery UDP port {port}: {e}"),
+                )
+            })?;
+        if let Err(e) = sock.join_multicast_v4(
+            &Ipv4Addr::from(discovery::MULTICAST_V4),
+            &Ipv4Addr::UNSPECIFIED,
+        ) {
             tracing::warn!(error = %e, "cannot join the WS-Discovery multicast group; answering unicast probes only");
         }
         let _ = sock.set_multicast_loop_v4(true);
@@ -722,7 +758,10 @@ impl Discovery {
     /// Sends Bye and stops answering.
     pub fn stop(self) {
         let bye = discovery::bye(&self.announce, &random_urn());
-        match self.sender.send_to(bye.as_bytes(), multicast_dest(self.port)) {
+        match self
+            .sender
+            .send_to(bye.as_bytes(), multicast_dest(self.port))
+        {
             Ok(_) => tracing::info!("WS-Discovery Bye sent"),
             Err(e) => tracing::warn!(error = %e, "cannot send the WS-Discovery Bye"),
         }
@@ -741,7 +780,9 @@ async fn probe_loop(state: Arc<ServerState>, socket: Arc<tokio::net::UdpSocket>)
                 continue;
             }
         };
-        let Some(datagram) = buf.get(..n) else { continue };
+        let Some(datagram) = buf.get(..n) else {
+            continue;
+        };
         let probe = match discovery::parse_probe(datagram) {
             Ok(Some(p)) => p,
             Ok(None) => continue,
