@@ -402,12 +402,14 @@ fn camera<'a>(
             format!("the request has no {what}"),
         ));
     };
-    let name = token
-        .split_once('_')
-        .filter(|(k, _)| k.starts_with("Video") || k.starts_with("Audio"))
-        .map(|(_, n)| n)
-        .unwrap_or(token);
-    m.camera(name).ok_or_else(|| {
+    // A profile token is the camera name; a configuration token is `<Kind>_<camera>`.
+    let by_config = || {
+        token
+            .split_once('_')
+            .filter(|(k, _)| k.starts_with("Video") || k.starts_with("Audio"))
+            .and_then(|(_, n)| m.camera(n))
+    };
+    m.camera(token).or_else(by_config).ok_or_else(|| {
         Fault::invalid_arg(
             "ter:NoProfile",
             format!(
