@@ -15,6 +15,10 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
+/// The network-namespace test routes the WS-Discovery group into its veth for its
+/// duration; the multicast test must not run meanwhile.
+static MULTICAST_ROUTE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// The Python of the venv scripts/test.sh creates with `onvif-zeep` in it.
 fn onvif_python() -> PathBuf {
     if let Ok(p) = std::env::var("IPCAMD_ONVIF_PYTHON") {
@@ -323,6 +327,7 @@ fn server_answers_are_schema_valid_and_faults_are_right() {
 /// to a unicast Probe naming the device service.
 #[test]
 fn discovery_hello_probe_bye() {
+    let _route = MULTICAST_ROUTE.lock().unwrap_or_else(|e| e.into_inner());
     let port = free_udp_port();
     // A listener on the group, sharing the port with the server (both reuse it). Bound to
     // the group address, so that unicast probes still reach only the server.
@@ -520,6 +525,7 @@ impl Drop for Killed {
 #[test]
 fn onvif_util_discovers_the_camera_and_gets_a_playable_stream() {
     let onvif_util = require_tool("onvif-util", "onvif-tools");
+    let _route = MULTICAST_ROUTE.lock().unwrap_or_else(|e| e.into_inner());
     let ns = Netns::create(77);
     let dir = std::env::temp_dir().join(format!("ipcamd-onvif-util-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
