@@ -38,6 +38,7 @@
 pub mod auth;
 pub mod client;
 pub mod error;
+pub mod replay;
 pub mod talk;
 mod tunnel;
 pub mod url;

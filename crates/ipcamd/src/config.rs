@@ -272,6 +272,11 @@ impl Config {
                     "{at}: name must be non-empty and use only letters, digits, '-' and '_' (it is a URL path)"
                 ));
             }
+            if c.name == "replay" {
+                return Err(format!(
+                    "{at}: name \"replay\" is reserved (replay URLs are /replay/<camera>)"
+                ));
+            }
             if !seen.insert(c.name.as_str()) {
                 return Err(format!("{at}: name is used by another camera"));
             }

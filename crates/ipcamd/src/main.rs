@@ -43,6 +43,11 @@ enum Command {
     /// (default), a WAV file, raw s16le on stdin ("-"), or for AAC/Opus a pre-encoded ADTS
     /// or Ogg Opus file. Credentials go in the URL: rtsp://user:pass@host/path.
     Talk(ipcamd_client::talk::TalkArgs),
+    /// Play a recording from an ONVIF replay URL (Profile G: ours at
+    /// rtsp://HOST:8554/replay/NAME, or any device's GetReplayUri). Prints what the server
+    /// applied and a summary; --verbose prints each access unit's capture time and C/E/D/T
+    /// flags; --save writes an MP4.
+    Replay(ipcamd_client::replay::ReplayArgs),
     /// Add footage to a camera's recording: an MP4/MOV file, or synthetic footage
     /// generated faster than real time. The server must not be running on the same data
     /// folder (the store allows one writer).
@@ -111,6 +116,7 @@ fn main() -> ExitCode {
     let args = match cli.command {
         Some(Command::Serve(a)) => a,
         Some(Command::Talk(t)) => return talk(t),
+        Some(Command::Replay(r)) => return replay(r),
         Some(Command::Import(a)) => return report(import(a)),
         Some(Command::Export(a)) => return report(export(a)),
         None => ServeArgs {
@@ -200,10 +206,16 @@ fn import(a: ImportArgs) -> Result<(), String> {
         (None, true) => {
             let d = duration.ok_or("--synthetic needs --duration, e.g. --duration 10m")?;
             let start = start_or(d)?;
-            let cam = CameraConfig {
-                name: a.camera.clone(),
-                ..CameraConfig::default()
-            };
+            // The configured camera of that name sets the picture, else the defaults.
+            let cam = config
+                .cameras
+                .iter()
+                .find(|c| c.name == a.camera)
+                .cloned()
+                .unwrap_or_else(|| CameraConfig {
+                    name: a.camera.clone(),
+                    ..CameraConfig::default()
+                });
             let s = source_factory(&cam)(start).map_err(|e| e.to_string())?;
             (s, start + d as i64)
         }
@@ -271,6 +283,27 @@ fn export(a: ExportArgs) -> Result<(), String> {
     Ok(())
 }
 
+fn replay(args: ipcamd_client::replay::ReplayArgs) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("ipcamd replay: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut out = std::io::stdout();
+    match runtime.block_on(ipcamd_client::replay::run(args, &mut out)) {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ipcamd replay: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn talk(args: ipcamd_client::talk::TalkArgs) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -332,7 +365,10 @@ fn serve(args: ServeArgs) -> Result<(), String> {
             record: c.record,
         })
         .collect();
-    let store = if config.cameras.iter().any(|c| c.record) {
+    // The store is opened when a camera records, or when recordings exist (imported
+    // footage is replayable without recording anything new).
+    let has_recordings = config.server.data_dir.join("recordings").is_dir();
+    let store = if has_recordings || config.cameras.iter().any(|c| c.record) {
         Some(open_store(&config)?)
     } else {
         None

@@ -189,10 +189,8 @@ fn zeep_client_finds_streams_backchannel_recordings_and_replay() {
     assert_eq!(v["replay_reverse"], true);
 }
 
-/// The replay URI GetReplayUri hands out plays. Needs RTSP replay (`/replay/<camera>`),
-/// which is being built on main; un-ignore when it lands.
+/// The replay URI GetReplayUri hands out plays (ffprobe through RTSP replay).
 #[test]
-#[ignore = "needs RTSP replay at rtsp://HOST/replay/<camera> (main's replay work)"]
 fn replay_uri_from_onvif_plays() {
     let server = onvif_server();
     std::thread::sleep(Duration::from_secs(4));

@@ -89,6 +89,23 @@ fn full_session_with_status_codes() {
     ));
     assert_eq!(r.status, 200);
 
+    // PAUSE and PLAY again, quickly, while media flows: every answer parses, i.e. no
+    // interleaved frame was cut in half by a PAUSE.
+    for i in 0..10u32 {
+        let r = c.request(&format!(
+            "PLAY {url}/ RTSP/1.0\r\nCSeq: {}\r\nSession: {id}\r\n\r\n",
+            100 + 2 * i
+        ));
+        assert_eq!(r.status, 200, "{}", r.head);
+        std::thread::sleep(std::time::Duration::from_millis(60));
+        let r = c.request(&format!(
+            "PAUSE {url}/ RTSP/1.0\r\nCSeq: {}\r\nSession: {id}\r\n\r\n",
+            101 + 2 * i
+        ));
+        assert_eq!(r.status, 200, "{}", r.head);
+        assert_eq!(r.header("CSeq"), Some((101 + 2 * i).to_string()));
+    }
+
     let r = c.request(&format!(
         "TEARDOWN {url}/ RTSP/1.0\r\nCSeq: 10\r\nSession: {id}\r\n\r\n"
     ));

@@ -111,3 +111,86 @@ impl TrackInfo {
         self.codec.clock_rate()
     }
 }
+
+/// Whether an access unit may be dropped without breaking the decoding of later ones: an
+/// H.264 picture with `nal_ref_idc` 0 or an H.265 sub-layer non-reference picture
+/// (TRAIL_N, TSA_N, STSA_N, RADL_N, RASL_N, RSV_VCL_N10/12/14). This is what ONVIF
+/// `Frames: predicted` leaves out (B-frames in practice). Other codecs, and units that are
+/// not Annex B, are never disposable.
+pub fn is_disposable(codec: &CodecParams, au: &[u8]) -> bool {
+    let Some(first_vcl) = annex_b_nal_starts(au).find_map(|i| {
+        let b = *au.get(i)?;
+        let vcl = match codec {
+            CodecParams::H264 { .. } => (1..=5).contains(&(b & 0x1f)),
+            CodecParams::H265 { .. } => (b >> 1) & 0x3f < 32,
+            _ => false,
+        };
+        vcl.then_some(b)
+    }) else {
+        return false;
+    };
+    match codec {
+        CodecParams::H264 { .. } => first_vcl & 0x60 == 0,
+        CodecParams::H265 { .. } => {
+            let t = (first_vcl >> 1) & 0x3f;
+            t <= 14 && t % 2 == 0
+        }
+        _ => false,
+    }
+}
+
+/// Offsets of the first byte of each NAL unit after a 3- or 4-byte Annex B start code.
+fn annex_b_nal_starts(d: &[u8]) -> impl Iterator<Item = usize> + '_ {
+    d.windows(3)
+        .enumerate()
+        .filter(|(_, w)| w == &[0, 0, 1])
+        .map(|(i, _)| i + 3)
+}
+
+#[cfg(test)]
+mod disposable_tests {
+    use super::*;
+
+    fn h264() -> CodecParams {
+        CodecParams::H264 {
+            sps: Bytes::new(),
+            pps: Bytes::new(),
+        }
+    }
+
+    fn h265() -> CodecParams {
+        CodecParams::H265 {
+            vps: Bytes::new(),
+            sps: Bytes::new(),
+            pps: Bytes::new(),
+        }
+    }
+
+    #[test]
+    fn h264_reference_and_non_reference() {
+        // IDR (ref_idc 3), P slice (ref_idc 2), B slice with ref_idc 0, after an AUD/SEI.
+        assert!(!is_disposable(&h264(), &[0, 0, 0, 1, 0x65, 0x88]));
+        assert!(!is_disposable(&h264(), &[0, 0, 1, 0x41, 0x9a]));
+        assert!(is_disposable(
+            &h264(),
+            &[0, 0, 0, 1, 0x09, 0xf0, 0, 0, 1, 0x06, 5, 0, 0, 1, 0x01, 0x9e]
+        ));
+        // A non-VCL-only unit or garbage is not disposable.
+        assert!(!is_disposable(&h264(), &[0, 0, 1, 0x06, 5]));
+        assert!(!is_disposable(&h264(), &[1, 2, 3]));
+        assert!(!is_disposable(&CodecParams::Jpeg, &[0, 0, 1, 0x01]));
+    }
+
+    #[test]
+    fn h265_sub_layer_non_reference() {
+        // TRAIL_N (0), TRAIL_R (1), IDR_W_RADL (19), RASL_N (8), VPS (32) then TRAIL_N.
+        let unit = |t: u8| vec![0, 0, 0, 1, t << 1, 1, 0xaf];
+        assert!(is_disposable(&h265(), &unit(0)));
+        assert!(!is_disposable(&h265(), &unit(1)));
+        assert!(!is_disposable(&h265(), &unit(19)));
+        assert!(is_disposable(&h265(), &unit(8)));
+        let mut v = unit(32);
+        v.extend_from_slice(&unit(0));
+        assert!(is_disposable(&h265(), &v));
+    }
+}

@@ -86,8 +86,14 @@ impl TrackOut {
     }
 }
 
-/// Runs until aborted (PAUSE/TEARDOWN) or until the client's connection fails.
-pub async fn play(state: Arc<ServerState>, session: Arc<Session>, mut reader: Reader) {
+/// Runs until `stop` is requested (PAUSE; checked between writes), aborted (TEARDOWN) or
+/// until the client's connection fails.
+pub async fn play(
+    state: Arc<ServerState>,
+    session: Arc<Session>,
+    mut reader: Reader,
+    stop: Arc<crate::session::StopSignal>,
+) {
     let stream = reader.stream().clone();
     let mut outs: Vec<TrackOut> = {
         let st = crate::state::lock(&session.state);
@@ -108,12 +114,16 @@ pub async fn play(state: Arc<ServerState>, session: Arc<Session>, mut reader: Re
             })
             .collect()
     };
-    let cname = format!("ipcamd-{}", session.camera.name);
+    let cname = format!("ipcamd-{}", session.path());
     let mut sr_timer = tokio::time::interval(SR_INTERVAL);
     sr_timer.tick().await;
     let mut batch: Vec<Arc<Frame>> = Vec::with_capacity(MAX_BATCH_FRAMES);
     loop {
+        if stop.requested() {
+            return;
+        }
         tokio::select! {
+            _ = stop.wake.notified() => return,
             next = reader.recv() => {
                 let Next::Frame(first) = next else { return };
                 batch.clear();

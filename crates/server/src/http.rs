@@ -213,7 +213,10 @@ async fn route(state: &Arc<ServerState>, target: &str, host: &str) -> HttpAnswer
         .collect();
     let host = host.to_owned();
     let query = query.to_owned();
+    let rtsp_port = state.rtsp_addr.port();
     let result = tokio::task::spawn_blocking(move || -> HttpAnswer {
+        let recording_json =
+            |r: &ipcamd_store::RecordingInfo, host: &str| recording_json(r, host, rtsp_port);
         let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
         match segments.as_slice() {
             [] => match store.recordings() {
@@ -271,14 +274,26 @@ fn export(store: &ipcamd_store::Store, name: &str, query: &str) -> HttpAnswer {
     }
 }
 
-fn recording_json(r: &ipcamd_store::RecordingInfo, host: &str) -> serde_json::Value {
+fn recording_json(
+    r: &ipcamd_store::RecordingInfo,
+    host: &str,
+    rtsp_port: u16,
+) -> serde_json::Value {
+    // The RTSP URL uses the host the client reached us by, with the RTSP port.
+    let hostname = match host.rsplit_once(':') {
+        Some((h, p)) if p.chars().all(|c| c.is_ascii_digit()) && !h.is_empty() => h,
+        _ => host,
+    };
+    let tokens = crate::replay::track_tokens(&r.tracks);
     let (first, last) = (
         r.sections.first().map(|s| s.start),
         r.sections.last().map(|s| s.end),
     );
     serde_json::json!({
         "camera": r.camera,
-        "tracks": r.tracks.iter().map(|t| serde_json::json!({
+        "replay_url": format!("rtsp://{hostname}:{rtsp_port}/replay/{}", r.camera),
+        "tracks": r.tracks.iter().zip(&tokens).map(|(t, token)| serde_json::json!({
+            "token": token,
             "codec": t.codec.name(),
             "kind": t.kind().as_sdp(),
             "clock_rate": t.clock_rate(),

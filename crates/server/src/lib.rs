@@ -23,6 +23,7 @@ pub mod delivery;
 pub mod http;
 pub mod onvif;
 pub mod recording;
+pub mod replay;
 pub mod rtsp;
 pub mod session;
 pub mod state;

@@ -25,7 +25,8 @@ use tokio::net::{TcpListener, TcpStream};
 
 use crate::backchannel::{self, Talker, BACKCHANNEL_TAG};
 use crate::delivery::{new_writer, Writer};
-use crate::session::{BackchannelTrack, Session, SetupTrack, TrackTransport};
+use crate::replay::{self, ReplayCtl, ReplayMedia, REPLAY_PREFIX, REPLAY_TAG};
+use crate::session::{BackchannelTrack, Session, SessionMedia, SetupTrack, TrackTransport};
 use crate::state::{lock, Camera, ServerState};
 
 const PUBLIC: &str =
@@ -73,6 +74,10 @@ pub struct Conn {
     writer_conn: u64,
     /// Sessions used on this connection (for routing interleaved RTCP).
     sessions: Vec<String>,
+    /// Started once the current response is on the wire: a PLAY's delivery, so that no
+    /// media reaches the client before the PLAY response.
+    /// (In a mutex only to keep `Conn` `Sync`.)
+    after_response: std::sync::Mutex<Option<replay::Starter>>,
 }
 
 impl Conn {
@@ -90,6 +95,7 @@ impl Conn {
             writer,
             writer_conn,
             sessions: Vec::new(),
+            after_response: std::sync::Mutex::new(None),
         }
     }
 
@@ -104,8 +110,13 @@ impl Conn {
                 match decoder.decode(&mut buf) {
                     Ok(Some(Frame::Request(req))) => {
                         let resp = self.handle(req).await;
-                        if self.send(resp).await.is_err() {
+                        let sent = self.send(resp).await;
+                        let start = lock(&self.after_response).take();
+                        if sent.is_err() {
                             return;
+                        }
+                        if let Some(start) = start {
+                            start();
                         }
                     }
                     Ok(Some(Frame::Interleaved { channel, payload })) => {
@@ -238,10 +249,22 @@ impl Conn {
             Method::Options => Response::new(200).header("Public", PUBLIC),
             Method::Describe => self.describe(req),
             Method::Setup => self.setup(req, session),
-            Method::Play => self.play(req, session),
+            Method::Play => match session {
+                Some(s) if s.live().is_none() => {
+                    let (r, start) =
+                        replay::play(&self.state, &s, req, req.cseq().unwrap_or(0)).await;
+                    *lock(&self.after_response) = start;
+                    with_session(r, &s, &self.state)
+                }
+                _ => self.play(req, session),
+            },
             Method::Pause => match session {
                 Some(s) => {
-                    s.stop_playing();
+                    if s.live().is_some() {
+                        s.stop_gracefully().await;
+                    } else {
+                        replay::stop(&s).await;
+                    }
                     with_session(Response::new(200), &s, &self.state)
                 }
                 None => missing_session(),
@@ -279,8 +302,13 @@ impl Conn {
     }
 
     fn supports_tag(&self, tag: &str, uri: &str) -> bool {
-        tag == BACKCHANNEL_TAG
-            && Target::parse(&self.state, uri).is_ok_and(|t| t.camera.backchannel.is_some())
+        let Ok(t) = Target::parse(&self.state, uri) else {
+            return false;
+        };
+        match &t.media {
+            TargetMedia::Live(c) => tag == BACKCHANNEL_TAG && c.backchannel.is_some(),
+            TargetMedia::Replay(_) => tag == REPLAY_TAG,
+        }
     }
 
     fn describe(&self, req: &Request) -> Response {
@@ -288,7 +316,17 @@ impl Conn {
             Ok(t) => t,
             Err(r) => return r,
         };
-        let cam = &target.camera;
+        let cam = match &target.media {
+            TargetMedia::Live(c) => c,
+            TargetMedia::Replay(m) => {
+                return replay::describe(
+                    &self.state,
+                    m,
+                    &target.base_url,
+                    self.local.ip().to_string(),
+                )
+            }
+        };
         // With the backchannel tag (already checked as supported), every server->client
         // section is marked recvonly and one sendonly section is added.
         let talk = req.require_tags().iter().any(|t| t == BACKCHANNEL_TAG);
@@ -326,10 +364,12 @@ impl Conn {
             Ok(t) => t,
             Err(r) => return r,
         };
+        let camera = target.camera().cloned();
+        let backchannel_track = camera.as_ref().and_then(Camera::backchannel_track);
         let track =
             match target.track {
                 Some(t) => t,
-                None if target.camera.stream.tracks().len() == 1 => 0,
+                None if target.track_count() == 1 => 0,
                 None => return Response::with_reason(
                     459,
                     "Aggregate Operation Not Allowed (SETUP needs a track URL, e.g. .../trackID=0)",
@@ -343,7 +383,7 @@ impl Conn {
             Err(e) => return Response::with_reason(461, format!("Unsupported Transport ({e})")),
         };
         if let Some(s) = &session {
-            if s.camera.name != target.camera.name {
+            if s.path() != target.path() {
                 return Response::with_reason(
                     459,
                     "Aggregate Operation Not Allowed (session belongs to another camera)",
@@ -362,7 +402,7 @@ impl Conn {
                 let st = lock(&s.state);
                 // A repeated SETUP of the same track may keep its channels.
                 let mut used = st.used_channels();
-                let previous = if Some(track) == target.camera.backchannel_track() {
+                let previous = if Some(track) == backchannel_track {
                     st.backchannel.as_ref().map(|b| &b.transport)
                 } else {
                     st.tracks.get(&track).map(|t| &t.transport)
@@ -378,7 +418,7 @@ impl Conn {
                 used
             })
             .unwrap_or_default();
-        let is_backchannel = Some(track) == target.camera.backchannel_track();
+        let is_backchannel = Some(track) == backchannel_track;
         let Some((transport, answer)) = offers.iter().find_map(|t| self.accept_transport(t, &used))
         else {
             return Response::with_reason(
@@ -393,16 +433,24 @@ impl Conn {
                     .counters
                     .sessions_created
                     .fetch_add(1, Ordering::Relaxed);
-                self.state.sessions.create(target.camera.clone(), self.peer)
+                let s = self
+                    .state
+                    .sessions
+                    .create(target.session_media(), self.peer);
+                if let TargetMedia::Replay(m) = &target.media {
+                    lock(&s.state).replay =
+                        Some(Arc::new(std::sync::Mutex::new(ReplayCtl::new(m.clone()))));
+                }
+                s
             }
         };
         if !self.sessions.contains(&session.id) {
             self.sessions.push(session.id.clone());
         }
         if is_backchannel {
-            if let Some(out) = &target.camera.backchannel {
+            if let Some(out) = camera.as_ref().and_then(|c| c.backchannel.as_ref()) {
                 if let Err(owner) = out.acquire(&session.id) {
-                    tracing::info!(camera = %target.camera.name, session = %session.id, owner = %owner, "backchannel refused: output in use");
+                    tracing::info!(camera = %target.path(), session = %session.id, owner = %owner, "backchannel refused: output in use");
                     let empty = {
                         let st = lock(&session.state);
                         st.tracks.is_empty() && st.backchannel.is_none()
@@ -415,7 +463,7 @@ impl Conn {
                         453,
                         format!(
                             "Not Enough Bandwidth (the audio output of {} is in use by another talk session)",
-                            target.camera.name
+                            target.path()
                         ),
                     );
                 }
@@ -436,7 +484,7 @@ impl Conn {
                         b.transport = transport;
                     }
                     None => {
-                        let out = target.camera.backchannel.clone();
+                        let out = camera.as_ref().and_then(|c| c.backchannel.clone());
                         if let Some(out) = out {
                             st.backchannel = Some(BackchannelTrack {
                                 url: req.uri.clone(),
@@ -455,7 +503,10 @@ impl Conn {
                         transport,
                     },
                 );
-                answer.ssrc = target.camera.stream.ssrc(track);
+                answer.ssrc = match &target.media {
+                    TargetMedia::Live(c) => c.stream.ssrc(track),
+                    TargetMedia::Replay(_) => st.replay.as_ref().and_then(|r| lock(r).ssrc(track)),
+                };
             }
         }
         with_session(Response::new(200), &session, &self.state)
@@ -532,7 +583,13 @@ impl Conn {
         if let Some(b) = &st.backchannel {
             b.talker.set_playing(true);
         }
-        let (reader, joins) = session.camera.stream.subscribe();
+        let Some(camera) = session.live() else {
+            return Response::with_reason(
+                455,
+                "Method Not Valid in This State (not a live session)",
+            );
+        };
+        let (reader, joins) = camera.stream.subscribe();
         let infos: Vec<RtpInfo> = st
             .tracks
             .iter()
@@ -545,14 +602,23 @@ impl Conn {
                 }
             })
             .collect();
-        // A PLAY while playing only answers again (the delivery in progress goes on).
+        // A PLAY while playing only answers again (the delivery in progress goes on). The
+        // delivery starts once the response is sent.
         if !st.playing && !st.tracks.is_empty() {
-            let task = tokio::spawn(crate::delivery::play(
-                self.state.clone(),
-                session.clone(),
-                reader,
-            ));
-            st.play_task = Some(task);
+            let state = self.state.clone();
+            let session = session.clone();
+            st.stop = Arc::new(crate::session::StopSignal::default());
+            let stop = st.stop.clone();
+            *lock(&self.after_response) = Some(Box::new(move || {
+                let task =
+                    tokio::spawn(crate::delivery::play(state, session.clone(), reader, stop));
+                let mut st = lock(&session.state);
+                if st.playing {
+                    st.play_task = Some(task);
+                } else {
+                    task.abort(); // torn down in between
+                }
+            }));
         }
         st.playing = true;
         drop(st);
@@ -600,12 +666,18 @@ fn bad_reason(why: &str) -> String {
     format!("Bad Request ({clean})")
 }
 
-/// What a request URL names: `rtsp://host[:port]/<camera>[/trackID=<n>]`.
+/// What a request URL names: `rtsp://host[:port]/<camera>[/trackID=<n>]` (live) or
+/// `rtsp://host[:port]/replay/<recording>[/trackID=<n>]` (ONVIF replay).
 struct Target {
-    camera: Camera,
+    media: TargetMedia,
     track: Option<usize>,
-    /// `rtsp://host[:port]/<camera>/`: the Content-Base.
+    /// `rtsp://host[:port]/<path>/`: the Content-Base.
     base_url: String,
+}
+
+enum TargetMedia {
+    Live(Camera),
+    Replay(Arc<ReplayMedia>),
 }
 
 impl Target {
@@ -615,30 +687,70 @@ impl Target {
             Response::with_reason(400, "Bad Request (request URL is not rtsp://host/path)")
         })?;
         let mut segments = path.split('/').filter(|s| !s.is_empty());
-        let name = segments.next().ok_or_else(not_found)?;
-        let camera = state.cameras.get(name).ok_or_else(not_found)?.clone();
-        let track = match segments.next() {
-            None => None,
-            Some(seg) => {
-                let n = seg
-                    .strip_prefix("trackID=")
-                    .or_else(|| seg.strip_prefix("stream="))
-                    .and_then(|n| n.parse::<usize>().ok())
-                    .ok_or_else(not_found)?;
-                if n >= camera.stream.tracks().len() && Some(n) != camera.backchannel_track() {
-                    return Err(not_found());
-                }
-                Some(n)
-            }
+        let first = segments.next().ok_or_else(not_found)?;
+        let (media, name) = if first == REPLAY_PREFIX {
+            let name = segments.next().ok_or_else(|| {
+                Response::with_reason(404, "Not Found (replay URLs are /replay/<recording>)")
+            })?;
+            (
+                TargetMedia::Replay(replay::media(state, name)?),
+                format!("{first}/{name}"),
+            )
+        } else {
+            let camera = state.cameras.get(first).ok_or_else(not_found)?.clone();
+            (TargetMedia::Live(camera), first.to_owned())
         };
+        let mut target = Target {
+            media,
+            track: None,
+            base_url: format!("{prefix}/{name}/"),
+        };
+        if let Some(seg) = segments.next() {
+            let n = seg
+                .strip_prefix("trackID=")
+                .or_else(|| seg.strip_prefix("stream="))
+                .and_then(|n| n.parse::<usize>().ok())
+                .ok_or_else(not_found)?;
+            let backchannel = target.camera().and_then(Camera::backchannel_track);
+            if n >= target.track_count() && Some(n) != backchannel {
+                return Err(not_found());
+            }
+            target.track = Some(n);
+        }
         if segments.next().is_some() {
             return Err(not_found());
         }
-        Ok(Target {
-            base_url: format!("{prefix}/{name}/"),
-            camera,
-            track,
-        })
+        Ok(target)
+    }
+
+    fn camera(&self) -> Option<&Camera> {
+        match &self.media {
+            TargetMedia::Live(c) => Some(c),
+            TargetMedia::Replay(_) => None,
+        }
+    }
+
+    /// Server -> client tracks.
+    fn track_count(&self) -> usize {
+        match &self.media {
+            TargetMedia::Live(c) => c.stream.tracks().len(),
+            TargetMedia::Replay(m) => m.tracks.len(),
+        }
+    }
+
+    /// As [`Session::path`].
+    fn path(&self) -> String {
+        match &self.media {
+            TargetMedia::Live(c) => c.name.clone(),
+            TargetMedia::Replay(m) => format!("{REPLAY_PREFIX}/{}", m.name),
+        }
+    }
+
+    fn session_media(&self) -> SessionMedia {
+        match &self.media {
+            TargetMedia::Live(c) => SessionMedia::Live(c.clone()),
+            TargetMedia::Replay(m) => SessionMedia::Replay(m.clone()),
+        }
     }
 }
 

@@ -53,7 +53,34 @@ pub struct SessionState {
     pub backchannel: Option<BackchannelTrack>,
     pub playing: bool,
     pub play_task: Option<JoinHandle<()>>,
+    /// Replay sessions: RTP numbering and delivery progress, shared with the pump.
+    pub replay: Option<Arc<Mutex<crate::replay::ReplayCtl>>>,
+    /// Asks the running delivery to stop at a packet boundary (a new one per delivery).
+    pub stop: Arc<StopSignal>,
 }
+
+/// A cooperative stop for a delivery task: it checks [`StopSignal::requested`] between
+/// writes and wakes from its sleeps on `wake`, so that PAUSE never cuts an interleaved
+/// frame in half on the client's TCP connection.
+#[derive(Default)]
+pub struct StopSignal {
+    flag: std::sync::atomic::AtomicBool,
+    pub wake: tokio::sync::Notify,
+}
+
+impl StopSignal {
+    pub fn requested(&self) -> bool {
+        self.flag.load(Ordering::Relaxed)
+    }
+
+    pub fn request(&self) {
+        self.flag.store(true, Ordering::Relaxed);
+        self.wake.notify_one();
+    }
+}
+
+/// How long PAUSE waits for a delivery to reach a packet boundary before aborting it.
+const STOP_WAIT: Duration = Duration::from_secs(5);
 
 impl SessionState {
     pub fn playing(&self) -> bool {
@@ -83,15 +110,37 @@ impl SessionState {
     }
 }
 
+/// What a session plays: a camera's live stream or a recording (ONVIF replay).
+pub enum SessionMedia {
+    Live(Camera),
+    Replay(Arc<crate::replay::ReplayMedia>),
+}
+
 pub struct Session {
     pub id: String,
-    pub camera: Camera,
+    pub media: SessionMedia,
     pub created_by: SocketAddr,
     pub state: Mutex<SessionState>,
     last_seen: Mutex<Instant>,
 }
 
 impl Session {
+    /// The live camera, for a live session.
+    pub fn live(&self) -> Option<&Camera> {
+        match &self.media {
+            SessionMedia::Live(c) => Some(c),
+            SessionMedia::Replay(_) => None,
+        }
+    }
+
+    /// The path the session belongs to: `cam1` or `replay/cam1`.
+    pub fn path(&self) -> String {
+        match &self.media {
+            SessionMedia::Live(c) => c.name.clone(),
+            SessionMedia::Replay(r) => format!("replay/{}", r.name),
+        }
+    }
+
     pub fn touch(&self) {
         *lock(&self.last_seen) = Instant::now();
     }
@@ -100,7 +149,27 @@ impl Session {
         lock(&self.last_seen).elapsed()
     }
 
-    /// Stops delivery and reception (PAUSE / TEARDOWN).
+    /// Stops delivery at a packet boundary and reception (PAUSE), waiting up to
+    /// [`STOP_WAIT`] before aborting the delivery.
+    pub async fn stop_gracefully(&self) {
+        let task = {
+            let mut st = lock(&self.state);
+            st.playing = false;
+            st.stop.request();
+            if let Some(b) = &st.backchannel {
+                b.talker.set_playing(false);
+            }
+            st.play_task.take()
+        };
+        if let Some(mut task) = task {
+            if tokio::time::timeout(STOP_WAIT, &mut task).await.is_err() {
+                tracing::warn!(session = %self.id, "delivery did not stop in time; aborted");
+                task.abort();
+            }
+        }
+    }
+
+    /// Stops delivery and reception at once (TEARDOWN, timeout, disconnect).
     pub fn stop_playing(&self) {
         let mut st = lock(&self.state);
         st.playing = false;
@@ -122,11 +191,11 @@ pub struct Sessions {
 }
 
 impl Sessions {
-    pub fn create(&self, camera: Camera, created_by: SocketAddr) -> Arc<Session> {
+    pub fn create(&self, media: SessionMedia, created_by: SocketAddr) -> Arc<Session> {
         let id = new_session_id();
         let s = Arc::new(Session {
             id: id.clone(),
-            camera,
+            media,
             created_by,
             state: Mutex::new(SessionState::default()),
             last_seen: Mutex::new(Instant::now()),
@@ -192,7 +261,7 @@ impl Sessions {
         state.tracks.clear();
         // Dropping the talker ends its thread, which finishes the outputs.
         if state.backchannel.take().is_some() {
-            if let Some(out) = &s.camera.backchannel {
+            if let Some(out) = s.live().and_then(|c| c.backchannel.as_ref()) {
                 out.release(id);
             }
         }

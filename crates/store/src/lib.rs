@@ -30,6 +30,7 @@ mod format;
 mod reader;
 mod recorder;
 mod recovery;
+pub mod replay;
 mod retention;
 #[doc(hidden)]
 pub mod testing;

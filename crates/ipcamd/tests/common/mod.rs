@@ -49,10 +49,30 @@ pub fn start_server(cameras_toml: &str) -> ServerProc {
 
 /// Like [`start_server`], with extra `[server]` lines.
 pub fn start_server_with(server_toml: &str, cameras_toml: &str) -> ServerProc {
+    let dir = std::env::temp_dir().join(format!(
+        "ipcamd-test-{}-{}",
+        std::process::id(),
+        free_port()
+    ));
+    start_server_in(dir, server_toml, cameras_toml)
+}
+
+/// A fresh test folder (its `data` subfolder is the server's data_dir).
+pub fn test_dir() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "ipcamd-test-{}-{}",
+        std::process::id(),
+        free_port()
+    ));
+    std::fs::create_dir_all(dir.join("data")).expect("temp dir");
+    dir
+}
+
+/// Like [`start_server_with`], in `dir` (prepared beforehand, e.g. with imported footage
+/// in `dir/data`).
+pub fn start_server_in(dir: PathBuf, server_toml: &str, cameras_toml: &str) -> ServerProc {
     let rtsp_port = free_port();
     let http_port = free_port();
-    let dir =
-        std::env::temp_dir().join(format!("ipcamd-test-{}-{}", std::process::id(), rtsp_port));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let config = dir.join("ipcamd.toml");
     let mut f = std::fs::File::create(&config).expect("config file");
