@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of ipcamd on a fresh Debian machine: installs the real clients the
-# integration tests talk to (ffmpeg/ffprobe, GStreamer with rtspsrc, Python GI, tshark),
+# integration tests talk to (ffmpeg/ffprobe, GStreamer with rtspsrc, Python GI, tshark,
+# onvif-util, xmllint, iproute2, and the onvif-zeep client in target/onvif-venv),
 # then runs the whole workspace's tests. Tests that need a client FAIL when it is missing;
 # none is skipped.
 set -euo pipefail
@@ -9,7 +10,7 @@ cd "$(dirname "$0")/.."
 packages=(ffmpeg gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav python3-gi
   gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0 gir1.2-gst-rtsp-server-1.0 gstreamer1.0-rtsp
-  curl libasound2-dev gnuplot-nox)
+  curl libasound2-dev gnuplot-nox onvif-tools libxml2-utils iproute2 python3-venv)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -20,6 +21,13 @@ if [ ${#missing[@]} -gt 0 ]; then
   [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# The ONVIF tests' Python client (onvif-zeep ships the ONVIF WSDLs), in a venv.
+if [ ! -x target/onvif-venv/bin/python ] || ! target/onvif-venv/bin/python -c "import onvif" 2>/dev/null; then
+  echo "== creating target/onvif-venv with onvif-zeep"
+  python3 -m venv target/onvif-venv
+  target/onvif-venv/bin/pip install -q onvif-zeep
 fi
 
 echo "== cargo fmt --check"

@@ -15,6 +15,7 @@ pub struct Config {
     pub auth: AuthSection,
     pub tls: TlsSection,
     pub limits: LimitsSection,
+    pub onvif: OnvifSection,
     #[serde(rename = "camera")]
     pub cameras: Vec<CameraConfig>,
 }
@@ -94,6 +95,7 @@ impl Default for Config {
             auth: AuthSection::default(),
             tls: TlsSection::default(),
             limits: LimitsSection::default(),
+            onvif: OnvifSection::default(),
             cameras: vec![CameraConfig::default()],
         }
     }
@@ -122,6 +124,30 @@ impl Default for ServerSection {
             rtp_port: 0,
             session_timeout_s: 60,
             data_dir: PathBuf::from("data"),
+        }
+    }
+}
+
+/// ONVIF services (always on the HTTP port) and WS-Discovery.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OnvifSection {
+    /// Answer WS-Discovery probes, send Hello at start and Bye at shutdown.
+    pub discovery: bool,
+    /// WS-Discovery UDP port (3702 by the standard).
+    pub discovery_port: u16,
+    /// GetDeviceInformation's Manufacturer and Model.
+    pub manufacturer: String,
+    pub model: String,
+}
+
+impl Default for OnvifSection {
+    fn default() -> Self {
+        OnvifSection {
+            discovery: true,
+            discovery_port: 3702,
+            manufacturer: "ipcamd".into(),
+            model: "ipcamd".into(),
         }
     }
 }

@@ -358,6 +358,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         )?),
         tls: config.tls_options()?,
         limits: config.limits.limits(),
+        onvif: onvif_options(&config),
         ..ServerOptions::default()
     };
     let mut live = Vec::new();
@@ -542,5 +543,30 @@ async fn wait_for_shutdown() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// `[onvif]` and what the synthetic cameras' settings say about their video (file cameras
+/// are measured from their stream by the server).
+fn onvif_options(config: &Config) -> ipcamd_server::onvif::OnvifOptions {
+    let hints = config
+        .cameras
+        .iter()
+        .filter(|c| c.source == SourceKind::Synthetic)
+        .map(|c| {
+            let h = ipcamd_server::onvif::VideoHints {
+                fps: c.fps,
+                bitrate_kbps: c.bitrate_kbps,
+                gov_length: (c.fps * c.keyframe_interval_ms / 1000).max(1),
+            };
+            (c.name.clone(), h)
+        })
+        .collect();
+    ipcamd_server::onvif::OnvifOptions {
+        discovery: config.onvif.discovery,
+        discovery_port: config.onvif.discovery_port,
+        hints,
+        manufacturer: config.onvif.manufacturer.clone(),
+        model: config.onvif.model.clone(),
     }
 }

@@ -61,10 +61,30 @@ pub fn format_iso8601(t: UnixMicros) -> String {
     )
 }
 
-/// A UTC instant written as ISO 8601 (`2026-11-21T22:02:24Z`, `2026-11-21T22:02:24.5Z`)
-/// or in the RTSP/ONVIF clock form (`20261121T220224Z`).
+/// An instant written as ISO 8601 / xsd:dateTime (`2026-11-21T22:02:24Z`,
+/// `2026-11-21T22:02:24.5Z`, or with a numeric offset as some clients write it:
+/// `2026-11-21T23:02:24+01:00`) or in the RTSP/ONVIF clock form (`20261121T220224Z`).
 pub fn parse_utc(s: &str) -> Option<UnixMicros> {
     let s = s.trim();
+    // A numeric offset after the time: parse the local time as UTC, then shift.
+    if let Some(t) = s.find('T') {
+        let time = s.get(t..)?;
+        if let Some(i) = time.rfind(['+', '-']) {
+            let (local, off) = time.split_at(i);
+            let sign: i64 = if off.starts_with('-') { -1 } else { 1 };
+            let digits: String = off.chars().skip(1).filter(|c| *c != ':').collect();
+            if digits.len() != 4 || !digits.chars().all(|c| c.is_ascii_digit()) {
+                return None;
+            }
+            let h: i64 = digits.get(..2)?.parse().ok()?;
+            let m: i64 = digits.get(2..)?.parse().ok()?;
+            if h > 23 || m > 59 {
+                return None;
+            }
+            let utc = parse_utc(&format!("{}{local}Z", s.get(..t)?))?;
+            return Some(utc - sign * (h * 3600 + m * 60) * 1_000_000);
+        }
+    }
     let compact: String = if s.len() >= 10 && s.as_bytes().get(4) == Some(&b'-') {
         // Drop the separators of the date and time parts (not the fraction's point).
         s.chars().filter(|c| *c != '-' && *c != ':').collect()
@@ -87,6 +107,12 @@ mod iso_tests {
         assert_eq!(parse_utc("20251121T220224.123Z"), Some(t));
         assert_eq!(parse_utc("2025-11-21T22:02:24Z"), Some(t - 123_000));
         assert_eq!(parse_utc("yesterday"), None);
+        // xsd:dateTime with an offset (onvif-zeep writes +00:00).
+        assert_eq!(parse_utc("2025-11-21T22:02:24+00:00"), Some(t - 123_000));
+        assert_eq!(parse_utc("2025-11-21T23:32:24.123+01:30"), Some(t));
+        assert_eq!(parse_utc("2025-11-21T21:02:24.123-0100"), Some(t));
+        assert_eq!(parse_utc("2025-11-21T22:02:24+1:00"), None);
+        assert_eq!(parse_utc("2025-11-21T22:02:24+25:00"), None);
         assert_eq!(format_iso8601(-1_000), "1969-12-31T23:59:59.999Z");
     }
 }

@@ -142,7 +142,10 @@ pub async fn serve_stream(
     let cookie = head.session_cookie().map(str::to_owned);
     let tunnel = cookie.is_some() && (head.is_tunnel_get() || head.is_tunnel_post());
     let authorization = head.headers.get("Authorization");
-    if authorization.is_some() || !tunnel {
+    // ONVIF requests are authenticated per request by the ONVIF layer (WS-Security or
+    // Digest; some operations are open to anyone).
+    let onvif = !tunnel && crate::onvif::wants(&head);
+    if !onvif && (authorization.is_some() || !tunnel) {
         let needed = if matches!(head.method.as_str(), "GET" | "HEAD") || tunnel {
             Role::Viewer
         } else {
@@ -160,6 +163,9 @@ pub async fn serve_stream(
         Some(cookie) if head.is_tunnel_get() => tunnel_get(state, stream, peer, cookie).await,
         Some(cookie) if head.is_tunnel_post() => {
             tunnel_post(state, stream, peer, local, cookie, rest, tls).await
+        }
+        _ if crate::onvif::wants(&head) => {
+            crate::onvif::serve_http(state, stream, local, tls, head, rest).await
         }
         _ => plain_http(&state, stream, &head).await,
     }

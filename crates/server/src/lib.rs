@@ -17,6 +17,7 @@
 //! - [`auth`]: users, roles and the Digest check of every request.
 //! - [`tls`]: RTSPS and HTTPS listeners (rustls).
 //! - [`limits`]: limits against hostile clients, and panic isolation of connections.
+//! - [`onvif`]: ONVIF SOAP services and snapshots on the HTTP port, WS-Discovery.
 //!
 //! Live vs replay: a live session plays one camera's
 //! [`Stream`](ipcamd_media::fanout::Stream) (shared packets from the fan-out); a replay
@@ -28,6 +29,7 @@ pub mod backchannel;
 pub mod delivery;
 pub mod http;
 pub mod limits;
+pub mod onvif;
 pub mod recording;
 pub mod replay;
 pub mod rtsp;
@@ -62,6 +64,8 @@ pub struct ServerOptions {
     pub tls: Option<tls::TlsOptions>,
     /// Limits against hostile clients (`[limits]`).
     pub limits: limits::Limits,
+    /// ONVIF services and WS-Discovery.
+    pub onvif: onvif::OnvifOptions,
 }
 
 impl Default for ServerOptions {
@@ -75,6 +79,7 @@ impl Default for ServerOptions {
             auth: Arc::new(auth::Authorizer::default()),
             tls: None,
             limits: limits::Limits::default(),
+            onvif: onvif::OnvifOptions::default(),
         }
     }
 }
@@ -88,6 +93,7 @@ pub struct Server {
     pub https_addr: Option<SocketAddr>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     recordings: Vec<recording::Recording>,
+    discovery: Option<onvif::Discovery>,
 }
 
 impl Server {
@@ -159,6 +165,16 @@ impl Server {
                 )));
             }
         }
+        // WS-Discovery announces the device service, so it needs the HTTP port.
+        let discovery = if state.options.onvif.discovery && http_addr.is_some() {
+            let port = state.options.onvif.discovery_port;
+            // Not fatal: the SOAP services work without it.
+            onvif::Discovery::start(state.clone(), port)
+                .map_err(|e| tracing::warn!(error = %e, "WS-Discovery is off"))
+                .ok()
+        } else {
+            None
+        };
         Ok(Server {
             state,
             rtsp_addr,
@@ -167,11 +183,15 @@ impl Server {
             https_addr,
             tasks,
             recordings,
+            discovery,
         })
     }
 
     /// Stops accepting, tears down every session.
     pub async fn shutdown(self) {
+        if let Some(d) = self.discovery {
+            d.stop();
+        }
         for t in &self.tasks {
             t.abort();
         }

@@ -565,6 +565,30 @@ async fn prepare(
     }
 }
 
+type ReadAhead = tokio::task::JoinHandle<(Replay, Result<Batch, ipcamd_store::StoreError>)>;
+
+/// Starts reading the next batch on the blocking pool (the selection reads files and
+/// SQLite); the Replay moves there and back with [`finish_read`].
+fn start_read(job: &mut Job) -> std::io::Result<ReadAhead> {
+    let mut replay = job
+        .replay
+        .take()
+        .ok_or_else(|| std::io::Error::other("replay state lost"))?;
+    Ok(tokio::task::spawn_blocking(move || {
+        let b = replay.next_batch(BATCH_UNITS, BATCH_BYTES);
+        (replay, b)
+    }))
+}
+
+fn finish_read(
+    job: &mut Job,
+    done: Result<(Replay, Result<Batch, ipcamd_store::StoreError>), tokio::task::JoinError>,
+) -> std::io::Result<Batch> {
+    let (replay, batch) = done.map_err(std::io::Error::other)?;
+    job.replay = Some(replay);
+    batch.map_err(std::io::Error::other)
+}
+
 /// Per-track sending state of one delivery.
 struct Out {
     track: usize,
@@ -663,29 +687,24 @@ async fn deliver(
     let mut last_sr: Option<Instant> = None;
     let cname = format!("ipcamd-{}", session.path());
     let mut wire = Wire::default();
+    let mut ahead: Option<ReadAhead> = None;
     loop {
         if stop.requested() {
             return Ok(false);
         }
-        let batch = match job.first.take() {
-            Some(b) => b,
-            None => {
-                // The selection reads files and SQLite: run it on the blocking pool. The
-                // Replay moves there and back.
-                let mut replay = job
-                    .replay
-                    .take()
-                    .ok_or_else(|| std::io::Error::other("replay state lost"))?;
-                let (replay, batch) = tokio::task::spawn_blocking(move || {
-                    let b = replay.next_batch(BATCH_UNITS, BATCH_BYTES);
-                    (replay, b)
-                })
-                .await
-                .map_err(std::io::Error::other)?;
-                job.replay = Some(replay);
-                batch.map_err(std::io::Error::other)?
+        let batch = match (job.first.take(), ahead.take()) {
+            (Some(b), _) => b,
+            (None, Some(read)) => finish_read(job, read.await)?,
+            (None, None) => {
+                let read = start_read(job)?;
+                finish_read(job, read.await)?
             }
         };
+        // Read the next batch on the blocking pool while this one is written (Rate-Control:
+        // no is bound by the time of one read plus one write otherwise).
+        if matches!(batch, Batch::Units(_)) {
+            ahead = Some(start_read(job)?);
+        }
         match batch {
             Batch::Units(units) => {
                 for u in units {

@@ -62,6 +62,8 @@ pub struct ServerState {
     pub conns: crate::limits::ConnTable,
     /// HTTP tunnel GET halves waiting for or paired with their POST, by `x-sessioncookie`.
     pub tunnels: Mutex<HashMap<String, crate::http::TunnelGet>>,
+    /// ONVIF users, nonce cache, counters.
+    pub onvif: crate::onvif::OnvifState,
     next_conn_id: AtomicU64,
 }
 
@@ -74,6 +76,7 @@ impl ServerState {
         http_addr: Option<SocketAddr>,
         store: Option<ipcamd_store::Store>,
     ) -> Arc<ServerState> {
+        let auth = options.auth.clone();
         Arc::new(ServerState {
             options,
             cameras: cameras.into_iter().map(|c| (c.name.clone(), c)).collect(),
@@ -86,6 +89,7 @@ impl ServerState {
             limit_counters: Default::default(),
             conns: Default::default(),
             tunnels: Mutex::new(HashMap::new()),
+            onvif: crate::onvif::OnvifState::new(http_addr.map(|a| a.port()).unwrap_or(0), auth),
             next_conn_id: AtomicU64::new(1),
         })
     }

@@ -1,0 +1,774 @@
+//! ONVIF services and WS-Discovery against real clients nobody here wrote: the Python
+//! `onvif-zeep` client (PyPI; validates every answer against the ONVIF WSDLs), libonvif's
+//! `onvif-util` (Debian `onvif-tools`; finds the camera by WS-Discovery only, so its test
+//! runs the server in a network namespace: onvif-util turns multicast loopback off), then
+//! ffprobe on the URIs they were given and `ipcamd talk` on the backchannel; and every
+//! ver10 answer of the running server checked against the ONVIF schemas with xmllint.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{TcpStream, UdpSocket};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// The network-namespace test routes the WS-Discovery group into its veth for its
+/// duration; the multicast test must not run meanwhile.
+static MULTICAST_ROUTE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// The Python of the venv scripts/test.sh creates with `onvif-zeep` in it.
+fn onvif_python() -> PathBuf {
+    if let Ok(p) = std::env::var("IPCAMD_ONVIF_PYTHON") {
+        return PathBuf::from(p);
+    }
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/onvif-venv/bin/python");
+    assert!(
+        p.is_file(),
+        "{} is missing: this test needs the onvif-zeep client (scripts/test.sh creates the venv: python3 -m venv target/onvif-venv && target/onvif-venv/bin/pip install onvif-zeep)",
+        p.display()
+    );
+    p
+}
+
+fn free_udp_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .map(|a| a.port())
+        .expect("no free UDP port")
+}
+
+fn ffprobe_streams(url: &str, extra: &[&str]) -> String {
+    let ffprobe = require_tool("ffprobe", "ffmpeg");
+    let (ok, stdout, stderr) = run_with_timeout(
+        Command::new(ffprobe)
+            .args(["-v", "error"])
+            .args(extra)
+            .args([
+                "-show_entries",
+                "stream=codec_name,width,height",
+                "-of",
+                "compact",
+                url,
+            ]),
+        Duration::from_secs(30),
+    );
+    assert!(ok, "ffprobe {url} failed: {stderr}");
+    stdout
+}
+
+/// POSTs a SOAP body; returns (status, body).
+fn post(port: u16, path: &str, body: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect HTTP");
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok();
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/soap+xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("send");
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).ok();
+    let status = resp
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = resp
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+fn envelope(nsuri: &str, op: &str, args: &str) -> String {
+    format!(
+        "<s:Envelope xmlns:s=\"http://www.w3.org/2003/05/soap-envelope\" xmlns:tt=\"http://www.onvif.org/ver10/schema\"><s:Body><{op} xmlns=\"{nsuri}\">{args}</{op}></s:Body></s:Envelope>"
+    )
+}
+
+fn onvif_server() -> ServerProc {
+    let port = free_udp_port();
+    start_server_with(
+        &format!("\n[onvif]\ndiscovery_port = {port}\n"),
+        SMALL_CAMERA,
+    )
+}
+
+#[test]
+fn zeep_client_finds_streams_backchannel_recordings_and_replay() {
+    let server = onvif_server();
+    // Let the recorder flush a first section.
+    std::thread::sleep(Duration::from_secs(3));
+    let (ok, stdout, stderr) = run_with_timeout(
+        Command::new(onvif_python())
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/clients/onvif_zeep_flow.py"
+            ))
+            .args(["127.0.0.1", &server.http_port.to_string(), "admin", "admin"]),
+        Duration::from_secs(90),
+    );
+    assert!(
+        ok,
+        "onvif-zeep flow failed:\n{stdout}\n{stderr}\nserver log:\n{}",
+        server.log()
+    );
+    let v: serde_json::Value = serde_json::from_str(stdout.trim()).expect("JSON from the client");
+    assert_eq!(v["profiles"], serde_json::json!(["cam1"]));
+    assert_eq!(v["video_encoding"], "H264");
+    assert_eq!(v["width"], 320);
+    assert_eq!(v["services"].as_array().map(Vec::len), Some(7), "{v}");
+    let rtsp = v["rtsp_uri"].as_str().unwrap_or_default().to_owned();
+    assert_eq!(rtsp, format!("rtsp://127.0.0.1:{}/cam1", server.rtsp_port));
+    let http = v["http_uri"].as_str().unwrap_or_default().to_owned();
+    assert_eq!(http, format!("http://127.0.0.1:{}/cam1", server.http_port));
+
+    // The stream URI plays (TCP), and the tunnel URI plays through ffmpeg's HTTP mode.
+    let streams = ffprobe_streams(&rtsp, &["-rtsp_transport", "tcp"]);
+    assert!(
+        streams.contains("codec_name=h264|width=320|height=176")
+            || streams.contains("codec_name=h264|width=320|height=180"),
+        "{streams}"
+    );
+    assert!(streams.contains("codec_name=pcm_mulaw"), "{streams}");
+    let tunnel = http.replacen("http://", "rtsp://", 1);
+    let streams = ffprobe_streams(&tunnel, &["-rtsp_transport", "http"]);
+    assert!(streams.contains("codec_name=h264"), "{streams}");
+
+    // The snapshot URI is a JPEG of the picture.
+    let snap = v["snapshot_uri"].as_str().unwrap_or_default().to_owned();
+    let streams = ffprobe_streams(&snap, &[]);
+    assert!(
+        streams.contains("codec_name=mjpeg|width=320"),
+        "{snap}: {streams}"
+    );
+
+    // Backchannel: the profile has an audio output; talk to the stream URI with the
+    // first G.711 codec the decoder options list.
+    assert_eq!(v["audio_outputs"], serde_json::json!(["AudioOutput_cam1"]));
+    assert_eq!(
+        v["audio_decoders"],
+        serde_json::json!(["AudioDecoder_cam1"])
+    );
+    assert!(
+        v["g711_bitrates"]
+            .as_array()
+            .is_some_and(|b| b.contains(&serde_json::json!(64))),
+        "{v}"
+    );
+    let (ok, out, err) = run_with_timeout(
+        Command::new(env!("CARGO_BIN_EXE_ipcamd")).args([
+            "talk",
+            &rtsp,
+            "--codec",
+            "PCMU/8000",
+            "--duration",
+            "2",
+        ]),
+        Duration::from_secs(30),
+    );
+    assert!(ok, "talk to {rtsp} failed:\n{out}\n{err}");
+    let files = wait_for_talk_file(&server, 1);
+    assert_tone(&files[0], 1000.0, 1.5);
+
+    // Recordings: the camera's continuous recording, tracks named per kind.
+    assert_eq!(v["number_recordings"], 1);
+    assert_eq!(v["search_state"], "Completed");
+    assert_eq!(v["recordings"][0]["token"], "cam1");
+    assert_eq!(
+        v["recordings"][0]["tracks"],
+        serde_json::json!(["VIDEO001", "AUDIO001"])
+    );
+    assert_eq!(
+        v["replay_uri"],
+        format!("rtsp://127.0.0.1:{}/replay/cam1", server.rtsp_port)
+    );
+    assert_eq!(v["replay_reverse"], true);
+}
+
+/// The replay URI GetReplayUri hands out plays (ffprobe through RTSP replay).
+#[test]
+fn replay_uri_from_onvif_plays() {
+    let server = onvif_server();
+    std::thread::sleep(Duration::from_secs(4));
+    let (status, body) = post(
+        server.http_port,
+        "/onvif/replay_service",
+        &envelope(
+            "http://www.onvif.org/ver10/replay/wsdl",
+            "GetReplayUri",
+            "<StreamSetup><tt:Stream>RTP-Unicast</tt:Stream><tt:Transport><tt:Protocol>RTSP</tt:Protocol></tt:Transport></StreamSetup><RecordingToken>cam1</RecordingToken>",
+        ),
+    );
+    assert_eq!(status, 200, "{body}");
+    let uri = body
+        .split("<trp:Uri>")
+        .nth(1)
+        .and_then(|r| r.split('<').next())
+        .expect("a Uri in GetReplayUriResponse")
+        .to_owned();
+    let streams = ffprobe_streams(&uri, &["-rtsp_transport", "tcp"]);
+    assert!(streams.contains("codec_name=h264"), "{streams}");
+}
+
+/// Every ver10 operation answers, and its answer is valid against the ONVIF schemas;
+/// bad requests get the right faults and statuses.
+#[test]
+fn server_answers_are_schema_valid_and_faults_are_right() {
+    require_tool("xmllint", "libxml2-utils");
+    let server = onvif_server();
+    std::thread::sleep(Duration::from_secs(3));
+    let dir = server.dir.join("xsd");
+    let all = ipcamd_onvif::testing::prepare_schemas(&dir).expect("schemas");
+    const TDS: &str = "http://www.onvif.org/ver10/device/wsdl";
+    const TRT: &str = "http://www.onvif.org/ver10/media/wsdl";
+    const TRC: &str = "http://www.onvif.org/ver10/recording/wsdl";
+    const TSE: &str = "http://www.onvif.org/ver10/search/wsdl";
+    const TRP: &str = "http://www.onvif.org/ver10/replay/wsdl";
+    const TMD: &str = "http://www.onvif.org/ver10/deviceIO/wsdl";
+    let p = "<ProfileToken>cam1</ProfileToken>";
+    let ops: Vec<(&str, &str, &str, &str)> = vec![
+        ("device", TDS, "GetSystemDateAndTime", ""),
+        ("device", TDS, "GetDeviceInformation", ""),
+        ("device", TDS, "GetCapabilities", "<Category>All</Category>"),
+        ("device", TDS, "GetServices", "<IncludeCapability>true</IncludeCapability>"),
+        ("device", TDS, "GetServiceCapabilities", ""),
+        ("device", TDS, "GetScopes", ""),
+        ("device", TDS, "GetNetworkInterfaces", ""),
+        ("device", TDS, "GetHostname", ""),
+        ("device", TDS, "GetUsers", ""),
+        ("media", TRT, "GetProfiles", ""),
+        ("media", TRT, "GetStreamUri", "<StreamSetup><tt:Stream>RTP-Unicast</tt:Stream><tt:Transport><tt:Protocol>TCP</tt:Protocol></tt:Transport></StreamSetup><ProfileToken>cam1</ProfileToken>"),
+        ("media", TRT, "GetSnapshotUri", p),
+        ("media", TRT, "GetVideoSources", ""),
+        ("media", TRT, "GetVideoSourceConfigurations", ""),
+        ("media", TRT, "GetVideoEncoderConfigurations", ""),
+        ("media", TRT, "GetAudioSources", ""),
+        ("media", TRT, "GetAudioOutputs", ""),
+        ("media", TRT, "GetAudioOutputConfigurations", ""),
+        ("media", TRT, "GetAudioDecoderConfigurations", ""),
+        ("media", TRT, "GetAudioDecoderConfigurationOptions", p),
+        ("deviceio", TRT, "GetAudioOutputs", ""),
+        ("deviceio", TMD, "GetServiceCapabilities", ""),
+        ("recording", TRC, "GetRecordings", ""),
+        ("recording", TRC, "GetRecordingJobs", ""),
+        ("search", TSE, "GetRecordingSummary", ""),
+        ("search", TSE, "GetRecordingInformation", "<RecordingToken>cam1</RecordingToken>"),
+        ("search", TSE, "FindRecordings", "<Scope/><KeepAliveTime>PT10S</KeepAliveTime>"),
+        ("search", TSE, "GetRecordingSearchResults", "<SearchToken>search:*</SearchToken>"),
+        ("search", TSE, "GetMediaAttributes", "<RecordingTokens>cam1</RecordingTokens><Time>2026-01-01T00:00:00Z</Time>"),
+        ("replay", TRP, "GetReplayUri", "<StreamSetup><tt:Stream>RTP-Unicast</tt:Stream><tt:Transport><tt:Protocol>RTSP</tt:Protocol></tt:Transport></StreamSetup><RecordingToken>cam1</RecordingToken>"),
+        ("replay", TRP, "GetServiceCapabilities", ""),
+        ("replay", TRP, "GetReplayConfiguration", ""),
+    ];
+    let mut failures = Vec::new();
+    for (svc, nsuri, op, args) in &ops {
+        let (status, body) = post(
+            server.http_port,
+            &format!("/onvif/{svc}_service"),
+            &envelope(nsuri, op, args),
+        );
+        if status != 200 {
+            failures.push(format!("{op}: HTTP {status}: {body}"));
+            continue;
+        }
+        if let Err(e) = ipcamd_onvif::testing::validate(&body, &all, &dir.join("doc.xml")) {
+            failures.push(format!("{op}: {e}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+
+    // Faults.
+    let (s, b) = post(
+        server.http_port,
+        "/onvif/media_service",
+        &envelope(TRT, "SetVideoEncoderConfiguration", ""),
+    );
+    assert_eq!(s, 500, "{b}");
+    assert!(b.contains("ter:ActionNotSupported"), "{b}");
+    let (s, b) = post(
+        server.http_port,
+        "/onvif/media_service",
+        &envelope(TRT, "GetStreamUri", "<ProfileToken>nope</ProfileToken>"),
+    );
+    assert_eq!(s, 400, "{b}");
+    assert!(
+        b.contains("ter:InvalidArgVal") && b.contains("ter:NoProfile"),
+        "{b}"
+    );
+    let (s, b) = post(
+        server.http_port,
+        "/onvif/media_service",
+        "<s:Envelope><oops",
+    );
+    assert_eq!(s, 400, "{b}");
+    assert!(b.contains("ter:WellFormed"), "{b}");
+    let (s, _) = post(
+        server.http_port,
+        "/onvif/nothing_service",
+        &envelope(TDS, "GetHostname", ""),
+    );
+    assert_eq!(s, 404);
+    // The service is still up after all that.
+    let (s, _) = post(
+        server.http_port,
+        "/onvif/device_service",
+        &envelope(TDS, "GetHostname", ""),
+    );
+    assert_eq!(s, 200);
+}
+
+/// WS-Discovery: Hello at start and Bye at shutdown on the multicast group, ProbeMatches
+/// to a unicast Probe naming the device service.
+#[test]
+fn discovery_hello_probe_bye() {
+    let _route = MULTICAST_ROUTE.lock().unwrap_or_else(|e| e.into_inner());
+    let port = free_udp_port();
+    // A listener on the group, sharing the port with the server (both reuse it). Bound to
+    // the group address, so that unicast probes still reach only the server.
+    let listener: UdpSocket = {
+        let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None)
+            .expect("socket");
+        s.set_reuse_address(true).expect("SO_REUSEADDR");
+        s.set_reuse_port(true).expect("SO_REUSEPORT");
+        s.bind(&std::net::SocketAddr::from(([239, 255, 255, 250], port)).into())
+            .expect("bind the discovery port");
+        s.join_multicast_v4(&[239, 255, 255, 250].into(), &[0, 0, 0, 0].into())
+            .expect("join 239.255.255.250");
+        s.into()
+    };
+    listener
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .ok();
+    let mut buf = vec![0u8; 65536];
+    let server = start_server_with(
+        &format!("\n[onvif]\ndiscovery_port = {port}\n"),
+        SMALL_CAMERA,
+    );
+    let probe = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><s:Envelope xmlns:s=\"http://www.w3.org/2003/05/soap-envelope\" xmlns:a=\"http://schemas.xmlsoap.org/ws/2004/08/addressing\"><s:Header><a:Action>http://schemas.xmlsoap.org/ws/2005/04/discovery/Probe</a:Action><a:MessageID>uuid:ipcamd-test-{port}</a:MessageID><a:To>urn:schemas-xmlsoap-org:ws:2005:04:discovery</a:To></s:Header><s:Body><Probe xmlns=\"http://schemas.xmlsoap.org/ws/2005/04/discovery\"><Types xmlns:dn=\"http://www.onvif.org/ver10/network/wsdl\">dn:NetworkVideoTransmitter</Types></Probe></s:Body></s:Envelope>"
+    );
+    let hello = loop {
+        let (n, _) = listener
+            .recv_from(&mut buf)
+            .unwrap_or_else(|e| panic!("no Hello: {e}; log:\n{}", server.log()));
+        let m = String::from_utf8_lossy(&buf[..n]).into_owned();
+        if m.contains("<d:Hello>") {
+            break m;
+        }
+    };
+    assert!(hello.contains("/onvif/device_service"), "{hello}");
+    assert!(hello.contains("dn:NetworkVideoTransmitter"), "{hello}");
+    let client = UdpSocket::bind("127.0.0.1:0").expect("client socket");
+    client.set_read_timeout(Some(Duration::from_secs(5))).ok();
+    let mut answer = None;
+    for _ in 0..20 {
+        client
+            .send_to(probe.as_bytes(), ("127.0.0.1", port))
+            .expect("send probe");
+        if let Ok((n, _)) = client.recv_from(&mut buf) {
+            answer = Some(String::from_utf8_lossy(&buf[..n]).into_owned());
+            break;
+        }
+    }
+    let answer = answer.unwrap_or_else(|| panic!("no ProbeMatches; log:\n{}", server.log()));
+    assert!(answer.contains("ProbeMatches"), "{answer}");
+    assert!(
+        answer.contains(&format!("uuid:ipcamd-test-{port}")),
+        "RelatesTo: {answer}"
+    );
+    assert!(
+        answer.contains(&format!(
+            "http://127.0.0.1:{}/onvif/device_service",
+            server.http_port
+        )),
+        "{answer}"
+    );
+    // A probe for printers gets nothing.
+    client
+        .send_to(
+            probe
+                .replace("dn:NetworkVideoTransmitter", "dn:Printer")
+                .as_bytes(),
+            ("127.0.0.1", port),
+        )
+        .expect("send");
+    client
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .ok();
+    assert!(
+        client.recv_from(&mut buf).is_err(),
+        "answered a probe for another type"
+    );
+    // Garbage is ignored and counted; the task keeps answering.
+    client
+        .send_to(b"\x00<<<garbage", ("127.0.0.1", port))
+        .expect("send");
+    client.set_read_timeout(Some(Duration::from_secs(5))).ok();
+    client
+        .send_to(probe.as_bytes(), ("127.0.0.1", port))
+        .expect("send");
+    assert!(
+        client.recv_from(&mut buf).is_ok(),
+        "no answer after garbage"
+    );
+    // Bye on SIGTERM.
+    let pid = server.child.id().to_string();
+    let _ = Command::new("kill").args(["-TERM", &pid]).status();
+    let endpoint = hello
+        .split("<wsa:Address>")
+        .nth(1)
+        .and_then(|r| r.split('<').next())
+        .expect("endpoint address in Hello")
+        .to_owned();
+    loop {
+        let (n, _) = listener
+            .recv_from(&mut buf)
+            .unwrap_or_else(|e| panic!("no Bye: {e}; log:\n{}", server.log()));
+        let m = String::from_utf8_lossy(&buf[..n]).into_owned();
+        if m.contains("<d:Bye>") {
+            assert!(m.contains(&endpoint), "Bye of another device: {m}");
+            break;
+        }
+    }
+}
+
+/// A network namespace with the server in it, joined to the host by a veth pair, and the
+/// WS-Discovery multicast group routed into it (onvif-util probes with multicast loopback
+/// off, so a device on the same host would never hear it).
+struct Netns {
+    name: String,
+    host_if: String,
+}
+
+fn ip(args: &[&str]) -> Result<(), String> {
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .map_err(|e| format!("ip: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "ip {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
+
+impl Netns {
+    fn create(n: u8) -> Netns {
+        require_tool("ip", "iproute2");
+        let tag = std::process::id() % 10000;
+        let ns = Netns {
+            name: format!("ipcamd{tag}"),
+            host_if: format!("ipch{tag}"),
+        };
+        let cam_if = format!("ipcc{tag}");
+        let (h, c) = (format!("10.{n}.0.1/24"), format!("10.{n}.0.2/24"));
+        let steps: Vec<Vec<&str>> = vec![
+            vec!["netns", "add", &ns.name],
+            vec![
+                "link",
+                "add",
+                &ns.host_if,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                &cam_if,
+            ],
+            vec!["link", "set", &cam_if, "netns", &ns.name],
+            vec!["addr", "add", &h, "dev", &ns.host_if],
+            vec!["link", "set", &ns.host_if, "up"],
+            vec!["-n", &ns.name, "addr", "add", &c, "dev", &cam_if],
+            vec!["-n", &ns.name, "link", "set", &cam_if, "up"],
+            vec!["-n", &ns.name, "link", "set", "lo", "up"],
+            vec!["route", "replace", "239.255.255.250/32", "dev", &ns.host_if],
+        ];
+        let gw = format!("10.{n}.0.1");
+        for s in steps.iter().chain(std::iter::once(&vec![
+            "-n", &ns.name, "route", "add", "default", "via", &gw,
+        ])) {
+            if let Err(e) = ip(s) {
+                panic!(
+                    "cannot set up the network namespace (the test needs root and iproute2): {e}"
+                );
+            }
+        }
+        ns
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = ip(&["route", "del", "239.255.255.250/32", "dev", &self.host_if]);
+        let _ = ip(&["link", "del", &self.host_if]);
+        let _ = ip(&["netns", "del", &self.name]);
+    }
+}
+
+struct Killed(Child);
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn onvif_util_discovers_the_camera_and_gets_a_playable_stream() {
+    let onvif_util = require_tool("onvif-util", "onvif-tools");
+    let _route = MULTICAST_ROUTE.lock().unwrap_or_else(|e| e.into_inner());
+    let ns = Netns::create(77);
+    let dir = std::env::temp_dir().join(format!("ipcamd-onvif-util-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let (rtsp_port, http_port) = (free_port(), free_port());
+    let config = dir.join("c.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nrtsp_listen = \"0.0.0.0:{rtsp_port}\"\nhttp_listen = \"0.0.0.0:{http_port}\"\ndata_dir = \"{}\"\n[onvif]\ndiscovery_port = 3702\n{SMALL_CAMERA}",
+            dir.join("data").display()
+        ),
+    )
+    .expect("config");
+    let log = std::fs::File::create(dir.join("server.log")).expect("log");
+    let _server = Killed(
+        Command::new("ip")
+            .args(["netns", "exec", &ns.name])
+            .arg(env!("CARGO_BIN_EXE_ipcamd"))
+            .args(["serve", "--config"])
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start ipcamd in the namespace"),
+    );
+    let camera = "10.77.0.2";
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect((camera, http_port)).is_err() {
+        assert!(Instant::now() < deadline, "server did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mut child = Command::new(onvif_util)
+        .args(["-u", "admin", "-p", "admin", camera])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run onvif-util");
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(b"get profiles\nget rtsp\nget time\nquit\n");
+    }
+    let out = child.wait_with_output().expect("onvif-util output");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let server_log = std::fs::read_to_string(dir.join("server.log")).unwrap_or_default();
+    assert!(
+        stdout.contains(&format!("found host: {camera}")),
+        "{stdout}\nserver:\n{server_log}"
+    );
+    assert!(stdout.contains("Token 0: cam1"), "{stdout}");
+    assert!(stdout.contains("Time Set By: NTP"), "{stdout}");
+    let uri = format!("rtsp://{camera}:{rtsp_port}/cam1");
+    assert!(stdout.contains(&uri), "{stdout}");
+    let streams = ffprobe_streams(&uri, &["-rtsp_transport", "tcp"]);
+    assert!(streams.contains("codec_name=h264"), "{streams}");
+    drop(_server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `ipcamd user add` with the password on stdin.
+fn add_user(users_file: &std::path::Path, name: &str, role: &str, password: &str, wsse: bool) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ipcamd"));
+    cmd.args([
+        "user",
+        "add",
+        name,
+        "--role",
+        role,
+        "--password-stdin",
+        "--users-file",
+    ])
+    .arg(users_file);
+    if wsse {
+        cmd.arg("--wsse");
+    }
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{password}\n").as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A WS-Security UsernameToken header (PasswordDigest) for `user`/`password`.
+fn wsse_header(user: &str, password: &str, created: &str) -> String {
+    use base64::Engine as _;
+    let nonce: [u8; 16] = rand_bytes();
+    let mut input = nonce.to_vec();
+    input.extend_from_slice(created.as_bytes());
+    input.extend_from_slice(password.as_bytes());
+    let digest = sha1_digest(&input);
+    let b64 = base64::engine::general_purpose::STANDARD;
+    format!(
+        "<s:Header><wsse:Security xmlns:wsse=\"http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd\" xmlns:wsu=\"http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd\"><wsse:UsernameToken><wsse:Username>{user}</wsse:Username><wsse:Password Type=\"http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-username-token-profile-1.0#PasswordDigest\">{}</wsse:Password><wsse:Nonce EncodingType=\"http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-soap-message-security-1.0#Base64Binary\">{}</wsse:Nonce><wsu:Created>{created}</wsu:Created></wsse:UsernameToken></wsse:Security></s:Header>",
+        b64.encode(digest),
+        b64.encode(nonce)
+    )
+}
+
+fn rand_bytes() -> [u8; 16] {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let mut b = [0u8; 16];
+    b.copy_from_slice(&t.to_le_bytes());
+    b
+}
+
+/// SHA-1 through the onvif crate's own dependency would test the code with itself: use
+/// the `sha1sum` program.
+fn sha1_digest(data: &[u8]) -> Vec<u8> {
+    let mut child = Command::new("sha1sum")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("sha1sum (coreutils)");
+    child.stdin.take().unwrap().write_all(data).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let hex = String::from_utf8_lossy(&out.stdout);
+    let hex = hex.split_whitespace().next().unwrap();
+    (0..20)
+        .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap())
+        .collect()
+}
+
+#[test]
+fn users_of_the_server_authenticate_onvif_requests() {
+    let dir = test_dir();
+    let users = dir.join("users.toml");
+    add_user(&users, "ada", "admin", "ada-pw-1", true);
+    add_user(&users, "vera", "viewer", "vera-pw-2", false);
+    let port = free_udp_port();
+    let server = start_server_in(
+        dir,
+        &format!(
+            "\n[auth]\nusers_file = \"{}\"\n[onvif]\ndiscovery_port = {port}\n",
+            users.display()
+        ),
+        SMALL_CAMERA,
+    );
+    const TDS: &str = "http://www.onvif.org/ver10/device/wsdl";
+    const TRT: &str = "http://www.onvif.org/ver10/media/wsdl";
+    let profiles = envelope(TRT, "GetProfiles", "");
+    // PRE_AUTH operations stay open; the others need credentials.
+    let (st, body) = post(
+        server.http_port,
+        "/onvif/device_service",
+        &envelope(TDS, "GetSystemDateAndTime", ""),
+    );
+    assert_eq!(st, 200, "{body}");
+    // Without any credentials: the HTTP Digest challenge (ONVIF Core: 401 when neither
+    // WS-Security nor HTTP credentials came).
+    let (st, body) = post(server.http_port, "/onvif/media_service", &profiles);
+    assert_eq!(st, 401, "{body}");
+    // WS-Security PasswordDigest: right, then wrong password.
+    let now = ipcamd_proto::time::format_iso8601(ipcamd_media::pacer::now_micros());
+    let with = |h: String| profiles.replacen("<s:Body>", &format!("{h}<s:Body>"), 1);
+    let (st, body) = post(
+        server.http_port,
+        "/onvif/media_service",
+        &with(wsse_header("ada", "ada-pw-1", &now)),
+    );
+    assert_eq!(st, 200, "{body}");
+    assert!(body.contains("cam1"));
+    let (st, body) = post(
+        server.http_port,
+        "/onvif/media_service",
+        &with(wsse_header("ada", "nope", &now)),
+    );
+    assert_ne!(st, 200);
+    assert!(body.contains("NotAuthorized"), "{body}");
+    // A user without a WS-Security password (added without --wsse) cannot use it...
+    let (st, _) = post(
+        server.http_port,
+        "/onvif/media_service",
+        &with(wsse_header("vera", "vera-pw-2", &now)),
+    );
+    assert_ne!(st, 200);
+    // ... but HTTP Digest works for her (curl as a real Digest client), and a wrong
+    // password gets 401.
+    let curl = require_tool("curl", "curl");
+    let url = format!("http://127.0.0.1:{}/onvif/media_service", server.http_port);
+    let run = |cred: &str| {
+        let out = Command::new(&curl)
+            .args([
+                "-s",
+                "-o",
+                "-",
+                "-w",
+                "\n%{http_code}",
+                "--digest",
+                "-u",
+                cred,
+            ])
+            .args([
+                "-H",
+                "Content-Type: application/soap+xml",
+                "--data-binary",
+                &profiles,
+            ])
+            .arg(&url)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let ok = run("vera:vera-pw-2");
+    assert!(ok.ends_with("\n200") && ok.contains("cam1"), "{ok}");
+    let bad = run("vera:wrong");
+    assert!(bad.ends_with("\n401"), "{bad}");
+    // The onvif-zeep client (WS-Security) runs its whole flow with the admin's credentials,
+    // and fails with a wrong password.
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/clients/onvif_zeep_flow.py"
+    );
+    let zeep = |pw: &str| {
+        run_with_timeout(
+            Command::new(onvif_python()).arg(script).args([
+                "127.0.0.1",
+                &server.http_port.to_string(),
+                "ada",
+                pw,
+            ]),
+            Duration::from_secs(90),
+        )
+    };
+    let (ok, stdout, stderr) = zeep("ada-pw-1");
+    assert!(ok, "{stdout}\n{stderr}\n{}", server.log());
+    let (ok, _, _) = zeep("wrong");
+    assert!(!ok, "a wrong password must fail");
+    // No password or token ever reaches the log.
+    let log = server.log();
+    for secret in ["ada-pw-1", "vera-pw-2"] {
+        assert!(!log.contains(secret), "{secret} in the log");
+    }
+}

@@ -1,0 +1,328 @@
+//! WS-Discovery (OASIS/Microsoft 2005/04, the version ONVIF Core §7 uses) messages, sans
+//! IO: parse a Probe (its MessageID, Types and Scopes), decide whether this device
+//! matches, and build ProbeMatches, Hello and Bye. SOAP 1.2 over UDP (SOAP-over-UDP
+//! 2004): the server sends each message once; retransmission (SOAP-over-UDP §3.4) is left
+//! to the server's loop.
+//!
+//! Left out: Resolve (XAddrs are always in Hello and ProbeMatches, so clients do not need
+//! it) and discovery proxies.
+
+use quick_xml::events::Event;
+use quick_xml::name::ResolveResult;
+use quick_xml::NsReader;
+
+use crate::ns;
+use crate::xml::escape;
+
+/// The WS-Discovery multicast group and port.
+pub const MULTICAST_V4: [u8; 4] = [239, 255, 255, 250];
+pub const PORT: u16 = 3702;
+
+/// What the device announces.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Announce {
+    /// Stable `urn:uuid:...` endpoint reference address of the device.
+    pub endpoint: String,
+    /// Space-separated device service URLs.
+    pub xaddrs: String,
+    /// Scopes (`onvif://www.onvif.org/...`).
+    pub scopes: Vec<String>,
+    /// Bumped when the metadata changes (we count starts).
+    pub metadata_version: u32,
+}
+
+/// A parsed Probe.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Probe {
+    pub message_id: String,
+    /// QNames resolved to (namespace, local name).
+    pub types: Vec<(String, String)>,
+    pub scopes: Vec<String>,
+    /// `d:Scopes MatchBy`, if given.
+    pub match_by: Option<String>,
+}
+
+/// Parses a WS-Discovery message; `Ok(None)` if it is well formed but not a Probe (Hello,
+/// Bye, ProbeMatches of other devices: ignored).
+pub fn parse_probe(datagram: &[u8]) -> Result<Option<Probe>, String> {
+    let mut reader = NsReader::from_reader(datagram);
+    reader.config_mut().trim_text(true);
+    let mut probe = Probe::default();
+    let mut is_probe = false;
+    let mut current: Option<&'static str> = None;
+    let mut text = String::new();
+    let mut buf = Vec::new();
+    // Namespace bindings at the Types element, to resolve its QName list.
+    let mut types_raw = String::new();
+    let mut depth = 0usize;
+    loop {
+        let (res, ev) = reader
+            .read_resolved_event_into(&mut buf)
+            .map_err(|e| format!("malformed XML: {e}"))?;
+        match ev {
+            Event::Start(ref e) | Event::Empty(ref e) => {
+                let empty = matches!(ev, Event::Empty(_));
+                let nsuri = match res {
+                    ResolveResult::Bound(n) => String::from_utf8_lossy(n.as_ref()).into_owned(),
+                    _ => String::new(),
+                };
+                let local = e.local_name();
+                current = match (nsuri.as_str(), local.as_ref()) {
+                    (ns::WSD, b"Probe") => {
+                        is_probe = true;
+                        None
+                    }
+                    (ns::WSA, b"MessageID") => Some("MessageID"),
+                    (ns::WSD, b"Types") => Some("Types"),
+                    (ns::WSD, b"Scopes") => {
+                        for a in e.attributes().flatten() {
+                            if a.key.local_name().as_ref() == b"MatchBy" {
+                                probe.match_by =
+                                    Some(String::from_utf8_lossy(&a.value).into_owned());
+                            }
+                        }
+                        Some("Scopes")
+                    }
+                    _ => None,
+                };
+                text.clear();
+                if !empty {
+                    depth += 1;
+                    if depth > 32 {
+                        return Err("elements nested deeper than 32".into());
+                    }
+                }
+            }
+            Event::Text(t) => {
+                text.push_str(&t.decode().map_err(|e| format!("text is not UTF-8: {e}"))?);
+            }
+            Event::End(_) => {
+                depth = depth.saturating_sub(1);
+                match current.take() {
+                    Some("MessageID") => probe.message_id = text.trim().to_owned(),
+                    Some("Types") => {
+                        types_raw = text.clone();
+                        for q in text.split_whitespace() {
+                            let local = q.split_once(':').map_or(q, |(_, l)| l);
+                            let (r, _) = reader
+                                .resolver()
+                                .resolve(quick_xml::name::QName(q.as_bytes()), true);
+                            let nsuri = match r {
+                                ResolveResult::Bound(n) => {
+                                    String::from_utf8_lossy(n.as_ref()).into_owned()
+                                }
+                                _ => String::new(),
+                            };
+                            probe.types.push((nsuri, local.to_owned()));
+                        }
+                    }
+                    Some("Scopes") => {
+                        probe.scopes = text.split_whitespace().map(str::to_owned).collect()
+                    }
+                    _ => {}
+                }
+                text.clear();
+            }
+            Event::Eof => break,
+            Event::DocType(_) => return Err("DOCTYPE not allowed".into()),
+            _ => {}
+        }
+        buf.clear();
+    }
+    let _ = types_raw;
+    Ok(is_probe.then_some(probe))
+}
+
+/// Whether a Probe asks for this device: no Types or a type we are
+/// (`dn:NetworkVideoTransmitter`, `tds:Device`), and every asked scope matches one of
+/// ours (RFC 3986 prefix match by path segments, the default `MatchBy`).
+pub fn matches(probe: &Probe, ours: &Announce) -> bool {
+    let type_ok = probe.types.is_empty()
+        || probe.types.iter().any(|(n, l)| {
+            (n == ns::DN && l == "NetworkVideoTransmitter")
+                || (n == ns::TDS && l == "Device")
+                // Clients that forget to bind the prefix: match the local name.
+                || (n.is_empty() && (l == "NetworkVideoTransmitter" || l == "Device"))
+        });
+    let scope_ok = probe.scopes.iter().all(|want| {
+        ours.scopes.iter().any(|have| {
+            have == want
+                || (have.starts_with(want.as_str())
+                    && (want.ends_with('/') || have.as_bytes().get(want.len()) == Some(&b'/')))
+        })
+    });
+    let rule_ok = match probe.match_by.as_deref() {
+        None | Some("") => true,
+        Some(r) => {
+            r == "http://schemas.xmlsoap.org/ws/2005/04/discovery/rfc3986"
+                || r == "http://schemas.xmlsoap.org/ws/2005/04/discovery/strcmp0"
+        }
+    };
+    type_ok && scope_ok && rule_ok
+}
+
+fn envelope(
+    action: &str,
+    message_id: &str,
+    relates_to: Option<&str>,
+    to: &str,
+    body: &str,
+    app_seq: u32,
+) -> String {
+    let relates = relates_to
+        .map(|r| format!("<wsa:RelatesTo>{}</wsa:RelatesTo>", escape(r)))
+        .unwrap_or_default();
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<env:Envelope xmlns:env=\"{}\" xmlns:wsa=\"{}\" xmlns:d=\"{}\" xmlns:dn=\"{}\" xmlns:tds=\"{}\"><env:Header><wsa:MessageID>{}</wsa:MessageID>{relates}<wsa:To>{to}</wsa:To><wsa:Action>{}/{action}</wsa:Action><d:AppSequence InstanceId=\"{app_seq}\" MessageNumber=\"1\"/></env:Header><env:Body>{body}</env:Body></env:Envelope>\n",
+        ns::SOAP12,
+        ns::WSA,
+        ns::WSD,
+        ns::DN,
+        ns::TDS,
+        escape(message_id),
+        ns::WSD,
+    )
+}
+
+fn endpoint_meta(a: &Announce) -> String {
+    format!(
+        "<wsa:EndpointReference><wsa:Address>{}</wsa:Address></wsa:EndpointReference><d:Types>dn:NetworkVideoTransmitter tds:Device</d:Types><d:Scopes>{}</d:Scopes><d:XAddrs>{}</d:XAddrs><d:MetadataVersion>{}</d:MetadataVersion>",
+        escape(&a.endpoint),
+        escape(&a.scopes.join(" ")),
+        escape(&a.xaddrs),
+        a.metadata_version
+    )
+}
+
+const ANONYMOUS: &str = "http://schemas.xmlsoap.org/ws/2004/08/addressing/role/anonymous";
+const DISCOVERY_URN: &str = "urn:schemas-xmlsoap-org:ws:2005:04:discovery";
+
+/// The unicast answer to `probe`. `message_id` is a fresh `urn:uuid:...`.
+pub fn probe_matches(probe: &Probe, a: &Announce, message_id: &str) -> String {
+    envelope(
+        "ProbeMatches",
+        message_id,
+        Some(&probe.message_id),
+        ANONYMOUS,
+        &format!(
+            "<d:ProbeMatches><d:ProbeMatch>{}</d:ProbeMatch></d:ProbeMatches>",
+            endpoint_meta(a)
+        ),
+        a.metadata_version,
+    )
+}
+
+/// Multicast at start.
+pub fn hello(a: &Announce, message_id: &str) -> String {
+    envelope(
+        "Hello",
+        message_id,
+        None,
+        DISCOVERY_URN,
+        &format!("<d:Hello>{}</d:Hello>", endpoint_meta(a)),
+        a.metadata_version,
+    )
+}
+
+/// Multicast at shutdown.
+pub fn bye(a: &Announce, message_id: &str) -> String {
+    envelope(
+        "Bye",
+        message_id,
+        None,
+        DISCOVERY_URN,
+        &format!(
+            "<d:Bye><wsa:EndpointReference><wsa:Address>{}</wsa:Address></wsa:EndpointReference></d:Bye>",
+            escape(&a.endpoint)
+        ),
+        a.metadata_version,
+    )
+}
+
+/// A `urn:uuid:` in RFC 4122 version-4 layout from 16 random bytes (the caller draws them).
+pub fn urn_uuid(r: [u8; 16]) -> String {
+    let mut b = r;
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "urn:uuid:{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What onvif-util (libonvif) and python WSDiscovery send.
+    const PROBE: &str = r#"<?xml version="1.0" encoding="UTF-8"?><s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope" xmlns:a="http://schemas.xmlsoap.org/ws/2004/08/addressing"><s:Header><a:Action s:mustUnderstand="1">http://schemas.xmlsoap.org/ws/2005/04/discovery/Probe</a:Action><a:MessageID>uuid:0a6dc791-2be6-4991-9af1-454778a1917a</a:MessageID><a:To s:mustUnderstand="1">urn:schemas-xmlsoap-org:ws:2005:04:discovery</a:To></s:Header><s:Body><Probe xmlns="http://schemas.xmlsoap.org/ws/2005/04/discovery"><d:Types xmlns:d="http://schemas.xmlsoap.org/ws/2005/04/discovery" xmlns:dp0="http://www.onvif.org/ver10/network/wsdl">dp0:NetworkVideoTransmitter</d:Types></Probe></s:Body></s:Envelope>"#;
+
+    fn ours() -> Announce {
+        Announce {
+            endpoint: "urn:uuid:11111111-2222-4333-8444-555555555555".into(),
+            xaddrs: "http://10.0.0.2:8080/onvif/device_service".into(),
+            scopes: vec![
+                "onvif://www.onvif.org/type/video_encoder".into(),
+                "onvif://www.onvif.org/name/ipcamd".into(),
+                "onvif://www.onvif.org/Profile/Streaming".into(),
+            ],
+            metadata_version: 1,
+        }
+    }
+
+    #[test]
+    fn probe_with_type_matches() {
+        let p = parse_probe(PROBE.as_bytes()).unwrap().unwrap();
+        assert_eq!(p.message_id, "uuid:0a6dc791-2be6-4991-9af1-454778a1917a");
+        assert_eq!(
+            p.types,
+            vec![(ns::DN.to_owned(), "NetworkVideoTransmitter".to_owned())]
+        );
+        assert!(matches(&p, &ours()));
+        let m = probe_matches(&p, &ours(), "urn:uuid:x");
+        assert!(
+            m.contains("<wsa:RelatesTo>uuid:0a6dc791-2be6-4991-9af1-454778a1917a</wsa:RelatesTo>")
+        );
+        assert!(m.contains("http://10.0.0.2:8080/onvif/device_service"));
+        assert!(m.contains("discovery/ProbeMatches"));
+    }
+
+    #[test]
+    fn scopes_and_types_filter() {
+        let mut p = Probe::default();
+        assert!(matches(&p, &ours()));
+        p.scopes = vec!["onvif://www.onvif.org/name".into()];
+        assert!(matches(&p, &ours()));
+        p.scopes = vec!["onvif://www.onvif.org/nam".into()];
+        assert!(!matches(&p, &ours()));
+        p.scopes = vec!["onvif://www.onvif.org/location/mars".into()];
+        assert!(!matches(&p, &ours()));
+        let p = Probe {
+            types: vec![("http://example.com/printer".into(), "Printer".into())],
+            ..Probe::default()
+        };
+        assert!(!matches(&p, &ours()));
+    }
+
+    #[test]
+    fn other_messages_and_garbage() {
+        let h = hello(&ours(), "urn:uuid:y");
+        assert_eq!(parse_probe(h.as_bytes()), Ok(None));
+        assert!(
+            parse_probe(b"\x00\x01garbage<").is_err()
+                || parse_probe(b"\x00\x01garbage<") == Ok(None)
+        );
+        assert!(bye(&ours(), "urn:uuid:z").contains("<d:Bye>"));
+    }
+
+    #[test]
+    fn uuid_layout() {
+        let u = urn_uuid([0xff; 16]);
+        assert_eq!(u, "urn:uuid:ffffffff-ffff-4fff-bfff-ffffffffffff");
+    }
+}

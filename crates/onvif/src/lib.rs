@@ -1,0 +1,53 @@
+//! # ipcamd-onvif: ONVIF device services and WS-Discovery, sans IO
+//!
+//! The SOAP side of an ONVIF device (Core, Media ver10, Media2 ver20, DeviceIO, Recording,
+//! Search and Replay services), as pure functions: the server hands in the bytes of a
+//! request, a [`model::DeviceModel`] snapshot of what the device is (cameras = profiles,
+//! recordings, addresses, the time), its users ([`wsse::SoapAuth`]) and the current time;
+//! it gets back an HTTP status and a SOAP envelope. No sockets, no clock reads: the
+//! tokio layer (`ipcamd-server`'s `onvif` module) owns both.
+//!
+//! - [`soap`]: envelope parsing (quick-xml), faults.
+//! - [`wsse`]: WS-Security UsernameToken PasswordDigest, access classes, [`wsse::SoapAuth`].
+//! - [`model`]: the plain-data device snapshot.
+//! - [`services`]: dispatch of every operation to its response.
+//! - [`discovery`]: WS-Discovery (2005/04) Probe parsing, ProbeMatches/Hello/Bye.
+//!
+//! Time: every time here is UTC wallclock in Unix microseconds
+//! ([`ipcamd_proto::time::UnixMicros`]); recordings are described by the capture wallclock
+//! of their first and last access units, which is also what the replay `Range: clock=`
+//! addresses.
+
+pub mod discovery;
+pub mod model;
+pub mod services;
+pub mod soap;
+#[doc(hidden)]
+pub mod testing;
+pub mod wsse;
+pub mod xml;
+
+pub use model::DeviceModel;
+pub use services::{handle, Response};
+pub use soap::Fault;
+pub use wsse::{NonceCache, Role, SoapAuth};
+
+/// Namespace URIs, as the ONVIF WSDLs and XSDs define them.
+pub mod ns {
+    pub const SOAP12: &str = "http://www.w3.org/2003/05/soap-envelope";
+    pub const SOAP11: &str = "http://schemas.xmlsoap.org/soap/envelope/";
+    pub const TT: &str = "http://www.onvif.org/ver10/schema";
+    pub const TDS: &str = "http://www.onvif.org/ver10/device/wsdl";
+    pub const TRT: &str = "http://www.onvif.org/ver10/media/wsdl";
+    pub const TR2: &str = "http://www.onvif.org/ver20/media/wsdl";
+    pub const TMD: &str = "http://www.onvif.org/ver10/deviceIO/wsdl";
+    pub const TRC: &str = "http://www.onvif.org/ver10/recording/wsdl";
+    pub const TSE: &str = "http://www.onvif.org/ver10/search/wsdl";
+    pub const TRP: &str = "http://www.onvif.org/ver10/replay/wsdl";
+    pub const TER: &str = "http://www.onvif.org/ver10/error";
+    pub const WSSE: &str =
+        "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd";
+    pub const WSA: &str = "http://schemas.xmlsoap.org/ws/2004/08/addressing";
+    pub const WSD: &str = "http://schemas.xmlsoap.org/ws/2005/04/discovery";
+    pub const DN: &str = "http://www.onvif.org/ver10/network/wsdl";
+}

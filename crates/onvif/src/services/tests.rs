@@ -1,0 +1,359 @@
+use super::*;
+use crate::model::{
+    AudioEncoding, AudioModel, NetInterface, RecordedSection, RecordedTrack, VideoModel,
+};
+use crate::wsse::{password_digest, OpenAuth, Role, PASSWORD_DIGEST};
+use base64::Engine;
+
+const NOW: UnixMicros = 1_795_000_000_000_000;
+
+pub fn model() -> DeviceModel {
+    let pcm = |encoding, sample_rate, bitrate_kbps| AudioModel {
+        encoding,
+        sample_rate,
+        bitrate_kbps,
+    };
+    DeviceModel {
+        manufacturer: "ipcamd".into(),
+        model: "ipcamd".into(),
+        firmware_version: "0.1.0".into(),
+        serial_number: "1".into(),
+        hardware_id: "x".into(),
+        hostname: "box".into(),
+        host: "10.0.0.2".into(),
+        http_port: 8080,
+        rtsp_port: 8554,
+        now: NOW,
+        scopes: vec!["onvif://www.onvif.org/name/ipcamd".into()],
+        interfaces: vec![NetInterface {
+            token: "eth0".into(),
+            name: "eth0".into(),
+            mac: "02:00:00:00:00:01".into(),
+            ipv4: "10.0.0.2".into(),
+            prefix_len: 24,
+        }],
+        cameras: vec![CameraModel {
+            name: "cam1".into(),
+            video: Some(VideoModel {
+                encoding: VideoEncoding::H264,
+                width: 640,
+                height: 360,
+                fps: 25,
+                bitrate_kbps: 1000,
+                gov_length: 50,
+            }),
+            audio: Some(pcm(AudioEncoding::Pcmu, 8000, 64)),
+            backchannel: vec![
+                pcm(AudioEncoding::Pcmu, 8000, 64),
+                pcm(AudioEncoding::Pcma, 8000, 64),
+                pcm(AudioEncoding::G726, 8000, 32),
+                pcm(AudioEncoding::Aac, 16000, 64),
+            ],
+        }],
+        recordings: vec![RecordingModel {
+            token: "cam1".into(),
+            tracks: vec![
+                RecordedTrack {
+                    token: "VIDEO001".into(),
+                    kind: TrackKind::Video,
+                    codec: "H264".into(),
+                },
+                RecordedTrack {
+                    token: "AUDIO001".into(),
+                    kind: TrackKind::Audio,
+                    codec: "PCMU".into(),
+                },
+            ],
+            sections: vec![RecordedSection {
+                start: NOW - 60_000_000,
+                end: NOW,
+            }],
+            recording: true,
+        }],
+        users: vec![("admin".into(), Role::Administrator)],
+        session_timeout_s: 60,
+    }
+}
+
+pub fn request(nsuri: &str, op: &str, args: &str, header: &str) -> String {
+    format!(
+        "<s:Envelope xmlns:s=\"http://www.w3.org/2003/05/soap-envelope\" xmlns:tt=\"http://www.onvif.org/ver10/schema\"><s:Header>{header}</s:Header><s:Body><{op} xmlns=\"{nsuri}\">{args}</{op}></s:Body></s:Envelope>"
+    )
+}
+
+fn call(nsuri: &str, op: &str, args: &str) -> Response {
+    let mut n = NonceCache::new(10);
+    handle(
+        request(nsuri, op, args, "").as_bytes(),
+        &model(),
+        &OpenAuth,
+        None,
+        &mut n,
+    )
+}
+
+/// Every operation named in access_class, with the arguments it needs.
+pub fn all_operations() -> Vec<(&'static str, &'static str, &'static str)> {
+    let p = "<ProfileToken>cam1</ProfileToken>";
+    vec![
+        (ns::TDS, "GetSystemDateAndTime", ""),
+        (ns::TDS, "GetServices", "<IncludeCapability>true</IncludeCapability>"),
+        (ns::TDS, "GetServiceCapabilities", ""),
+        (ns::TDS, "GetCapabilities", "<Category>All</Category>"),
+        (ns::TDS, "GetWsdlUrl", ""),
+        (ns::TDS, "GetDeviceInformation", ""),
+        (ns::TDS, "GetScopes", ""),
+        (ns::TDS, "GetNetworkInterfaces", ""),
+        (ns::TDS, "GetHostname", ""),
+        (ns::TDS, "GetDiscoveryMode", ""),
+        (ns::TDS, "GetUsers", ""),
+        (ns::TRT, "GetServiceCapabilities", ""),
+        (ns::TRT, "GetProfiles", ""),
+        (ns::TRT, "GetProfile", p),
+        (ns::TRT, "GetStreamUri", "<StreamSetup><tt:Stream>RTP-Unicast</tt:Stream><tt:Transport><tt:Protocol>RTSP</tt:Protocol></tt:Transport></StreamSetup><ProfileToken>cam1</ProfileToken>"),
+        (ns::TRT, "GetSnapshotUri", p),
+        (ns::TRT, "GetVideoSources", ""),
+        (ns::TRT, "GetVideoSourceConfigurations", ""),
+        (ns::TRT, "GetVideoSourceConfiguration", "<ConfigurationToken>VideoSourceConfig_cam1</ConfigurationToken>"),
+        (ns::TRT, "GetVideoEncoderConfigurations", ""),
+        (ns::TRT, "GetVideoEncoderConfiguration", "<ConfigurationToken>VideoEncoder_cam1</ConfigurationToken>"),
+        (ns::TRT, "GetAudioSources", ""),
+        (ns::TRT, "GetAudioSourceConfigurations", ""),
+        (ns::TRT, "GetAudioEncoderConfigurations", ""),
+        (ns::TRT, "GetAudioOutputs", ""),
+        (ns::TRT, "GetAudioOutputConfigurations", ""),
+        (ns::TRT, "GetAudioDecoderConfigurations", ""),
+        (ns::TRT, "GetAudioDecoderConfigurationOptions", p),
+        (ns::TR2, "GetServiceCapabilities", ""),
+        (ns::TR2, "GetProfiles", "<Type>All</Type>"),
+        (ns::TR2, "GetStreamUri", "<Protocol>RtspUnicast</Protocol><ProfileToken>cam1</ProfileToken>"),
+        (ns::TR2, "GetSnapshotUri", p),
+        (ns::TR2, "GetVideoSourceConfigurations", ""),
+        (ns::TR2, "GetVideoEncoderConfigurations", ""),
+        (ns::TR2, "GetAudioSourceConfigurations", ""),
+        (ns::TR2, "GetAudioEncoderConfigurations", ""),
+        (ns::TR2, "GetAudioOutputConfigurations", ""),
+        (ns::TR2, "GetAudioDecoderConfigurations", ""),
+        (ns::TR2, "GetAudioDecoderConfigurationOptions", p),
+        (ns::TMD, "GetServiceCapabilities", ""),
+        (ns::TRC, "GetServiceCapabilities", ""),
+        (ns::TRC, "GetRecordings", ""),
+        (ns::TRC, "GetRecordingJobs", ""),
+        (ns::TSE, "GetServiceCapabilities", ""),
+        (ns::TSE, "GetRecordingSummary", ""),
+        (ns::TSE, "GetRecordingInformation", "<RecordingToken>cam1</RecordingToken>"),
+        (ns::TSE, "FindRecordings", "<Scope></Scope><KeepAliveTime>PT10S</KeepAliveTime>"),
+        (ns::TSE, "GetRecordingSearchResults", "<SearchToken>search:*</SearchToken><WaitTime>PT1S</WaitTime>"),
+        (ns::TSE, "EndSearch", "<SearchToken>search:*</SearchToken>"),
+        (ns::TSE, "GetMediaAttributes", "<RecordingTokens>cam1</RecordingTokens><Time>2026-11-21T00:00:00Z</Time>"),
+        (ns::TRP, "GetServiceCapabilities", ""),
+        (ns::TRP, "GetReplayUri", "<StreamSetup><tt:Stream>RTP-Unicast</tt:Stream><tt:Transport><tt:Protocol>RTSP</tt:Protocol></tt:Transport></StreamSetup><RecordingToken>cam1</RecordingToken>"),
+        (ns::TRP, "GetReplayConfiguration", ""),
+    ]
+}
+
+fn well_formed(x: &str) {
+    let mut r = quick_xml::NsReader::from_str(x);
+    loop {
+        match r.read_resolved_event() {
+            Ok((_, quick_xml::events::Event::Eof)) => break,
+            Ok((quick_xml::name::ResolveResult::Unknown(p), _)) => {
+                panic!("unbound prefix {:?} in {x}", String::from_utf8_lossy(&p))
+            }
+            Ok(_) => {}
+            Err(e) => panic!("{e}: {x}"),
+        }
+    }
+}
+
+#[test]
+fn every_operation_answers() {
+    for (nsuri, op, args) in all_operations() {
+        let r = call(nsuri, op, args);
+        assert_eq!(r.status, 200, "{op}: {}", r.body);
+        assert!(
+            r.body.contains(&format!("{op}Response>")),
+            "{op}: {}",
+            r.body
+        );
+        well_formed(&r.body);
+    }
+}
+
+#[test]
+fn uris() {
+    let r = call(ns::TRT, "GetStreamUri", "<StreamSetup><tt:Stream>RTP-Unicast</tt:Stream><tt:Transport><tt:Protocol>HTTP</tt:Protocol></tt:Transport></StreamSetup><ProfileToken>cam1</ProfileToken>");
+    assert!(
+        r.body
+            .contains("<tt:Uri>http://10.0.0.2:8080/cam1</tt:Uri>"),
+        "{}",
+        r.body
+    );
+    let r = call(
+        ns::TR2,
+        "GetStreamUri",
+        "<Protocol>RTSP</Protocol><ProfileToken>cam1</ProfileToken>",
+    );
+    assert!(
+        r.body
+            .contains("<tr2:Uri>rtsp://10.0.0.2:8554/cam1</tr2:Uri>"),
+        "{}",
+        r.body
+    );
+    let r = call(
+        ns::TRP,
+        "GetReplayUri",
+        "<RecordingToken>cam1</RecordingToken>",
+    );
+    assert!(
+        r.body
+            .contains("<trp:Uri>rtsp://10.0.0.2:8554/replay/cam1</trp:Uri>"),
+        "{}",
+        r.body
+    );
+    let r = call(
+        ns::TRT,
+        "GetSnapshotUri",
+        "<ProfileToken>cam1</ProfileToken>",
+    );
+    assert!(
+        r.body.contains("http://10.0.0.2:8080/snapshot/cam1.jpg"),
+        "{}",
+        r.body
+    );
+    let r = call(ns::TRT, "GetAudioDecoderConfigurationOptions", "");
+    assert!(r.body.contains("<tt:G711DecOptions><tt:Bitrate><tt:Items>64</tt:Items></tt:Bitrate><tt:SampleRateRange><tt:Items>8</tt:Items>"), "{}", r.body);
+}
+
+#[test]
+fn faults() {
+    let r = call(ns::TRT, "GetStreamUri", "<ProfileToken>nope</ProfileToken>");
+    assert_eq!(r.status, 400);
+    assert!(
+        r.body.contains("ter:InvalidArgVal") && r.body.contains("ter:NoProfile"),
+        "{}",
+        r.body
+    );
+    let r = call(ns::TRT, "GetStreamUri", "<StreamSetup><tt:Stream>RTP-Multicast</tt:Stream></StreamSetup><ProfileToken>cam1</ProfileToken>");
+    assert!(r.body.contains("ter:InvalidStreamSetup"), "{}", r.body);
+    let r = call(ns::TRT, "SetVideoEncoderConfiguration", "");
+    assert_eq!(r.status, 500);
+    assert!(r.body.contains("ter:ActionNotSupported"), "{}", r.body);
+    let r = call("urn:nothing", "GetProfiles", "");
+    assert!(r.body.contains("ter:ActionNotSupported"));
+    let r = call(
+        ns::TSE,
+        "GetRecordingInformation",
+        "<RecordingToken>x</RecordingToken>",
+    );
+    assert!(r.body.contains("ter:NoRecording"));
+    let mut n = NonceCache::new(1);
+    let r = handle(b"<x", &model(), &OpenAuth, None, &mut n);
+    assert_eq!(r.status, 400);
+    assert!(r.body.contains("ter:WellFormed"));
+}
+
+struct OneAdmin;
+impl SoapAuth for OneAdmin {
+    fn enabled(&self) -> bool {
+        true
+    }
+    fn user(&self, name: &str) -> Option<(Option<String>, Role)> {
+        (name == "admin").then(|| (Some("secret".to_owned()), Role::Administrator))
+    }
+    fn users(&self) -> Vec<(String, Role)> {
+        vec![("admin".into(), Role::Administrator)]
+    }
+}
+
+pub fn security(user: &str, password: &str, nonce: &[u8], created: &str) -> String {
+    format!(
+        "<wsse:Security xmlns:wsse=\"http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd\" xmlns:wsu=\"http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd\"><wsse:UsernameToken><wsse:Username>{user}</wsse:Username><wsse:Password Type=\"{PASSWORD_DIGEST}\">{}</wsse:Password><wsse:Nonce>{}</wsse:Nonce><wsu:Created>{created}</wsu:Created></wsse:UsernameToken></wsse:Security>",
+        password_digest(nonce, created, password),
+        base64::engine::general_purpose::STANDARD.encode(nonce)
+    )
+}
+
+#[test]
+fn every_operation_with_no_wrong_and_right_credentials() {
+    let created = dt(NOW);
+    let mut n = NonceCache::new(1000);
+    for (i, (nsuri, op, args)) in all_operations().into_iter().enumerate() {
+        let pre_auth = access_class(nsuri, op) == Some(AccessClass::PreAuth);
+        let none = handle(
+            request(nsuri, op, args, "").as_bytes(),
+            &model(),
+            &OneAdmin,
+            None,
+            &mut n,
+        );
+        let nonce = (i as u64).to_be_bytes();
+        let wrong = handle(
+            request(
+                nsuri,
+                op,
+                args,
+                &security("admin", "guess", &nonce, &created),
+            )
+            .as_bytes(),
+            &model(),
+            &OneAdmin,
+            None,
+            &mut n,
+        );
+        let right_hdr = security("admin", "secret", &nonce, &created);
+        let right = handle(
+            request(nsuri, op, args, &right_hdr).as_bytes(),
+            &model(),
+            &OneAdmin,
+            None,
+            &mut n,
+        );
+        assert_eq!(right.status, 200, "{op} right: {}", right.body);
+        if pre_auth {
+            assert_eq!(none.status, 200, "{op} is PRE_AUTH");
+        } else {
+            for (what, r) in [("none", &none), ("wrong", &wrong)] {
+                assert_eq!(r.status, 400, "{op} {what}: {}", r.body);
+                assert!(
+                    r.body.contains("ter:NotAuthorized"),
+                    "{op} {what}: {}",
+                    r.body
+                );
+            }
+            // The same token again is a replay.
+            let again = handle(
+                request(nsuri, op, args, &right_hdr).as_bytes(),
+                &model(),
+                &OneAdmin,
+                None,
+                &mut n,
+            );
+            assert!(
+                again.body.contains("ter:NotAuthorized"),
+                "{op} replay: {}",
+                again.body
+            );
+        }
+    }
+}
+
+/// Every response (except Media2, whose ver20 schema is not among the shipped 2.4 files)
+/// is valid against the ONVIF schemas.
+#[test]
+fn every_response_is_schema_valid() {
+    let dir = std::env::temp_dir().join(format!("ipcamd-onvif-xsd-{}", std::process::id()));
+    let all = crate::testing::prepare_schemas(&dir).unwrap();
+    let mut failures = Vec::new();
+    for (nsuri, op, args) in all_operations() {
+        if nsuri == ns::TR2 {
+            continue;
+        }
+        let r = call(nsuri, op, args);
+        if let Err(e) = crate::testing::validate(&r.body, &all, &dir.join("doc.xml")) {
+            failures.push(format!("{op} ({nsuri}): {e}"));
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
