@@ -929,3 +929,79 @@ fn stale_nonce_mid_session_with_ipcamd_talk() {
     );
     assert_no_credentials_in_log(&server);
 }
+
+#[test]
+fn a_session_belongs_to_its_user_and_replay_needs_a_viewer() {
+    let dir = scratch("owner");
+    let users = three_users(&dir);
+    let server = start(&users, "", "");
+    let url = server.url("cam1");
+    // vera sets up a session.
+    let mut c = Client::connect(&server);
+    let ch = fresh_challenge(&mut c, &url, Algorithm::Md5);
+    let t0 = format!("{url}/trackID=0");
+    let a = digest_header(&ch, "vera", VIEWER_PW, "SETUP", &t0, 1, None);
+    let r = rtsp(
+        &mut c,
+        "SETUP",
+        &t0,
+        2,
+        &format!("Authorization: {a}\r\nTransport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n"),
+    );
+    assert_eq!(r.status, 200, "{}", r.head);
+    let session = r
+        .header("Session")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    // otto, authenticated and knowing the id, cannot use or tear down her session.
+    let mut o = Client::connect(&server);
+    let och = fresh_challenge(&mut o, &url, Algorithm::Md5);
+    for (i, method) in ["PLAY", "TEARDOWN"].iter().enumerate() {
+        let a = digest_header(&och, "otto", OPERATOR_PW, method, &url, 1 + i as u32, None);
+        let r = rtsp(
+            &mut o,
+            method,
+            &url,
+            3 + i as u32,
+            &format!("Authorization: {a}\r\nSession: {session}\r\n"),
+        );
+        assert_eq!(
+            r.status, 454,
+            "{method} of another user's session: {}",
+            r.head
+        );
+    }
+    // vera still can.
+    let a = digest_header(&ch, "vera", VIEWER_PW, "PLAY", &url, 2, None);
+    let r = rtsp(
+        &mut c,
+        "PLAY",
+        &url,
+        5,
+        &format!("Authorization: {a}\r\nSession: {session}\r\n"),
+    );
+    assert_eq!(r.status, 200, "{}", r.head);
+    // Replay URLs need credentials too (401 without, 200 for the viewer).
+    std::thread::sleep(Duration::from_secs(3)); // a first recorded section
+    let replay = server.url("replay/cam1");
+    let mut p = Client::connect(&server);
+    let r = rtsp(&mut p, "DESCRIBE", &replay, 1, "");
+    assert_eq!(r.status, 401, "{}", r.head);
+    let pch = challenges(&r.head)
+        .into_iter()
+        .find(|c| c.alg == Algorithm::Md5)
+        .unwrap();
+    let a = digest_header(&pch, "vera", VIEWER_PW, "DESCRIBE", &replay, 1, None);
+    let r = rtsp(
+        &mut p,
+        "DESCRIBE",
+        &replay,
+        2,
+        &format!("Authorization: {a}\r\n"),
+    );
+    assert_eq!(r.status, 200, "{}", r.head);
+    assert_no_credentials_in_log(&server);
+}

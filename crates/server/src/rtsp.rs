@@ -90,6 +90,8 @@ pub struct Conn {
     after_response: std::sync::Mutex<Option<replay::Starter>>,
     /// Whether the connection runs over TLS (RTSPS, or a tunnel over HTTPS).
     tls: bool,
+    /// The user the current request authenticated as (owner of the sessions it creates).
+    user: Option<String>,
     /// Interleaved frames received on channels not set up.
     unrouted: u64,
 }
@@ -111,6 +113,7 @@ impl Conn {
             sessions: Vec::new(),
             after_response: std::sync::Mutex::new(None),
             tls: false,
+            user: None,
             unrouted: 0,
         }
     }
@@ -123,9 +126,10 @@ impl Conn {
     /// Checks the request's credentials against the role its operation needs (see
     /// [`crate::auth`]): OPTIONS needs none, SETUP of a backchannel track needs operator,
     /// everything else (live, replay) viewer.
-    fn authorize(&self, req: &Request) -> Result<(), Response> {
+    /// Returns the authenticated user name (`None`: anonymous, or OPTIONS).
+    fn authorize(&self, req: &Request) -> Result<Option<String>, Response> {
         let needed = match &req.method {
-            Method::Options => return Ok(()),
+            Method::Options => return Ok(None),
             Method::Setup
                 if Target::parse(&self.state, &req.uri).is_ok_and(|t| {
                     t.track.is_some() && t.track == t.camera().and_then(Camera::backchannel_track)
@@ -143,7 +147,7 @@ impl Conn {
             needed,
             self.tls,
         )
-        .map(|_| ())
+        .map(|id| id.user)
         .map_err(|d| d.rtsp_response())
     }
 
@@ -361,9 +365,11 @@ impl Conn {
     }
 
     async fn dispatch(&mut self, req: &Request) -> Response {
-        if let Err(resp) = self.authorize(req) {
-            return resp;
-        }
+        let user = match self.authorize(req) {
+            Ok(u) => u,
+            Err(resp) => return resp,
+        };
+        self.user = user.clone();
         // Feature tags (RFC 2326 §12.32): the backchannel tag on a camera that has an
         // audio output; nothing else.
         let unsupported: Vec<String> = req
@@ -375,21 +381,26 @@ impl Conn {
             return Response::new(551).header("Unsupported", unsupported.join(", "));
         }
         // Any request naming a session keeps it alive, and must name a live one.
-        let session = match req.session_id() {
-            Some(id) => match self.state.sessions.get(id) {
-                Some(s) => {
-                    s.touch();
-                    Some(s)
-                }
-                None => {
-                    return Response::with_reason(
-                        454,
-                        "Session Not Found (unknown or expired session id)",
-                    )
-                }
-            },
-            None => None,
-        };
+        let session =
+            match req.session_id() {
+                // A session belongs to the user who created it: another user (who learnt its
+                // id) gets the same answer as for an unknown id. OPTIONS names no user.
+                Some(id) => match self.state.sessions.get(id).filter(|s| {
+                    req.method == Method::Options || s.owner.is_none() || s.owner == user
+                }) {
+                    Some(s) => {
+                        s.touch();
+                        Some(s)
+                    }
+                    None => {
+                        return Response::with_reason(
+                            454,
+                            "Session Not Found (unknown or expired session id)",
+                        )
+                    }
+                },
+                None => None,
+            };
         match &req.method {
             Method::Options => Response::new(200).header("Public", PUBLIC),
             Method::Describe => self.describe(req),
@@ -595,10 +606,11 @@ impl Conn {
                     .counters
                     .sessions_created
                     .fetch_add(1, Ordering::Relaxed);
-                let s = self
-                    .state
-                    .sessions
-                    .create(target.session_media(), self.peer);
+                let s = self.state.sessions.create(
+                    target.session_media(),
+                    self.peer,
+                    self.user.clone(),
+                );
                 if let TargetMedia::Replay(m) = &target.media {
                     lock(&s.state).replay =
                         Some(Arc::new(std::sync::Mutex::new(ReplayCtl::new(m.clone()))));

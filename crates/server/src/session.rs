@@ -120,6 +120,8 @@ pub struct Session {
     pub id: String,
     pub media: SessionMedia,
     pub created_by: SocketAddr,
+    /// The authenticated user who created it (`None`: anonymous); only they may use it.
+    pub owner: Option<String>,
     pub state: Mutex<SessionState>,
     last_seen: Mutex<Instant>,
 }
@@ -191,12 +193,18 @@ pub struct Sessions {
 }
 
 impl Sessions {
-    pub fn create(&self, media: SessionMedia, created_by: SocketAddr) -> Arc<Session> {
+    pub fn create(
+        &self,
+        media: SessionMedia,
+        created_by: SocketAddr,
+        owner: Option<String>,
+    ) -> Arc<Session> {
         let id = new_session_id();
         let s = Arc::new(Session {
             id: id.clone(),
             media,
             created_by,
+            owner,
             state: Mutex::new(SessionState::default()),
             last_seen: Mutex::new(Instant::now()),
         });
