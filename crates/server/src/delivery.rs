@@ -157,7 +157,12 @@ pub async fn play(
     }
 }
 
-async fn send_rtcp(state: &ServerState, t: &TrackTransport, pkt: Bytes) -> std::io::Result<()> {
+/// Writes one RTCP packet on a track's transport (interleaved RTCP channel or UDP).
+pub(crate) async fn send_rtcp(
+    state: &ServerState,
+    t: &TrackTransport,
+    pkt: Bytes,
+) -> std::io::Result<()> {
     match t {
         TrackTransport::Interleaved {
             writer,

@@ -43,7 +43,7 @@ use ipcamd_proto::time::{format_iso8601, unix_micros_to_ntp, UnixMicros};
 use ipcamd_store::replay::{Batch, FrameFilter, Pacing, Replay, ReplayParams, ReplayUnit};
 use ipcamd_store::{Direction, SectionInfo, Store};
 
-use crate::delivery::write_all_vectored;
+use crate::delivery::{send_rtcp, write_all_vectored};
 use crate::session::{Session, StopSignal, TrackTransport};
 use crate::state::{lock, ServerState};
 
@@ -776,22 +776,6 @@ fn sender_report(o: &Out, zero: bool, cname: &str) -> Bytes {
         cname,
     );
     buf.freeze()
-}
-
-async fn send_rtcp(state: &ServerState, t: &TrackTransport, pkt: Bytes) -> std::io::Result<()> {
-    match t {
-        TrackTransport::Interleaved {
-            writer,
-            rtcp_channel,
-            ..
-        } => {
-            let hdr = write_interleaved(*rtcp_channel, pkt.len());
-            let mut w = writer.lock().await;
-            let mut slices = [std::io::IoSlice::new(&hdr), std::io::IoSlice::new(&pkt)];
-            write_all_vectored(&mut **w, &mut slices).await
-        }
-        TrackTransport::Udp { rtcp, .. } => state.udp.send_rtcp(&pkt, *rtcp).await,
-    }
 }
 
 /// Packets built but not yet written.

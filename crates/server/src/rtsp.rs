@@ -811,18 +811,7 @@ impl Conn {
 
 /// `503 Service Unavailable (camera X is offline: why)` while its source is being retried.
 fn offline(cam: &Camera) -> Option<Response> {
-    let why = cam.stream.offline_reason()?;
-    let clean: String = why
-        .chars()
-        .map(|c| {
-            if c.is_ascii_graphic() || c == ' ' {
-                c
-            } else {
-                '?'
-            }
-        })
-        .take(200)
-        .collect();
+    let clean = printable(&cam.stream.offline_reason()?);
     Some(Response::with_reason(
         503,
         format!(
@@ -852,8 +841,12 @@ fn with_session(r: Response, s: &Session, state: &ServerState) -> Response {
 
 /// "Bad Request (why)" with the reason kept to one printable line.
 fn bad_reason(why: &str) -> String {
-    let clean: String = why
-        .chars()
+    format!("Bad Request ({})", printable(why))
+}
+
+/// `why` as one line of printable ASCII (at most 200 characters) for a reason phrase.
+fn printable(why: &str) -> String {
+    why.chars()
         .map(|c| {
             if c.is_ascii_graphic() || c == ' ' {
                 c
@@ -862,8 +855,7 @@ fn bad_reason(why: &str) -> String {
             }
         })
         .take(200)
-        .collect();
-    format!("Bad Request ({clean})")
+        .collect()
 }
 
 /// What a request URL names: `rtsp://host[:port]/<camera>[/trackID=<n>]` (live) or

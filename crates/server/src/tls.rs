@@ -14,7 +14,8 @@ use std::time::Duration;
 
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
 use crate::delivery::new_writer;
@@ -74,70 +75,86 @@ pub fn acceptor(opts: &TlsOptions) -> Result<TlsAcceptor, String> {
 
 /// Accepts RTSPS connections.
 pub async fn rtsps_accept_loop(state: Arc<ServerState>, listener: TcpListener, tls: TlsAcceptor) {
-    loop {
-        match listener.accept().await {
-            Ok((stream, peer)) => {
-                let state = state.clone();
-                let tls = tls.clone();
-                tokio::spawn(async move {
-                    let _ = stream.set_nodelay(true);
-                    let local = stream
-                        .local_addr()
-                        .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
-                    let stream =
-                        match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(stream)).await {
-                            Ok(Ok(s)) => s,
-                            Ok(Err(e)) => {
-                                tracing::info!(%peer, error = %e, "RTSPS: TLS handshake failed");
-                                return;
-                            }
-                            Err(_) => {
-                                tracing::info!(%peer, "RTSPS: TLS handshake timed out");
-                                return;
-                            }
-                        };
-                    state.counters.connections.fetch_add(1, Ordering::Relaxed);
-                    let (rd, wr) = tokio::io::split(stream);
-                    let conn_id = state.next_conn_id();
-                    let mut conn = Conn::new(state.clone(), peer, local, new_writer(wr), conn_id);
-                    conn.set_tls(true);
-                    tracing::debug!(%peer, conn_id, "RTSPS connection");
-                    conn.run(rd, None).await;
-                    state.sessions.teardown_connection(conn_id);
-                    tracing::debug!(%peer, conn_id, "RTSPS connection closed");
-                });
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "RTSPS accept failed");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    }
+    accept_loop(
+        state,
+        listener,
+        tls,
+        "RTSPS",
+        |state, stream, peer, local| async move {
+            state.counters.connections.fetch_add(1, Ordering::Relaxed);
+            let (rd, wr) = tokio::io::split(stream);
+            let conn_id = state.next_conn_id();
+            let mut conn = Conn::new(state.clone(), peer, local, new_writer(wr), conn_id);
+            conn.set_tls(true);
+            tracing::debug!(%peer, conn_id, "RTSPS connection");
+            conn.run(rd, None).await;
+            state.sessions.teardown_connection(conn_id);
+            tracing::debug!(%peer, conn_id, "RTSPS connection closed");
+        },
+    )
+    .await
 }
 
 /// Accepts HTTPS connections.
 pub async fn https_accept_loop(state: Arc<ServerState>, listener: TcpListener, tls: TlsAcceptor) {
+    accept_loop(
+        state,
+        listener,
+        tls,
+        "HTTPS",
+        |state, stream, peer, local| crate::http::serve_stream(state, stream, peer, local, true),
+    )
+    .await
+}
+
+/// The TLS listeners' loop: the connection limits of `[limits]` (a refused connection is
+/// closed before the handshake), the handshake with a time limit, then `serve` in its own
+/// task, whose panic closes that connection only.
+async fn accept_loop<F, Fut>(
+    state: Arc<ServerState>,
+    listener: TcpListener,
+    tls: TlsAcceptor,
+    what: &'static str,
+    serve: F,
+) where
+    F: Fn(Arc<ServerState>, TlsStream<TcpStream>, SocketAddr, SocketAddr) -> Fut
+        + Clone
+        + Send
+        + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
-                let state = state.clone();
-                let tls = tls.clone();
+                let guard = match crate::limits::admit(&state, peer) {
+                    Ok(g) => g,
+                    Err(reason) => {
+                        tracing::warn!(%peer, %reason, "{what} connection refused");
+                        continue;
+                    }
+                };
+                let (state, tls, serve) = (state.clone(), tls.clone(), serve.clone());
                 tokio::spawn(async move {
                     let _ = stream.set_nodelay(true);
                     let local = stream
                         .local_addr()
                         .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(stream)).await {
-                        Ok(Ok(s)) => crate::http::serve_stream(state, s, peer, local, true).await,
-                        Ok(Err(e)) => {
-                            tracing::info!(%peer, error = %e, "HTTPS: TLS handshake failed")
+                        Ok(Ok(s)) => {
+                            let fut = serve(state.clone(), s, peer, local);
+                            crate::limits::run_isolated(&state.limit_counters, peer, what, fut)
+                                .await;
                         }
-                        Err(_) => tracing::info!(%peer, "HTTPS: TLS handshake timed out"),
+                        Ok(Err(e)) => {
+                            tracing::info!(%peer, error = %e, "{what}: TLS handshake failed")
+                        }
+                        Err(_) => tracing::info!(%peer, "{what}: TLS handshake timed out"),
                     }
+                    drop(guard);
                 });
             }
             Err(e) => {
-                tracing::warn!(error = %e, "HTTPS accept failed");
+                tracing::warn!(error = %e, "{what} accept failed");
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
