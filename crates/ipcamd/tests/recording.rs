@@ -5,27 +5,10 @@
 
 mod common;
 
-use std::io::{Read, Write};
 use std::process::Command;
 use std::time::Duration;
 
 use common::*;
-
-fn http_get(port: u16, path: &str) -> (String, Vec<u8>) {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n\r\n").as_bytes())
-        .unwrap();
-    let mut all = Vec::new();
-    s.read_to_end(&mut all).unwrap();
-    let end = all
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("HTTP head");
-    (
-        String::from_utf8_lossy(&all[..end]).into_owned(),
-        all[end + 4..].to_vec(),
-    )
-}
 
 fn recording(port: u16) -> serde_json::Value {
     let (head, body) = http_get(port, "/api/recordings/cam1");

@@ -391,3 +391,20 @@ pub fn ffmpeg_decode(url: &str, transport: &str, seconds: u32) -> (usize, usize)
     let count = |idx: &str| stdout.lines().filter(|l| l.starts_with(idx)).count();
     (count("0,"), count("1,"))
 }
+
+/// `GET path` over HTTP/1.0 on the server's HTTP port: (head, body).
+pub fn http_get(port: u16, path: &str) -> (String, Vec<u8>) {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n\r\n").as_bytes())
+        .unwrap();
+    let mut all = Vec::new();
+    s.read_to_end(&mut all).unwrap();
+    let end = all
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("HTTP head");
+    (
+        String::from_utf8_lossy(&all[..end]).into_owned(),
+        all[end + 4..].to_vec(),
+    )
+}
