@@ -2,7 +2,7 @@
 """The reference server for bench/run: GStreamer's gst-rtsp-server (Debian packages, via
 Python GI; run with /usr/bin/python3).
 
-  gst_server.py PORT FILE.h264
+  gst_server.py PORT FILE.h264     (PORT 0: any free port)
 
 Mounts:
   /live  RTSPMediaFactory, set_shared(True): the H.264 elementary stream FILE (Annex B,
@@ -14,7 +14,7 @@ Mounts:
          test-onvif-backchannel example: a silent live PCMU source plus a sendonly PCMU
          section decoded into a fakesink (rtppcmudepay ! mulawdec).
 
-Prints "ready" on stdout once listening.
+Prints "ready PORT <n>" on stdout once listening on 127.0.0.1 port n.
 """
 
 import sys
@@ -64,7 +64,7 @@ def main():
     if server.attach(None) == 0:
         sys.stderr.write(f"gst_server.py: cannot listen on 127.0.0.1:{port}\n")
         return 1
-    print("ready", flush=True)
+    print(f"ready PORT {server.get_bound_port()}", flush=True)
     GLib.MainLoop().run()
     return 0
 

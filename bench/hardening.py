@@ -16,15 +16,12 @@ counts = [int(x) for x in (sys.argv[2] if len(sys.argv) > 2 else "500,1000,2000,
 soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
 resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
-def free_port():
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
-
-port = free_port()
 d = tempfile.mkdtemp()
 cfg = os.path.join(d, "ipcamd.toml")
+# Port 0: the server binds a free port and names it in its log (README "Bound addresses").
 with open(cfg, "w") as f:
     f.write(f"""[server]
-rtsp_listen = "127.0.0.1:{port}"
+rtsp_listen = "127.0.0.1:0"
 http_listen = "off"
 data_dir = "{d}/data"
 [limits]
@@ -35,13 +32,23 @@ idle_timeout_s = 3600
 name = "cam1"
 record = false
 """)
-srv = subprocess.Popen([binary, "serve", "--config", cfg, "--log", "warn"])
+log_path = os.path.join(d, "ipcamd.log")
+env = {k: v for k, v in os.environ.items() if k != "RUST_LOG"}
+srv = subprocess.Popen([binary, "serve", "--config", cfg, "--log", "warn,ipcamd::bound=info"],
+                       stderr=open(log_path, "w"), env=env)
 try:
-    for _ in range(100):
-        try:
-            socket.create_connection(("127.0.0.1", port)).close(); break
-        except OSError:
-            time.sleep(0.1)
+    port = None
+    for _ in range(300):
+        with open(log_path, errors="replace") as f:
+            for line in f:
+                if " ipcamd::bound: " in line and line.endswith("\n"):
+                    fields = dict(kv.split("=", 1) for kv in line.split(" ipcamd::bound: ", 1)[1].split())
+                    port = int(fields["rtsp"].rsplit(":", 1)[1])
+        if port is not None or srv.poll() is not None:
+            break
+        time.sleep(0.1)
+    if port is None:
+        sys.exit(f"ipcamd did not log its bound addresses; log:\n{open(log_path).read()}")
 
     def rss_kb():
         with open(f"/proc/{srv.pid}/status") as f:

@@ -6,19 +6,21 @@
 #   bench/live.sh [seconds-per-step (default 20)] [reader counts (default "1 10 100")]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 secs=${1:-20}
 counts=${2:-"1 10 100"}
 cargo build --release -q -p ipcamd -p ipcamd-bench
-port=$((20000 + RANDOM % 20000))
 dir=$(mktemp -d)
 cat > "$dir/ipcamd.toml" <<TOML
 [server]
-rtsp_listen = "127.0.0.1:$port"
+rtsp_listen = "127.0.0.1:0"
 http_listen = "off"
 TOML
-./target/release/ipcamd serve --config "$dir/ipcamd.toml" --log warn &
+env -u RUST_LOG ./target/release/ipcamd serve --config "$dir/ipcamd.toml" --log warn,ipcamd::bound=info \
+  2>"$dir/ipcamd.log" &
 pid=$!
 trap 'kill $pid 2>/dev/null; rm -rf "$dir"' EXIT
+port=$(bound_port "$dir/ipcamd.log" rtsp $pid)
 sleep 2
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$pid/stat"; }

@@ -8,15 +8,19 @@
 # Needs: wrk (apt-get install wrk), python3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 secs=${1:-10}
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
 cargo build --release -q -p ipcamd
-rtsp=$((20000 + RANDOM % 20000)); http=$((rtsp + 1)); disc=$((rtsp + 2))
+# RTSP and HTTP on port 0 (read back from the log). The WS-Discovery port is not in that
+# line, so it is drawn at random: the server binds it with address and port reuse, as
+# WS-Discovery ports are shared on a host, so a collision cannot fail the start.
+disc=$((20000 + RANDOM % 20000))
 dir=$(mktemp -d)
 cat > "$dir/ipcamd.toml" <<TOML
 [server]
-rtsp_listen = "127.0.0.1:$rtsp"
-http_listen = "127.0.0.1:$http"
+rtsp_listen = "127.0.0.1:0"
+http_listen = "127.0.0.1:0"
 data_dir = "$dir/data"
 [onvif]
 discovery_port = $disc
@@ -24,9 +28,11 @@ discovery_port = $disc
 name = "cam1"
 record = false
 TOML
-"${CARGO_TARGET_DIR:-target}/release/ipcamd" serve --config "$dir/ipcamd.toml" --log warn &
+env -u RUST_LOG "${CARGO_TARGET_DIR:-target}/release/ipcamd" serve --config "$dir/ipcamd.toml" \
+  --log warn,ipcamd::bound=info 2>"$dir/ipcamd.log" &
 pid=$!
 trap 'kill $pid 2>/dev/null; rm -rf "$dir"' EXIT
+http=$(bound_port "$dir/ipcamd.log" http $pid)
 sleep 2
 
 post_lua() { # $1 = SOAP body

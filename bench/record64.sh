@@ -7,6 +7,7 @@
 #   bench/record64.sh [cameras (64)] [seconds (30)]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 n=${1:-64}
 secs=${2:-30}
 cargo build --release -q -p ipcamd
@@ -14,23 +15,24 @@ dir=$(mktemp -d)
 trap 'kill $pid 2>/dev/null; rm -rf "$dir"' EXIT
 ffmpeg -v error -f lavfi -i testsrc2=size=1280x720:rate=25 -t 20 -c:v libx264 -b:v 2M -maxrate 2M \
   -bufsize 1M -g 50 -bf 0 -pix_fmt yuv420p "$dir/2mbit.mp4"
-port=$((20000 + RANDOM % 20000))
 {
-  printf '[server]\nrtsp_listen = "127.0.0.1:%s"\nhttp_listen = "127.0.0.1:%s"\ndata_dir = "%s/data"\n' \
-    "$port" $((port + 1)) "$dir"
+  printf '[server]\nrtsp_listen = "127.0.0.1:0"\nhttp_listen = "127.0.0.1:0"\ndata_dir = "%s/data"\n' \
+    "$dir"
   for i in $(seq 1 "$n"); do
     printf '[[camera]]\nname = "c%s"\nsource = "file"\npath = "%s/2mbit.mp4"\n[camera.backchannel]\nenabled = false\n' \
       "$i" "$dir"
   done
 } > "$dir/ipcamd.toml"
-./target/release/ipcamd serve --config "$dir/ipcamd.toml" --log warn 2>"$dir/log" &
+env -u RUST_LOG ./target/release/ipcamd serve --config "$dir/ipcamd.toml" --log warn,ipcamd::bound=info \
+  2>"$dir/log" &
 pid=$!
+http=$(bound_port "$dir/log" http $pid)
 sleep 5
 hz=$(getconf CLK_TCK)
 t0=$(awk '{print $14 + $15}' "/proc/$pid/stat"); w0=$(awk '/^write_bytes/ {print $2}' "/proc/$pid/io")
 sleep "$secs"
 t1=$(awk '{print $14 + $15}' "/proc/$pid/stat"); w1=$(awk '/^write_bytes/ {print $2}' "/proc/$pid/io")
-frames=$(curl -s "http://127.0.0.1:$((port + 1))/api/recordings" | grep -o '"frames": [0-9]*' | awk '{s += $2} END {print s}')
+frames=$(curl -s "http://127.0.0.1:$http/api/recordings" | grep -o '"frames": [0-9]*' | awk '{s += $2} END {print s}')
 index=$(du -cb "$dir"/data/recordings/index.sqlite* | tail -1 | cut -f1)
 media=$(du -sb --exclude='*.sqlite*' "$dir/data/recordings" | cut -f1)
 awk -v n="$n" -v s="$secs" -v hz="$hz" -v t0="$t0" -v t1="$t1" -v w0="$w0" -v w1="$w1" \

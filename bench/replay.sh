@@ -8,11 +8,11 @@
 #   bench/replay.sh [concurrent replays (default 20)] [seconds (default 20)]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 n=${1:-20}
 secs=${2:-20}
 cargo build --release -q -p ipcamd
 dir=$(mktemp -d)
-port=$((20000 + RANDOM % 20000))
 trap 'kill $pid $cpid 2>/dev/null; rm -rf "$dir"' EXIT
 pid=; cpid=
 media=/tmp/ipcamd-bench-720p-2M.mp4
@@ -22,7 +22,7 @@ if [ ! -s "$media" ]; then
 fi
 cat > "$dir/ipcamd.toml" <<TOML
 [server]
-rtsp_listen = "127.0.0.1:$port"
+rtsp_listen = "127.0.0.1:0"
 http_listen = "off"
 data_dir = "$dir/data"
 TOML
@@ -30,9 +30,10 @@ for m in 0 1 2 3 4 5 6 7 8 9; do
   ./target/release/ipcamd import "$media" --camera hall --start "2026-01-01T00:0${m}:00Z" \
     --config "$dir/ipcamd.toml" 2>/dev/null
 done
-./target/release/ipcamd serve --config "$dir/ipcamd.toml" --log warn &
+env -u RUST_LOG ./target/release/ipcamd serve --config "$dir/ipcamd.toml" --log warn,ipcamd::bound=info \
+  2>"$dir/ipcamd.log" &
 pid=$!
-sleep 1
+port=$(bound_port "$dir/ipcamd.log" rtsp $pid)
 url="rtsp://127.0.0.1:$port/replay/hall"
 reader() { /usr/bin/python3 bench/replay_reader.py "$@"; }
 field() { python3 -c "import json,sys; print(round(json.loads(sys.argv[1])['$2'], ${3:-1}))" "$1"; }
@@ -45,15 +46,18 @@ r=$(reader "$url" 60 "clock=20260101T000000Z-" no)
 t1=$(cpu_ticks)
 cpu_s=$(awk -v a="$t0" -v b="$t1" -v hz="$hz" 'BEGIN { printf "%.2f", (b - a) / hz }')
 # 2. The loopback limit with the same read loop: a plain sender of 1 MB writes.
-cport=$((port + 1))
+# It listens on a port of the system's choice and writes the number into $dir/cport.
 python3 -c "
-import socket; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(('127.0.0.1', $cport)); s.listen(1); c,_=s.accept(); b=b'x'*(1<<20)
+import os, socket, sys; s=socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(1)
+with open(sys.argv[1] + '.part', 'w') as f: f.write(str(s.getsockname()[1]))
+os.rename(sys.argv[1] + '.part', sys.argv[1])
+c,_=s.accept(); b=b'x'*(1<<20)
 try:
     while True: c.sendall(b)
-except OSError: pass" &
+except OSError: pass" "$dir/cport" &
 cpid=$!
-sleep 0.5
+for _ in $(seq 100); do [ -s "$dir/cport" ] && break; sleep 0.1; done
+cport=$(cat "$dir/cport")
 copy=$(reader "127.0.0.1:$cport" 5 - - copy)
 kill $cpid 2>/dev/null || true
 # 3. PLAY to first byte at a point in the middle (forward, Rate-Control: no), 10 times.

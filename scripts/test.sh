@@ -33,6 +33,9 @@ fi
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 
+echo "== import graph: no files of a crate import each other in a circle"
+python3 scripts/import-graph.py
+
 echo "== cargo test (with the alsa feature: the ALSA output is tested through ALSA's file plugin)"
 cargo test --workspace --features ipcamd/alsa
 

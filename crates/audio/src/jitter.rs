@@ -77,7 +77,7 @@ pub enum PushOutcome {
     /// The buffer is full (packets or bytes): dropped.
     Overflow,
     /// Not a valid RTP packet (counted by the RTP parser of the caller, see
-    /// [`crate::pipeline`]): dropped.
+    /// the pipeline module): dropped.
     Malformed,
     /// Valid RTP but not the negotiated payload type (counted by the caller): dropped.
     WrongPayloadType,

@@ -30,7 +30,7 @@
 //! # Left out
 //!
 //! Files beyond 4 GiB (the RIFF limit; about 37 hours at 16 kHz: writes then fail), stereo,
-//! compressed formats. Sound cards: `crate::alsa_output` (cargo feature `alsa`), or
+//! compressed formats. Sound cards: the `alsa_output` module (cargo feature `alsa`), or
 //! `ExecOutput` with `aplay`/`pw-play`.
 
 use std::collections::{BTreeMap, VecDeque};
@@ -78,28 +78,13 @@ pub fn utc_basic_timestamp(unix_micros: i64) -> String {
     let secs = unix_micros.div_euclid(1_000_000);
     let days = secs.div_euclid(86_400);
     let sod = secs.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
+    let (y, m, d) = ipcamd_proto::time::civil_from_days(days);
     format!(
         "{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z",
         sod / 3600,
         sod / 60 % 60,
         sod % 60
     )
-}
-
-/// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian calendar
-/// (H. Hinnant, "chrono-Compatible Low-Level Date Algorithms", `civil_from_days`).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097); // [0, 146096]
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365; // [0, 399]
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100); // [0, 365]
-    let mp = (5 * doy + 2) / 153; // [0, 11], March first
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
 }
 
 fn hound_to_io(e: hound::Error) -> io::Error {

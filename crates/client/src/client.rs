@@ -43,23 +43,23 @@ use ipcamd_proto::rtsp::{
     Response, SessionHeader, Transport,
 };
 use ipcamd_proto::sdp::{parse_sdp, resolve_control, SdpSession};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpStream, UdpSocket};
 
 use crate::auth::{AuthSelectError, Authenticator, Credentials};
 use crate::error::ClientError;
+use crate::net::connect_tcp;
+pub use crate::net::CONNECT_TIMEOUT;
+use crate::tls::ClientTls;
 use crate::tunnel;
 use crate::url::RtspUrl;
 
 /// The ONVIF audio backchannel feature tag (ONVIF Streaming §5.3, `Require` header).
-pub const BACKCHANNEL_TAG: &str = "www.onvif.org/ver20/backchannel";
+pub use ipcamd_proto::rtsp::tags::BACKCHANNEL as BACKCHANNEL_TAG;
 
 /// Interleaved frames kept while a response is awaited; see the module documentation.
 pub const MAX_QUEUED_FRAMES: usize = 256;
-
-/// How long opening a TCP connection may take.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The default time a request may wait for its response.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
@@ -109,10 +109,10 @@ pub struct RtspClient {
     transport: ClientTransport,
     peer: SocketAddr,
     local: SocketAddr,
-    /// Plain: the connection; tunnel: the GET connection.
-    reader: OwnedReadHalf,
-    /// Plain: the connection; tunnel: the POST connection.
-    writer: OwnedWriteHalf,
+    /// Plain: the connection (or its TLS session); tunnel: the GET connection.
+    reader: Box<dyn AsyncRead + Send + Unpin>,
+    /// Plain: the connection (or its TLS session); tunnel: the POST connection.
+    writer: Box<dyn AsyncWrite + Send + Unpin>,
     tunnel: Option<TunnelHalves>,
     rbuf: BytesMut,
     decoder: Decoder,
@@ -138,58 +138,62 @@ impl std::fmt::Debug for RtspClient {
     }
 }
 
-/// Opens a TCP connection with [`CONNECT_TIMEOUT`].
-pub(crate) async fn connect_tcp(addr: &str, what: &'static str) -> Result<TcpStream, ClientError> {
-    let stream = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
-        Ok(Ok(s)) => s,
-        Ok(Err(source)) => {
-            return Err(ClientError::Connect {
-                addr: addr.to_owned(),
-                what,
-                source,
-            })
-        }
-        Err(_) => {
-            return Err(ClientError::Timeout {
-                what: format!("the TCP connection to {addr} ({what})"),
-                seconds: CONNECT_TIMEOUT.as_secs(),
-            })
-        }
-    };
-    // Small requests and audio packets: no Nagle delay. Failure to set it is harmless.
-    let _ = stream.set_nodelay(true);
-    Ok(stream)
-}
-
 impl RtspClient {
     /// Connects to the server of `url` (`rtsp://[user:pass@]host[:port]/path`): a TCP
     /// connection for [`ClientTransport::Tcp`] and [`ClientTransport::Udp`], the GET/POST
     /// pair for [`ClientTransport::Http`] (to the same host and port: give the server's HTTP
     /// port in the URL). No request is sent.
     pub async fn connect(url: &str, transport: ClientTransport) -> Result<Self, ClientError> {
+        Self::connect_with(url, transport, &ClientTls::default()).await
+    }
+
+    /// Like [`connect`](Self::connect); an `rtsps://` URL's certificate is checked as `tls`
+    /// says (RTSPS over TCP or UDP; not through the HTTP tunnel).
+    pub async fn connect_with(
+        url: &str,
+        transport: ClientTransport,
+        tls: &ClientTls,
+    ) -> Result<Self, ClientError> {
         let url = RtspUrl::parse(url)?;
         let addr = url.host_port();
         let mut rbuf = BytesMut::with_capacity(8192);
-        let (reader, writer, tunnel, peer, local) = match transport {
-            ClientTransport::Tcp | ClientTransport::Udp => {
-                let stream = connect_tcp(&addr, "RTSP").await?;
-                let (peer, local) = addrs(&stream, &addr)?;
-                let (r, w) = stream.into_split();
-                (r, w, None, peer, local)
-            }
-            ClientTransport::Http => {
-                let t = tunnel::open(&url, &user_agent(), &mut rbuf).await?;
-                let (peer, local) = addrs(&t.get, &addr)?;
-                let (get_read, get_write) = t.get.into_split();
-                let (post_read, post_write) = t.post.into_split();
-                let halves = TunnelHalves {
-                    _get_write: get_write,
-                    _post_read: post_read,
-                    raw_rtp: false,
-                };
-                (get_read, post_write, Some(halves), peer, local)
-            }
-        };
+        type Halves = (
+            Box<dyn AsyncRead + Send + Unpin>,
+            Box<dyn AsyncWrite + Send + Unpin>,
+        );
+        let (reader, writer, tunnel, peer, local): (_, _, _, SocketAddr, SocketAddr) =
+            match transport {
+                ClientTransport::Tcp | ClientTransport::Udp => {
+                    let stream = connect_tcp(&addr, "RTSP").await?;
+                    let (peer, local) = addrs(&stream, &addr)?;
+                    let (r, w): Halves = if url.tls {
+                        let s = crate::tls::connect(stream, &url.host, tls).await?;
+                        let (r, w) = tokio::io::split(s);
+                        (Box::new(r), Box::new(w))
+                    } else {
+                        let (r, w) = stream.into_split();
+                        (Box::new(r), Box::new(w))
+                    };
+                    (r, w, None, peer, local)
+                }
+                ClientTransport::Http if url.tls => return Err(ClientError::Usage(
+                    "rtsps:// through the HTTP tunnel is not supported: use transport tcp or udp"
+                        .into(),
+                )),
+                ClientTransport::Http => {
+                    let t = tunnel::open(&url, &user_agent(), &mut rbuf).await?;
+                    let (peer, local) = addrs(&t.get, &addr)?;
+                    let (get_read, get_write) = t.get.into_split();
+                    let (post_read, post_write) = t.post.into_split();
+                    let halves = TunnelHalves {
+                        _get_write: get_write,
+                        _post_read: post_read,
+                        raw_rtp: false,
+                    };
+                    let (r, w): Halves = (Box::new(get_read), Box::new(post_write));
+                    (r, w, Some(halves), peer, local)
+                }
+            };
         Ok(RtspClient {
             request_url: url.to_request_url(),
             url,

@@ -7,6 +7,10 @@ use std::io;
 /// What went wrong in the client or the `talk` tool.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
+    /// RTSPS: the TLS set-up or handshake failed (the message says why and what to do).
+    #[error("{0}")]
+    Tls(String),
+
     /// The URL given on the command line or to [`crate::RtspClient::connect`].
     #[error("invalid URL `{url}`: {reason}")]
     InvalidUrl { url: String, reason: String },
@@ -68,6 +72,22 @@ pub enum ClientError {
     /// A response lacked something the protocol requires, or held something unreadable.
     #[error("{context}: {reason}")]
     Protocol { context: String, reason: String },
+
+    /// An ONVIF device refused or failed an operation, or answered something unusable.
+    /// `reason` says what went wrong (the SOAP fault, the HTTP status) and what to do.
+    #[error("ONVIF {operation} at {url}: {reason}")]
+    Onvif {
+        /// The device service address.
+        url: String,
+        /// `GetProfiles`, `Media2 GetStreamUri (POST /onvif/media2_service)`, ...: the
+        /// operation, and the path of its service when it is not the device service.
+        operation: String,
+        /// The HTTP status of the last answer, if there was one.
+        status: Option<u16>,
+        /// The fault codes of the last answer (`env:Sender/ter:NotAuthorized`), if a fault.
+        fault: Option<String>,
+        reason: String,
+    },
 
     /// The server's SDP has no audio backchannel section.
     #[error("the server offers no backchannel (no a=sendonly section){detail}")]

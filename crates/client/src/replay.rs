@@ -28,7 +28,8 @@ use crate::client::{bind_rtp_pair, ClientTransport, RtspClient};
 use crate::error::ClientError;
 use crate::talk::TransportArg;
 
-pub const REPLAY_TAG: &str = "onvif-replay";
+/// The ONVIF replay feature tag, sent in `Require`.
+pub use ipcamd_proto::rtsp::tags::REPLAY as REPLAY_TAG;
 
 /// Play a recording from an ONVIF replay URL (Profile G).
 #[derive(clap::Args, Debug, Clone, PartialEq)]

@@ -1,5 +1,5 @@
 //! `talk`: send audio to an ONVIF audio backchannel (ONVIF Streaming Specification §5.3,
-//! "Back channel connection"; `shared/ONVIF-NOTES.md`, "Audio backchannel"), ours or any
+//! "Back channel connection"; docs/onvif.md "Audio backchannel"), ours or any
 //! camera's.
 //!
 //! ```text
@@ -514,10 +514,132 @@ pub async fn run(args: TalkArgs) -> Result<TalkReport, ClientError> {
         Input::Tone { .. } => Some(args.duration.unwrap_or(5.0)),
         _ => args.duration,
     };
+    let packing = args.g726_packing.map(|p| match p {
+        PackingArg::Rfc3551 => G726Packing::Rfc3551LittleEndian,
+        PackingArg::Aal2 => G726Packing::BigEndianAal2,
+    });
     let transport = ClientTransport::from(args.transport);
-    let mut client = RtspClient::connect(&args.url, transport).await?;
-    client.set_trace(args.verbose);
-    client.set_raw_tunnel_rtp(args.raw_tunnel_rtp);
+    let mut bc = open_backchannel(BackchannelRequest {
+        url: &args.url,
+        transport,
+        codec: args.codec.as_deref(),
+        input: input.kind(),
+        packing,
+        verbose: args.verbose,
+        raw_tunnel_rtp: args.raw_tunnel_rtp,
+        tls: Default::default(),
+    })
+    .await?;
+    let choice = bc.choice.clone();
+    input.check(&choice)?;
+    let input_text = input.describe(choice.clock_rate());
+    eprintln!(
+        "talk: sending {} (payload type {}, clock {} Hz, {} channel(s)) from {input_text} to \
+         {} over {}",
+        choice.rtpmap,
+        choice.payload_type,
+        choice.clock_rate(),
+        choice.codec.channels(),
+        bc.control,
+        bc.describe(),
+    );
+    let require = [("Require", BACKCHANNEL_TAG)];
+    let (client, sink) = (&mut bc.client, &bc.sink);
+
+    let source = input.into_source(&choice, seconds)?;
+    let mut rx = spawn_producer(source)?;
+
+    client.play(None, &require).await?;
+    let outcome = send_loop(client, sink, &mut rx, &choice).await;
+    drop(rx);
+    // TEARDOWN even after an error or Ctrl-C; a dead connection just fails.
+    let teardown = tokio::time::timeout(Duration::from_secs(5), client.teardown(&require)).await;
+    let stats = outcome?;
+    match teardown {
+        Ok(Ok(r)) if r.status != 200 => {
+            eprintln!("talk: TEARDOWN answered `{} {}`", r.status, r.reason)
+        }
+        Ok(Err(e)) => eprintln!("talk: TEARDOWN failed: {e}"),
+        Err(_) => eprintln!("talk: no answer to TEARDOWN within 5 s"),
+        Ok(Ok(_)) => {}
+    }
+    Ok(TalkReport {
+        codec: choice.rtpmap.clone(),
+        payload_type: choice.payload_type,
+        packets: stats.packets,
+        bytes: stats.bytes,
+        seconds: stats.media_end as f64 / f64::from(choice.clock_rate()),
+    })
+}
+
+/// What [`open_backchannel`] opens.
+pub struct BackchannelRequest<'a> {
+    /// `rtsp://[user:pass@]host[:port]/path`.
+    pub url: &'a str,
+    pub transport: ClientTransport,
+    /// The codec to send (`--codec`), else the first offered that `input` can feed.
+    pub codec: Option<&'a str>,
+    pub input: InputKind,
+    pub packing: Option<G726Packing>,
+    pub verbose: bool,
+    pub raw_tunnel_rtp: bool,
+    /// RTSPS: which certificates are trusted.
+    pub tls: crate::tls::ClientTls,
+}
+
+/// An ONVIF backchannel session set up (not yet playing): the `a=sendonly` section
+/// chosen and SETUP with `Require: www.onvif.org/ver20/backchannel`.
+pub struct Backchannel {
+    pub client: RtspClient,
+    sink: Sink,
+    pub choice: Choice,
+    /// The control URL of the backchannel section.
+    pub control: String,
+    transport: ClientTransport,
+    raw_tunnel_rtp: bool,
+}
+
+impl Backchannel {
+    /// How the audio travels, for logs.
+    pub fn describe(&self) -> String {
+        self.sink.describe(self.transport, self.raw_tunnel_rtp)
+    }
+
+    /// PLAY (with the backchannel Require header).
+    pub async fn play(&mut self) -> Result<(), ClientError> {
+        self.client
+            .play(None, &[("Require", BACKCHANNEL_TAG)])
+            .await
+            .map(|_| ())
+    }
+
+    /// Sends one RTP (or, `rtcp`, RTCP) packet to the server.
+    pub async fn send(&mut self, rtcp: bool, data: &[u8]) -> Result<(), ClientError> {
+        self.sink.send(&mut self.client, rtcp, data).await
+    }
+
+    /// TEARDOWN (with the backchannel Require header), waiting at most `limit`.
+    pub async fn teardown(&mut self, limit: Duration) -> Result<(), ClientError> {
+        let r = tokio::time::timeout(limit, self.client.teardown(&[("Require", BACKCHANNEL_TAG)]))
+            .await;
+        match r {
+            Ok(r) => r.map(|_| ()),
+            Err(_) => Err(ClientError::Timeout {
+                what: "the response to TEARDOWN".into(),
+                seconds: limit.as_secs(),
+            }),
+        }
+    }
+}
+
+/// Connects to the server of `req.url`, DESCRIBEs with the backchannel Require header
+/// (`551` becomes [`ClientError::NoBackchannel`]), picks the codec and SETs UP the
+/// `a=sendonly` section over `req.transport`.
+pub async fn open_backchannel(req: BackchannelRequest<'_>) -> Result<Backchannel, ClientError> {
+    let transport = req.transport;
+    let mut client = RtspClient::connect_with(req.url, transport, &req.tls).await?;
+    client.set_trace(req.verbose);
+    client.set_raw_tunnel_rtp(req.raw_tunnel_rtp);
 
     let (_, sdp, base) = match client.describe(&[BACKCHANNEL_TAG]).await {
         Err(ClientError::Status {
@@ -535,14 +657,8 @@ pub async fn run(args: TalkArgs) -> Result<TalkReport, ClientError> {
         r => r?,
     };
     let media = backchannel_section(&sdp)?;
-    let packing = args.g726_packing.map(|p| match p {
-        PackingArg::Rfc3551 => G726Packing::Rfc3551LittleEndian,
-        PackingArg::Aal2 => G726Packing::BigEndianAal2,
-    });
-    let choice = offer::choose(media, args.codec.as_deref(), input.kind(), packing)?;
-    input.check(&choice)?;
+    let choice = offer::choose(media, req.codec, req.input, req.packing)?;
     let control = resolve_control(&base, &media.control);
-    let input_text = input.describe(choice.clock_rate());
 
     let require = [("Require", BACKCHANNEL_TAG)];
     let (offer, udp) = match transport {
@@ -603,39 +719,13 @@ pub async fn run(args: TalkArgs) -> Result<TalkReport, ClientError> {
             Sink::Udp { rtp, rtcp, dest }
         }
     };
-    eprintln!(
-        "talk: sending {} (payload type {}, clock {} Hz, {} channel(s)) from {input_text} to \
-         {control} over {}",
-        choice.rtpmap,
-        choice.payload_type,
-        choice.clock_rate(),
-        choice.codec.channels(),
-        sink.describe(transport, args.raw_tunnel_rtp),
-    );
-
-    let source = input.into_source(&choice, seconds)?;
-    let mut rx = spawn_producer(source)?;
-
-    client.play(None, &require).await?;
-    let outcome = send_loop(&mut client, &sink, &mut rx, &choice).await;
-    drop(rx);
-    // TEARDOWN even after an error or Ctrl-C; a dead connection just fails.
-    let teardown = tokio::time::timeout(Duration::from_secs(5), client.teardown(&require)).await;
-    let stats = outcome?;
-    match teardown {
-        Ok(Ok(r)) if r.status != 200 => {
-            eprintln!("talk: TEARDOWN answered `{} {}`", r.status, r.reason)
-        }
-        Ok(Err(e)) => eprintln!("talk: TEARDOWN failed: {e}"),
-        Err(_) => eprintln!("talk: no answer to TEARDOWN within 5 s"),
-        Ok(Ok(_)) => {}
-    }
-    Ok(TalkReport {
-        codec: choice.rtpmap.clone(),
-        payload_type: choice.payload_type,
-        packets: stats.packets,
-        bytes: stats.bytes,
-        seconds: stats.media_end as f64 / f64::from(choice.clock_rate()),
+    Ok(Backchannel {
+        client,
+        sink,
+        choice,
+        control,
+        transport,
+        raw_tunnel_rtp: req.raw_tunnel_rtp,
     })
 }
 

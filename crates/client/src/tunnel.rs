@@ -21,8 +21,8 @@ use rand::Rng as _;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::client::connect_tcp;
 use crate::error::ClientError;
+use crate::net::connect_tcp;
 use crate::url::RtspUrl;
 
 /// The longest GET response head accepted.

@@ -205,10 +205,9 @@ async fn serve(
     }
 }
 
-/// Digest authentication (with a stale nonce on SETUP), keep-alives at timeout/2, RTCP
-/// sender reports, over TCP interleaved.
-#[tokio::test]
-async fn digest_auth_keepalive_and_rtcp_over_tcp() {
+/// A fake camera demanding Digest authentication ([`serve`] with `auth`) for one TCP
+/// connection, on a port of the system's choice: (port, the task that returns what it saw).
+async fn digest_camera() -> (u16, tokio::task::JoinHandle<Seen>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let server = tokio::spawn(async move {
@@ -216,6 +215,14 @@ async fn digest_auth_keepalive_and_rtcp_over_tcp() {
         let (r, w) = sock.into_split();
         serve(r, w, false, true, BytesMut::new()).await
     });
+    (port, server)
+}
+
+/// Digest authentication (with a stale nonce on SETUP), keep-alives at timeout/2, RTCP
+/// sender reports, over TCP interleaved.
+#[tokio::test]
+async fn digest_auth_keepalive_and_rtcp_over_tcp() {
+    let (port, server) = digest_camera().await;
     let mut args = TalkArgs::new(format!(
         "rtsp://admin:s3cr%3At%20p%40ss@127.0.0.1:{port}/cam"
     ));
@@ -261,13 +268,7 @@ async fn digest_auth_keepalive_and_rtcp_over_tcp() {
 /// Wrong password: the second 401 is reported as rejected credentials.
 #[tokio::test]
 async fn wrong_password_is_reported() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        let (sock, _) = listener.accept().await.unwrap();
-        let (r, w) = sock.into_split();
-        serve(r, w, false, true, BytesMut::new()).await
-    });
+    let (port, _) = digest_camera().await;
     let url = format!("rtsp://admin:wrong@127.0.0.1:{port}/cam");
     let e = ipcamd_client::run(TalkArgs::new(url))
         .await
@@ -276,13 +277,7 @@ async fn wrong_password_is_reported() {
     assert!(e.contains("rejected the user name and password"), "{e}");
     assert!(!e.contains("wrong"), "password leaked: {e}");
     // No credentials at all.
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        let (sock, _) = listener.accept().await.unwrap();
-        let (r, w) = sock.into_split();
-        serve(r, w, false, true, BytesMut::new()).await
-    });
+    let (port, _) = digest_camera().await;
     let url = format!("rtsp://127.0.0.1:{port}/cam");
     let e = ipcamd_client::run(TalkArgs::new(url))
         .await

@@ -227,7 +227,7 @@ pub struct LimitsSection {
 
 impl Default for LimitsSection {
     fn default() -> Self {
-        let d = ipcamd_server::limits::Limits::default();
+        let d = ipcamd_server::net::limits::Limits::default();
         LimitsSection {
             max_connections: d.max_connections,
             max_connections_per_ip: d.max_connections_per_ip,
@@ -245,8 +245,8 @@ impl Default for LimitsSection {
 }
 
 impl LimitsSection {
-    pub fn limits(&self) -> ipcamd_server::limits::Limits {
-        ipcamd_server::limits::Limits {
+    pub fn limits(&self) -> ipcamd_server::net::limits::Limits {
+        ipcamd_server::net::limits::Limits {
             max_connections: self.max_connections,
             max_connections_per_ip: self.max_connections_per_ip,
             max_sessions_per_connection: self.max_sessions_per_connection,
@@ -299,6 +299,15 @@ impl LimitsSection {
 pub enum SourceKind {
     Synthetic,
     File,
+    /// A camera (or any RTSP server) pulled over RTSP: `url`.
+    Rtsp,
+    /// An ONVIF camera by its device service address `url`: its stream URI is asked for
+    /// (GetProfiles, GetStreamUri) at each connection, then pulled as `rtsp`.
+    Onvif,
+    /// A stream an RTSP client publishes to rtsp://HOST:PORT/<name> (ANNOUNCE/RECORD).
+    Publish,
+    /// A command (`command`, run with `sh -c`) that publishes to the camera's own URL.
+    Exec,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -323,10 +332,45 @@ pub struct CameraConfig {
     pub video: VideoCodec,
     pub jpeg_quality: u8,
     pub audio: bool,
+    /// Synthetic and file cameras: how far this camera's clock is from the true time, in
+    /// seconds (a camera whose clock is wrong: its capture times, RTCP sender reports,
+    /// picture overlay and recording use it). 0 by default.
+    pub clock_offset_s: f64,
     // File source.
     pub path: Option<PathBuf>,
-    /// ONVIF audio backchannel (two-way audio) of this camera.
-    pub backchannel: BackchannelSection,
+    // RTSP and ONVIF sources.
+    /// `rtsp://[user:pass@]host[:port]/path` of the camera (`source = "rtsp"`), or its
+    /// device service `http://host[:port]/onvif/device_service` (`source = "onvif"`).
+    pub url: Option<String>,
+    /// ONVIF profile token or name (`source = "onvif"`); the first with video if unset.
+    pub profile: Option<String>,
+    /// Credentials for the camera (instead of the URL's); never logged.
+    pub username: Option<String>,
+    pub password: Option<String>,
+    /// Connect to the camera only while someone watches (needs record = false).
+    pub on_demand: bool,
+    /// `rtsps://` cameras: a PEM file of the certificates to trust (the camera's own
+    /// self-signed certificate, or its CA) instead of the public roots.
+    pub tls_ca: Option<PathBuf>,
+    /// `rtsps://` cameras: accept any certificate (trusted networks only).
+    pub tls_insecure: bool,
+    /// How media comes from the camera: "tcp" (default), "udp", "http" (RTSP over HTTP to
+    /// the URL's port) or "auto" (UDP, then TCP after 2 s without media).
+    pub transport: String,
+    // Publish and exec sources.
+    /// Who may publish: "viewer", "operator" (default), "admin", or "anonymous" (anyone,
+    /// without credentials; only when set explicitly).
+    pub publish_role: Option<String>,
+    /// A new publisher replaces the live one instead of getting 455.
+    pub publish_override: bool,
+    /// Exec source: the command, run with `sh -c`; `{url}` (or `$IPCAMD_PUBLISH_URL`) is
+    /// the camera's publish URL, e.g. "ffmpeg -re -f lavfi -i testsrc2 -c:v libx264 -f rtsp {url}".
+    pub command: Option<String>,
+    /// ONVIF audio backchannel (two-way audio) of this camera. Without the section:
+    /// synthetic and file cameras write talk audio to WAV files, proxied cameras relay it to
+    /// the camera's own backchannel (offered only while the camera offers one), published
+    /// cameras have none.
+    pub backchannel: Option<BackchannelSection>,
     /// Record this camera continuously into the store.
     pub record: bool,
     /// Keep at most this many GB of this camera's recording (oldest deleted first).
@@ -376,6 +420,76 @@ impl Default for BackchannelSection {
     }
 }
 
+impl CameraConfig {
+    /// The backchannel section in force: the given one, else the default for a synthetic
+    /// or file camera, none for a proxied one. `None` also when it is disabled.
+    pub fn backchannel(&self) -> Option<BackchannelSection> {
+        let b = match &self.backchannel {
+            Some(b) => b.clone(),
+            // A proxied camera's talkers go to the camera's own backchannel.
+            None if self.is_proxied() => BackchannelSection {
+                outputs: vec!["relay".into()],
+                ..BackchannelSection::default()
+            },
+            None if self.is_publish() => return None,
+            None => BackchannelSection::default(),
+        };
+        b.enabled.then_some(b)
+    }
+
+    /// Pulled from another device (`rtsp` or `onvif`).
+    pub fn is_proxied(&self) -> bool {
+        matches!(self.source, SourceKind::Rtsp | SourceKind::Onvif)
+    }
+
+    /// Whether the camera is fed by a publisher (`source = "publish"` or `"exec"`).
+    pub fn is_publish(&self) -> bool {
+        matches!(self.source, SourceKind::Publish | SourceKind::Exec)
+    }
+
+    /// The role publishing needs (`None`: anyone, for `publish_role = "anonymous"`).
+    pub fn publish_role(&self) -> Result<Option<ipcamd_server::auth::Role>, String> {
+        match self.publish_role.as_deref() {
+            None => Ok(Some(ipcamd_server::auth::Role::Operator)),
+            Some("anonymous") => Ok(None),
+            Some(r) => ipcamd_server::auth::Role::parse(r).map(Some).ok_or_else(|| {
+                format!("publish_role = {r:?}: use \"viewer\", \"operator\", \"admin\" or \"anonymous\"")
+            }),
+        }
+    }
+
+    /// The camera's URL with the `username`/`password` keys as its userinfo
+    /// (percent-encoded); the keys win over credentials in the URL.
+    pub fn upstream_url(&self) -> Result<String, String> {
+        let Some(url) = self.url.as_deref() else {
+            return Err("source = \"rtsp\" needs url = \"rtsp://host:554/path\"".into());
+        };
+        let Some(rest) = url
+            .strip_prefix("rtsp://")
+            .or_else(|| url.strip_prefix("rtsps://"))
+        else {
+            return Err(format!(
+                "url must start with rtsp:// or rtsps:// (got {:?})",
+                ipcamd_server::upstream::redact(url)
+            ));
+        };
+        if rest.is_empty() || rest.starts_with('/') {
+            return Err(format!(
+                "url has no host: {:?}",
+                ipcamd_server::upstream::redact(url)
+            ));
+        }
+        Ok(match &self.username {
+            None => url.to_owned(),
+            Some(u) => ipcamd_server::upstream::with_credentials(
+                url,
+                u,
+                self.password.as_deref().unwrap_or(""),
+            ),
+        })
+    }
+}
+
 impl Default for CameraConfig {
     fn default() -> Self {
         CameraConfig {
@@ -389,8 +503,20 @@ impl Default for CameraConfig {
             video: VideoCodec::H264,
             jpeg_quality: 80,
             audio: true,
+            clock_offset_s: 0.0,
             path: None,
-            backchannel: BackchannelSection::default(),
+            url: None,
+            profile: None,
+            username: None,
+            password: None,
+            transport: "tcp".into(),
+            on_demand: false,
+            tls_ca: None,
+            tls_insecure: false,
+            publish_role: None,
+            publish_override: false,
+            command: None,
+            backchannel: None,
             record: true,
             max_gb: None,
             max_age_days: None,
@@ -417,7 +543,7 @@ impl Config {
         let mut seen = std::collections::HashSet::new();
         for (i, c) in self.cameras.iter().enumerate() {
             let at = format!("[[camera]] #{} ({:?})", i + 1, c.name);
-            if !ipcamd_server::limits::is_safe_name(&c.name)
+            if !ipcamd_server::net::limits::is_safe_name(&c.name)
                 || !c
                     .name
                     .chars()
@@ -435,6 +561,73 @@ impl Config {
             if !seen.insert(c.name.as_str()) {
                 return Err(format!("{at}: name is used by another camera"));
             }
+            if c.source == SourceKind::Onvif {
+                match c.url.as_deref() {
+                    Some(u) if u.starts_with("http://") => {}
+                    other => return Err(format!(
+                        "{at}: source = \"onvif\" needs url = \"http://HOST[:PORT]/onvif/device_service\" (got {:?}; https is not supported)",
+                        other.map(ipcamd_server::upstream::redact)
+                    )),
+                }
+            }
+            if c.is_proxied() {
+                if c.source == SourceKind::Rtsp {
+                    c.upstream_url().map_err(|e| format!("{at}: {e}"))?;
+                }
+                if let Some(ca) = &c.tls_ca {
+                    if !ca.is_file() {
+                        return Err(format!("{at}: tls_ca = {:?}: no such file (a PEM file of the certificates to trust)", ca.display()));
+                    }
+                }
+                if c.on_demand && c.record {
+                    return Err(format!("{at}: on_demand = true needs record = false (a recorded camera is always connected)"));
+                }
+                if !["tcp", "udp", "http", "auto"].contains(&c.transport.as_str()) {
+                    return Err(format!(
+                        "{at}: transport must be \"tcp\", \"udp\", \"http\" or \"auto\" (got {:?})",
+                        c.transport
+                    ));
+                }
+            }
+            if !c.clock_offset_s.is_finite() || c.clock_offset_s.abs() > 10.0 * 365.0 * 86400.0 {
+                return Err(format!(
+                    "{at}: clock_offset_s must be within ten years (got {})",
+                    c.clock_offset_s
+                ));
+            }
+            if c.clock_offset_s != 0.0 && (c.is_proxied() || c.is_publish()) {
+                return Err(format!("{at}: clock_offset_s is for synthetic and file cameras (a proxied camera has its own clock)"));
+            }
+            if c.on_demand && !c.is_proxied() {
+                return Err(format!(
+                    "{at}: on_demand is for source = \"rtsp\" and \"onvif\" cameras"
+                ));
+            }
+            if c.is_publish() {
+                c.publish_role().map_err(|e| format!("{at}: {e}"))?;
+            } else if c.publish_role.is_some() || c.publish_override {
+                return Err(format!(
+                    "{at}: publish_role and publish_override are for source = \"publish\" or \"exec\""
+                ));
+            }
+            match (&c.command, c.source) {
+                (Some(cmd), SourceKind::Exec) => {
+                    if !cmd.contains("{url}") && !cmd.contains("IPCAMD_PUBLISH_URL") {
+                        return Err(format!(
+                            "{at}: command never names where to publish: put {{url}} where the camera's RTSP URL goes (e.g. ... -f rtsp {{url}})"
+                        ));
+                    }
+                }
+                (None, SourceKind::Exec) => {
+                    return Err(format!(
+                        "{at}: source = \"exec\" needs command = \"... -f rtsp {{url}}\""
+                    ))
+                }
+                (Some(_), _) => {
+                    return Err(format!("{at}: command is for source = \"exec\""));
+                }
+                (None, _) => {}
+            }
             if c.source == SourceKind::File && c.path.is_none() {
                 return Err(format!(
                     "{at}: source = \"file\" needs path = \"/some/file.mp4\""
@@ -449,7 +642,7 @@ impl Config {
             if !(1..=120).contains(&c.fps) {
                 return Err(format!("{at}: fps must be 1..120 (got {})", c.fps));
             }
-            let b = &c.backchannel;
+            let b = &c.backchannel().unwrap_or_default();
             for o in &b.outputs {
                 match o.as_str() {
                     "wav" => {}
@@ -465,6 +658,8 @@ impl Config {
                             "{at}: backchannel output \"alsa\": ipcamd was built without the alsa feature; rebuild with --features alsa (needs libasound2-dev), or use \"exec\" with aplay"
                         ))
                     }
+                    "relay" if c.is_proxied() => {}
+                    "relay" => return Err(format!("{at}: backchannel output \"relay\" is for source = \"rtsp\" and \"onvif\" cameras (it sends talk audio to the camera's own backchannel)")),
                     "record" if c.record => {}
                     "record" => {
                         return Err(format!(
@@ -567,11 +762,11 @@ impl Config {
         })
     }
 
-    pub fn tls_options(&self) -> Result<Option<ipcamd_server::tls::TlsOptions>, String> {
+    pub fn tls_options(&self) -> Result<Option<ipcamd_server::net::tls::TlsOptions>, String> {
         let (Some(cert), Some(key)) = (&self.tls.cert, &self.tls.key) else {
             return Ok(None);
         };
-        Ok(Some(ipcamd_server::tls::TlsOptions {
+        Ok(Some(ipcamd_server::net::tls::TlsOptions {
             cert: cert.clone(),
             key: key.clone(),
             rtsps_listen: listen_or_off("[tls] rtsps_listen", &self.tls.rtsps_listen)?,
@@ -693,13 +888,44 @@ mod tests {
     }
 
     #[test]
+    fn publish_and_exec_cameras() {
+        let c = Config::parse(
+            "[[camera]]\nname = \"p\"\nsource = \"publish\"\n[[camera]]\nname = \"q\"\nsource = \"publish\"\npublish_role = \"anonymous\"\npublish_override = true\n[[camera]]\nname = \"e\"\nsource = \"exec\"\ncommand = \"ffmpeg -f lavfi -i testsrc2 -f rtsp {url}\"\n",
+        )
+        .unwrap();
+        use ipcamd_server::auth::Role;
+        assert_eq!(c.cameras[0].publish_role(), Ok(Some(Role::Operator)));
+        assert_eq!(c.cameras[1].publish_role(), Ok(None));
+        assert!(c.cameras[1].publish_override);
+        assert_eq!(c.cameras[2].source, SourceKind::Exec);
+        // No backchannel unless configured.
+        assert!(c.cameras.iter().all(|c| c.backchannel().is_none()));
+        for (bad, words) in [
+            ("source = \"publish\"\npublish_role = \"root\"", "anonymous"),
+            ("publish_role = \"viewer\"", "publish_role"),
+            ("source = \"exec\"", "needs command"),
+            ("source = \"exec\"\ncommand = \"ffmpeg -f rtsp x\"", "{url}"),
+            ("command = \"x {url}\"", "command is for"),
+        ] {
+            let e = Config::parse(&format!("[[camera]]\nname = \"a\"\n{bad}\n")).unwrap_err();
+            assert!(e.contains(words), "{bad}: {e}");
+        }
+    }
+
+    #[test]
     fn backchannel_outputs() {
         let c = Config::parse(
             "[[camera]]\nname = \"a\"\n[camera.backchannel]\noutputs = [\"wav\", \"record\"]\n",
         )
         .unwrap();
-        assert_eq!(c.cameras[0].backchannel.outputs, ["wav", "record"]);
-        assert_eq!(c.cameras[0].backchannel.alsa_device, "default");
+        assert_eq!(
+            c.cameras[0].backchannel().unwrap_or_default().outputs,
+            ["wav", "record"]
+        );
+        assert_eq!(
+            c.cameras[0].backchannel().unwrap_or_default().alsa_device,
+            "default"
+        );
         let e = Config::parse(
             "[[camera]]\nname = \"a\"\nrecord = false\n[camera.backchannel]\noutputs = [\"record\"]\n",
         )
@@ -709,7 +935,13 @@ mod tests {
             "[[camera]]\nname = \"a\"\n[camera.backchannel]\noutputs = [\"alsa\"]\nalsa_device = \"plughw:0\"\n",
         );
         if cfg!(feature = "alsa") {
-            assert_eq!(alsa.unwrap().cameras[0].backchannel.alsa_device, "plughw:0");
+            assert_eq!(
+                alsa.unwrap().cameras[0]
+                    .backchannel()
+                    .unwrap_or_default()
+                    .alsa_device,
+                "plughw:0"
+            );
         } else {
             let e = alsa.unwrap_err();
             assert!(e.contains("rebuild with --features alsa"), "{e}");

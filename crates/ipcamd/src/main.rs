@@ -4,6 +4,7 @@
 //! one synthetic camera at rtsp://HOST:8554/cam1.
 
 mod config;
+mod discover;
 mod users;
 
 use std::path::PathBuf;
@@ -16,7 +17,11 @@ use ipcamd_media::file::FileSource;
 use ipcamd_media::pacer::{LiveSource, SourceFactory};
 use ipcamd_media::synthetic::{SyntheticCamera, SyntheticConfig, SyntheticVideo};
 use ipcamd_media::Source;
-use ipcamd_server::backchannel::{AudioOut, BackchannelConfig, OutputTarget, TalkPolicy};
+use ipcamd_proto::rtsp::server::PublishView;
+use ipcamd_server::publish::PublishPoint;
+use ipcamd_server::talk::{AudioOut, BackchannelConfig, OutputTarget, TalkPolicy};
+use ipcamd_server::upstream::relay::Relay;
+use ipcamd_server::upstream::{OnvifSource, UpstreamConfig, UpstreamTransport};
 use ipcamd_server::{Camera, Server, ServerOptions};
 use std::sync::Arc;
 
@@ -50,16 +55,20 @@ enum Command {
     /// flags; --save writes an MP4.
     Replay(ipcamd_client::replay::ReplayArgs),
     /// Add footage to a camera's recording: an MP4/MOV file, or synthetic footage
-    /// generated faster than real time. The server must not be running on the same data
-    /// folder (the store allows one writer).
+    /// generated faster than real time. Works while the server runs on the same data
+    /// folder, into any camera the server is not recording.
     Import(ImportArgs),
     /// Write a time range of a camera's recording as an MP4 file (starts at the keyframe at
-    /// or before --from). Also available over HTTP: /api/recordings/NAME/export.mp4.
+    /// or before --from). Works while the server runs (read-only). Also available over
+    /// HTTP: /api/recordings/NAME/export.mp4.
     Export(ExportArgs),
     /// Manage the users file (default <data_dir>/users.toml): add, list, remove.
     User(users::UserArgs),
     /// Make a TLS certificate and key for RTSPS/HTTPS.
     Cert(users::CertArgs),
+    /// Find the ONVIF cameras on the network (WS-Discovery), list their profiles, stream
+    /// URIs and backchannels, and print a ready-to-paste [[camera]] block for each.
+    Discover(discover::DiscoverArgs),
 }
 
 #[derive(clap::Args)]
@@ -94,6 +103,9 @@ struct ExportArgs {
     to: String,
     /// Output MP4 file.
     out: PathBuf,
+    /// Write a fragmented MP4 (moof+mdat every 2 s at most) instead of a progressive one.
+    #[arg(long)]
+    fragmented: bool,
     #[arg(short, long, env = "IPCAMD_CONFIG")]
     config: Option<PathBuf>,
 }
@@ -126,6 +138,7 @@ fn main() -> ExitCode {
         Some(Command::Export(a)) => return report(export(a)),
         Some(Command::User(a)) => return report(users::user(a)),
         Some(Command::Cert(a)) => return report(users::cert(a)),
+        Some(Command::Discover(a)) => return discover::run(a),
         None => ServeArgs {
             log: "info".into(),
             ..ServeArgs::default()
@@ -173,6 +186,23 @@ fn open_store(config: &Config) -> Result<ipcamd_store::Store, String> {
         .map_err(|e| format!("{}: cannot create: {e}", root.display()))?;
     ipcamd_store::Store::open(&root, config.store.options(&config.cameras))
         .map_err(|e| format!("recording store {}: {e}", root.display()))
+}
+
+/// The store for `import`: its primary opener if no server runs, else a shared writer
+/// next to the server (docs/store.md "Several processes").
+fn open_store_for_import(config: &Config) -> Result<ipcamd_store::Store, String> {
+    let root = config.server.data_dir.join("recordings");
+    std::fs::create_dir_all(&root)
+        .map_err(|e| format!("{}: cannot create: {e}", root.display()))?;
+    let opts = config.store.options(&config.cameras);
+    match ipcamd_store::Store::open(&root, opts.clone()) {
+        Err(ipcamd_store::StoreError::Locked(_)) => {
+            eprintln!("the server (or another command) has the store open: importing next to it");
+            ipcamd_store::Store::open_shared(&root, opts)
+        }
+        other => other,
+    }
+    .map_err(|e| format!("recording store {}: {e}", root.display()))
 }
 
 /// "90s", "10m", "2h", "1d" or plain seconds, in microseconds.
@@ -235,7 +265,7 @@ fn import(a: ImportArgs) -> Result<(), String> {
         }
         _ => return Err("give either a FILE or --synthetic".into()),
     };
-    let store = open_store(&config)?;
+    let store = open_store_for_import(&config)?;
     import_run(&store, &a.camera, source, until)
 }
 
@@ -271,22 +301,36 @@ fn import_run(
 fn export(a: ExportArgs) -> Result<(), String> {
     use std::io::Write as _;
     let config = load_config(&a.config)?;
-    let store = open_store(&config)?;
+    // Read-only: no lock, so the server may go on recording (docs/store.md "Several
+    // processes").
+    let root = config.server.data_dir.join("recordings");
+    let store = ipcamd_store::Store::open_read_only(&root)
+        .map_err(|e| format!("recording store {}: {e}", root.display()))?;
     let (from, to) = (utc(&a.from, "--from")?, utc(&a.to, "--to")?);
-    let file = std::fs::File::create(&a.out).map_err(|e| format!("{}: {e}", a.out.display()))?;
-    let mut w = std::io::BufWriter::new(file);
-    let r = store
-        .export_mp4(&a.camera, from, to, &mut w)
-        .map_err(|e| e.to_string())?;
+    let file = if a.fragmented {
+        store.export_fragmented(&a.camera, from, to)
+    } else {
+        store.export_file(&a.camera, from, to)
+    }
+    .map_err(|e| e.to_string())?;
+    let out = std::fs::File::create(&a.out).map_err(|e| format!("{}: {e}", a.out.display()))?;
+    let mut w = std::io::BufWriter::with_capacity(ipcamd_store::READ_WINDOW, out);
+    file.write_range(0, file.len(), &mut w)
+        .map_err(|e| format!("{}: {e}", a.out.display()))?;
     w.flush().map_err(|e| format!("{}: {e}", a.out.display()))?;
+    let r = file.report();
     eprintln!(
-        "exported {} frames of {} to {} ({} .. {})",
+        "exported {} frames of {} to {} ({} bytes, {} .. {})",
         r.frames,
         a.camera,
         a.out.display(),
+        file.len(),
         ipcamd_proto::time::format_iso8601(r.start),
         ipcamd_proto::time::format_iso8601(r.end)
     );
+    for note in &r.notes {
+        eprintln!("note: {note}");
+    }
     Ok(())
 }
 
@@ -362,21 +406,79 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         ..ServerOptions::default()
     };
     let mut live = Vec::new();
+    let mut cameras = Vec::new();
     for c in &config.cameras {
-        let src = LiveSource::start(&c.name, source_factory(c))
-            .map_err(|e| format!("camera {:?}: {e}", c.name))?;
-        live.push(src);
-    }
-    let cameras: Vec<Camera> = live
-        .iter()
-        .zip(&config.cameras)
-        .map(|(l, c)| Camera {
-            name: l.stream.name().to_owned(),
-            stream: l.stream.clone(),
-            backchannel: backchannel_output(c, &config.server.data_dir),
+        let mut relay = None;
+        let mut publish = None;
+        let (stream, upstream) = match c.source {
+            SourceKind::Rtsp | SourceKind::Onvif => {
+                let transport = match c.transport.as_str() {
+                    "udp" => UpstreamTransport::Udp,
+                    "http" => UpstreamTransport::Http,
+                    "auto" => UpstreamTransport::Auto,
+                    _ => UpstreamTransport::Tcp,
+                };
+                let onvif = (c.source == SourceKind::Onvif).then(|| OnvifSource {
+                    device_url: c.url.clone().unwrap_or_default(),
+                    username: c.username.clone(),
+                    password: c.password.clone(),
+                    profile: c.profile.clone(),
+                });
+                let url = match &onvif {
+                    Some(_) => String::new(), // asked of the device at each connection
+                    None => c.upstream_url()?,
+                };
+                let relays = c
+                    .backchannel()
+                    .is_some_and(|b| b.outputs.iter().any(|o| o == "relay"));
+                let tls = ipcamd_client::ClientTls {
+                    ca_file: c.tls_ca.clone(),
+                    insecure: c.tls_insecure,
+                };
+                relay =
+                    relays.then(|| Relay::new(&c.name, &url, transport.for_relay(), tls.clone()));
+                let up = UpstreamConfig {
+                    on_demand: c.on_demand.then(Default::default),
+                    url,
+                    onvif,
+                    transport,
+                    tls,
+                    relay: relay.clone(),
+                };
+                // Its tracks are known once the camera answers.
+                (
+                    ipcamd_media::fanout::Stream::new(&c.name, Vec::new()),
+                    Some(up),
+                )
+            }
+            SourceKind::Publish | SourceKind::Exec => {
+                // Like a proxied camera: no tracks until a publisher's RECORD says them.
+                let stream = ipcamd_media::fanout::Stream::new(&c.name, Vec::new());
+                let rules = PublishView {
+                    role: c.publish_role()?,
+                    replace: c.publish_override,
+                };
+                let exec = c.command.clone().filter(|_| c.source == SourceKind::Exec);
+                publish = Some(PublishPoint::new(stream.clone(), rules, exec));
+                (stream, None)
+            }
+            SourceKind::Synthetic | SourceKind::File => {
+                let src = LiveSource::start(&c.name, source_factory(c))
+                    .map_err(|e| format!("camera {:?}: {e}", c.name))?;
+                let stream = src.stream.clone();
+                live.push(src);
+                (stream, None)
+            }
+        };
+        cameras.push(Camera {
+            name: c.name.clone(),
+            stream,
+            backchannel: backchannel_output(c, &config.server.data_dir, relay),
             record: c.record,
-        })
-        .collect();
+            upstream,
+            publish,
+        });
+    }
     // The store is opened when a camera records, or when recordings exist (imported
     // footage is replayable without recording anything new).
     let has_recordings = config.server.data_dir.join("recordings").is_dir();
@@ -393,6 +495,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         let server = Server::start(options, cameras, store)
             .await
             .map_err(|e| e.to_string())?;
+        log_bound(&server);
         print_urls(&server, &config);
         wait_for_shutdown().await;
         tracing::info!("shutting down");
@@ -408,7 +511,9 @@ fn serve(args: ServeArgs) -> Result<(), String> {
 fn source_factory(c: &CameraConfig) -> SourceFactory {
     let c = c.clone();
     Box::new(
-        move |start| -> Result<Box<dyn Source>, ipcamd_media::SourceError> {
+        move |now| -> Result<Box<dyn Source>, ipcamd_media::SourceError> {
+            // A camera whose clock is off starts at its own idea of now.
+            let start = now + (c.clock_offset_s * 1e6) as i64;
             Ok(match c.source {
                 SourceKind::Synthetic => Box::new(SyntheticCamera::new(
                     SyntheticConfig {
@@ -431,14 +536,23 @@ fn source_factory(c: &CameraConfig) -> SourceFactory {
                     let path = c.path.clone().unwrap_or_default();
                     Box::new(FileSource::open(&path, start)?)
                 }
+                SourceKind::Rtsp | SourceKind::Onvif | SourceKind::Publish | SourceKind::Exec => {
+                    return Err(ipcamd_media::SourceError::Encoder(
+                        "a proxied or published camera is not a local source".into(),
+                    ))
+                }
             })
         },
     )
 }
 
-fn backchannel_output(c: &CameraConfig, data_dir: &std::path::Path) -> Option<Arc<AudioOut>> {
-    let b = &c.backchannel;
-    if !b.enabled || b.outputs.is_empty() {
+fn backchannel_output(
+    c: &CameraConfig,
+    data_dir: &std::path::Path,
+    relay: Option<Arc<Relay>>,
+) -> Option<Arc<AudioOut>> {
+    let b = &c.backchannel()?;
+    if b.outputs.is_empty() {
         return None;
     }
     let outputs = b
@@ -449,6 +563,7 @@ fn backchannel_output(c: &CameraConfig, data_dir: &std::path::Path) -> Option<Ar
             "exec" => b.exec.clone().map(OutputTarget::Exec),
             "alsa" => Some(OutputTarget::Alsa(b.alsa_device.clone())),
             "record" => Some(OutputTarget::Record),
+            "relay" => relay.clone().map(OutputTarget::Relay),
             _ => None, // rejected by Config::check
         })
         .collect();
@@ -472,6 +587,32 @@ fn backchannel_output(c: &CameraConfig, data_dir: &std::path::Path) -> Option<Ar
     ))
 }
 
+/// Target of the one machine-readable start-up line, so that it can be enabled alone:
+/// `--log warn,ipcamd::bound=info`.
+const BOUND_TARGET: &str = "ipcamd::bound";
+
+/// Logs every address the server listens on, as bound (a port configured as 0 is the one
+/// the system chose), in one line of `key=address` pairs, `off` for a listener that is not
+/// configured (README "Bound addresses"):
+/// `INFO ipcamd::bound: rtsp=127.0.0.1:41234 http=127.0.0.1:41235 rtsps=off https=off
+/// rtp=127.0.0.1:6970 rtcp=127.0.0.1:6971`.
+fn log_bound(server: &Server) {
+    let or_off =
+        |a: Option<std::net::SocketAddr>| a.map_or_else(|| "off".to_owned(), |a| a.to_string());
+    let (rtp, rtcp) = server.udp_ports;
+    let udp = |port| std::net::SocketAddr::new(server.rtsp_addr.ip(), port);
+    tracing::info!(
+        target: BOUND_TARGET,
+        "rtsp={} http={} rtsps={} https={} rtp={} rtcp={}",
+        server.rtsp_addr,
+        or_off(server.http_addr),
+        or_off(server.rtsps_addr),
+        or_off(server.https_addr),
+        udp(rtp),
+        udp(rtcp)
+    );
+}
+
 fn print_urls(server: &Server, config: &Config) {
     let host = |a: std::net::SocketAddr| {
         if a.ip().is_unspecified() {
@@ -482,17 +623,25 @@ fn print_urls(server: &Server, config: &Config) {
     };
     for c in &config.cameras {
         let tracks: Vec<&str> = server
-            .state
+            .hub
             .cameras
             .get(&c.name)
             .map(|cam| cam.stream.tracks().iter().map(|t| t.codec.name()).collect())
             .unwrap_or_default();
+        let what = match c.source {
+            SourceKind::Publish => format!(
+                "publish here, e.g. ffmpeg -re -i in.mp4 -c copy -f rtsp rtsp://{}/{}",
+                host(server.rtsp_addr),
+                c.name
+            ),
+            SourceKind::Exec => "published by its exec command".to_owned(),
+            _ => tracks.join(" + "),
+        };
         tracing::info!(
-            "camera {}: rtsp://{}/{} ({})",
+            "camera {}: rtsp://{}/{} ({what})",
             c.name,
             host(server.rtsp_addr),
             c.name,
-            tracks.join(" + ")
         );
         if let Some(h) = server.http_addr {
             tracing::info!(
@@ -516,7 +665,7 @@ fn print_urls(server: &Server, config: &Config) {
     if let Some(a) = server.https_addr {
         tracing::info!("HTTPS at https://{}/", host(a));
     }
-    let (loud, text) = server.state.options.auth.describe();
+    let (loud, text) = server.options.auth.describe();
     if loud {
         tracing::warn!("{text}");
     } else {

@@ -20,49 +20,12 @@ const VIEWER_PW: &str = "v1ewer-Secret!";
 const OPERATOR_PW: &str = "0perator-Secret";
 const ADMIN_PW: &str = "adm1n-Secret";
 
-fn ipcamd() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_ipcamd"))
-}
-
 /// A fresh folder for a test's users file / certificates.
 fn scratch(tag: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("ipcamd-auth-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).expect("scratch dir");
     d
-}
-
-/// `ipcamd user add NAME --role ROLE --password-stdin` with the password on stdin.
-fn add_user(users_file: &Path, name: &str, role: &str, password: &str, extra: &[&str]) {
-    let mut child = ipcamd()
-        .args([
-            "user",
-            "add",
-            name,
-            "--role",
-            role,
-            "--password-stdin",
-            "--users-file",
-        ])
-        .arg(users_file)
-        .args(extra)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run ipcamd user add");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(format!("{password}\n").as_bytes())
-        .expect("write password");
-    let out = child.wait_with_output().expect("ipcamd user add");
-    assert!(
-        out.status.success(),
-        "user add failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// The three users of every test.
@@ -347,25 +310,14 @@ fn digest_rules_over_raw_rtsp() {
 
 /// Raw HTTP request on the HTTP port; answers (status, head).
 fn http(server: &ServerProc, method: &str, path: &str, auth: Option<&str>) -> (u16, String) {
-    let mut s = TcpStream::connect(("127.0.0.1", server.http_port)).expect("connect http");
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let a = auth
         .map(|a| format!("Authorization: {a}\r\n"))
         .unwrap_or_default();
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{a}Content-Length: 0\r\n\r\n"
+    http_exchange(
+        server.http_port,
+        format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{a}Content-Length: 0\r\nConnection: close\r\n\r\n")
+            .as_bytes(),
     )
-    .unwrap();
-    let mut out = Vec::new();
-    let _ = s.read_to_end(&mut out);
-    let text = String::from_utf8_lossy(&out).into_owned();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    (status, text)
 }
 
 /// An HTTP request with a digest answer to a fresh challenge.
@@ -416,13 +368,7 @@ fn each_role_against_each_operation() {
             &format!("{a}Transport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n"),
         );
         assert_eq!(r.status, 200, "{user} SETUP live: {}", r.head);
-        let session = r
-            .header("Session")
-            .unwrap_or_default()
-            .split(';')
-            .next()
-            .unwrap_or_default()
-            .to_owned();
+        let session = r.session_id();
         // Backchannel SETUP (trackID=2 for the small camera: video, audio, backchannel).
         let t2 = format!("{url}/trackID=2");
         let a = auth("SETUP", &t2);
@@ -614,13 +560,12 @@ fn talk_with_credentials_needs_the_operator_role() {
 
 fn make_cert(dir: &Path) -> (PathBuf, PathBuf) {
     let out = dir.join("tls");
-    let o = ipcamd()
-        .args(["cert", "--self-signed", "--out"])
-        .arg(&out)
-        .args(["--name", "localhost", "--name", "127.0.0.1"])
-        .output()
-        .expect("ipcamd cert");
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    run_ok(
+        ipcamd()
+            .args(["cert", "--self-signed", "--out"])
+            .arg(&out)
+            .args(["--name", "localhost", "--name", "127.0.0.1"]),
+    );
     let (c, k) = (out.join("cert.pem"), out.join("key.pem"));
     let cert = std::fs::read_to_string(&c).expect("cert.pem");
     assert!(cert.starts_with("-----BEGIN CERTIFICATE-----"), "{cert}");
@@ -640,15 +585,22 @@ fn rtsps_and_https() {
     let dir = scratch("tls");
     let users = three_users(&dir);
     let (cert, key) = make_cert(&dir);
-    let (rtsps, https) = (free_port(), free_port());
     let server = start(
         &users,
         "basic_over_tls = true",
         &format!(
-            "[tls]\ncert = \"{}\"\nkey = \"{}\"\nrtsps_listen = \"127.0.0.1:{rtsps}\"\nhttps_listen = \"127.0.0.1:{https}\"\n",
+            "[tls]\ncert = \"{}\"\nkey = \"{}\"\nrtsps_listen = \"127.0.0.1:0\"\nhttps_listen = \"127.0.0.1:0\"\n",
             cert.display(),
             key.display()
         ),
+    );
+    let tls_port = |a: Option<std::net::SocketAddr>, what: &str| {
+        a.map(|a| a.port())
+            .unwrap_or_else(|| panic!("{what} is not bound: {:?}\n{}", server.bound, server.log()))
+    };
+    let (rtsps, https) = (
+        tls_port(server.bound.rtsps, "RTSPS"),
+        tls_port(server.bound.https, "HTTPS"),
     );
     wait_log(&server, &format!("rtsps://127.0.0.1:{rtsps}"));
     // ffprobe over RTSPS (ffmpeg does not verify the certificate by default).
@@ -949,13 +901,7 @@ fn a_session_belongs_to_its_user_and_replay_needs_a_viewer() {
         &format!("Authorization: {a}\r\nTransport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n"),
     );
     assert_eq!(r.status, 200, "{}", r.head);
-    let session = r
-        .header("Session")
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
+    let session = r.session_id();
     // otto, authenticated and knowing the id, cannot use or tear down her session.
     let mut o = Client::connect(&server);
     let och = fresh_challenge(&mut o, &url, Algorithm::Md5);

@@ -284,13 +284,7 @@ fn backchannel_through_the_http_tunnel_base64_and_raw_rtp() {
         &mut post,
     );
     assert_eq!(r.status, 200, "{}", r.head);
-    let id = r
-        .header("Session")
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
+    let id = r.session_id();
     let r = send(
         format!("PLAY {url}/ RTSP/1.0\r\nCSeq: 2\r\nSession: {id}\r\n\r\n"),
         &mut replies,

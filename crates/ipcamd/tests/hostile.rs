@@ -9,7 +9,6 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream, UdpSocket};
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -39,13 +38,7 @@ impl Watcher {
         let mut w = Client::from_stream(s.try_clone().expect("clone"));
         let r = w.reply().expect("SETUP reply");
         assert_eq!(r.status, 200, "{}", r.head);
-        let session = r
-            .header("Session")
-            .unwrap_or_default()
-            .split(';')
-            .next()
-            .unwrap_or_default()
-            .to_owned();
+        let session = r.session_id();
         s.write_all(
             format!("PLAY {url} RTSP/1.0\r\nCSeq: 2\r\nSession: {session}\r\n\r\n").as_bytes(),
         )
@@ -227,25 +220,11 @@ fn stats(server: &ServerProc) -> String {
 
 /// `GET path` on the HTTP port: (status, body).
 fn http_get(server: &ServerProc, path: &[u8]) -> (u16, String) {
-    let mut s = TcpStream::connect(("127.0.0.1", server.http_port)).expect("connect HTTP");
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok();
     let mut req = b"GET ".to_vec();
     req.extend_from_slice(path);
-    req.extend_from_slice(b" HTTP/1.1\r\nHost: x\r\n\r\n");
-    s.write_all(&req).expect("write");
-    let mut out = Vec::new();
-    let _ = s.read_to_end(&mut out);
-    let text = String::from_utf8_lossy(&out).into_owned();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|t| t.parse().ok())
-        .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
+    req.extend_from_slice(b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let (status, answer) = http_exchange(server.http_port, &req);
+    (status, http_body(&answer))
 }
 
 fn stat(json: &str, key: &str) -> u64 {
@@ -382,7 +361,7 @@ fn hundreds_of_hostile_inputs_while_a_reader_keeps_its_video() {
         ("SETUP {url} RTSP/1.0\r\nCSeq: 1\r\nTransport: RTP/AVP/TCP;interleaved=0-1\r\n\r\n", &[459]),
         // Require tags.
         ("DESCRIBE {url} RTSP/1.0\r\nCSeq: 1\r\nRequire: evil.tag\r\n\r\n", &[551]),
-        // Malformed SDP in ANNOUNCE (we are not a recorder), and RECORD.
+        // Malformed SDP in ANNOUNCE (cam1 takes no publisher: 405 first), and RECORD.
         ("ANNOUNCE {url} RTSP/1.0\r\nCSeq: 1\r\nContent-Type: application/sdp\r\nContent-Length: 12\r\n\r\nv=9\r\nm=\x00\x01x\r\n", &[405]),
         ("ANNOUNCE {url} RTSP/1.0\r\nCSeq: 1\r\nContent-Type: application/sdp\r\nContent-Length: 5\r\n\r\nv=0\r\n", &[405]),
         ("RECORD {url} RTSP/1.0\r\nCSeq: 1\r\n\r\n", &[405, 454]),
@@ -789,22 +768,8 @@ fn file_camera_whose_file_disappears_answers_503_and_recovers() {
         assert!(Instant::now() < deadline, "not recovered: {}", r.head);
         std::thread::sleep(Duration::from_millis(300));
     }
-    let ffprobe = require_tool("ffprobe", "ffmpeg");
-    let (ok, probe, err) = run_with_timeout(
-        Command::new(ffprobe).args([
-            "-v",
-            "error",
-            "-rtsp_transport",
-            "tcp",
-            "-show_entries",
-            "stream=codec_name",
-            "-of",
-            "compact",
-            &url,
-        ]),
-        Duration::from_secs(20),
-    );
-    assert!(ok && probe.contains("codec_name=h264"), "{probe} {err}");
+    let probe = ffprobe_streams(&url, &["-rtsp_transport", "tcp"]);
+    assert!(probe.contains("codec_name=h264"), "{probe}");
     let log = server.log();
     assert!(log.contains("source restarted"), "{log}");
     let _ = std::fs::remove_dir_all(&dir);

@@ -52,22 +52,7 @@ fn ffprobe_reports_the_configured_streams() {
     let server = start_server(
         "[[camera]]\nname = \"cam1\"\nwidth = 640\nheight = 360\nbitrate_kbps = 500\n",
     );
-    let ffprobe = require_tool("ffprobe", "ffmpeg");
-    let (ok, stdout, stderr) = run_with_timeout(
-        Command::new(ffprobe).args([
-            "-v",
-            "error",
-            "-rtsp_transport",
-            "tcp",
-            "-show_entries",
-            "stream=codec_name,width,height,sample_rate",
-            "-of",
-            "compact",
-            &server.url("cam1"),
-        ]),
-        Duration::from_secs(30),
-    );
-    assert!(ok, "ffprobe failed: {stderr}");
+    let stdout = ffprobe_streams(&server.url("cam1"), &["-rtsp_transport", "tcp"]);
     assert!(
         stdout.contains("codec_name=h264|width=640|height=360"),
         "{stdout}"

@@ -4,7 +4,6 @@
 mod common;
 
 use std::process::Command;
-use std::time::Duration;
 
 use common::*;
 
@@ -20,21 +19,7 @@ fn play_file(file: &str, seconds: u32) -> (usize, usize, String) {
         testdata(file)
     ));
     let (video, audio) = ffmpeg_decode(&server.url("f"), "tcp", seconds);
-    let ffprobe = require_tool("ffprobe", "ffmpeg");
-    let (_, probe, _) = run_with_timeout(
-        Command::new(ffprobe).args([
-            "-v",
-            "error",
-            "-rtsp_transport",
-            "tcp",
-            "-show_entries",
-            "stream=codec_name",
-            "-of",
-            "compact",
-            &server.url("f"),
-        ]),
-        Duration::from_secs(20),
-    );
+    let probe = ffprobe_streams(&server.url("f"), &["-rtsp_transport", "tcp"]);
     (video, audio, probe)
 }
 

@@ -7,7 +7,7 @@
 
 mod common;
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{TcpStream, UdpSocket};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -33,54 +33,17 @@ fn onvif_python() -> PathBuf {
     p
 }
 
-fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .map(|a| a.port())
-        .expect("no free UDP port")
-}
-
-fn ffprobe_streams(url: &str, extra: &[&str]) -> String {
-    let ffprobe = require_tool("ffprobe", "ffmpeg");
-    let (ok, stdout, stderr) = run_with_timeout(
-        Command::new(ffprobe)
-            .args(["-v", "error"])
-            .args(extra)
-            .args([
-                "-show_entries",
-                "stream=codec_name,width,height",
-                "-of",
-                "compact",
-                url,
-            ]),
-        Duration::from_secs(30),
-    );
-    assert!(ok, "ffprobe {url} failed: {stderr}");
-    stdout
-}
-
 /// POSTs a SOAP body; returns (status, body).
 fn post(port: u16, path: &str, body: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect HTTP");
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok();
-    write!(
-        s,
-        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/soap+xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .expect("send");
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).ok();
-    let status = resp
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = resp
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
+    let (status, answer) = http_exchange(
+        port,
+        format!(
+            "POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/soap+xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .as_bytes(),
+    );
+    (status, http_body(&answer))
 }
 
 fn envelope(nsuri: &str, op: &str, args: &str) -> String {
@@ -89,17 +52,20 @@ fn envelope(nsuri: &str, op: &str, args: &str) -> String {
     )
 }
 
-fn onvif_server() -> ServerProc {
-    let port = free_udp_port();
-    start_server_with(
+/// A server with the small camera and WS-Discovery on a port of its own; keep the socket
+/// (the port's holder) as long as the server.
+fn onvif_server() -> (ServerProc, UdpSocket) {
+    let (holder, port) = discovery_port();
+    let server = start_server_with(
         &format!("\n[onvif]\ndiscovery_port = {port}\n"),
         SMALL_CAMERA,
-    )
+    );
+    (server, holder)
 }
 
 #[test]
 fn zeep_client_finds_streams_backchannel_recordings_and_replay() {
-    let server = onvif_server();
+    let (server, _discovery) = onvif_server();
     // Let the recorder flush a first section.
     std::thread::sleep(Duration::from_secs(3));
     let (ok, stdout, stderr) = run_with_timeout(
@@ -192,7 +158,7 @@ fn zeep_client_finds_streams_backchannel_recordings_and_replay() {
 /// The replay URI GetReplayUri hands out plays (ffprobe through RTSP replay).
 #[test]
 fn replay_uri_from_onvif_plays() {
-    let server = onvif_server();
+    let (server, _discovery) = onvif_server();
     std::thread::sleep(Duration::from_secs(4));
     let (status, body) = post(
         server.http_port,
@@ -219,7 +185,7 @@ fn replay_uri_from_onvif_plays() {
 #[test]
 fn server_answers_are_schema_valid_and_faults_are_right() {
     require_tool("xmllint", "libxml2-utils");
-    let server = onvif_server();
+    let (server, _discovery) = onvif_server();
     std::thread::sleep(Duration::from_secs(3));
     let dir = server.dir.join("xsd");
     let all = ipcamd_onvif::testing::prepare_schemas(&dir).expect("schemas");
@@ -326,20 +292,12 @@ fn server_answers_are_schema_valid_and_faults_are_right() {
 #[test]
 fn discovery_hello_probe_bye() {
     let _route = MULTICAST_ROUTE.lock().unwrap_or_else(|e| e.into_inner());
-    let port = free_udp_port();
     // A listener on the group, sharing the port with the server (both reuse it). Bound to
     // the group address, so that unicast probes still reach only the server.
-    let listener: UdpSocket = {
-        let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None)
-            .expect("socket");
-        s.set_reuse_address(true).expect("SO_REUSEADDR");
-        s.set_reuse_port(true).expect("SO_REUSEPORT");
-        s.bind(&std::net::SocketAddr::from(([239, 255, 255, 250], port)).into())
-            .expect("bind the discovery port");
-        s.join_multicast_v4(&[239, 255, 255, 250].into(), &[0, 0, 0, 0].into())
-            .expect("join 239.255.255.250");
-        s.into()
-    };
+    let (listener, port) = discovery_port();
+    listener
+        .join_multicast_v4(&[239, 255, 255, 250].into(), &[0, 0, 0, 0].into())
+        .expect("join 239.255.255.250");
     listener
         .set_read_timeout(Some(Duration::from_secs(10)))
         .ok();
@@ -525,31 +483,36 @@ fn onvif_util_discovers_the_camera_and_gets_a_playable_stream() {
     let onvif_util = require_tool("onvif-util", "onvif-tools");
     let _route = MULTICAST_ROUTE.lock().unwrap_or_else(|e| e.into_inner());
     let ns = Netns::create(77);
-    let dir = std::env::temp_dir().join(format!("ipcamd-onvif-util-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let (rtsp_port, http_port) = (free_port(), free_port());
+    let dir = fresh_dir("ipcamd-onvif-util");
     let config = dir.join("c.toml");
+    // onvif-util probes the standard WS-Discovery port; the server is alone in its network
+    // namespace, where RTSP and HTTP take any free port.
     std::fs::write(
         &config,
         format!(
-            "[server]\nrtsp_listen = \"0.0.0.0:{rtsp_port}\"\nhttp_listen = \"0.0.0.0:{http_port}\"\ndata_dir = \"{}\"\n[onvif]\ndiscovery_port = 3702\n{SMALL_CAMERA}",
+            "[server]\nrtsp_listen = \"0.0.0.0:0\"\nhttp_listen = \"0.0.0.0:0\"\ndata_dir = \"{}\"\n[onvif]\ndiscovery_port = 3702\n{SMALL_CAMERA}",
             dir.join("data").display()
         ),
     )
     .expect("config");
     let log = std::fs::File::create(dir.join("server.log")).expect("log");
-    let _server = Killed(
+    let mut server = Killed(
         Command::new("ip")
             .args(["netns", "exec", &ns.name])
             .arg(env!("CARGO_BIN_EXE_ipcamd"))
             .args(["serve", "--config"])
             .arg(&config)
+            .env_remove("RUST_LOG")
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
             .expect("start ipcamd in the namespace"),
     );
+    let bound = wait_for_bound(&mut server.0, &dir.join("server.log"), 0);
+    let rtsp_port = bound.rtsp.port();
+    let http_port = bound.http.map(|a| a.port()).expect("HTTP is on");
     let camera = "10.77.0.2";
+    // Through the veth into the namespace.
     let deadline = Instant::now() + Duration::from_secs(30);
     while TcpStream::connect((camera, http_port)).is_err() {
         assert!(Instant::now() < deadline, "server did not start");
@@ -578,44 +541,8 @@ fn onvif_util_discovers_the_camera_and_gets_a_playable_stream() {
     assert!(stdout.contains(&uri), "{stdout}");
     let streams = ffprobe_streams(&uri, &["-rtsp_transport", "tcp"]);
     assert!(streams.contains("codec_name=h264"), "{streams}");
-    drop(_server);
+    drop(server);
     let _ = std::fs::remove_dir_all(&dir);
-}
-
-/// `ipcamd user add` with the password on stdin.
-fn add_user(users_file: &std::path::Path, name: &str, role: &str, password: &str, wsse: bool) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ipcamd"));
-    cmd.args([
-        "user",
-        "add",
-        name,
-        "--role",
-        role,
-        "--password-stdin",
-        "--users-file",
-    ])
-    .arg(users_file);
-    if wsse {
-        cmd.arg("--wsse");
-    }
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{password}\n").as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// A WS-Security UsernameToken header (PasswordDigest) for `user`/`password`.
@@ -665,9 +592,9 @@ fn sha1_digest(data: &[u8]) -> Vec<u8> {
 fn users_of_the_server_authenticate_onvif_requests() {
     let dir = test_dir();
     let users = dir.join("users.toml");
-    add_user(&users, "ada", "admin", "ada-pw-1", true);
-    add_user(&users, "vera", "viewer", "vera-pw-2", false);
-    let port = free_udp_port();
+    add_user(&users, "ada", "admin", "ada-pw-1", &["--wsse"]);
+    add_user(&users, "vera", "viewer", "vera-pw-2", &[]);
+    let (_discovery, port) = discovery_port();
     let server = start_server_in(
         dir,
         &format!(

@@ -21,31 +21,6 @@ fn iso_secs(v: &serde_json::Value) -> f64 {
     t as f64 / 1e6
 }
 
-fn restart(server: &mut ServerProc) {
-    // Same ports, same data folder: a second process on the same configuration.
-    let cfg = server.dir.join("ipcamd.toml");
-    let log = std::fs::OpenOptions::new()
-        .append(true)
-        .open(server.dir.join("server.log"))
-        .unwrap();
-    server.child = Command::new(env!("CARGO_BIN_EXE_ipcamd"))
-        .args(["serve", "--config"])
-        .arg(&cfg)
-        .stderr(log)
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(server.rtsp_addr()).is_err() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "restart failed:\n{}",
-            server.log()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 fn stop(server: &mut ServerProc, signal: &str) {
     let pid = server.child.id().to_string();
     Command::new("kill").args([signal, &pid]).status().unwrap();
@@ -58,7 +33,7 @@ fn restart_makes_two_sections_with_a_gap() {
     std::thread::sleep(Duration::from_secs(4));
     stop(&mut server, "-TERM");
     std::thread::sleep(Duration::from_secs(2));
-    restart(&mut server);
+    server.restart();
     std::thread::sleep(Duration::from_secs(3));
     let r = recording(server.http_port);
     let sections = r["sections"].as_array().unwrap();
@@ -85,7 +60,7 @@ fn kill_9_loses_at_most_the_flush_interval() {
     std::thread::sleep(Duration::from_secs(4));
     let killed_at = ipcamd_media::pacer::now_micros() as f64 / 1e6;
     stop(&mut server, "-KILL");
-    restart(&mut server);
+    server.restart();
     let r = recording(server.http_port);
     let first = &r["sections"][0];
     let lost = killed_at - iso_secs(&first["end"]);
@@ -131,46 +106,36 @@ fn import_export_round_trip_checked_by_ffprobe() {
         format!("[server]\ndata_dir = \"{}\"\n", dir.join("data").display()),
     )
     .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_ipcamd"))
-        .args([
-            "import",
-            "--camera",
-            "lobby",
-            "--start",
-            "2026-01-01T10:00:00Z",
-            "--config",
-        ])
-        .arg(&cfg)
-        .arg(&input)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = run_ok(
+        ipcamd()
+            .args([
+                "import",
+                "--camera",
+                "lobby",
+                "--start",
+                "2026-01-01T10:00:00Z",
+                "--config",
+            ])
+            .arg(&cfg)
+            .arg(&input),
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("imported lobby: 200 frames"));
     // Export 2.5 s from 2 s in: starts at the keyframe at 2 s, ends at 4.5 s.
     let exported = dir.join("out.mp4");
-    let out = Command::new(env!("CARGO_BIN_EXE_ipcamd"))
-        .args([
-            "export",
-            "--camera",
-            "lobby",
-            "--from",
-            "2026-01-01T10:00:02.100Z",
-            "--to",
-            "2026-01-01T10:00:04.500Z",
-            "--config",
-        ])
-        .arg(&cfg)
-        .arg(&exported)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    run_ok(
+        ipcamd()
+            .args([
+                "export",
+                "--camera",
+                "lobby",
+                "--from",
+                "2026-01-01T10:00:02.100Z",
+                "--to",
+                "2026-01-01T10:00:04.500Z",
+                "--config",
+            ])
+            .arg(&cfg)
+            .arg(&exported),
     );
     let probe = Command::new(&ffprobe)
         .args([

@@ -33,23 +33,18 @@ fn fixture() -> ServerProc {
     )
     .unwrap();
     for start in ["2026-01-01T00:00:00Z", "2026-01-01T00:00:40Z"] {
-        let out = Command::new(env!("CARGO_BIN_EXE_ipcamd"))
-            .args([
-                "import",
-                "--camera",
-                "lobby",
-                "--synthetic",
-                "--duration",
-                "20s",
-            ])
-            .args(["--start", start, "--config"])
-            .arg(&cfg)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        run_ok(
+            ipcamd()
+                .args([
+                    "import",
+                    "--camera",
+                    "lobby",
+                    "--synthetic",
+                    "--duration",
+                    "20s",
+                ])
+                .args(["--start", start, "--config"])
+                .arg(&cfg),
         );
     }
     start_server_in(dir, "", CAMERA)
@@ -365,29 +360,13 @@ impl Raw {
             "SETUP {url}/trackID=0 RTSP/1.0\r\nRequire: onvif-replay\r\nTransport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n"
         ));
         assert_eq!(st, 200, "{head}");
-        let session = head
-            .lines()
-            .find_map(|l| l.strip_prefix("Session: "))
-            .unwrap()
-            .split(';')
-            .next()
-            .unwrap()
-            .to_owned();
+        let session = session_id(&head);
         let (st, _) = self.request(&format!(
             "SETUP {url}/trackID=1 RTSP/1.0\r\nSession: {session}\r\nTransport: RTP/AVP/TCP;unicast;interleaved=2-3\r\n"
         ));
         assert_eq!(st, 200);
         session
     }
-}
-
-fn header(head: &str, name: &str) -> Option<String> {
-    head.lines().find_map(|l| {
-        let (n, v) = l.split_once(':')?;
-        n.trim()
-            .eq_ignore_ascii_case(name)
-            .then(|| v.trim().to_owned())
-    })
 }
 
 #[test]

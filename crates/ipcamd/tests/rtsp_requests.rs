@@ -200,13 +200,7 @@ fn interleaved_media_arrives_after_play() {
     let r = c.request(&format!(
         "SETUP {url}/trackID=0 RTSP/1.0\r\nCSeq: 1\r\nTransport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n\r\n"
     ));
-    let id = r
-        .header("Session")
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
+    let id = r.session_id();
     c.send(&format!(
         "PLAY {url}/ RTSP/1.0\r\nCSeq: 2\r\nSession: {id}\r\n\r\n"
     ));

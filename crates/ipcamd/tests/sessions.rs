@@ -1,5 +1,5 @@
 //! Session life cycle: timeout and teardown, keep-alive by RTCP receiver reports (UDP),
-//! and a clean stop on SIGTERM.
+//! and a clean stop on SIGTERM (every connection and session ended, within the grace).
 
 mod common;
 
@@ -156,4 +156,103 @@ fn sigterm_stops_the_server_cleanly() {
     };
     assert!(status.success(), "exit status {status}");
     assert!(server.log().contains("shutting down"));
+}
+
+/// Reads from `s` until the peer closes it (true) or `limit` passes (false).
+fn closed_within(s: &mut std::net::TcpStream, limit: Duration) -> bool {
+    use std::io::Read;
+    let deadline = Instant::now() + limit;
+    let mut buf = [0u8; 65536];
+    s.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    while Instant::now() < deadline {
+        match s.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => {}
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(_) => return true,
+        }
+    }
+    false
+}
+
+#[test]
+fn shutdown_ends_every_connection_and_session() {
+    use std::io::Write;
+    let mut server = start_server(SMALL_CAMERA);
+    let url = server.url("cam1");
+    // A TCP reader that is playing.
+    let mut tcp = Client::connect(&server);
+    let (_, tcp_id) = tcp.setup(
+        &format!("{url}/trackID=0"),
+        1,
+        "RTP/AVP/TCP;unicast;interleaved=0-1",
+        None,
+    );
+    let r = tcp.request(&format!(
+        "PLAY {url}/ RTSP/1.0\r\nCSeq: 2\r\nSession: {tcp_id}\r\n\r\n"
+    ));
+    assert_eq!(r.status, 200);
+    // A UDP session whose RTSP connection is gone: only the shutdown ends it.
+    let rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = rtp.local_addr().unwrap().port();
+    let udp_id = {
+        let mut c = Client::connect(&server);
+        let (_, id) = c.setup(
+            &format!("{url}/trackID=0"),
+            1,
+            &format!("RTP/AVP;unicast;client_port={port}-{}", port + 1),
+            None,
+        );
+        id
+    };
+    // An HTTP/1.1 connection kept alive after its answer.
+    let mut http = std::net::TcpStream::connect(("127.0.0.1", server.http_port)).unwrap();
+    http.write_all(b"GET /api/stats HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+
+    let pid = server.child.id().to_string();
+    let t0 = Instant::now();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    assert!(
+        closed_within(&mut tcp.s, Duration::from_secs(5)),
+        "the playing RTSP connection was not closed at shutdown"
+    );
+    assert!(
+        closed_within(&mut http, Duration::from_secs(5)),
+        "the kept-alive HTTP connection was not closed at shutdown"
+    );
+    let status = loop {
+        if let Some(st) = server.child.try_wait().unwrap() {
+            break st;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(8),
+            "server did not stop within 8 s of SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "exit status {status}");
+    let log = server.log();
+    // The playing session ended with its connection, the UDP one with the server.
+    assert!(
+        log.lines()
+            .any(|l| l.contains(&tcp_id) && l.contains("connection closed")),
+        "{log}"
+    );
+    assert!(
+        log.lines()
+            .any(|l| l.contains(&udp_id) && l.contains("server shutdown")),
+        "{log}"
+    );
+    assert!(log.contains("closing the remaining sessions"), "{log}");
+    assert!(log.contains("server stopped"), "{log}");
+    assert!(!log.contains("still open after the grace period"), "{log}");
 }

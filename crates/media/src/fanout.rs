@@ -19,11 +19,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::{Bytes, BytesMut};
-use ipcamd_proto::codec::{MediaKind, TrackInfo};
-use ipcamd_proto::packet::{packetizer_for, Packetizer, RtpPayload};
+use ipcamd_proto::codec::{CodecParams, MediaKind, TrackInfo};
+use ipcamd_proto::packet::{h264, h265, packetizer_for, split_annex_b, Packetizer, RtpPayload};
 use ipcamd_proto::rtp::{write_rtp, RtpHeader};
 use ipcamd_proto::time::UnixMicros;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 
 use crate::AccessUnit;
 
@@ -38,6 +38,8 @@ pub const RING_FRAMES: usize = 512;
 #[derive(Debug)]
 pub struct Frame {
     pub track: usize,
+    /// The track is a video track.
+    pub video: bool,
     /// Video keyframe (sync point); always true for audio.
     pub keyframe: bool,
     pub rtp_timestamp: u32,
@@ -70,10 +72,28 @@ struct TrackState {
     last: Option<(u32, UnixMicros)>,
 }
 
+impl TrackState {
+    fn new(info: &TrackInfo) -> TrackState {
+        TrackState {
+            ssrc: rand::random(),
+            next_seq: rand::random(),
+            ts_offset: rand::random(),
+            packetizer: packetizer_for(&info.codec, MAX_RTP_PAYLOAD),
+            last: None,
+        }
+    }
+}
+
 struct Inner {
+    /// The tracks as readers see them now (SDP of new readers, recorder).
+    info: Arc<Vec<TrackInfo>>,
     tracks: Vec<TrackState>,
+    has_video: bool,
     /// Frames since the last video keyframe (all tracks), oldest first.
     gop: Vec<Arc<Frame>>,
+    /// The live ring of the current track layout; replaced (ending every reader) when the
+    /// layout changes.
+    tx: broadcast::Sender<Arc<Frame>>,
 }
 
 /// Counters of a stream, for logs and the API.
@@ -86,15 +106,20 @@ pub struct StreamStats {
 }
 
 /// A live stream: the tracks of one source and the fan-out of its frames.
+///
+/// The tracks may change while the stream lives (a source whose tracks are known only once
+/// it is connected: a proxied camera, a publisher): see [`Stream::set_tracks`]. In-band
+/// parameter sets that differ from the track's (an H.264/H.265 camera that changed its
+/// resolution) update the track ([`Stream::push`]), so that new readers, the recorder and
+/// snapshots get them. Every change bumps [`Stream::layout`].
 pub struct Stream {
     name: String,
-    tracks: Vec<TrackInfo>,
-    has_video: bool,
     inner: Mutex<Inner>,
-    tx: broadcast::Sender<Arc<Frame>>,
     pub stats: StreamStats,
     /// Why the source is not delivering (it failed and is being retried), if it is not.
     offline: Mutex<Option<String>>,
+    /// Bumped when the tracks change (their number, codecs or parameters).
+    layout: watch::Sender<u64>,
 }
 
 /// Where a new reader joins one track: what `RTP-Info` reports.
@@ -103,33 +128,70 @@ pub struct JoinPoint {
     pub ssrc: u32,
     pub seq: u16,
     pub rtp_timestamp: u32,
+    /// Capture time of the first frame the reader gets (the last frame's for a track with
+    /// nothing in the backlog: the reader's first frame comes after it).
+    pub wallclock: UnixMicros,
+}
+
+/// What [`Stream::set_tracks`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retrack {
+    /// The same tracks: nothing changed.
+    Same,
+    /// The same codecs and payload types, other parameters (SPS/PPS, AAC config): readers
+    /// go on with the same numbering.
+    Updated,
+    /// Other tracks: the readers of the old ones were ended (they must DESCRIBE again).
+    Replaced,
+}
+
+/// Whether two track lists carry the same codecs with the same payload types and clock
+/// rates (parameter sets aside): readers of one can go on reading the other.
+fn same_layout(a: &[TrackInfo], b: &[TrackInfo]) -> bool {
+    a.len() == b.len()
+        && a.iter().zip(b).all(|(x, y)| {
+            x.payload_type == y.payload_type
+                && x.codec.name() == y.codec.name()
+                && x.clock_rate() == y.clock_rate()
+        })
+}
+
+/// The parameter sets an H.264/H.265 keyframe carries in band, as the track's codec
+/// parameters, when they differ from `current`.
+fn in_band_params(current: &CodecParams, au: &Bytes) -> Option<CodecParams> {
+    let nals = split_annex_b(au)?;
+    let find = |pick: &dyn Fn(&Bytes) -> bool| nals.iter().find(|n| pick(n)).cloned();
+    let new = match current {
+        CodecParams::H264 { sps, pps } => CodecParams::H264 {
+            sps: find(&|n| h264::nal_type(n) == h264::NAL_SPS).unwrap_or_else(|| sps.clone()),
+            pps: find(&|n| h264::nal_type(n) == h264::NAL_PPS).unwrap_or_else(|| pps.clone()),
+        },
+        CodecParams::H265 { vps, sps, pps } => CodecParams::H265 {
+            vps: find(&|n| h265::nal_type(n) == h265::NAL_VPS).unwrap_or_else(|| vps.clone()),
+            sps: find(&|n| h265::nal_type(n) == h265::NAL_SPS).unwrap_or_else(|| sps.clone()),
+            pps: find(&|n| h265::nal_type(n) == h265::NAL_PPS).unwrap_or_else(|| pps.clone()),
+        },
+        _ => return None,
+    };
+    (new != *current).then_some(new)
 }
 
 impl Stream {
+    /// A stream of these tracks (none: a source whose tracks are not known yet).
     pub fn new(name: impl Into<String>, tracks: Vec<TrackInfo>) -> Arc<Stream> {
-        let states = tracks
-            .iter()
-            .map(|t| TrackState {
-                ssrc: rand::random(),
-                next_seq: rand::random(),
-                ts_offset: rand::random(),
-                packetizer: packetizer_for(&t.codec, MAX_RTP_PAYLOAD),
-                last: None,
-            })
-            .collect();
-        let has_video = tracks.iter().any(|t| t.kind() == MediaKind::Video);
         let (tx, _) = broadcast::channel(RING_FRAMES);
         Arc::new(Stream {
             name: name.into(),
-            tracks,
-            has_video,
             inner: Mutex::new(Inner {
-                tracks: states,
+                tracks: tracks.iter().map(TrackState::new).collect(),
+                has_video: tracks.iter().any(|t| t.kind() == MediaKind::Video),
+                info: Arc::new(tracks),
                 gop: Vec::new(),
+                tx,
             }),
-            tx,
             stats: StreamStats::default(),
             offline: Mutex::new(None),
+            layout: watch::Sender::new(0),
         })
     }
 
@@ -137,8 +199,40 @@ impl Stream {
         &self.name
     }
 
-    pub fn tracks(&self) -> &[TrackInfo] {
-        &self.tracks
+    /// The tracks now, in SDP order.
+    pub fn tracks(&self) -> Arc<Vec<TrackInfo>> {
+        self.lock().info.clone()
+    }
+
+    /// Watches the track layout: the value changes whenever [`Stream::tracks`] does.
+    pub fn layout(&self) -> watch::Receiver<u64> {
+        self.layout.subscribe()
+    }
+
+    /// Sets the tracks (a source connected, or reconnected with another SDP). Tracks with
+    /// the same codecs keep the readers and the RTP numbering; other tracks end every
+    /// reader (they get [`Next::Closed`]) and start a new numbering.
+    pub fn set_tracks(&self, tracks: Vec<TrackInfo>) -> Retrack {
+        let mut inner = self.lock();
+        if *inner.info == tracks {
+            return Retrack::Same;
+        }
+        let what = if same_layout(&inner.info, &tracks) {
+            for (state, info) in inner.tracks.iter_mut().zip(&tracks) {
+                state.packetizer = packetizer_for(&info.codec, MAX_RTP_PAYLOAD);
+            }
+            Retrack::Updated
+        } else {
+            inner.tracks = tracks.iter().map(TrackState::new).collect();
+            inner.has_video = tracks.iter().any(|t| t.kind() == MediaKind::Video);
+            inner.gop.clear();
+            inner.tx = broadcast::channel(RING_FRAMES).0;
+            Retrack::Replaced
+        };
+        inner.info = Arc::new(tracks);
+        drop(inner);
+        self.layout.send_modify(|v| *v += 1);
+        what
     }
 
     /// Marks the source offline with a reason (`Some`) or back online (`None`).
@@ -155,7 +249,7 @@ impl Stream {
     }
 
     pub fn reader_count(&self) -> usize {
-        self.tx.receiver_count()
+        self.lock().tx.receiver_count()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -166,14 +260,29 @@ impl Stream {
 
     /// Packetizes one access unit and hands it to every reader. Never blocks on readers.
     pub fn push(&self, au: AccessUnit) {
-        let Some(info) = self.tracks.get(au.track) else {
+        let mut inner = self.lock();
+        let Some(info) = inner.info.get(au.track) else {
             tracing::warn!(stream = %self.name, track = au.track, "access unit for unknown track dropped");
             return;
         };
         let video = info.kind() == MediaKind::Video;
         let keyframe = !video || au.keyframe;
         let payload_type = info.payload_type;
-        let mut inner = self.lock();
+        let changed = if video && keyframe {
+            in_band_params(&info.codec, &au.data)
+        } else {
+            None
+        };
+        if let Some(codec) = changed {
+            tracing::info!(stream = %self.name, track = au.track, "new in-band parameter sets: the track's SDP and recording follow");
+            let mut tracks = (*inner.info).clone();
+            if let Some(t) = tracks.get_mut(au.track) {
+                t.codec = codec;
+            }
+            inner.info = Arc::new(tracks);
+            self.layout.send_modify(|v| *v += 1);
+        }
+        let has_video = inner.has_video;
         let Some(state) = inner.tracks.get_mut(au.track) else {
             return;
         };
@@ -211,6 +320,7 @@ impl Stream {
             .fetch_add(au.data.len() as u64, Ordering::Relaxed);
         let frame = Arc::new(Frame {
             track: au.track,
+            video,
             keyframe,
             rtp_timestamp,
             wallclock: au.wallclock,
@@ -221,22 +331,22 @@ impl Stream {
         if video && keyframe {
             inner.gop.clear();
         }
-        if !self.has_video || !inner.gop.is_empty() || (video && keyframe) {
+        if !has_video || !inner.gop.is_empty() || (video && keyframe) {
             // Audio-only streams keep a short tail so a reader's first packet is immediate.
-            if !self.has_video && inner.gop.len() >= 8 {
+            if !has_video && inner.gop.len() >= 8 {
                 inner.gop.remove(0);
             }
             inner.gop.push(frame.clone());
         }
         // No receivers is fine: the send result only says how many got it.
-        let _ = self.tx.send(frame);
+        let _ = inner.tx.send(frame);
     }
 
-    /// A new reader of the given tracks. Returns the reader and, per track, where it joins
-    /// (`None` for a track that has produced nothing yet).
+    /// A new reader of the current tracks. Returns the reader and, per track, where it
+    /// joins (`None` for a track that has produced nothing yet).
     pub fn subscribe(self: &Arc<Self>) -> (Reader, Vec<Option<JoinPoint>>) {
         let inner = self.lock();
-        let rx = self.tx.subscribe();
+        let rx = inner.tx.subscribe();
         let backlog: Vec<Arc<Frame>> = inner.gop.clone();
         let joins = inner
             .tracks
@@ -248,20 +358,24 @@ impl Stream {
                         ssrc: t.ssrc,
                         seq: f.first_seq,
                         rtp_timestamp: f.rtp_timestamp,
+                        wallclock: f.wallclock,
                     });
                 }
-                t.last.map(|(ts, _)| JoinPoint {
+                t.last.map(|(ts, wallclock)| JoinPoint {
                     ssrc: t.ssrc,
                     seq: t.next_seq,
                     rtp_timestamp: ts,
+                    wallclock,
                 })
             })
             .collect();
+        let has_video = inner.has_video;
         drop(inner);
         let reader = Reader {
             stream: self.clone(),
             backlog: backlog.into(),
             rx,
+            has_video,
             waiting_for_keyframe: false,
             skips: 0,
             frames_lost: 0,
@@ -269,7 +383,7 @@ impl Stream {
         (reader, joins)
     }
 
-    /// SSRC of a track (fixed for the life of the stream).
+    /// SSRC of a track (fixed while the track layout is).
     pub fn ssrc(&self, track: usize) -> Option<u32> {
         self.lock().tracks.get(track).map(|t| t.ssrc)
     }
@@ -288,6 +402,8 @@ pub struct Reader {
     stream: Arc<Stream>,
     backlog: std::collections::VecDeque<Arc<Frame>>,
     rx: broadcast::Receiver<Arc<Frame>>,
+    /// The layout it was subscribed to has video.
+    has_video: bool,
     waiting_for_keyframe: bool,
     /// Times this reader fell behind and skipped to a keyframe.
     pub skips: u64,
@@ -304,12 +420,7 @@ impl Reader {
         if !self.waiting_for_keyframe {
             return true;
         }
-        let is_video = self
-            .stream
-            .tracks
-            .get(f.track)
-            .is_some_and(|t| t.kind() == MediaKind::Video);
-        if is_video && f.keyframe {
+        if f.video && f.keyframe {
             self.waiting_for_keyframe = false;
             return true;
         }
@@ -324,7 +435,7 @@ impl Reader {
             .stats
             .reader_skips
             .fetch_add(1, Ordering::Relaxed);
-        if self.stream.has_video {
+        if self.has_video {
             self.waiting_for_keyframe = true;
         }
         tracing::info!(stream = %self.stream.name, lost = n, skips = self.skips,
@@ -507,6 +618,48 @@ mod tests {
             assert_eq!(w[1].au.pts, w[0].au.pts + 3600);
         }
         assert_eq!(got.last().map(|f| f.au.pts), Some((total - 1) * 3600));
+    }
+
+    #[tokio::test]
+    async fn new_tracks_end_readers_and_new_parameter_sets_update_the_track() {
+        let s = stream();
+        let mut layout = s.layout();
+        s.push(video(0));
+        let (mut r, _) = s.subscribe();
+        assert!(matches!(r.recv().await, Next::Frame(_)));
+        // Same codecs with other parameter sets: readers go on.
+        let mut tracks = (*s.tracks()).clone();
+        tracks[0].codec = CodecParams::H264 {
+            sps: Bytes::from_static(&[0x67, 0x42, 0xc0, 0x28]),
+            pps: Bytes::from_static(PPS),
+        };
+        assert_eq!(s.set_tracks(tracks.clone()), Retrack::Updated);
+        assert_eq!(s.set_tracks(tracks), Retrack::Same);
+        assert!(layout.has_changed().unwrap_or(false));
+        layout.mark_unchanged();
+        s.push(video(1));
+        assert!(matches!(r.recv().await, Next::Frame(f) if f.au.pts == 3600));
+        // A keyframe with the original SPS in band puts it back into the track.
+        s.push(video(50));
+        assert!(matches!(&s.tracks()[0].codec, CodecParams::H264 { sps, .. } if sps[..] == *SPS));
+        assert!(layout.has_changed().unwrap_or(false));
+        // Other codecs: the old readers end, new ones read the new tracks.
+        let audio_only = vec![TrackInfo::new(
+            CodecParams::Pcma {
+                rate: 8000,
+                channels: 1,
+            },
+            0,
+        )];
+        assert_eq!(s.set_tracks(audio_only), Retrack::Replaced);
+        while let Some(_f) = r.try_recv() {}
+        assert!(matches!(r.recv().await, Next::Closed));
+        let (mut r2, _) = s.subscribe();
+        s.push(AccessUnit {
+            track: 0,
+            ..audio(0)
+        });
+        assert!(matches!(r2.recv().await, Next::Frame(f) if !f.video && f.track == 0));
     }
 
     #[test]

@@ -128,7 +128,7 @@ fn run(
                 return;
             }
             match factory(now_micros()) {
-                Ok(s) if s.tracks() == stream.tracks() => {
+                Ok(s) if s.tracks() == &stream.tracks()[..] => {
                     tracing::info!(camera = name, "source restarted; camera online");
                     stream.set_offline(None);
                     source = s;

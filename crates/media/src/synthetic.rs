@@ -22,7 +22,7 @@ use std::fmt::Write as _;
 use bytes::Bytes;
 use ipcamd_audio::g711::linear_to_ulaw;
 use ipcamd_proto::codec::{CodecParams, TrackInfo};
-use ipcamd_proto::time::UnixMicros;
+use ipcamd_proto::time::{civil_from_days, UnixMicros};
 use openh264::encoder::{
     BitRate, Encoder as H264Encoder, EncoderConfig, FrameRate, FrameType, IntraFramePeriod,
     Profile, RateControlMode, UsageType,
@@ -265,21 +265,6 @@ fn write_time_text(out: &mut String, wallclock: UnixMicros) {
         sod / 60 % 60,
         sod % 60
     );
-}
-
-/// Days since 1970-01-01 to a (year, month 1..=12, day 1..=31) civil date: Howard
-/// Hinnant's `civil_from_days` (eras of 400 years, years starting on March 1st).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468; // days since 0000-03-01
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097); // day of era, 0..=146096
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365; // 0..=399
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100); // 0..=365, from March 1st
-    let mp = (5 * doy + 2) / 153; // month from March, 0..=11
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -975,38 +960,6 @@ mod tests {
             render_text_for(4_102_444_799_999_999),
             "2099-12-31 23:59:59.999 UTC"
         );
-    }
-
-    /// The inverse (days_from_civil), to check civil_from_days over a long range.
-    fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-        let y = if m <= 2 { y - 1 } else { y };
-        let era = y.div_euclid(400);
-        let yoe = y.rem_euclid(400);
-        let mp = i64::from((m + 9) % 12);
-        let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
-        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-        era * 146_097 + doe - 719_468
-    }
-
-    #[test]
-    fn civil_dates_round_trip() {
-        let mut prev = civil_from_days(-800_000);
-        for days in -799_999..800_000 {
-            let (y, m, d) = civil_from_days(days);
-            assert!((1..=12).contains(&m) && (1..=31).contains(&d));
-            assert_eq!(days_from_civil(y, m, d), days);
-            // Consecutive days: next day of the month, or day 1 of the next month/year.
-            let (py, pm, pd) = prev;
-            assert!(
-                (y, m, d) == (py, pm, pd + 1)
-                    || (d == 1 && ((y, m) == (py, pm + 1) || (y, m, pm) == (py + 1, 1, 12))),
-                "{prev:?} -> {:?}",
-                (y, m, d)
-            );
-            prev = (y, m, d);
-        }
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(20_413), (2025, 11, 21));
     }
 
     #[test]

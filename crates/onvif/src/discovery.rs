@@ -1,11 +1,13 @@
 //! WS-Discovery (OASIS/Microsoft 2005/04, the version ONVIF Core §7 uses) messages, sans
-//! IO: parse a Probe (its MessageID, Types and Scopes), decide whether this device
-//! matches, and build ProbeMatches, Hello and Bye. SOAP 1.2 over UDP (SOAP-over-UDP
-//! 2004): the server sends each message once; retransmission (SOAP-over-UDP §3.4) is left
-//! to the server's loop.
+//! IO. The device side: parse a Probe (its MessageID, Types and Scopes), decide whether
+//! this device matches, and build ProbeMatches, Hello and Bye. The client side (`ipcamd
+//! discover`): build a Probe for `dn:NetworkVideoTransmitter` and parse the ProbeMatches
+//! that answer it ([`probe_message`], [`parse_probe_matches`], [`scope_value`]). SOAP 1.2
+//! over UDP (SOAP-over-UDP 2004): each message is built once; retransmission
+//! (SOAP-over-UDP §3.4) is left to the caller's loop.
 //!
 //! Left out: Resolve (XAddrs are always in Hello and ProbeMatches, so clients do not need
-//! it) and discovery proxies.
+//! it), discovery proxies, and the client reading Hello and Bye.
 
 use quick_xml::events::Event;
 use quick_xml::name::ResolveResult;
@@ -167,13 +169,17 @@ fn envelope(
     relates_to: Option<&str>,
     to: &str,
     body: &str,
-    app_seq: u32,
+    app_seq: Option<u32>,
 ) -> String {
     let relates = relates_to
         .map(|r| format!("<wsa:RelatesTo>{}</wsa:RelatesTo>", escape(r)))
         .unwrap_or_default();
+    // Devices' messages carry an AppSequence; a client's Probe has none.
+    let app_seq = app_seq
+        .map(|n| format!("<d:AppSequence InstanceId=\"{n}\" MessageNumber=\"1\"/>"))
+        .unwrap_or_default();
     format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<env:Envelope xmlns:env=\"{}\" xmlns:wsa=\"{}\" xmlns:d=\"{}\" xmlns:dn=\"{}\" xmlns:tds=\"{}\"><env:Header><wsa:MessageID>{}</wsa:MessageID>{relates}<wsa:To>{to}</wsa:To><wsa:Action>{}/{action}</wsa:Action><d:AppSequence InstanceId=\"{app_seq}\" MessageNumber=\"1\"/></env:Header><env:Body>{body}</env:Body></env:Envelope>\n",
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<env:Envelope xmlns:env=\"{}\" xmlns:wsa=\"{}\" xmlns:d=\"{}\" xmlns:dn=\"{}\" xmlns:tds=\"{}\"><env:Header><wsa:MessageID>{}</wsa:MessageID>{relates}<wsa:To>{to}</wsa:To><wsa:Action>{}/{action}</wsa:Action>{app_seq}</env:Header><env:Body>{body}</env:Body></env:Envelope>\n",
         ns::SOAP12,
         ns::WSA,
         ns::WSD,
@@ -208,7 +214,7 @@ pub fn probe_matches(probe: &Probe, a: &Announce, message_id: &str) -> String {
             "<d:ProbeMatches><d:ProbeMatch>{}</d:ProbeMatch></d:ProbeMatches>",
             endpoint_meta(a)
         ),
-        a.metadata_version,
+        Some(a.metadata_version),
     )
 }
 
@@ -220,7 +226,7 @@ pub fn hello(a: &Announce, message_id: &str) -> String {
         None,
         DISCOVERY_URN,
         &format!("<d:Hello>{}</d:Hello>", endpoint_meta(a)),
-        a.metadata_version,
+        Some(a.metadata_version),
     )
 }
 
@@ -235,8 +241,129 @@ pub fn bye(a: &Announce, message_id: &str) -> String {
             "<d:Bye><wsa:EndpointReference><wsa:Address>{}</wsa:Address></wsa:EndpointReference></d:Bye>",
             escape(&a.endpoint)
         ),
-        a.metadata_version,
+        Some(a.metadata_version),
     )
+}
+
+/// The Probe a client sends (multicast to [`MULTICAST_V4`]:[`PORT`], or unicast to a
+/// device) for ONVIF devices: Types `dn:NetworkVideoTransmitter`, no scopes.
+/// `message_id` is a fresh `urn:uuid:...`; the ProbeMatches name it in `RelatesTo`.
+pub fn probe_message(message_id: &str) -> String {
+    envelope(
+        "Probe",
+        message_id,
+        None,
+        DISCOVERY_URN,
+        "<d:Probe><d:Types>dn:NetworkVideoTransmitter</d:Types></d:Probe>",
+        None,
+    )
+}
+
+/// One device of a ProbeMatches.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProbeMatch {
+    /// The device's stable endpoint reference address (`urn:uuid:...`).
+    pub endpoint: String,
+    /// QNames resolved to (namespace, local name).
+    pub types: Vec<(String, String)>,
+    pub scopes: Vec<String>,
+    /// Device service URLs.
+    pub xaddrs: Vec<String>,
+    pub metadata_version: Option<u32>,
+}
+
+/// A parsed ProbeMatches message.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProbeMatches {
+    /// The MessageID of the Probe this answers, if given.
+    pub relates_to: Option<String>,
+    pub matches: Vec<ProbeMatch>,
+}
+
+/// Parses a WS-Discovery message as ProbeMatches; `Ok(None)` if it is well formed but
+/// something else (a Probe of another client, Hello, Bye).
+pub fn parse_probe_matches(datagram: &[u8]) -> Result<Option<ProbeMatches>, String> {
+    let root = crate::xml::parse(datagram, &["Types"])?;
+    if root.name != "Envelope" || (root.namespace != ns::SOAP12 && root.namespace != ns::SOAP11) {
+        return Err(format!(
+            "the document element is {{{}}}{}, not a SOAP Envelope",
+            root.namespace, root.name
+        ));
+    }
+    let Some(body) = root.child("Body") else {
+        return Err("no SOAP Body".into());
+    };
+    let Some(pm) = body
+        .children
+        .iter()
+        .find(|e| e.name == "ProbeMatches" && e.namespace == ns::WSD)
+    else {
+        return Ok(None);
+    };
+    let relates_to = root
+        .child("Header")
+        .and_then(|h| h.child("RelatesTo"))
+        .map(|r| r.text.clone())
+        .filter(|r| !r.is_empty());
+    let matches = pm
+        .children_named("ProbeMatch")
+        .map(|m| ProbeMatch {
+            endpoint: m
+                .text_at(&["EndpointReference", "Address"])
+                .unwrap_or_default()
+                .to_owned(),
+            types: m
+                .child("Types")
+                .map(|t| t.qnames.clone())
+                .unwrap_or_default(),
+            scopes: words(m.text_at(&["Scopes"])),
+            xaddrs: words(m.text_at(&["XAddrs"])),
+            metadata_version: m.text_at(&["MetadataVersion"]).and_then(|v| v.parse().ok()),
+        })
+        .collect();
+    Ok(Some(ProbeMatches {
+        relates_to,
+        matches,
+    }))
+}
+
+fn words(s: Option<&str>) -> Vec<String> {
+    s.map(|s| s.split_whitespace().map(str::to_owned).collect())
+        .unwrap_or_default()
+}
+
+/// The value of an ONVIF scope `onvif://www.onvif.org/<key>/<value>` (key compared
+/// without case: `name`, `hardware`, `location`), percent-decoded; the first such scope.
+pub fn scope_value(scopes: &[String], key: &str) -> Option<String> {
+    scopes.iter().find_map(|s| {
+        let rest = s.strip_prefix("onvif://www.onvif.org/")?;
+        let (k, v) = rest.split_once('/')?;
+        (k.eq_ignore_ascii_case(key) && !v.is_empty()).then(|| percent_decode(v))
+    })
+}
+
+/// RFC 3986 percent-decoding; a malformed escape is kept as written.
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = (b[i] == b'%')
+            .then(|| s.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match hex {
+            Some(v) => {
+                out.push(v);
+                i += 3;
+            }
+            None => {
+                out.push(b[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// A `urn:uuid:` in RFC 4122 version-4 layout from 16 random bytes (the caller draws them).
@@ -318,6 +445,92 @@ mod tests {
                 || parse_probe(b"\x00\x01garbage<") == Ok(None)
         );
         assert!(bye(&ours(), "urn:uuid:z").contains("<d:Bye>"));
+    }
+
+    /// Our Probe is what a device (ours) accepts, and our ProbeMatches answer reads back.
+    #[test]
+    fn client_probe_and_our_probe_matches() {
+        let probe = probe_message("urn:uuid:aaaa");
+        let p = parse_probe(probe.as_bytes()).unwrap().unwrap();
+        assert_eq!(p.message_id, "urn:uuid:aaaa");
+        assert_eq!(
+            p.types,
+            [(ns::DN.to_owned(), "NetworkVideoTransmitter".to_owned())]
+        );
+        assert!(!probe.contains("AppSequence"));
+        assert!(probe.contains("discovery/Probe</wsa:Action>"));
+        let answer = probe_matches(&p, &ours(), "urn:uuid:bbbb");
+        let m = parse_probe_matches(answer.as_bytes()).unwrap().unwrap();
+        assert_eq!(m.relates_to.as_deref(), Some("urn:uuid:aaaa"));
+        assert_eq!(m.matches.len(), 1);
+        let d = &m.matches[0];
+        assert_eq!(d.endpoint, ours().endpoint);
+        assert_eq!(d.xaddrs, ["http://10.0.0.2:8080/onvif/device_service"]);
+        assert_eq!(d.scopes, ours().scopes);
+        assert_eq!(d.metadata_version, Some(1));
+        assert!(d
+            .types
+            .contains(&(ns::DN.to_owned(), "NetworkVideoTransmitter".to_owned())));
+        assert!(d.types.contains(&(ns::TDS.to_owned(), "Device".to_owned())));
+        assert_eq!(scope_value(&d.scopes, "name").as_deref(), Some("ipcamd"));
+        // Other messages are not ProbeMatches.
+        assert_eq!(parse_probe_matches(probe.as_bytes()), Ok(None));
+        assert_eq!(
+            parse_probe_matches(hello(&ours(), "urn:uuid:y").as_bytes()),
+            Ok(None)
+        );
+        assert!(parse_probe_matches(b"\x00garbage").is_err());
+    }
+
+    /// A camera's answer (SOAP-ENV/wsadis/tdn prefixes, several XAddrs, percent-encoded
+    /// scopes), in the style of gSOAP-based firmware.
+    #[test]
+    fn camera_probe_matches() {
+        let x = r#"<?xml version="1.0" encoding="UTF-8"?>
+<SOAP-ENV:Envelope xmlns:SOAP-ENV="http://www.w3.org/2003/05/soap-envelope" xmlns:SOAP-ENC="http://www.w3.org/2003/05/soap-encoding" xmlns:wsa="http://schemas.xmlsoap.org/ws/2004/08/addressing" xmlns:wsdd="http://schemas.xmlsoap.org/ws/2005/04/discovery" xmlns:tdn="http://www.onvif.org/ver10/network/wsdl" xmlns:tds="http://www.onvif.org/ver10/device/wsdl">
+ <SOAP-ENV:Header>
+  <wsa:MessageID>uuid:2419d68a-2dd2-21b2-a205-ec3e7a9a7e4c</wsa:MessageID>
+  <wsa:RelatesTo>urn:uuid:1d2f4a66-5b0e-4c1e-9f6a-3c2b1a0f9e8d</wsa:RelatesTo>
+  <wsa:To SOAP-ENV:mustUnderstand="true">http://schemas.xmlsoap.org/ws/2004/08/addressing/role/anonymous</wsa:To>
+  <wsa:Action SOAP-ENV:mustUnderstand="true">http://schemas.xmlsoap.org/ws/2005/04/discovery/ProbeMatches</wsa:Action>
+  <wsdd:AppSequence InstanceId="1" MessageNumber="9"></wsdd:AppSequence>
+ </SOAP-ENV:Header>
+ <SOAP-ENV:Body>
+  <wsdd:ProbeMatches>
+   <wsdd:ProbeMatch>
+    <wsa:EndpointReference><wsa:Address>urn:uuid:2419d68a-2dd2-21b2-a205-ec3e7a9a7e4c</wsa:Address></wsa:EndpointReference>
+    <wsdd:Types>tdn:NetworkVideoTransmitter tds:Device</wsdd:Types>
+    <wsdd:Scopes>onvif://www.onvif.org/type/video_encoder onvif://www.onvif.org/Profile/Streaming onvif://www.onvif.org/Name/Front%20Door onvif://www.onvif.org/hardware/DS-2CD2042WD-I onvif://www.onvif.org/location/city/hangzhou</wsdd:Scopes>
+    <wsdd:XAddrs>http://192.168.1.64/onvif/device_service http://[fe80::4619:b6ff:fe3a:1f2e]/onvif/device_service</wsdd:XAddrs>
+    <wsdd:MetadataVersion>10</wsdd:MetadataVersion>
+   </wsdd:ProbeMatch>
+  </wsdd:ProbeMatches>
+ </SOAP-ENV:Body>
+</SOAP-ENV:Envelope>"#;
+        let m = parse_probe_matches(x.as_bytes()).unwrap().unwrap();
+        assert_eq!(
+            m.relates_to.as_deref(),
+            Some("urn:uuid:1d2f4a66-5b0e-4c1e-9f6a-3c2b1a0f9e8d")
+        );
+        let d = &m.matches[0];
+        assert_eq!(d.endpoint, "urn:uuid:2419d68a-2dd2-21b2-a205-ec3e7a9a7e4c");
+        assert_eq!(
+            d.types[0],
+            (ns::DN.to_owned(), "NetworkVideoTransmitter".to_owned())
+        );
+        assert_eq!(d.xaddrs.len(), 2);
+        assert_eq!(d.xaddrs[0], "http://192.168.1.64/onvif/device_service");
+        assert_eq!(d.metadata_version, Some(10));
+        assert_eq!(
+            scope_value(&d.scopes, "name").as_deref(),
+            Some("Front Door")
+        );
+        assert_eq!(
+            scope_value(&d.scopes, "hardware").as_deref(),
+            Some("DS-2CD2042WD-I")
+        );
+        assert_eq!(scope_value(&d.scopes, "serial"), None);
+        assert_eq!(percent_decode("a%zz%2"), "a%zz%2");
     }
 
     #[test]

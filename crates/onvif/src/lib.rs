@@ -11,13 +11,18 @@
 //! - [`wsse`]: WS-Security UsernameToken PasswordDigest, access classes, [`wsse::SoapAuth`].
 //! - [`model`]: the plain-data device snapshot.
 //! - [`services`]: dispatch of every operation to its response.
-//! - [`discovery`]: WS-Discovery (2005/04) Probe parsing, ProbeMatches/Hello/Bye.
+//! - [`discovery`]: WS-Discovery (2005/04) Probe parsing, ProbeMatches/Hello/Bye; and the
+//!   client side: Probe building, ProbeMatches parsing.
+//! - [`client`]: the client side of the services (requests to a camera's Device, Media and
+//!   Media2 services, parsers of its answers and faults), for taking in ONVIF cameras.
+//! - [`xml`]: text building helpers, and the element tree the client-side parsers read.
 //!
 //! Time: every time here is UTC wallclock in Unix microseconds
 //! ([`ipcamd_proto::time::UnixMicros`]); recordings are described by the capture wallclock
 //! of their first and last access units, which is also what the replay `Range: clock=`
 //! addresses.
 
+pub mod client;
 pub mod discovery;
 pub mod model;
 pub mod services;

@@ -374,7 +374,7 @@ fn civil(t: UnixMicros) -> ((i64, u32, u32), (i64, i64, i64)) {
     let days = t.div_euclid(86_400_000_000);
     let secs = t.rem_euclid(86_400_000_000) / 1_000_000;
     (
-        ipcamd_proto::rtsp::headers::civil_from_days(days),
+        ipcamd_proto::time::civil_from_days(days),
         (secs / 3600, secs / 60 % 60, secs % 60),
     )
 }
@@ -1067,4 +1067,4 @@ fn replay(req: &Request, m: &DeviceModel) -> Result<String, Fault> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -12,8 +12,7 @@ use quick_xml::name::ResolveResult;
 use quick_xml::NsReader;
 
 use crate::ns;
-use crate::wsse::UsernameToken;
-use crate::xml::escape;
+use crate::xml::{escape, reference_char};
 
 /// Requests larger than this are refused before parsing (a GetProfiles is under 1 KiB).
 pub const MAX_REQUEST_BYTES: usize = 256 * 1024;
@@ -50,6 +49,16 @@ impl Request {
             .filter(move |(k, _)| k == local)
             .map(|(_, v)| v.trim())
     }
+}
+
+/// The `wsse:UsernameToken` of a request, as sent (nonce still base64).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UsernameToken {
+    pub username: String,
+    pub password: String,
+    pub password_type: String,
+    pub nonce: String,
+    pub created: String,
 }
 
 /// A SOAP fault: `env:Sender` or `env:Receiver`, up to two `ter:` subcodes, and a reason.
@@ -236,25 +245,15 @@ pub fn parse_request(body: &[u8]) -> Result<Request, Fault> {
                 text.push_str(&s);
             }
             Event::CData(t) => text.push_str(&String::from_utf8_lossy(&t)),
-            Event::GeneralRef(r) => {
-                let name = String::from_utf8_lossy(&r).into_owned();
-                let c = match name.as_str() {
-                    "amp" => Some('&'),
-                    "lt" => Some('<'),
-                    "gt" => Some('>'),
-                    "quot" => Some('"'),
-                    "apos" => Some('\''),
-                    _ => r.resolve_char_ref().ok().flatten(),
-                };
-                match c {
-                    Some(c) => text.push(c),
-                    None => {
-                        return Err(Fault::not_well_formed(format!(
-                            "unknown entity reference &{name};"
-                        )))
-                    }
+            Event::GeneralRef(r) => match reference_char(&r) {
+                Some(c) => text.push(c),
+                None => {
+                    return Err(Fault::not_well_formed(format!(
+                        "unknown entity reference &{};",
+                        String::from_utf8_lossy(&r)
+                    )))
                 }
-            }
+            },
             Event::End(_) => {
                 let Some((nsuri, local)) = stack.pop() else {
                     return Err(Fault::not_well_formed("unbalanced end tag"));

@@ -1,7 +1,8 @@
 //! WS-Security UsernameToken Profile 1.0 (OASIS, 2004) with `PasswordDigest`, as ONVIF Core
 //! §5.12.2 requires: `Base64(SHA1(nonce + created + password))`, replay-protected by the
 //! nonce and a time window around `Created`. A pure function: the clock ("now") and the
-//! nonce cache are passed in.
+//! nonce cache are passed in. The client side builds the same token
+//! ([`security_header`]) from a nonce and a time it is handed.
 //!
 //! Also the ONVIF access classes (Core §5.9.4) and the [`SoapAuth`] trait through which the
 //! server supplies its users. Left out: `PasswordText` (it would send the password in the
@@ -14,19 +15,11 @@ use ipcamd_proto::time::{parse_utc, UnixMicros};
 use sha1::{Digest, Sha1};
 
 use crate::soap::Fault;
+pub use crate::soap::UsernameToken;
+use crate::xml::escape;
 
 pub const PASSWORD_DIGEST: &str =
     "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-username-token-profile-1.0#PasswordDigest";
-
-/// The `wsse:UsernameToken` of a request, as sent (nonce still base64).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct UsernameToken {
-    pub username: String,
-    pub password: String,
-    pub password_type: String,
-    pub nonce: String,
-    pub created: String,
-}
 
 /// Why a UsernameToken was refused (never says whether the user exists).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -90,6 +83,46 @@ pub fn password_digest(nonce_raw: &[u8], created: &str, password: &str) -> Strin
     h.update(password.as_bytes());
     base64::engine::general_purpose::STANDARD.encode(h.finalize())
 }
+
+/// What a client puts in its UsernameToken. The caller draws the nonce (16 random bytes
+/// are customary) and reads the clock: `created` is the device's UTC time as xs:dateTime,
+/// e.g. `2026-11-22T01:00:00Z` (clients take the device clock from GetSystemDateAndTime,
+/// as the device refuses a token whose Created is far from its own time).
+#[derive(Clone, Copy)]
+pub struct TokenParams<'a> {
+    pub username: &'a str,
+    pub password: &'a str,
+    pub nonce: &'a [u8],
+    pub created: &'a str,
+}
+
+impl std::fmt::Debug for TokenParams<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenParams")
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .field("created", &self.created)
+            .finish()
+    }
+}
+
+/// The client side: the `wsse:Security` SOAP header block holding a PasswordDigest
+/// UsernameToken for `t` (its own namespace declarations, so it fits any envelope).
+pub fn security_header(t: &TokenParams) -> String {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    format!(
+        "<wsse:Security xmlns:wsse=\"{}\" xmlns:wsu=\"{WSU}\"><wsse:UsernameToken><wsse:Username>{}</wsse:Username><wsse:Password Type=\"{PASSWORD_DIGEST}\">{}</wsse:Password><wsse:Nonce EncodingType=\"{BASE64_BINARY}\">{}</wsse:Nonce><wsu:Created>{}</wsu:Created></wsse:UsernameToken></wsse:Security>",
+        crate::ns::WSSE,
+        escape(t.username),
+        password_digest(t.nonce, t.created, t.password),
+        b64.encode(t.nonce),
+        escape(t.created),
+    )
+}
+
+const WSU: &str =
+    "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd";
+const BASE64_BINARY: &str = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-soap-message-security-1.0#Base64Binary";
 
 /// Checks `token` against `password`: digest, `Created` within `window_s` of `now` either
 /// way, nonce not seen before (recorded in `nonces` only when everything else is right).
@@ -272,6 +305,45 @@ mod tests {
         assert_eq!(
             verify(
                 &guide_token(),
+                "userpassword",
+                at("2010-09-16T07:51:00Z"),
+                300,
+                &mut c
+            ),
+            Ok(())
+        );
+    }
+
+    /// The building side gives the guide's digest and passes the verifying side.
+    #[test]
+    fn built_header_verifies() {
+        let nonce = base64::engine::general_purpose::STANDARD
+            .decode("LKqI6G/AikKCQrN0zqZFlg==")
+            .unwrap();
+        let params = TokenParams {
+            username: "user",
+            password: "userpassword",
+            nonce: &nonce,
+            created: "2010-09-16T07:50:45Z",
+        };
+        assert!(!format!("{params:?}").contains("userpassword"));
+        let header = security_header(&params);
+        assert!(
+            header.contains(">tuOSpGlFlIXsozq4HFNeeGeFLEI=<"),
+            "{header}"
+        );
+        let envelope = format!(
+            "<s:Envelope xmlns:s=\"http://www.w3.org/2003/05/soap-envelope\"><s:Header>{header}</s:Header><s:Body><GetProfiles xmlns=\"http://www.onvif.org/ver10/media/wsdl\"/></s:Body></s:Envelope>"
+        );
+        let token = crate::soap::parse_request(envelope.as_bytes())
+            .unwrap()
+            .username_token
+            .unwrap();
+        assert_eq!(token, guide_token());
+        let mut c = NonceCache::new(10);
+        assert_eq!(
+            verify(
+                &token,
                 "userpassword",
                 at("2010-09-16T07:51:00Z"),
                 300,

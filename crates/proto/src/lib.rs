@@ -26,14 +26,18 @@
 //! - [`auth`]: Digest (RFC 7616) and Basic authentication, nonces, roles.
 //! - [`rtsp`]: RTSP/1.0 messages (RFC 2326, liberal towards RFC 7826), headers, `$` interleaving.
 //! - [`tunnel`]: RTSP-over-HTTP tunnelling (GET/POST pair, base64 stream decoding).
+//! - [`http_range`]: `Range: bytes=` requests and `Content-Range` answers (MP4 export).
 //! - [`codec`]: what a track carries (codec parameters), shared by SDP and packetizers.
+//! - [`probe`]: picture sizes read from an H.264 SPS or a JPEG frame header.
 //! - [`sdp`]: session descriptions for DESCRIBE.
 //! - [`rtp`], [`rtcp`]: packet writing/reading and sender/receiver reports.
 //! - [`packet`]: one file per codec, packetizer and depacketizer side by side.
 
 pub mod auth;
 pub mod codec;
+pub mod http_range;
 pub mod packet;
+pub mod probe;
 pub mod rtcp;
 pub mod rtp;
 pub mod rtsp;

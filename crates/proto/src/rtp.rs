@@ -1,6 +1,6 @@
 //! RTP packets: the fixed header and the header extension (RFC 3550 §5.1, §5.3.1), and the
 //! ONVIF replay header extension (ONVIF Streaming Specification §6.3, "RTP header extension";
-//! layout in `shared/ONVIF-NOTES.md`, "Replay").
+//! layout in docs/onvif.md "Replay header extension").
 //!
 //! Parsing is delegated to the `rtp-types` crate, which validates every length against the
 //! buffer (CSRC list, extension, padding); [`RtpPacket`] then copies the fields out into a view

@@ -709,7 +709,7 @@ mod tests {
 
     #[test]
     fn parses_the_onvif_backchannel_example() {
-        // From the ONVIF backchannel seed document: 4-field o= line, no t= line, LF only,
+        // The example of docs/onvif.md "Audio backchannel": 4-field o= line, no t= line, LF only,
         // absolute control URLs, blank lines between sections.
         let text = "v=0\n\
             o=2890842807 IN IP4 192.168.0.1\n\
@@ -865,5 +865,35 @@ mod tests {
             s.media[0].attributes,
             vec!["rtpmap:".to_owned(), "fmtp:9 x".to_owned()]
         );
+    }
+
+    /// Totality: mutated and random session descriptions never make the parser, the
+    /// codec parameters read from them or the writer panic.
+    #[test]
+    fn mutated_sdp_never_panics() {
+        use crate::rtsp::test_support::XorShift;
+        let seed = "v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\ns=x\r\na=control:*\r\n\
+            m=video 0 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\n\
+            a=fmtp:96 packetization-mode=1;sprop-parameter-sets=Z0LAHg==,aM4=\r\n\
+            m=audio 0 RTP/AVP 97\r\na=rtpmap:97 MPEG4-GENERIC/8000/1\r\na=fmtp:97 config=1588\r\n";
+        let mut rng = XorShift::new(0x5d9);
+        for _ in 0..20_000 {
+            let text = match rng.below(4) {
+                0 => {
+                    let len = rng.below(200);
+                    rng.bytes(len)
+                }
+                _ => rng.mutate(seed.as_bytes()),
+            };
+            if let Ok(s) = parse_sdp(&String::from_utf8_lossy(&text)) {
+                for f in s.media.iter().flat_map(|m| &m.formats) {
+                    if let Some(CodecParams::Aac { config, .. }) = f.to_codec() {
+                        let _ = aac::parse_aac_config(&config);
+                        let _ = aac::frame_length(&config);
+                    }
+                }
+                let _ = s.to_sdp_string();
+            }
+        }
     }
 }

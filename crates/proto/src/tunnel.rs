@@ -19,7 +19,8 @@
 
 use bytes::BytesMut;
 
-use crate::rtsp::message::{is_bad_ctl, is_token, parse_header_lines, show, split_lines, Headers};
+use crate::rtsp::message::{is_bad_ctl, parse_header_lines, show, split_lines, Headers};
+use crate::rtsp::token::is_token;
 
 /// The media type of both tunnel connections.
 pub const TUNNEL_CONTENT_TYPE: &str = "application/x-rtsp-tunnelled";

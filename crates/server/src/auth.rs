@@ -30,7 +30,14 @@ use ipcamd_proto::auth::{
 use ipcamd_proto::rtsp::message::Response;
 use serde::{Deserialize, Serialize};
 
-use crate::state::lock;
+use crate::sync::lock;
+use ipcamd_proto::rtsp::server::printable;
+
+/// The user name of an exec source's publish URL (`rtsp://exec:<secret>@...`): accepted
+/// with that source's secret for publishing to its camera only
+/// ([`Authorizer::set_publish_secret`]). A user of this name in the users file can do
+/// everything else its role allows, but not publish to an exec camera.
+pub const EXEC_USER: &str = "exec";
 
 /// One `[[user]]` of the users file.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -340,6 +347,8 @@ pub struct Authorizer {
     digest: DigestServer,
     users: Mutex<LoadedUsers>,
     counts: Mutex<NonceCounts>,
+    /// Per camera, the hashes of its exec source's secret (user [`EXEC_USER`]).
+    publish_secrets: Mutex<BTreeMap<String, StoredHashes>>,
     pub counters: AuthCounters,
 }
 
@@ -385,8 +394,21 @@ impl Authorizer {
                 mtime: m,
             }),
             counts: Mutex::new(NonceCounts::default()),
+            publish_secrets: Mutex::new(BTreeMap::new()),
             counters: AuthCounters::default(),
         }
+    }
+
+    /// Accepts user [`EXEC_USER`] with `secret` (Digest, as any user) for publishing to
+    /// `camera`, and for nothing else: an exec source's child publishes with it. Only its
+    /// hashes are kept; it is never logged.
+    pub fn set_publish_secret(&self, camera: &str, secret: &str) {
+        let realm = &self.options.realm;
+        let hashes = StoredHashes {
+            md5: Some(ha1(Algorithm::Md5, EXEC_USER, realm, secret)),
+            sha256: Some(ha1(Algorithm::Sha256, EXEC_USER, realm, secret)),
+        };
+        lock(&self.publish_secrets).insert(camera.to_owned(), hashes);
     }
 
     /// Loads the users file named in `options` (missing = no users).
@@ -485,6 +507,21 @@ impl Authorizer {
         needed: Role,
         tls: bool,
     ) -> Result<Identity, Denied> {
+        self.check_for(authorization, method, uri, needed, tls, None)
+    }
+
+    /// [`Authorizer::check`] of a request that publishes to camera `publishing` (if
+    /// `Some`): then user [`EXEC_USER`] is that camera's exec source when it has one
+    /// ([`Authorizer::set_publish_secret`]), allowed whatever the role needed.
+    pub fn check_for(
+        &self,
+        authorization: Option<&str>,
+        method: &str,
+        uri: &str,
+        needed: Role,
+        tls: bool,
+        publishing: Option<&str>,
+    ) -> Result<Identity, Denied> {
         let Some(value) = authorization else {
             return match self.anonymous_role() {
                 Some(role) if role.allows(needed) => Ok(Identity { user: None, role }),
@@ -497,6 +534,7 @@ impl Authorizer {
             };
         };
         let users = self.users();
+        let exec = publishing.and_then(|c| lock(&self.publish_secrets).get(c).cloned());
         let verdict = {
             let mut counts = lock(&self.counts);
             self.digest.verify(
@@ -506,10 +544,19 @@ impl Authorizer {
                 now_secs(),
                 tls && self.options.basic_over_tls,
                 &mut counts,
-                |name| users.lookup(name).map(UserEntry::hashes),
+                |name| match &exec {
+                    Some(h) if name == EXEC_USER => Some(h.clone()),
+                    _ => users.lookup(name).map(UserEntry::hashes),
+                },
             )
         };
         match verdict {
+            Verdict::Authenticated { username } if exec.is_some() && username == EXEC_USER => {
+                Ok(Identity {
+                    user: Some(username),
+                    role: Role::Admin,
+                })
+            }
             Verdict::Authenticated { username } => {
                 let role = users
                     .lookup(&username)
@@ -568,35 +615,6 @@ impl Denied {
             }
         }
     }
-
-    /// A complete HTTP/1.1 answer (closes the connection).
-    pub fn http_response(&self) -> Vec<u8> {
-        let (status, extra, body) = match self {
-            Denied::Unauthorized { challenges } => (
-                "401 Unauthorized",
-                challenges
-                    .iter()
-                    .map(|c| format!("WWW-Authenticate: {c}\r\n"))
-                    .collect::<String>(),
-                "authentication required\n".to_owned(),
-            ),
-            Denied::Forbidden { role, needed, .. } => (
-                "403 Forbidden",
-                String::new(),
-                format!("this needs the {needed} role; you are {role}\n"),
-            ),
-            Denied::BadRequest { reason } => (
-                "400 Bad Request",
-                String::new(),
-                format!("{}\n", printable(reason)),
-            ),
-        };
-        format!(
-            "HTTP/1.1 {status}\r\n{extra}Content-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        )
-        .into_bytes()
-    }
 }
 
 /// `rtsp://user:pass@host/x` -> `rtsp://<redacted>@host/x`, for logs (some clients put the
@@ -611,19 +629,6 @@ pub fn redact_userinfo(uri: &str) -> std::borrow::Cow<'_, str> {
         Some(at) => format!("{}://<redacted>@{}", &uri[..i], &rest[at + 1..]).into(),
         None => uri.into(),
     }
-}
-
-fn printable(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            if c.is_ascii_graphic() || c == ' ' {
-                c
-            } else {
-                '?'
-            }
-        })
-        .take(200)
-        .collect()
 }
 
 #[cfg(test)]
@@ -672,6 +677,72 @@ mod tests {
         );
         assert_eq!(redact_userinfo("rtsp://h/c@d"), "rtsp://h/c@d");
         assert_eq!(redact_userinfo("/x"), "/x");
+    }
+
+    #[test]
+    fn an_exec_secret_counts_for_publishing_to_its_camera_only() {
+        let mut u = Users::default();
+        u.add("vera", Role::Viewer, "p", "ipcamd", false).unwrap();
+        let a = Authorizer::new(AuthOptions::default(), u);
+        a.set_publish_secret("gen", "s3cret");
+        let uri = "rtsp://127.0.0.1:8554/gen";
+        let Err(Denied::Unauthorized { challenges }) =
+            a.check_for(None, "ANNOUNCE", uri, Role::Operator, false, Some("gen"))
+        else {
+            panic!("anonymous publishing accepted");
+        };
+        // The MD5 challenge's nonce, answered in the RFC 2069 form.
+        let nonce = challenges
+            .iter()
+            .flat_map(|c| ipcamd_proto::auth::parse_challenge_list(c))
+            .find(|(_, params)| {
+                !params
+                    .iter()
+                    .any(|(k, v)| k == "algorithm" && v.contains("SHA"))
+            })
+            .and_then(|(_, params)| params.into_iter().find(|(k, _)| k == "nonce"))
+            .map(|(_, v)| v)
+            .expect("a nonce");
+        let answer = |password: &str, method: &str| {
+            let ha1 = ha1(Algorithm::Md5, EXEC_USER, "ipcamd", password);
+            let r = ipcamd_proto::auth::digest_response(
+                Algorithm::Md5,
+                &ha1,
+                &nonce,
+                method,
+                uri,
+                None,
+            );
+            format!("Digest username=\"exec\", realm=\"ipcamd\", nonce=\"{nonce}\", uri=\"{uri}\", response=\"{r}\"")
+        };
+        let ok = a.check_for(
+            Some(&answer("s3cret", "ANNOUNCE")),
+            "ANNOUNCE",
+            uri,
+            Role::Admin,
+            false,
+            Some("gen"),
+        );
+        assert_eq!(ok.map(|i| i.user), Ok(Some(EXEC_USER.to_owned())));
+        // Not for another camera, not for anything but publishing, not with another secret.
+        for (pw, method, publishing) in [
+            ("s3cret", "DESCRIBE", None),
+            ("s3cret", "ANNOUNCE", Some("cam2")),
+            ("guess", "ANNOUNCE", Some("gen")),
+        ] {
+            let r = a.check_for(
+                Some(&answer(pw, method)),
+                method,
+                uri,
+                Role::Viewer,
+                false,
+                publishing,
+            );
+            assert!(
+                matches!(r, Err(Denied::Unauthorized { .. })),
+                "{pw} {method} {publishing:?}: {r:?}"
+            );
+        }
     }
 
     #[test]

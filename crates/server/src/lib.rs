@@ -1,51 +1,56 @@
-//! # ipcamd-server: listeners, RTSP connections, sessions and transports
+//! # ipcamd-server: listeners, connections, sessions, deliveries
 //!
-//! The tokio layer around the sans-IO protocol core (`ipcamd-proto`) and the media fan-out
-//! (`ipcamd-media`). Files, one job each:
+//! The tokio layer around the sans-IO protocol core (`ipcamd-proto`, whose
+//! `rtsp::server` module decides every RTSP rule), the media fan-out (`ipcamd-media`) and
+//! the store. Its rooms, in the order data flows through them (docs/rtsp-server.md has the
+//! picture and the import graph):
 //!
-//! - [`state`]: what all connections share: cameras, the session registry, UDP sockets.
-//! - [`session`]: an RTSP session: its set-up tracks, transports, keep-alive, PLAY task.
-//! - [`rtsp`]: one RTSP connection (plain TCP, or the POST half of an HTTP tunnel): decode
-//!   requests, answer them.
-//! - [`delivery`]: the PLAY task: frames from the fan-out to a TCP writer or UDP peer,
-//!   RTCP sender reports.
-//! - [`udp`]: the server's RTP/RTCP UDP socket pair and the receiver-report loop.
-//! - [`backchannel`]: the ONVIF audio backchannel: SDP offer, talk policy, receive thread.
-//! - [`recording`]: continuous recording of live cameras into the store.
-//! - [`talk_record`]: the backchannel's `record` output (talk audio as a recording track).
-//! - [`http`]: the HTTP port: RTSP-over-HTTP tunnel pairs, and a small index page.
-//! - [`auth`]: users, roles and the Digest check of every request.
-//! - [`tls`]: RTSPS and HTTPS listeners (rustls).
-//! - [`limits`]: limits against hostile clients, and panic isolation of connections.
-//! - [`onvif`]: ONVIF SOAP services and snapshots on the HTTP port, WS-Discovery.
+//! ```text
+//!   net/ ---- accept loops, limits, TLS, shutdown (no protocol)
+//!    |
+//!    +--> rtsp/ --- conn (thin loop around the session core), hub (sessions and what
+//!    |        |     runs for them), catalogue, udp_in
+//!    |        +--> deliver/ --- live, replay pump, wire, udp, rtcp
+//!    |        +--> talk/ ------ backchannel outputs and talkers --> record/talk
+//!    +--> http/ --- one HTTP/1.1 layer: tunnel (-> rtsp), api, and
+//!             +--> onvif/ --- SOAP services, snapshots, discovery
+//!   upstream/ - proxied cameras: the RTSP client feeding a camera's stream
+//!   publish/ -- published cameras: a publisher's media into the camera's stream (called
+//!               by rtsp/ as the session core says), exec sources (a child that publishes)
+//!   record/ --- continuous recording into the store
+//!   cameras, auth, stats, sync, ingest_log --- leaves every room may use
+//! ```
 //!
-//! Live vs replay: a live session plays one camera's
-//! [`Stream`](ipcamd_media::fanout::Stream) (shared packets from the fan-out); a replay
-//! session (`/replay/NAME`) plays a recording through its own store reader and pump
-//! ([`replay`]).
+//! Each room takes narrow handles (the hub, the cameras, the store, counters), never a
+//! whole-server state; this file wires them together and owns start and shutdown.
 
 pub mod auth;
-pub mod backchannel;
-pub mod delivery;
+pub mod cameras;
+pub mod deliver;
 pub mod http;
-pub mod limits;
+pub mod ingest_log;
+pub mod net;
 pub mod onvif;
-pub mod recording;
-pub mod replay;
+pub mod publish;
+pub mod record;
 pub mod rtsp;
-pub mod session;
-pub mod state;
-pub mod talk_record;
-pub mod tls;
-pub mod udp;
+pub mod stats;
+pub mod sync;
+pub mod talk;
+pub mod upstream;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use ipcamd_proto::rtsp::server::Config as CoreConfig;
 use tokio::net::TcpListener;
 
-pub use state::{Camera, ServerState};
+pub use cameras::{Camera, Cameras};
+
+use net::accept::{accept_loop, Admission, Port, Protocol};
+use net::limits::LimitCounters;
+use net::shutdown::{Shutdown, Trigger};
 
 /// Everything the server needs to know besides its cameras.
 #[derive(Debug, Clone)]
@@ -61,11 +66,13 @@ pub struct ServerOptions {
     /// Users, roles and how requests are authenticated.
     pub auth: Arc<auth::Authorizer>,
     /// RTSPS/HTTPS, when a certificate is configured.
-    pub tls: Option<tls::TlsOptions>,
+    pub tls: Option<net::tls::TlsOptions>,
     /// Limits against hostile clients (`[limits]`).
-    pub limits: limits::Limits,
+    pub limits: net::limits::Limits,
     /// ONVIF services and WS-Discovery.
     pub onvif: onvif::OnvifOptions,
+    /// How long shutdown waits for connections to end before aborting them.
+    pub shutdown_grace: Duration,
 }
 
 impl Default for ServerOptions {
@@ -78,22 +85,93 @@ impl Default for ServerOptions {
             server_name: format!("ipcamd/{}", env!("CARGO_PKG_VERSION")),
             auth: Arc::new(auth::Authorizer::default()),
             tls: None,
-            limits: limits::Limits::default(),
+            limits: net::limits::Limits::default(),
             onvif: onvif::OnvifOptions::default(),
+            shutdown_grace: Duration::from_secs(5),
         }
     }
 }
 
-/// A started server: its bound addresses (useful when ports were 0) and its tasks.
+/// A started server: its bound addresses (useful when ports were 0) and what it runs.
 pub struct Server {
-    pub state: Arc<ServerState>,
     pub rtsp_addr: SocketAddr,
     pub http_addr: Option<SocketAddr>,
     pub rtsps_addr: Option<SocketAddr>,
     pub https_addr: Option<SocketAddr>,
+    /// The server's RTP/RTCP UDP port pair.
+    pub udp_ports: (u16, u16),
+    pub options: ServerOptions,
+    pub hub: Arc<rtsp::hub::Hub>,
+    pub http: Arc<http::Http>,
+    trigger: Trigger,
     tasks: Vec<tokio::task::JoinHandle<()>>,
-    recordings: Vec<recording::Recording>,
+    recordings: Vec<(record::Recording, Option<Arc<talk::AudioOut>>)>,
     discovery: Option<onvif::Discovery>,
+}
+
+async fn bind(addr: SocketAddr, what: &str) -> std::io::Result<TcpListener> {
+    TcpListener::bind(addr).await.map_err(|e| {
+        std::io::Error::new(e.kind(), format!("cannot listen for {what} on {addr}: {e}"))
+    })
+}
+
+async fn bind_opt(addr: Option<SocketAddr>, what: &str) -> std::io::Result<Option<TcpListener>> {
+    match addr {
+        Some(a) => bind(a, what).await.map(Some),
+        None => Ok(None),
+    }
+}
+
+/// Every listening socket, bound before anything starts (errors name the address).
+struct Listeners {
+    rtsp: TcpListener,
+    http: Option<TcpListener>,
+    rtsps: Option<TcpListener>,
+    https: Option<TcpListener>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    udp: Arc<deliver::udp::UdpPair>,
+}
+
+impl Listeners {
+    async fn bind(options: &ServerOptions) -> std::io::Result<Listeners> {
+        let t = options.tls.as_ref();
+        Ok(Listeners {
+            rtsp: bind(options.rtsp_listen, "RTSP").await?,
+            http: bind_opt(options.http_listen, "HTTP").await?,
+            rtsps: bind_opt(t.and_then(|t| t.rtsps_listen), "RTSPS").await?,
+            https: bind_opt(t.and_then(|t| t.https_listen), "HTTPS").await?,
+            tls: t
+                .map(net::tls::acceptor)
+                .transpose()
+                .map_err(std::io::Error::other)?,
+            udp: Arc::new(
+                deliver::udp::UdpPair::bind(options.rtsp_listen.ip(), options.rtp_port).await?,
+            ),
+        })
+    }
+}
+
+type Recordings = Vec<(record::Recording, Option<Arc<talk::AudioOut>>)>;
+
+/// One writer per recorded camera; a backchannel with the `record` output gets the talk
+/// track's sink.
+fn start_recordings(
+    store: &ipcamd_store::Store,
+    cameras: &[Camera],
+) -> std::io::Result<Recordings> {
+    let mut recordings = Vec::new();
+    for c in cameras.iter().filter(|c| c.record) {
+        let talk = c.backchannel.clone().filter(|b| b.records());
+        let (r, sink) =
+            record::Recording::start(store, c.stream.clone(), talk.is_some()).map_err(|e| {
+                std::io::Error::other(format!("camera {:?}: cannot start recording: {e}", c.name))
+            })?;
+        if let (Some(out), Some(sink)) = (&talk, sink) {
+            out.attach_recording(sink);
+        }
+        recordings.push((r, talk));
+    }
+    Ok(recordings)
 }
 
 impl Server {
@@ -103,123 +181,244 @@ impl Server {
         cameras: Vec<Camera>,
         store: Option<ipcamd_store::Store>,
     ) -> std::io::Result<Server> {
-        let rtsp = TcpListener::bind(options.rtsp_listen).await.map_err(|e| {
-            std::io::Error::new(
-                e.kind(),
-                format!("cannot listen for RTSP on {}: {e}", options.rtsp_listen),
-            )
-        })?;
-        let http = match options.http_listen {
-            Some(addr) => Some(TcpListener::bind(addr).await.map_err(|e| {
-                std::io::Error::new(e.kind(), format!("cannot listen for HTTP on {addr}: {e}"))
-            })?),
-            None => None,
+        let l = Listeners::bind(&options).await?;
+        let rtsp_addr = l.rtsp.local_addr()?;
+        let http_addr = l.http.as_ref().map(|l| l.local_addr()).transpose()?;
+        let rtsps_addr = l.rtsps.as_ref().map(|l| l.local_addr()).transpose()?;
+        let https_addr = l.https.as_ref().map(|l| l.local_addr()).transpose()?;
+        let udp_ports = l.udp.ports();
+        let recordings = match &store {
+            Some(store) => start_recordings(store, &cameras)?,
+            None => Vec::new(),
         };
-        let tls = match &options.tls {
-            Some(t) => Some(start_tls_listeners(t).await?),
-            None => None,
+        let cameras = Cameras::new(cameras);
+        let (trigger, shutdown) = net::shutdown::channel();
+        let counters = Arc::new(stats::Counters::default());
+        let limit_counters = Arc::new(LimitCounters::default());
+        let admission = Admission::new(options.limits.clone(), limit_counters.clone());
+        let hub = rtsp::hub::Hub::new(rtsp::hub::HubParts {
+            config: CoreConfig {
+                session_timeout: options.session_timeout,
+                max_sessions_per_connection: options.limits.max_sessions_per_connection,
+                udp_ports: Some(udp_ports),
+            },
+            cameras: cameras.clone(),
+            store: store.clone(),
+            udp: l.udp.clone(),
+            counters: counters.clone(),
+            limits: options.limits.clone(),
+            limit_counters: limit_counters.clone(),
+        });
+        let rtsp = Arc::new(rtsp::Rtsp {
+            hub: hub.clone(),
+            auth: options.auth.clone(),
+            server_name: options.server_name.clone(),
+        });
+        let onvif = Arc::new(onvif::Onvif::new(onvif::OnvifParts {
+            options: options.onvif.clone(),
+            cameras: cameras.clone(),
+            store: store.clone(),
+            auth: options.auth.clone(),
+            http_addr,
+            rtsp_port: rtsp_addr.port(),
+            session_timeout: options.session_timeout,
+        }));
+        let http = Arc::new(http::Http {
+            rtsp: rtsp.clone(),
+            onvif: onvif.clone(),
+            api: http::api::Api {
+                cameras,
+                store,
+                hub: hub.clone(),
+                admission: admission.clone(),
+                counters: counters.clone(),
+                limit_counters: limit_counters.clone(),
+                rtsp_port: rtsp_addr.port(),
+                server_name: options.server_name.clone(),
+                stall: options.limits.idle_timeout,
+            },
+            auth: options.auth.clone(),
+            limits: options.limits.clone(),
+            counters,
+            limit_counters: limit_counters.clone(),
+            server_name: options.server_name.clone(),
+            tunnels: Default::default(),
+        });
+        let port = |what, protocol, tls| Port {
+            what,
+            protocol,
+            tls,
+            admission: admission.clone(),
+            counters: limit_counters.clone(),
+            shutdown: shutdown.clone(),
         };
-        let udp = udp::UdpPair::bind(options.rtsp_listen.ip(), options.rtp_port).await?;
-        let rtsp_addr = rtsp.local_addr()?;
-        let http_addr = http.as_ref().map(|l| l.local_addr()).transpose()?;
-        let mut recordings = Vec::new();
-        if let Some(store) = &store {
-            for c in cameras.iter().filter(|c| c.record) {
-                let talk = c.backchannel.clone().filter(|b| b.records());
-                let r = recording::Recording::start_with_talk(store, c.stream.clone(), talk)
-                    .map_err(|e| {
-                        std::io::Error::other(format!(
-                            "camera {:?}: cannot start recording: {e}",
-                            c.name
-                        ))
-                    })?;
-                recordings.push(r);
+        let mut tasks = spawn_tasks(l, &hub, &rtsp, &http, &shutdown, port);
+        for c in hub.cameras.sorted() {
+            if let Some(up) = c.upstream.clone() {
+                let (stream, shutdown) = (c.stream.clone(), shutdown.clone());
+                let guard = shutdown.track("upstream camera");
+                tasks.push(tokio::spawn(async move {
+                    upstream::run(up, stream, shutdown).await;
+                    drop(guard);
+                }));
             }
         }
-        let state = ServerState::new(options, cameras, udp, rtsp_addr, http_addr, store);
-        let mut tasks = vec![
-            tokio::spawn(rtsp::accept_loop(state.clone(), rtsp)),
-            tokio::spawn(udp::rtcp_loop(state.clone())),
-            tokio::spawn(udp::rtp_loop(state.clone())),
-            tokio::spawn(session::reaper(state.clone())),
-        ];
-        if let Some(http) = http {
-            tasks.push(tokio::spawn(http::accept_loop(state.clone(), http)));
-        }
-        let (mut rtsps_addr, mut https_addr) = (None, None);
-        if let Some((acceptor, rtsps, https)) = tls {
-            if let Some(l) = rtsps {
-                rtsps_addr = Some(l.local_addr()?);
-                tasks.push(tokio::spawn(tls::rtsps_accept_loop(
-                    state.clone(),
-                    l,
-                    acceptor.clone(),
-                )));
-            }
-            if let Some(l) = https {
-                https_addr = Some(l.local_addr()?);
-                tasks.push(tokio::spawn(tls::https_accept_loop(
-                    state.clone(),
-                    l,
-                    acceptor,
-                )));
-            }
-        }
+        tasks.extend(start_exec_sources(
+            &hub.cameras,
+            &options,
+            rtsp_addr,
+            &shutdown,
+        ));
         // WS-Discovery announces the device service, so it needs the HTTP port.
-        let discovery = if state.options.onvif.discovery && http_addr.is_some() {
-            let port = state.options.onvif.discovery_port;
+        let discovery = if options.onvif.discovery && http_addr.is_some() {
             // Not fatal: the SOAP services work without it.
-            onvif::Discovery::start(state.clone(), port)
+            onvif::Discovery::start(onvif, options.onvif.discovery_port)
                 .map_err(|e| tracing::warn!(error = %e, "WS-Discovery is off"))
                 .ok()
         } else {
             None
         };
         Ok(Server {
-            state,
             rtsp_addr,
             http_addr,
             rtsps_addr,
             https_addr,
+            udp_ports,
+            options,
+            hub,
+            http,
+            trigger,
             tasks,
             recordings,
             discovery,
         })
     }
 
-    /// Stops accepting, tears down every session.
+    /// Graceful shutdown: stop accepting, end every connection (its sessions get
+    /// TEARDOWN-equivalent cleanup), wait up to `shutdown_grace` for them, close the
+    /// remaining sessions, flush and close the recordings, send WS-Discovery Bye. What was
+    /// still open is logged.
     pub async fn shutdown(self) {
         if let Some(d) = self.discovery {
             d.stop();
         }
+        self.trigger.trigger();
+        let left = self.trigger.drained(self.options.shutdown_grace).await;
+        if !left.is_empty() {
+            tracing::warn!(open = ?left, grace_s = self.options.shutdown_grace.as_secs(), "connections still open after the grace period; aborting them");
+        }
+        let sessions = self.hub.sessions_open();
+        if sessions > 0 {
+            tracing::info!(sessions, "closing the remaining sessions");
+        }
+        self.hub.close_all().await;
         for t in &self.tasks {
             t.abort();
         }
-        self.state.sessions.teardown_all();
-        for r in self.recordings {
+        for (r, talk) in self.recordings {
+            if let Some(out) = talk {
+                out.detach_recording();
+            }
             r.stop().await;
         }
+        tracing::info!("server stopped");
     }
 }
 
-/// The TLS acceptor and the RTSPS/HTTPS listeners (errors name the file or address).
-async fn start_tls_listeners(
-    t: &tls::TlsOptions,
-) -> std::io::Result<(
-    tokio_rustls::TlsAcceptor,
-    Option<TcpListener>,
-    Option<TcpListener>,
-)> {
-    let acceptor = tls::acceptor(t).map_err(std::io::Error::other)?;
-    let bind = |addr: Option<SocketAddr>, what: &'static str| async move {
-        match addr {
-            Some(a) => TcpListener::bind(a).await.map(Some).map_err(|e| {
-                std::io::Error::new(e.kind(), format!("cannot listen for {what} on {a}: {e}"))
-            }),
-            None => Ok(None),
-        }
+/// The child programs of the exec cameras, each publishing to its camera's URL on the
+/// bound RTSP port with a random secret made now (`publish::exec`).
+fn start_exec_sources(
+    cameras: &Cameras,
+    options: &ServerOptions,
+    rtsp_addr: SocketAddr,
+    shutdown: &Shutdown,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let host = match rtsp_addr.ip() {
+        std::net::IpAddr::V4(ip) if ip.is_unspecified() => "127.0.0.1".to_owned(),
+        std::net::IpAddr::V6(ip) if ip.is_unspecified() => "[::1]".to_owned(),
+        std::net::IpAddr::V4(ip) => ip.to_string(),
+        std::net::IpAddr::V6(ip) => format!("[{ip}]"),
     };
-    let rtsps = bind(t.rtsps_listen, "RTSPS").await?;
-    let https = bind(t.https_listen, "HTTPS").await?;
-    Ok((acceptor, rtsps, https))
+    let mut tasks = Vec::new();
+    for c in cameras.sorted() {
+        let Some((point, command)) = c
+            .publish
+            .as_ref()
+            .and_then(|p| p.exec.clone().map(|cmd| (p.clone(), cmd)))
+        else {
+            continue;
+        };
+        let secret = format!("{:032x}", rand::random::<u128>());
+        options.auth.set_publish_secret(&c.name, &secret);
+        let src = publish::exec::ExecSource {
+            camera: c.name.clone(),
+            command,
+            url: format!(
+                "rtsp://{}:{secret}@{host}:{}/{}",
+                auth::EXEC_USER,
+                rtsp_addr.port(),
+                c.name
+            ),
+            secret,
+            point,
+        };
+        let guard = shutdown.track("exec source");
+        let shutdown = shutdown.clone();
+        tasks.push(tokio::spawn(async move {
+            publish::exec::run(src, shutdown).await;
+            drop(guard);
+        }));
+    }
+    tasks
+}
+
+/// The accept loops of every port, the UDP receive loops and the session reaper.
+fn spawn_tasks(
+    l: Listeners,
+    hub: &Arc<rtsp::hub::Hub>,
+    rtsp: &Arc<rtsp::Rtsp>,
+    http: &Arc<http::Http>,
+    shutdown: &Shutdown,
+    port: impl Fn(&'static str, Protocol, Option<tokio_rustls::TlsAcceptor>) -> Port,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let rtsp_serve = || {
+        let (rtsp, shutdown) = (rtsp.clone(), shutdown.clone());
+        move |s, peer, local| rtsp::serve(rtsp.clone(), s, peer, local, shutdown.clone())
+    };
+    let http_serve = || {
+        let (http, shutdown) = (http.clone(), shutdown.clone());
+        move |s, peer, local| http::serve(http.clone(), s, peer, local, shutdown.clone())
+    };
+    let mut tasks = vec![
+        tokio::spawn(accept_loop(
+            l.rtsp,
+            port("RTSP", Protocol::Rtsp, None),
+            rtsp_serve(),
+        )),
+        tokio::spawn(rtsp::udp_in::rtcp_loop(hub.clone(), shutdown.clone())),
+        tokio::spawn(rtsp::udp_in::rtp_loop(hub.clone(), shutdown.clone())),
+        tokio::spawn(hub.clone().reap(shutdown.clone())),
+    ];
+    if let Some(h) = l.http {
+        tasks.push(tokio::spawn(accept_loop(
+            h,
+            port("HTTP", Protocol::Http, None),
+            http_serve(),
+        )));
+    }
+    if let Some(r) = l.rtsps {
+        tasks.push(tokio::spawn(accept_loop(
+            r,
+            port("RTSPS", Protocol::Rtsp, l.tls.clone()),
+            rtsp_serve(),
+        )));
+    }
+    if let Some(h) = l.https {
+        tasks.push(tokio::spawn(accept_loop(
+            h,
+            port("HTTPS", Protocol::Http, l.tls.clone()),
+            http_serve(),
+        )));
+    }
+    tasks
 }

@@ -1,8 +1,11 @@
-//! The SQLite index (docs/store.md "Index schema"): opening it (WAL, exclusive lock),
-//! the schema, and the few queries every other module shares.
+//! The SQLite index (docs/store.md "Index schema"): opening it (WAL, in the mode of the
+//! store handle), the schema, and the few queries every other module shares.
 //!
-//! All access goes through one `rusqlite::Connection` behind the store's mutex; every query
-//! here runs with that lock held by the caller. The queries that find footage by time use
+//! All access of one store handle goes through one `rusqlite::Connection` behind the
+//! store's mutex; every query here runs with that lock held by the caller. Transactions
+//! that write start with `BEGIN IMMEDIATE` (they take SQLite's write lock first, waiting up
+//! to [`BUSY_TIMEOUT`] for another process's commit) rather than upgrading a read
+//! transaction, which SQLite would refuse at once if another connection wrote meanwhile. The queries that find footage by time use
 //! the `(camera_id, start_us)` / `(section_id, start_us)` indices with `LIMIT 1`, so they
 //! are O(log n) in the number of segments.
 //!
@@ -13,7 +16,7 @@ use std::path::Path;
 use ipcamd_proto::time::UnixMicros;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-use crate::StoreError;
+use crate::{OpenMode, StoreError};
 
 pub(crate) const SCHEMA_VERSION: i64 = 1;
 
@@ -71,36 +74,51 @@ impl<T> DbContext<T> for Result<T, rusqlite::Error> {
     }
 }
 
-/// Opens (creating if needed) the index and takes the exclusive lock.
-pub(crate) fn open(path: &Path) -> Result<Connection, StoreError> {
-    let conn = Connection::open(path).db("open the index")?;
-    // Fail at once if another process holds the store, rather than after a timeout.
-    conn.busy_timeout(std::time::Duration::ZERO)
-        .db("set busy_timeout")?;
-    // EXCLUSIVE before WAL: no shared-memory file, and the lock is held until the
-    // connection closes, so a second process cannot open the same store.
-    conn.pragma_update(None, "locking_mode", "EXCLUSIVE")
-        .db("set locking_mode")?;
-    let mode: String = match conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
-    {
-        Ok(mode) => mode,
-        Err(e) if is_busy(&e) => return Err(StoreError::Locked(path.display().to_string())),
-        Err(e) => return Err(e).db("set journal_mode=WAL"),
-    };
-    if !mode.eq_ignore_ascii_case("wal") {
-        tracing::warn!(path = %path.display(), "index journal mode is {mode}, not WAL");
+/// How long a writer waits for SQLite's write lock while another connection (this
+/// process's other handle, or another process sharing the store) commits.
+const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Opens the index in `mode` (the primary opener creates it if needed). Exclusion between
+/// openers is the lock files' job (`locks.rs`); SQLite runs in its normal locking mode so
+/// that other processes can read (WAL) and, one at a time, write.
+pub(crate) fn open(path: &Path, mode: OpenMode) -> Result<Connection, StoreError> {
+    use rusqlite::OpenFlags;
+    let flags = match mode {
+        OpenMode::Primary => OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
+        // Read-only handles still open read-write: a WAL reader needs to write the
+        // shared-memory index; `query_only` below refuses every write statement.
+        OpenMode::Shared | OpenMode::ReadOnly => OpenFlags::SQLITE_OPEN_READ_WRITE,
+    } | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        | OpenFlags::SQLITE_OPEN_URI;
+    if mode != OpenMode::Primary && !path.exists() {
+        return Err(StoreError::Io {
+            path: path.display().to_string(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "no store index here (nothing was ever recorded or imported)",
+            ),
+        });
     }
-    conn.pragma_update(None, "synchronous", "NORMAL")
-        .db("set synchronous")?;
-    conn.pragma_update(None, "foreign_keys", "ON")
-        .db("set foreign_keys")?;
-    // Take the write lock now: a second opener fails here rather than later.
-    match conn.execute_batch("BEGIN IMMEDIATE; COMMIT;") {
-        Ok(()) => {}
-        Err(e) if is_busy(&e) => return Err(StoreError::Locked(path.display().to_string())),
-        Err(e) => return Err(e).db("lock the index"),
+    let conn = Connection::open_with_flags(path, flags).db("open the index")?;
+    conn.busy_timeout(BUSY_TIMEOUT).db("set busy_timeout")?;
+    if mode == OpenMode::ReadOnly {
+        conn.pragma_update(None, "query_only", "ON")
+            .db("set query_only")?;
+    } else {
+        let mode: String = conn
+            .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
+            .db("set journal_mode=WAL")?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            tracing::warn!(path = %path.display(), "index journal mode is {mode}, not WAL");
+        }
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .db("set synchronous")?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .db("set foreign_keys")?;
     }
-    conn.execute_batch(SCHEMA).db("create the schema")?;
+    if mode == OpenMode::Primary {
+        conn.execute_batch(SCHEMA).db("create the schema")?;
+    }
     let version: Option<i64> = conn
         .query_row(
             "SELECT value FROM meta WHERE key = 'schema_version'",
@@ -110,12 +128,18 @@ pub(crate) fn open(path: &Path) -> Result<Connection, StoreError> {
         .optional()
         .db("read the schema version")?;
     match version {
-        None => {
+        None if mode == OpenMode::Primary => {
             conn.execute(
                 "INSERT INTO meta (key, value) VALUES ('schema_version', ?1)",
                 [SCHEMA_VERSION],
             )
             .db("write the schema version")?;
+        }
+        None => {
+            return Err(StoreError::Corrupt(format!(
+                "{}: no schema version (the store was never opened by a writer)",
+                path.display()
+            )))
         }
         Some(SCHEMA_VERSION) => {}
         Some(v) => {
@@ -126,13 +150,6 @@ pub(crate) fn open(path: &Path) -> Result<Connection, StoreError> {
         }
     }
     Ok(conn)
-}
-
-fn is_busy(e: &rusqlite::Error) -> bool {
-    matches!(
-        e.sqlite_error_code(),
-        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
-    )
 }
 
 /// Whether a database error means the disk (or quota) is full.

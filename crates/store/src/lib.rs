@@ -21,12 +21,20 @@
 //! sample files plus a SQLite index with a compact per-frame varint blob, as Moonfire NVR
 //! does.
 //!
-//! Left out: several streams per camera, per-frame checksums, fragmented MP4 export, a
-//! store spread over several disks (docs/store.md "Left out").
+//! Async callers use [`AsyncStore`] ([`Store::to_async`]): the same calls on the store's own
+//! two threads. Several processes may open one store: one primary ([`Store::open`]), shared
+//! writers of other cameras ([`Store::open_shared`]), readers ([`Store::open_read_only`]).
+//! MP4 exports are virtual files ([`ExportFile`]): planned from the index, any byte range
+//! written on demand.
+//!
+//! Left out: several streams per camera, per-frame checksums, a store spread over several
+//! disks (docs/store.md "Left out").
 
 mod db;
 mod export;
 mod format;
+mod handle;
+mod locks;
 mod reader;
 mod recorder;
 mod recovery;
@@ -47,7 +55,8 @@ use ipcamd_proto::codec::TrackInfo;
 use ipcamd_proto::time::UnixMicros;
 
 use db::DbContext;
-pub use export::ExportReport;
+pub use export::{ExportFile, ExportReader, ExportReport, PERIOD_US, READ_WINDOW};
+pub use handle::{AsyncStore, POOL_THREADS};
 pub use reader::{Direction, Reader, StoredFrame};
 pub use recorder::Recorder;
 
@@ -67,6 +76,14 @@ pub enum StoreError {
     },
     #[error("{0}: the store is open in another process or Store handle")]
     Locked(String),
+    #[error("{0}: the store is open read-only here; recording and import need a writer")]
+    ReadOnly(String),
+    #[error(
+        "camera {0}: another process (the ipcamd server?) is recording it; stop that \
+         recording first (set record = false for this camera and restart the server, or stop \
+         the server), or import under another camera name"
+    )]
+    RecordedElsewhere(String),
     #[error("index is not usable: {0}")]
     Corrupt(String),
     #[error("camera name {0:?} is not [A-Za-z0-9._-]{{1,64}} (without a leading dot)")]
@@ -89,6 +106,8 @@ pub enum StoreError {
     Source(#[from] SourceError),
     #[error("export: {0}")]
     Export(String),
+    #[error("store worker: {0}")]
+    Worker(String),
 }
 
 impl StoreError {
@@ -114,6 +133,21 @@ fn io_is_disk_full(e: &std::io::Error) -> bool {
     e.kind() == std::io::ErrorKind::StorageFull
         || e.kind() == std::io::ErrorKind::QuotaExceeded
         || matches!(e.raw_os_error(), Some(28 | 122))
+}
+
+/// How a [`Store`] handle opened the store (docs/store.md "Several processes").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenMode {
+    /// The one primary opener ([`Store::open`]: the server, or a command while no server
+    /// runs): recovers the store at open, applies retention, records.
+    Primary,
+    /// A writer next to a running primary ([`Store::open_shared`], e.g. `ipcamd import`
+    /// while the server runs): records cameras that no other process records; no recovery,
+    /// no retention.
+    Shared,
+    /// Reads only ([`Store::open_read_only`], e.g. `ipcamd export`): takes no lock, writes
+    /// nothing.
+    ReadOnly,
 }
 
 /// Retention limits of one camera.
@@ -226,9 +260,16 @@ pub struct Store {
 pub(crate) struct Inner {
     root: PathBuf,
     opts: StoreOptions,
-    /// Lock order: `db` may be held while taking `state`, never the reverse.
+    mode: OpenMode,
+    /// The primary opener's lock file (`None` in the other modes), held while open.
+    _lock: Option<locks::FileLock>,
+    /// Lock order (docs/store.md "Locks"): `db` may be held while taking `state`, never
+    /// the reverse; a camera lock file is taken before either.
     db: Mutex<rusqlite::Connection>,
     state: Mutex<Shared>,
+    /// The threads of [`AsyncStore`] (short jobs, long jobs), started on first use.
+    pool: std::sync::OnceLock<handle::Pool>,
+    long_pool: std::sync::OnceLock<handle::Pool>,
     /// Test hook: every sample-file write fails with ENOSPC while set.
     #[cfg(test)]
     fault_disk_full: std::sync::atomic::AtomicBool,
@@ -240,7 +281,7 @@ struct Shared {
     pins: HashMap<i64, usize>,
     /// Segments a recorder is appending to.
     writing: HashSet<i64>,
-    /// Cameras with a running recorder.
+    /// Cameras with a running recorder in this process.
     recording: HashSet<i64>,
 }
 
@@ -264,25 +305,64 @@ fn micros(d: Duration) -> i64 {
 }
 
 impl Store {
-    /// Opens the store at `root` (creating it if needed), recovers it after a crash (see
-    /// docs/store.md "Recovery"; everything repaired is logged) and locks it against a
-    /// second opener.
+    /// Opens the store at `root` (creating it if needed) as its primary opener, recovers it
+    /// after a crash (see docs/store.md "Recovery"; everything repaired is logged) and locks
+    /// it against a second primary opener ([`StoreError::Locked`]). Cameras that another
+    /// process is recording into ([`Store::open_shared`]) are left to be recovered later.
     pub fn open(root: &Path, opts: StoreOptions) -> Result<Store, StoreError> {
         std::fs::create_dir_all(root).map_err(|e| StoreError::io(root, e))?;
-        let conn = db::open(&root.join("index.sqlite"))?;
+        let lock_path = locks::store_lock_path(root);
+        let Some(lock) = locks::try_lock(&lock_path)? else {
+            return Err(StoreError::Locked(root.display().to_string()));
+        };
+        let store = Store::with_connection(root, opts, OpenMode::Primary, Some(lock))?;
+        recovery::recover(&store)?;
+        Ok(store)
+    }
+
+    /// Opens a store that a primary opener (normally the running server) holds, to record
+    /// cameras nobody else records, e.g. `ipcamd import` while the server runs. Each
+    /// recorder takes its camera's lock file ([`StoreError::RecordedElsewhere`] if another
+    /// process records that camera). It neither recovers nor applies retention: both stay
+    /// the primary's job. Works without a primary too (then nothing is recovered).
+    pub fn open_shared(root: &Path, opts: StoreOptions) -> Result<Store, StoreError> {
+        Store::with_connection(root, opts, OpenMode::Shared, None)
+    }
+
+    /// Opens a store for reading only (e.g. `ipcamd export` while the server records): no
+    /// lock, no recovery, no writes. Segments that the primary deletes by retention while
+    /// this handle reads them give a read error naming the file (pins are per process).
+    pub fn open_read_only(root: &Path) -> Result<Store, StoreError> {
+        Store::with_connection(root, StoreOptions::default(), OpenMode::ReadOnly, None)
+    }
+
+    fn with_connection(
+        root: &Path,
+        opts: StoreOptions,
+        mode: OpenMode,
+        lock: Option<locks::FileLock>,
+    ) -> Result<Store, StoreError> {
+        let conn = db::open(&root.join("index.sqlite"), mode)?;
         let inner = Inner {
             root: root.to_path_buf(),
             opts,
+            mode,
+            _lock: lock,
             db: Mutex::new(conn),
             state: Mutex::new(Shared::default()),
+            pool: std::sync::OnceLock::new(),
+            long_pool: std::sync::OnceLock::new(),
             #[cfg(test)]
             fault_disk_full: std::sync::atomic::AtomicBool::new(false),
         };
-        let store = Store {
+        Ok(Store {
             inner: Arc::new(inner),
-        };
-        recovery::recover(&store)?;
-        Ok(store)
+        })
+    }
+
+    /// How this handle opened the store.
+    pub fn mode(&self) -> OpenMode {
+        self.inner.mode
     }
 
     pub fn root(&self) -> &Path {
@@ -326,7 +406,9 @@ impl Store {
     }
 
     /// Deletes the oldest segments beyond the age and size limits (docs/store.md
-    /// "Retention"), never one a reader has pinned or a recorder is writing.
+    /// "Retention"), never one a reader has pinned or a recorder is writing, nor any
+    /// segment of a section another process is recording. Only the primary opener applies
+    /// retention: in the other modes this does nothing.
     pub fn apply_retention(&self) -> Result<RetentionReport, StoreError> {
         retention::apply(self, now_micros())
     }
@@ -391,18 +473,6 @@ impl Store {
             progress(total, total);
         }
         Ok(report)
-    }
-
-    /// Writes `[from, to)` of `camera` as an MP4 file, starting at the video keyframe at or
-    /// before `from` (docs/store.md "MP4 import and export").
-    pub fn export_mp4<W: std::io::Write + std::io::Seek>(
-        &self,
-        camera: &str,
-        from: UnixMicros,
-        to: UnixMicros,
-        out: &mut W,
-    ) -> Result<ExportReport, StoreError> {
-        export::export_mp4(self, camera, from, to, out)
     }
 
     /// A reader of `camera`'s footage, positioned before the first unit (forward) and after

@@ -1,5 +1,5 @@
 //! The time-based read path that ONVIF replay and MP4 export use (docs/store.md "Read path
-//! and lookup complexity"): start-point rules (ONVIF-NOTES "Replay", "Start point"),
+//! and lookup complexity"): start-point rules (docs/onvif.md "Start point"),
 //! forward iteration of every unit in recorded order, reverse iteration by whole GOPs, and
 //! following a recording that is still growing.
 //!
@@ -50,6 +50,14 @@ pub struct StoredFrame {
     /// The last unit of its track in its section, once the section is closed (a section
     /// still being recorded has no last unit yet).
     pub end_of_section: bool,
+}
+
+/// Where a unit is, as the index says (export planning reads no sample data).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FrameRef {
+    pub segment: i64,
+    pub section: u64,
+    pub meta: FrameMeta,
 }
 
 /// Playback direction for [`Reader::seek`].
@@ -210,6 +218,38 @@ impl Reader {
     /// The next unit of any track in recorded order, or `None` at the current end of the
     /// footage (a later call returns units flushed since, if the recording is growing).
     pub fn next_forward(&mut self) -> Result<Option<StoredFrame>, StoreError> {
+        while let Some((li, idx)) = self.advance_forward()? {
+            if let Some(frame) = self.frame(li, idx)? {
+                self.fwd_last = frame.wallclock;
+                return Ok(Some(frame));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Like [`Reader::next_forward`], but only what the index says about the unit: no
+    /// sample data is read (so no framing check either). For export planning.
+    pub(crate) fn next_forward_ref(&mut self) -> Result<Option<FrameRef>, StoreError> {
+        let Some((li, idx)) = self.advance_forward()? else {
+            return Ok(None);
+        };
+        let Some(l) = self.cache.get(li) else {
+            return Ok(None);
+        };
+        let Some(&meta) = l.frames.get(idx) else {
+            return Ok(None);
+        };
+        self.fwd_last = meta.wallclock;
+        Ok(Some(FrameRef {
+            segment: l.row.id,
+            section: l.row.section_id as u64,
+            meta,
+        }))
+    }
+
+    /// Moves the forward cursor one unit on; returns the cache slot and index of the unit
+    /// it passed.
+    fn advance_forward(&mut self) -> Result<Option<(usize, usize)>, StoreError> {
         loop {
             match self.fwd {
                 Cursor::Done => return Ok(None),
@@ -245,10 +285,7 @@ impl Reader {
                         }
                     }
                     self.fwd = Cursor::At { seg, idx: idx + 1 };
-                    if let Some(frame) = self.frame(li, idx)? {
-                        self.fwd_last = frame.wallclock;
-                        return Ok(Some(frame));
-                    }
+                    return Ok(Some((li, idx)));
                 }
             }
         }

@@ -17,7 +17,7 @@ use rusqlite::{params, OptionalExtension};
 
 use crate::db::{self, DbContext};
 use crate::format::{self, BlobWriter};
-use crate::{lock, micros, Store, StoreError};
+use crate::{lock, locks, micros, OpenMode, Store, StoreError};
 
 /// Unflushed bytes beyond this are written to the file (without fsync) right away.
 const WRITE_BUFFER: usize = 1 << 20;
@@ -40,6 +40,8 @@ pub struct Recorder {
     dropped: u64,
     closed: bool,
     last_flush: Instant,
+    /// The camera's lock file, held for the recorder's life.
+    _camera_lock: locks::FileLock,
 }
 
 struct OpenSection {
@@ -92,8 +94,28 @@ impl Recorder {
                 camera: camera.to_string(),
             });
         }
+        if store.inner.mode == OpenMode::ReadOnly {
+            return Err(StoreError::ReadOnly(store.inner.root.display().to_string()));
+        }
         let dir = store.inner.root.join(camera);
         std::fs::create_dir_all(&dir).map_err(|e| StoreError::io(&dir, e))?;
+        // The camera's lock file first (docs/store.md "Several processes"): with it held, no
+        // other process writes this camera's rows or files. A recorder of this process
+        // holds it too: tell that case (Busy) from another process (RecordedElsewhere).
+        let camera_lock =
+            match locks::try_lock(&locks::camera_lock_path(&store.inner.root, camera))? {
+                Some(l) => l,
+                None => {
+                    let conn = lock(&store.inner.db);
+                    let ours = db::camera_id(&conn, camera)?
+                        .is_some_and(|id| lock(&store.inner.state).recording.contains(&id));
+                    return Err(if ours {
+                        StoreError::Busy(camera.to_string())
+                    } else {
+                        StoreError::RecordedElsewhere(camera.to_string())
+                    });
+                }
+            };
         let conn = lock(&store.inner.db);
         let camera_id = match db::camera_id(&conn, camera)? {
             Some(id) => id,
@@ -150,6 +172,7 @@ impl Recorder {
             dropped: 0,
             closed: false,
             last_flush: Instant::now(),
+            _camera_lock: camera_lock,
         })
     }
 
@@ -453,7 +476,9 @@ impl Recorder {
             .sync_data()
             .map_err(|e| StoreError::io(&seg.path, e))?;
         let mut conn = lock(&self.store.inner.db);
-        let tx = conn.transaction().db("begin a flush")?;
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .db("begin a flush")?;
         tx.prepare_cached(
             "UPDATE segments SET start_us = ?2, end_us = ?3, bytes = ?4, frames = ?5, \
              first_key_us = ?6, last_key_us = ?7, frame_index = ?8 WHERE id = ?1",

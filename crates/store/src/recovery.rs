@@ -16,22 +16,49 @@ use rusqlite::{params, Connection};
 
 use crate::db::{self, DbContext};
 use crate::format::{self, FrameMeta};
-use crate::{lock, Store, StoreError};
+use crate::{lock, locks, Store, StoreError};
 
 pub(crate) fn recover(store: &Store) -> Result<(), StoreError> {
     let mut conn = lock(&store.inner.db);
-    let tx = conn.transaction().db("begin recovery")?;
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .db("begin recovery")?;
+    // A camera that another process records into (`Store::open_shared`) holds its lock
+    // file: its rows and files are live, not crashed; it is recovered at a later open. The
+    // other cameras' locks are held until recovery is done, so nobody starts recording
+    // them meanwhile.
+    let mut held = Vec::new();
+    let mut cameras = Vec::new();
+    for (camera_id, camera) in db::cameras(&tx)? {
+        match locks::try_lock(&locks::camera_lock_path(&store.inner.root, &camera))? {
+            Some(l) => {
+                held.push(l);
+                cameras.push((camera_id, camera));
+            }
+            None => tracing::info!(
+                "camera {camera}: another process is recording it; not checked at this open"
+            ),
+        }
+    }
+    let ours: HashSet<i64> = cameras.iter().map(|(id, _)| *id).collect();
     let open_sections: HashSet<i64> = {
         let mut stmt = tx
-            .prepare("SELECT id FROM sections WHERE open != 0")
+            .prepare("SELECT id, camera_id FROM sections WHERE open != 0")
             .db("prepare open sections")?;
-        let rows = stmt.query_map([], |r| r.get(0)).db("query open sections")?;
-        rows.collect::<Result<_, _>>().db("read open sections")?
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))
+            .db("query open sections")?;
+        let rows: Vec<(i64, i64)> = rows.collect::<Result<_, _>>().db("read open sections")?;
+        rows.into_iter()
+            .filter(|(_, camera)| ours.contains(camera))
+            .map(|(id, _)| id)
+            .collect()
     };
     let mut touched: HashSet<i64> = open_sections.clone();
     let mut seek_tracks: HashMap<i64, u32> = HashMap::new();
-    for (camera_id, camera) in db::cameras(&tx)? {
-        let dir = store.inner.root.join(&camera);
+    for (camera_id, camera) in &cameras {
+        let (camera_id, camera) = (*camera_id, camera.as_str());
+        let dir = store.inner.root.join(camera);
         let mut known = HashSet::new();
         let rows: Vec<(i64, i64, i64, u64, u64)> = {
             let mut stmt = tx
@@ -56,7 +83,7 @@ pub(crate) fn recover(store: &Store) -> Result<(), StoreError> {
         };
         for (id, section_id, track_set_id, bytes, frames) in rows {
             known.insert(id);
-            let path = store.segment_path(&camera, id);
+            let path = store.segment_path(camera, id);
             let len = match std::fs::metadata(&path) {
                 Ok(m) => m.len(),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -102,12 +129,12 @@ pub(crate) fn recover(store: &Store) -> Result<(), StoreError> {
                     t
                 }
             };
-            let kept = repair_segment(&tx, &camera, id, &path, len, bytes, frames, seek_track)?;
+            let kept = repair_segment(&tx, camera, id, &path, len, bytes, frames, seek_track)?;
             if kept != Some((frames, bytes)) {
                 touched.insert(section_id);
             }
         }
-        remove_orphans(&camera, &dir, &known);
+        remove_orphans(camera, &dir, &known);
     }
     for &section in &touched {
         if db::refresh_section(&tx, section)? {
@@ -129,17 +156,21 @@ pub(crate) fn recover(store: &Store) -> Result<(), StoreError> {
             }
         }
     }
-    let empty = tx
-        .execute(
-            "DELETE FROM sections WHERE NOT EXISTS \
-             (SELECT 1 FROM segments WHERE segments.section_id = sections.id)",
-            [],
-        )
-        .db("drop empty sections")?;
+    let mut empty = 0;
+    for (camera_id, _) in &cameras {
+        empty += tx
+            .execute(
+                "DELETE FROM sections WHERE camera_id = ?1 AND NOT EXISTS \
+                 (SELECT 1 FROM segments WHERE segments.section_id = sections.id)",
+                [camera_id],
+            )
+            .db("drop empty sections")?;
+    }
     if empty > 0 {
         tracing::debug!("index: dropped {empty} sections without segments");
     }
     tx.commit().db("commit recovery")?;
+    drop(held);
     Ok(())
 }
 

@@ -1,4 +1,4 @@
-//! ONVIF replay selection (Streaming Specification "Replay", ONVIF-NOTES "Replay"): which
+//! ONVIF replay selection (Streaming Specification "Replay", docs/onvif.md "Replay"): which
 //! stored units one PLAY delivers, in which order, with which C/E/D/T flags, and when each
 //! is due. Hand-written: this is the replay logic no crate has. It reads through a
 //! [`Reader`] and never reads a clock or touches a socket: the server's pump asks for

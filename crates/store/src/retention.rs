@@ -14,7 +14,7 @@ use ipcamd_proto::time::UnixMicros;
 use rusqlite::{params, Connection};
 
 use crate::db::DbContext;
-use crate::{db, lock, micros, RetentionReport, Store, StoreError};
+use crate::{db, lock, micros, OpenMode, RetentionReport, Store, StoreError};
 
 struct Candidate {
     id: i64,
@@ -27,10 +27,15 @@ struct Candidate {
 pub(crate) fn apply(store: &Store, now: UnixMicros) -> Result<RetentionReport, StoreError> {
     let opts = &store.inner.opts;
     let mut report = RetentionReport::default();
+    if store.inner.mode != OpenMode::Primary {
+        return Ok(report);
+    }
     let mut files: Vec<PathBuf> = Vec::new();
     {
         let mut conn = lock(&store.inner.db);
-        let tx = conn.transaction().db("begin retention")?;
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .db("begin retention")?;
         let cameras = db::cameras(&tx)?;
         for (camera_id, name) in &cameras {
             let own = opts.per_camera.get(name);
@@ -39,7 +44,7 @@ pub(crate) fn apply(store: &Store, now: UnixMicros) -> Result<RetentionReport, S
                 let due = select(
                     store,
                     &tx,
-                    "WHERE segments.camera_id = ?1 AND start_us < ?2",
+                    "WHERE segments.camera_id = ?1 AND segments.start_us < ?2",
                     params![camera_id, cutoff],
                     &mut report,
                     |c, end| (end < cutoff).then_some(c),
@@ -122,8 +127,11 @@ fn select(
     enough: u64,
 ) -> Result<Vec<Candidate>, StoreError> {
     let sql = format!(
-        "SELECT segments.id, cameras.name, section_id, bytes, frames, end_us FROM segments \
-         JOIN cameras ON cameras.id = segments.camera_id {filter} ORDER BY start_us, segments.id"
+        "SELECT segments.id, cameras.name, section_id, segments.bytes, segments.frames, \
+         segments.end_us, sections.open, segments.camera_id FROM segments \
+         JOIN cameras ON cameras.id = segments.camera_id \
+         JOIN sections ON sections.id = segments.section_id \
+         {filter} ORDER BY segments.start_us, segments.id"
     );
     let mut stmt = conn.prepare_cached(&sql).db("prepare retention scan")?;
     let mut rows = stmt.query(params).db("scan for retention")?;
@@ -142,10 +150,16 @@ fn select(
             frames: u64::try_from(r.get::<_, i64>(4).db("read frames")?).unwrap_or(0),
         };
         let end: UnixMicros = r.get(5).db("read end")?;
+        let open = r.get::<_, i64>(6).db("read open")? != 0;
+        let camera_id: i64 = r.get(7).db("read camera id")?;
         let Some(c) = pick(c, end) else {
             continue;
         };
-        if state.in_use(c.id) {
+        // A section still open that no recorder of this process writes is being recorded
+        // by another process (docs/store.md "Several processes"): its rows are that
+        // recorder's to update, so none of its segments goes.
+        let foreign = open && !state.recording.contains(&camera_id);
+        if foreign || state.in_use(c.id) {
             report.skipped_in_use += 1;
             continue;
         }

@@ -194,8 +194,8 @@ mod tests {
     use ipcamd_audio::g726::G726Rate;
     use ipcamd_proto::sdp::{parse_sdp, Direction};
 
-    /// The example of the ONVIF backchannel seed document (4-field o= line, no t=).
-    const SEED_SDP: &str = "v=0\r\no=2890842807 IN IP4 192.168.0.1\r\n\
+    /// The example of docs/onvif.md "Audio backchannel" (4-field o= line, no t=).
+    const EXAMPLE_SDP: &str = "v=0\r\no=2890842807 IN IP4 192.168.0.1\r\n\
         s=RTSP Session with audiobackchannel\r\n\
         m=video 0 RTP/AVP 26\r\na=control:rtsp://192.168.0.1/video\r\na=recvonly\r\n\
         m=audio 0 RTP/AVP 0\r\na=control:rtsp://192.168.0.1/audio\r\na=recvonly\r\n\
@@ -226,8 +226,8 @@ mod tests {
     }
 
     #[test]
-    fn seed_offer() {
-        let m = backchannel(SEED_SDP);
+    fn example_offer() {
+        let m = backchannel(EXAMPLE_SDP);
         let c = choose(&m, None, InputKind::Pcm, None).unwrap();
         assert_eq!((c.payload_type, c.rtpmap.as_str()), (0, "PCMU/8000"));
         assert_eq!(c.codec, BackchannelCodec::Pcmu { rate: 8000 });

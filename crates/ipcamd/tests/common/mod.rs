@@ -1,19 +1,26 @@
 //! Shared by the integration tests: start the real `ipcamd` binary with a configuration,
-//! on free loopback ports, and find the real clients (ffmpeg, GStreamer) it is tested with.
-//! A missing client makes the test fail with the package to install, never skip.
+//! on loopback ports the system chooses (port 0, read back from the server's log), and find
+//! the real clients (ffmpeg, GStreamer) it is tested with. A missing client makes the test
+//! fail with the package to install, never skip.
 
 #![allow(dead_code)]
 
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hasher};
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 pub struct ServerProc {
     pub child: Child,
     pub rtsp_port: u16,
     pub http_port: u16,
+    /// Everything the server bound, from its log (after a [`ServerProc::restart`], the new
+    /// process's).
+    pub bound: Bound,
     pub dir: PathBuf,
 }
 
@@ -34,79 +41,187 @@ impl Drop for ServerProc {
     }
 }
 
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("no free TCP port on loopback")
+/// The addresses in the line `ipcamd serve` logs once every listener is bound (README
+/// "Bound addresses"): `INFO ipcamd::bound: rtsp=IP:PORT http=IP:PORT|off rtsps=...
+/// https=... rtp=IP:PORT rtcp=IP:PORT`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bound {
+    pub rtsp: SocketAddr,
+    pub http: Option<SocketAddr>,
+    pub rtsps: Option<SocketAddr>,
+    pub https: Option<SocketAddr>,
+    pub rtp: SocketAddr,
+    pub rtcp: SocketAddr,
+}
+
+impl Bound {
+    /// The addresses of a bound-addresses log line; `None` for any other line.
+    pub fn parse(line: &str) -> Option<Bound> {
+        let (_, fields) = line.split_once(" ipcamd::bound: ")?;
+        let fields: HashMap<&str, &str> = fields
+            .split_whitespace()
+            .filter_map(|kv| kv.split_once('='))
+            .collect();
+        // Some(None) for `off`, None for a missing key or a bad address.
+        let addr = |key: &str| -> Option<Option<SocketAddr>> {
+            match *fields.get(key)? {
+                "off" => Some(None),
+                a => a.parse().ok().map(Some),
+            }
+        };
+        Some(Bound {
+            rtsp: addr("rtsp")??,
+            http: addr("http")?,
+            rtsps: addr("rtsps")?,
+            https: addr("https")?,
+            rtp: addr("rtp")??,
+            rtcp: addr("rtcp")??,
+        })
+    }
+}
+
+/// Waits for the bound-addresses line the server process `child` writes into its log file
+/// `log` after byte `from` (only whole lines count). Fails the test with that log when the
+/// process exits first or no such line comes within 30 s (then the process is killed).
+pub fn wait_for_bound(child: &mut Child, log: &Path, from: usize) -> Bound {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let all = std::fs::read(log).unwrap_or_default();
+        let new = all.get(from..).unwrap_or_default();
+        let complete = new
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(&new[..0], |end| &new[..end]);
+        let text = String::from_utf8_lossy(complete);
+        if let Some(bound) = text.lines().find_map(Bound::parse) {
+            return bound;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!(
+                "the server exited ({status}) before logging its bound addresses; log {}:\n{}",
+                log.display(),
+                String::from_utf8_lossy(new)
+            );
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "the server did not log its bound addresses within 30 s (killed); log {}:\n{}",
+                log.display(),
+                String::from_utf8_lossy(new)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A new empty folder in the system's temp folder, `PREFIX-PID-N-RANDOM`: unique across
+/// the tests of this process (N counts) and across processes (PID, and a random part
+/// against a reused PID's leftovers); never one that exists already.
+pub fn fresh_dir(prefix: &str) -> PathBuf {
+    static COUNT: AtomicU64 = AtomicU64::new(0);
+    loop {
+        let n = COUNT.fetch_add(1, Ordering::Relaxed);
+        // std's SipHash keys are random per process and thread.
+        let random = std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish();
+        let dir =
+            std::env::temp_dir().join(format!("{prefix}-{}-{n}-{random:016x}", std::process::id()));
+        match std::fs::create_dir(&dir) {
+            Ok(()) => return dir,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => panic!("cannot create {}: {e}", dir.display()),
+        }
+    }
 }
 
 /// Starts `ipcamd serve` with `cameras_toml` (one or more `[[camera]]` tables; "" for the
-/// default camera) and waits until it accepts RTSP connections.
+/// default camera) and waits until it has bound its ports.
 pub fn start_server(cameras_toml: &str) -> ServerProc {
     start_server_with("", cameras_toml)
 }
 
 /// Like [`start_server`], with extra `[server]` lines.
 pub fn start_server_with(server_toml: &str, cameras_toml: &str) -> ServerProc {
-    let dir = std::env::temp_dir().join(format!(
-        "ipcamd-test-{}-{}",
-        std::process::id(),
-        free_port()
-    ));
-    start_server_in(dir, server_toml, cameras_toml)
+    start_server_in(fresh_dir("ipcamd-test"), server_toml, cameras_toml)
 }
 
 /// A fresh test folder (its `data` subfolder is the server's data_dir).
 pub fn test_dir() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "ipcamd-test-{}-{}",
-        std::process::id(),
-        free_port()
-    ));
+    let dir = fresh_dir("ipcamd-test");
     std::fs::create_dir_all(dir.join("data")).expect("temp dir");
     dir
 }
 
 /// Like [`start_server_with`], in `dir` (prepared beforehand, e.g. with imported footage
-/// in `dir/data`).
+/// in `dir/data`). RTSP and HTTP listen on 127.0.0.1 port 0; the ports the system chose
+/// are read from the server's log ([`wait_for_bound`]).
 pub fn start_server_in(dir: PathBuf, server_toml: &str, cameras_toml: &str) -> ServerProc {
-    let rtsp_port = free_port();
-    let http_port = free_port();
     std::fs::create_dir_all(&dir).expect("temp dir");
     let config = dir.join("ipcamd.toml");
     let mut f = std::fs::File::create(&config).expect("config file");
     write!(
         f,
-        "[server]\nrtsp_listen = \"127.0.0.1:{rtsp_port}\"\nhttp_listen = \"127.0.0.1:{http_port}\"\ndata_dir = \"{}\"\n{server_toml}\n\n{cameras_toml}\n",
+        "[server]\nrtsp_listen = \"127.0.0.1:0\"\nhttp_listen = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n{server_toml}\n\n{cameras_toml}\n",
         dir.join("data").display()
     )
     .expect("write config");
-    let log = std::fs::File::create(dir.join("server.log")).expect("log file");
-    let child = Command::new(env!("CARGO_BIN_EXE_ipcamd"))
+    let mut child = spawn_serve(&dir);
+    let bound = wait_for_bound(&mut child, &dir.join("server.log"), 0);
+    ServerProc::new(child, bound, dir)
+}
+
+/// `ipcamd serve` on `dir/ipcamd.toml`, its log appended to `dir/server.log`. RUST_LOG is
+/// removed so that it cannot filter out the bound-addresses line.
+fn spawn_serve(dir: &Path) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("server.log"))
+        .expect("log file");
+    ipcamd()
         .args(["serve", "--config"])
-        .arg(&config)
+        .arg(dir.join("ipcamd.toml"))
         .args(["--log", "info,ipcamd_server=debug"])
+        .env_remove("RUST_LOG")
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
-        .expect("cannot start the ipcamd binary");
-    let server = ServerProc {
-        child,
-        rtsp_port,
-        http_port,
-        dir,
-    };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect(server.rtsp_addr()).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "server did not start; log:\n{}",
-            server.log()
-        );
-        std::thread::sleep(Duration::from_millis(50));
+        .expect("cannot start the ipcamd binary")
+}
+
+impl ServerProc {
+    fn new(child: Child, bound: Bound, dir: PathBuf) -> ServerProc {
+        let (rtsp_port, http_port) = rtsp_and_http_ports(&bound);
+        ServerProc {
+            child,
+            rtsp_port,
+            http_port,
+            bound,
+            dir,
+        }
     }
-    server
+
+    /// Starts a second process on the same configuration and data folder, once the first
+    /// has ended (see `recording.rs`); its ports are new ones, read from the log again.
+    pub fn restart(&mut self) {
+        let log = self.dir.join("server.log");
+        let from = std::fs::metadata(&log).map_or(0, |m| m.len() as usize);
+        let mut child = spawn_serve(&self.dir);
+        let bound = wait_for_bound(&mut child, &log, from);
+        (self.rtsp_port, self.http_port) = rtsp_and_http_ports(&bound);
+        self.bound = bound;
+        self.child = child;
+    }
+}
+
+fn rtsp_and_http_ports(bound: &Bound) -> (u16, u16) {
+    match bound.http {
+        Some(http) => (bound.rtsp.port(), http.port()),
+        None => panic!("the server's HTTP listener is off: {bound:?}"),
+    }
 }
 
 impl ServerProc {
@@ -201,13 +316,36 @@ pub struct Reply {
 
 impl Reply {
     pub fn header(&self, name: &str) -> Option<String> {
-        self.head.lines().find_map(|l| {
-            let (n, v) = l.split_once(':')?;
-            n.trim()
-                .eq_ignore_ascii_case(name)
-                .then(|| v.trim().to_owned())
-        })
+        header(&self.head, name)
     }
+
+    /// The session id of a SETUP reply (`Session` without `;timeout=`); fails the test
+    /// when there is none.
+    pub fn session_id(&self) -> String {
+        session_id(&self.head)
+    }
+}
+
+/// The value of header `name` (any case) in a response head.
+pub fn header(head: &str, name: &str) -> Option<String> {
+    head.lines().find_map(|l| {
+        let (n, v) = l.split_once(':')?;
+        n.trim()
+            .eq_ignore_ascii_case(name)
+            .then(|| v.trim().to_owned())
+    })
+}
+
+/// The session id in a response head's `Session` header, without `;timeout=`; fails the
+/// test when there is none.
+pub fn session_id(head: &str) -> String {
+    let value = header(head, "Session").unwrap_or_else(|| panic!("no Session header: {head}"));
+    value
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_owned()
 }
 
 impl Client {
@@ -293,13 +431,7 @@ impl Client {
             "SETUP {url} RTSP/1.0\r\nCSeq: {cseq}\r\n{s}Transport: {transport}\r\n\r\n"
         ));
         assert_eq!(r.status, 200, "SETUP {url}: {}", r.head);
-        let id = r
-            .header("Session")
-            .unwrap_or_default()
-            .split(';')
-            .next()
-            .unwrap_or_default()
-            .to_owned();
+        let id = r.session_id();
         (r, id)
     }
 }
@@ -392,6 +524,33 @@ pub fn ffmpeg_decode(url: &str, transport: &str, seconds: u32) -> (usize, usize)
     (count("0,"), count("1,"))
 }
 
+/// Sends a whole raw HTTP request to 127.0.0.1:`port` and reads until the server closes
+/// the connection or 10 s pass without data (what came until then counts):
+/// (status, 0 when there is no status line; the whole answer).
+pub fn http_exchange(port: u16, request: &[u8]) -> (u16, String) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect HTTP");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("read timeout");
+    s.write_all(request).expect("write the HTTP request");
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(0);
+    (status, text)
+}
+
+/// The body of an HTTP answer (after the blank line; empty when there is none).
+pub fn http_body(answer: &str) -> String {
+    answer
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default()
+}
+
 /// `GET path` over HTTP/1.0 on the server's HTTP port: (head, body).
 pub fn http_get(port: u16, path: &str) -> (String, Vec<u8>) {
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
@@ -407,4 +566,98 @@ pub fn http_get(port: u16, path: &str) -> (String, Vec<u8>) {
         String::from_utf8_lossy(&all[..end]).into_owned(),
         all[end + 4..].to_vec(),
     )
+}
+
+/// The `ipcamd` binary under test.
+pub fn ipcamd() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_ipcamd"))
+}
+
+/// Runs `cmd` to its end; fails the test with its stderr unless it succeeded.
+pub fn run_ok(cmd: &mut Command) -> Output {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// `ipcamd user add NAME --role ROLE --password-stdin --users-file FILE [EXTRA...]` with
+/// the password on stdin (EXTRA e.g. `--wsse`); fails the test unless it succeeded.
+pub fn add_user(users_file: &Path, name: &str, role: &str, password: &str, extra: &[&str]) {
+    let mut child = ipcamd()
+        .args([
+            "user",
+            "add",
+            name,
+            "--role",
+            role,
+            "--password-stdin",
+            "--users-file",
+        ])
+        .arg(users_file)
+        .args(extra)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run ipcamd user add");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(format!("{password}\n").as_bytes())
+        .expect("write password");
+    let out = child.wait_with_output().expect("ipcamd user add");
+    assert!(
+        out.status.success(),
+        "user add failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `ffprobe -v error EXTRA... -show_entries stream=codec_name,width,height,sample_rate -of
+/// compact URL` (30 s at most): one line a stream, e.g.
+/// `stream|codec_name=h264|width=320|height=180`, `stream|codec_name=pcm_mulaw|sample_rate=8000`.
+/// Fails the test when ffprobe fails.
+pub fn ffprobe_streams(url: &str, extra: &[&str]) -> String {
+    let ffprobe = require_tool("ffprobe", "ffmpeg");
+    let (ok, stdout, stderr) = run_with_timeout(
+        Command::new(ffprobe)
+            .args(["-v", "error"])
+            .args(extra)
+            .args([
+                "-show_entries",
+                "stream=codec_name,width,height,sample_rate",
+                "-of",
+                "compact",
+                url,
+            ]),
+        Duration::from_secs(30),
+    );
+    assert!(ok, "ffprobe {url} failed: {stderr}");
+    stdout
+}
+
+/// A UDP port for the server's WS-Discovery (off the standard 3702, which other tests and
+/// programs may hold), chosen by the system and held by the returned socket for as long as
+/// the test keeps it: nothing else can take the port before the server binds it. The
+/// socket shares the port the way the server does (address and port reuse) and is bound to
+/// the multicast group's address, so that unicast probes sent to the port reach only the
+/// server.
+pub fn discovery_port() -> (UdpSocket, u16) {
+    let s =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None).expect("socket");
+    s.set_reuse_address(true).expect("SO_REUSEADDR");
+    s.set_reuse_port(true).expect("SO_REUSEPORT");
+    s.bind(&std::net::SocketAddr::from(([239, 255, 255, 250], 0)).into())
+        .expect("bind a discovery port");
+    let s: UdpSocket = s.into();
+    let port = s.local_addr().expect("discovery port").port();
+    (s, port)
 }

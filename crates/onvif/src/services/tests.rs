@@ -5,7 +5,7 @@ use crate::model::{
 use crate::wsse::{password_digest, OpenAuth, Role, PASSWORD_DIGEST};
 use base64::Engine;
 
-const NOW: UnixMicros = 1_795_000_000_000_000;
+pub(crate) const NOW: UnixMicros = 1_795_000_000_000_000;
 
 pub fn model() -> DeviceModel {
     let pcm = |encoding, sample_rate, bitrate_kbps| AudioModel {
@@ -253,7 +253,7 @@ fn faults() {
     assert!(r.body.contains("ter:WellFormed"));
 }
 
-struct OneAdmin;
+pub(crate) struct OneAdmin;
 impl SoapAuth for OneAdmin {
     fn enabled(&self) -> bool {
         true

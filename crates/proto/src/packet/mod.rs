@@ -602,7 +602,6 @@ mod robustness {
     use super::*;
     use crate::rtcp::parse_compound;
     use crate::rtp::{parse_rtp, OnvifReplayExt};
-    use crate::sdp::parse_sdp;
 
     const JPEG: &[u8] = include_bytes!("../../testdata/packet/testsrc-320x240-420-restart.jpg");
 
@@ -698,10 +697,6 @@ mod robustness {
             crate::rtcp::write_receiver_report(&mut b, 1, &[Default::default()]);
             b.to_vec()
         };
-        let sdp_seed = "v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\ns=x\r\na=control:*\r\n\
-            m=video 0 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\n\
-            a=fmtp:96 packetization-mode=1;sprop-parameter-sets=Z0LAHg==,aM4=\r\n\
-            m=audio 0 RTP/AVP 97\r\na=rtpmap:97 MPEG4-GENERIC/8000/1\r\na=fmtp:97 config=1588\r\n";
         for _ in 0..20_000 {
             if let Ok(p) = parse_rtp(&input(&mut rng, &rtp_seed)) {
                 let _ = (p.payload(), p.csrcs().count(), p.onvif_replay(), p.header());
@@ -709,16 +704,6 @@ mod robustness {
             let _ = parse_compound(&input(&mut rng, &rtcp_seed));
             let _ = OnvifReplayExt::parse(&input(&mut rng, &rtp_seed[16..]));
             let _ = jpeg::jpeg_frame_info(&input(&mut rng, &JPEG[..700]));
-            let text = input(&mut rng, sdp_seed.as_bytes());
-            if let Ok(s) = parse_sdp(&String::from_utf8_lossy(&text)) {
-                for f in s.media.iter().flat_map(|m| &m.formats) {
-                    if let Some(CodecParams::Aac { config, .. }) = f.to_codec() {
-                        let _ = aac::parse_aac_config(&config);
-                        let _ = aac::frame_length(&config);
-                    }
-                }
-                let _ = s.to_sdp_string();
-            }
             let _ = aac::parse_aac_config(&rng.some_bytes(6));
             let _ = aac::frame_length(&rng.some_bytes(6));
         }

@@ -6,7 +6,7 @@
 //!   `ttl`, `client_port`, `server_port`, `ssrc`, `mode` ([`parse_transports`], [`Transport`]);
 //! - `Range`, RFC 2326 §12.29 with normal play time (§3.6) and absolute time (§3.7,
 //!   `clock=YYYYMMDDThhmmss[.fraction]Z`, the form ONVIF replay uses) ([`parse_range`],
-//!   [`format_clock`]); the civil-date arithmetic is done here, no date crate;
+//!   [`format_clock`]); the civil-date arithmetic is [`crate::time`]'s, no date crate;
 //! - `Session`, §12.37 ([`parse_session`]); `RTP-Info`, §12.33 ([`parse_rtp_info`]);
 //!   `Scale`, §12.34 ([`parse_scale`]);
 //! - the ONVIF Streaming Specification replay headers `Rate-Control`, `Frames` and
@@ -30,8 +30,8 @@
 
 use std::fmt;
 
-use super::message::is_token;
-use crate::time::UnixMicros;
+use super::token::is_token;
+use crate::time::{civil_from_days, parse_clock_compact, UnixMicros, MICROS_PER_DAY};
 
 /// A header value that could not be parsed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -468,7 +468,7 @@ pub fn parse_range(value: &str) -> Result<Range, HeaderError> {
             if s.is_empty() {
                 Ok(None)
             } else {
-                clock_time(s)
+                parse_clock_compact(s)
                     .map(Some)
                     .map_err(|r| err(format!("{which} `{s}`: {r}")))
             }
@@ -537,126 +537,9 @@ fn parse_npt_time(s: &str) -> Result<NptTime, String> {
     }
 }
 
-fn is_leap(year: i64) -> bool {
-    year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)
-}
-
-fn days_in_month(year: i64, month: u32) -> u32 {
-    match month {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        2 if is_leap(year) => 29,
-        2 => 28,
-        _ => 0,
-    }
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's `days_from_civil`).
-/// `month` 1-12, `day` 1-31; `|year|` below 10^12 (far beyond any [`UnixMicros`]).
-pub fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400; // 0..=399
-    let m = i64::from(month);
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(day) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy; // 0..=146096
-    era * 146_097 + doe - 719_468
-}
-
-/// The proleptic Gregorian date `(year, month, day)` of a day count since 1970-01-01
-/// (H. Hinnant's `civil_from_days`); `|days|` below 10^14 (any [`UnixMicros`] day count).
-pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097; // 0..=146096
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365; // 0..=399
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100); // 0..=365
-    let mp = (5 * doy + 2) / 153; // 0..=11
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
-}
-
-const MICROS_PER_DAY: i64 = 86_400_000_000;
-
-/// Parses one absolute time `YYYYMMDDThhmmss[.fraction]Z` (RFC 2326 §3.7) to UNIX
-/// microseconds. Years 0000-9999, so dates before 1970 give negative values.
-fn clock_time(s: &str) -> Result<UnixMicros, String> {
-    let bad = || "expected YYYYMMDDThhmmss[.fraction]Z".to_owned();
-    let b = s.as_bytes();
-    let num = |range: std::ops::Range<usize>| -> Option<u32> {
-        let digits = b.get(range)?;
-        if digits.iter().all(u8::is_ascii_digit) {
-            std::str::from_utf8(digits).ok()?.parse().ok()
-        } else {
-            None
-        }
-    };
-    if !matches!(b.get(8), Some(b'T' | b't')) {
-        return Err(bad());
-    }
-    let (Some(year), Some(month), Some(day), Some(hour), Some(minute), Some(second)) = (
-        num(0..4),
-        num(4..6),
-        num(6..8),
-        num(9..11),
-        num(11..13),
-        num(13..15),
-    ) else {
-        return Err(bad());
-    };
-    let Some((&zulu, fraction)) = b.get(15..).unwrap_or(&[]).split_last() else {
-        return Err(format!("{} (must end in Z: UTC)", bad()));
-    };
-    if zulu != b'Z' && zulu != b'z' {
-        return Err(format!("{} (must end in Z: UTC)", bad()));
-    }
-    let micros = match fraction.strip_prefix(b".") {
-        None if fraction.is_empty() => 0,
-        None => return Err(bad()),
-        Some(digits) => {
-            if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
-                return Err(format!("fraction `{}` is not digits", show_ascii(digits)));
-            }
-            if digits.len() > 9 {
-                return Err(format!(
-                    "fraction `{}` has more than 9 digits",
-                    show_ascii(digits)
-                ));
-            }
-            let mut micros: i64 = 0;
-            for i in 0..6 {
-                let digit = digits.get(i).map_or(0, |d| i64::from(d - b'0'));
-                micros = micros * 10 + digit;
-            }
-            micros
-        }
-    };
-    let year = i64::from(year);
-    if !(1..=12).contains(&month) {
-        return Err(format!("month {month:02} not 01-12"));
-    }
-    if day < 1 || day > days_in_month(year, month) {
-        return Err(format!("day {day:02} not in {year:04}-{month:02}"));
-    }
-    if hour > 23 || minute > 59 || second > 60 {
-        return Err(format!(
-            "time {hour:02}:{minute:02}:{second:02} out of range"
-        ));
-    }
-    let days = days_from_civil(year, month, day);
-    let seconds = i64::from(hour * 3600 + minute * 60 + second);
-    Ok(days * MICROS_PER_DAY + seconds * 1_000_000 + micros)
-}
-
-fn show_ascii(b: &[u8]) -> String {
-    b.escape_ascii().to_string()
-}
-
 /// Parses one `clock=` time, `YYYYMMDDThhmmss[.fraction]Z`, on its own (header `Range`).
 pub fn parse_clock(value: &str) -> Result<UnixMicros, HeaderError> {
-    clock_time(value.trim()).map_err(|r| HeaderError::new("Range", value, r))
+    parse_clock_compact(value.trim()).map_err(|r| HeaderError::new("Range", value, r))
 }
 
 /// Formats an absolute time as `YYYYMMDDThhmmss.mmmZ`, always with 3 digits of
@@ -1342,20 +1225,6 @@ mod tests {
         assert_eq!(format_http_date(0), "Thu, 01 Jan 1970 00:00:00 GMT");
         assert_eq!(format_http_date(-1), "Wed, 31 Dec 1969 23:59:59 GMT");
         let _ = format_http_date(i64::MIN);
-    }
-
-    #[test]
-    fn civil_days_agree_over_many_years() {
-        let mut days = days_from_civil(-400, 1, 1);
-        for year in -400..=2500i64 {
-            for month in 1..=12 {
-                for day in 1..=days_in_month(year, month) {
-                    assert_eq!(days_from_civil(year, month, day), days);
-                    assert_eq!(civil_from_days(days), (year, month, day));
-                    days += 1;
-                }
-            }
-        }
     }
 
     #[test]

@@ -25,6 +25,8 @@ use std::fmt;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
+use super::token::is_token;
+
 /// The only protocol version this crate speaks, as it appears on the wire.
 pub const RTSP_VERSION: &str = "RTSP/1.0";
 
@@ -106,33 +108,6 @@ impl std::str::FromStr for Method {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Method::from_token(s).ok_or_else(|| InvalidMethod(s.to_owned()))
     }
-}
-
-/// RFC 2616 §2.2 `token` character: any visible ASCII except the separators.
-pub(crate) fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric()
-        || matches!(
-            b,
-            b'!' | b'#'
-                | b'$'
-                | b'%'
-                | b'&'
-                | b'\''
-                | b'*'
-                | b'+'
-                | b'-'
-                | b'.'
-                | b'^'
-                | b'_'
-                | b'`'
-                | b'|'
-                | b'~'
-        )
-}
-
-/// A non-empty RFC 2616 §2.2 token.
-pub(crate) fn is_token(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(is_tchar)
 }
 
 /// Control characters that never belong in a message head (CR and LF end lines and are
@@ -1190,7 +1165,12 @@ mod tests {
             for (i, r) in reqs.iter().enumerate() {
                 assert_eq!(r.cseq(), Some(i as u32 + 1), "{name} #{i}");
                 assert!(r.uri.starts_with("rtsp://127.0.0.1:8568/cam1"), "{name}");
-                assert!(r.body.is_empty());
+                // Only a publisher's ANNOUNCE has a body (its SDP, CRLF lines).
+                assert_eq!(
+                    r.body.is_empty(),
+                    r.method != Method::Announce,
+                    "{name} #{i}"
+                );
                 assert!(r.headers.contains("User-Agent"));
                 // Each message also decodes alone, byte by byte.
                 let mut wire = BytesMut::new();
@@ -1207,6 +1187,33 @@ mod tests {
                 assert_eq!(t.len(), 1);
                 assert_eq!(t[0].profile, "RTP/AVP");
                 assert!(t[0].unicast && !t[0].multicast);
+            }
+        }
+    }
+
+    #[test]
+    fn publish_captures() {
+        use Method::*;
+        for (name, mode) in [
+            ("ffmpeg-publish-tcp.txt", "record"),
+            ("ffmpeg-publish-udp.txt", "record"),
+            ("ffmpeg-publish-aac.txt", "record"),
+            ("gst-publish-tcp.txt", "RECORD"),
+            ("gst-publish-udp.txt", "RECORD"),
+        ] {
+            let reqs = requests(name);
+            let m = methods(&reqs);
+            assert_eq!(m[..5], [Options, Announce, Setup, Setup, Record], "{name}");
+            assert_eq!(m.last(), Some(&Teardown), "{name}");
+            assert_eq!(header(&reqs[1], "Content-Type"), "application/sdp");
+            let sdp = crate::sdp::parse_sdp(std::str::from_utf8(&reqs[1].body).unwrap()).unwrap();
+            assert_eq!(sdp.media.len(), 2, "{name}");
+            // The first SETUP has no session: it follows the ANNOUNCE on its connection.
+            assert_eq!(reqs[2].session_id(), None, "{name}");
+            assert!(reqs[3].session_id().is_some(), "{name}");
+            for r in &reqs[2..4] {
+                let t = &parse_transports(header(r, "Transport")).unwrap()[0];
+                assert_eq!(t.mode.as_deref(), Some(mode), "{name}");
             }
         }
     }

@@ -9,16 +9,18 @@
 //!   (NPT and the absolute `clock=` form ONVIF replay uses), `Session`, `RTP-Info`, and
 //!   ONVIF's `Scale` / `Rate-Control` / `Frames` / `Immediate`.
 //!
-//! Nothing here decides what a request means: the session state machine in the server crate
-//! does that. What this module guarantees is that no byte sequence makes it panic, and that
+//! What a request means is decided by [`server`], the sans-IO session core. What the
+//! wire-format modules guarantee is that no byte sequence makes them panic, and that
 //! every rejection says which line, header or value was wrong, so that the server can answer
 //! `400`/`505`/`413` with a useful message and keep (or close) the connection.
 //!
-//! RTSP over HTTP tunnelling is in [`crate::tunnel`]; once the tunnel is established the bytes
-//! it yields are fed to the same [`Decoder`].
+//! RTSP over HTTP tunnelling is in the crate's `tunnel` module; once the tunnel is
+//! established the bytes it yields are fed to the same [`Decoder`].
 
 pub mod headers;
 pub mod message;
+pub mod server;
+pub(crate) mod token;
 
 pub use headers::{
     format_clock, format_http_date, format_rtp_info, format_scale, parse_clock, parse_frames,
@@ -31,15 +33,39 @@ pub use message::{
     Limits, Method, Request, Response, RTSP_VERSION,
 };
 
-/// Shared by the tests of `message`, `headers` and `crate::tunnel`: the captured client
+/// The ONVIF feature tags of the `Require` / `Supported` / `Unsupported` headers (RFC 2326
+/// §12.32), shared by the server and the client; see docs/onvif.md "Audio backchannel" and
+/// "Replay".
+pub mod tags {
+    /// The audio backchannel (ONVIF Streaming Specification, audio backchannel): a client
+    /// that wants the camera's audio inputs sends it in `Require` on DESCRIBE and SETUP.
+    pub const BACKCHANNEL: &str = "www.onvif.org/ver20/backchannel";
+    /// Replay of recordings (ONVIF Streaming Specification, replay): in `Require` on
+    /// DESCRIBE, SETUP and PLAY of a replay URL.
+    pub const REPLAY: &str = "onvif-replay";
+}
+
+/// Shared by the tests of `message`, `headers` and the tunnel module: the captured client
 /// requests and a tiny deterministic PRNG for the no-panic property loops.
 #[cfg(test)]
 pub(crate) mod test_support {
     /// Every capture in `testdata/client-requests/` (see its README.md).
-    pub(crate) const CAPTURES: [(&str, &str); 7] = [
+    pub(crate) const CAPTURES: [(&str, &str); 12] = [
         (
             "ffmpeg-http.txt",
             include_str!("../../testdata/client-requests/ffmpeg-http.txt"),
+        ),
+        (
+            "ffmpeg-publish-aac.txt",
+            include_str!("../../testdata/client-requests/ffmpeg-publish-aac.txt"),
+        ),
+        (
+            "ffmpeg-publish-tcp.txt",
+            include_str!("../../testdata/client-requests/ffmpeg-publish-tcp.txt"),
+        ),
+        (
+            "ffmpeg-publish-udp.txt",
+            include_str!("../../testdata/client-requests/ffmpeg-publish-udp.txt"),
         ),
         (
             "ffmpeg-tcp.txt",
@@ -56,6 +82,14 @@ pub(crate) mod test_support {
         (
             "gst-onvif-replay-reverse.txt",
             include_str!("../../testdata/client-requests/gst-onvif-replay-reverse.txt"),
+        ),
+        (
+            "gst-publish-tcp.txt",
+            include_str!("../../testdata/client-requests/gst-publish-tcp.txt"),
+        ),
+        (
+            "gst-publish-udp.txt",
+            include_str!("../../testdata/client-requests/gst-publish-udp.txt"),
         ),
         (
             "gst-tcp.txt",
@@ -77,15 +111,16 @@ pub(crate) mod test_support {
         split_messages(text)
     }
 
-    /// Splits a capture on blank lines and converts LF to CRLF.
+    /// Splits a capture on blank lines and converts LF to CRLF. The block after an RTSP
+    /// request with a `Content-Length` is its body (an ANNOUNCE's SDP, whose lines end
+    /// with CRLF on the wire too).
     pub(crate) fn split_messages(text: &str) -> Vec<String> {
-        let mut out = Vec::new();
+        let mut blocks: Vec<String> = Vec::new();
         let mut cur = String::new();
         for line in text.lines() {
             if line.is_empty() {
                 if !cur.is_empty() {
-                    cur.push_str("\r\n");
-                    out.push(std::mem::take(&mut cur));
+                    blocks.push(std::mem::take(&mut cur));
                 }
             } else {
                 cur.push_str(line);
@@ -93,8 +128,23 @@ pub(crate) mod test_support {
             }
         }
         if !cur.is_empty() {
-            cur.push_str("\r\n");
-            out.push(cur);
+            blocks.push(cur);
+        }
+        let mut out: Vec<String> = Vec::new();
+        let mut blocks = blocks.into_iter();
+        while let Some(head) = blocks.next() {
+            let rtsp = head.lines().next().is_some_and(|l| l.ends_with("RTSP/1.0"));
+            let has_body = head
+                .lines()
+                .any(|l| l.to_ascii_lowercase().starts_with("content-length:"));
+            let mut msg = head;
+            msg.push_str("\r\n");
+            if rtsp && has_body {
+                if let Some(body) = blocks.next() {
+                    msg.push_str(&body);
+                }
+            }
+            out.push(msg);
         }
         out
     }

@@ -1,0 +1,81 @@
+//! The live cameras the server serves, by name (their URL path), and how the session core
+//! sees one ([`CameraView`]). A camera's stream is fed by a local source, an upstream
+//! camera (`upstream/`) or a publisher (`publish/`).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use ipcamd_media::fanout::Stream;
+use ipcamd_proto::rtsp::server::CameraView;
+
+use crate::publish::PublishPoint;
+use crate::talk::AudioOut;
+
+/// A camera as the server sees it: a name (its URL path), its live stream, and its audio
+/// output for the ONVIF backchannel, if it has one.
+#[derive(Clone)]
+pub struct Camera {
+    pub name: String,
+    pub stream: Arc<Stream>,
+    pub backchannel: Option<Arc<AudioOut>>,
+    /// Record this camera continuously into the store (when the server has one).
+    pub record: bool,
+    /// A proxied camera: the upstream it is pulled from.
+    pub upstream: Option<crate::upstream::UpstreamConfig>,
+    /// A publish camera (`source = "publish"` or `"exec"`): where its publisher's media
+    /// goes, and who may publish.
+    pub publish: Option<Arc<PublishPoint>>,
+}
+
+impl Camera {
+    /// An on-demand camera is connected (and waited for) before a request that needs
+    /// its media is answered.
+    pub async fn wake(&self) {
+        if let Some(d) = self.upstream.as_ref().and_then(|u| u.on_demand.as_ref()) {
+            d.wake(&self.stream).await;
+        }
+    }
+}
+
+impl Camera {
+    /// What the session core needs to know of the camera now.
+    pub fn view(&self) -> CameraView {
+        let tracks = self.stream.tracks().to_vec();
+        CameraView {
+            ssrcs: (0..tracks.len())
+                .map(|i| self.stream.ssrc(i).unwrap_or(0))
+                .collect(),
+            tracks,
+            offline: self.stream.offline_reason(),
+            backchannel: self
+                .backchannel
+                .as_ref()
+                .filter(|out| out.available())
+                .map(|out| out.view.clone()),
+            publish: self.publish.as_ref().map(|p| p.rules),
+        }
+    }
+}
+
+/// Every camera, by name; fixed for the life of the server.
+#[derive(Clone, Default)]
+pub struct Cameras(Arc<HashMap<String, Camera>>);
+
+impl Cameras {
+    pub fn new(cameras: Vec<Camera>) -> Cameras {
+        Cameras(Arc::new(
+            cameras.into_iter().map(|c| (c.name.clone(), c)).collect(),
+        ))
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Camera> {
+        self.0.get(name)
+    }
+
+    /// In name order.
+    pub fn sorted(&self) -> Vec<&Camera> {
+        let mut v: Vec<&Camera> = self.0.values().collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v
+    }
+}

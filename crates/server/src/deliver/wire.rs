@@ -1,0 +1,75 @@
+//! The wire under a delivery: the shared write half of an RTSP connection (responses and
+//! interleaved media, RFC 2326 §10.12, go through the same one), where one track's packets
+//! go, and the RTCP writer every delivery uses.
+
+use std::io::IoSlice;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use ipcamd_proto::rtsp::message::write_interleaved;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+
+use super::udp::UdpPair;
+
+/// The write half of an RTSP connection (or of a tunnel's GET connection), shared by the
+/// request handler (responses) and the deliveries (media).
+pub type Writer = Arc<tokio::sync::Mutex<Box<dyn AsyncWrite + Send + Unpin>>>;
+
+pub fn new_writer(w: impl AsyncWrite + Send + Unpin + 'static) -> Writer {
+    Arc::new(tokio::sync::Mutex::new(Box::new(w)))
+}
+
+/// Writes all of `slices`, looping over partial writes.
+pub async fn write_all_vectored(
+    w: &mut (dyn AsyncWrite + Send + Unpin),
+    mut slices: &mut [IoSlice<'_>],
+) -> std::io::Result<()> {
+    while !slices.is_empty() {
+        let n = w.write_vectored(slices).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        IoSlice::advance_slices(&mut slices, n);
+    }
+    Ok(())
+}
+
+/// Where one track's packets go.
+#[derive(Clone)]
+pub enum Sink {
+    /// `$`-framed on an RTSP connection.
+    Interleaved {
+        writer: Writer,
+        rtp_channel: u8,
+        rtcp_channel: u8,
+    },
+    /// Unicast UDP from the server's port pair.
+    Udp { rtp: SocketAddr, rtcp: SocketAddr },
+}
+
+/// One track of a delivery: which, with which SSRC, to where.
+#[derive(Clone)]
+pub struct TrackSink {
+    pub track: usize,
+    pub ssrc: u32,
+    pub sink: Sink,
+}
+
+/// Writes one RTCP packet on a track's sink (interleaved RTCP channel or UDP).
+pub async fn send_rtcp(udp: &UdpPair, sink: &Sink, pkt: Bytes) -> std::io::Result<()> {
+    match sink {
+        Sink::Interleaved {
+            writer,
+            rtcp_channel,
+            ..
+        } => {
+            let hdr = write_interleaved(*rtcp_channel, pkt.len());
+            let mut w = writer.lock().await;
+            let mut slices = [IoSlice::new(&hdr), IoSlice::new(&pkt)];
+            write_all_vectored(&mut **w, &mut slices).await?;
+            w.flush().await
+        }
+        Sink::Udp { rtcp, .. } => udp.send_rtcp(&pkt, *rtcp).await,
+    }
+}

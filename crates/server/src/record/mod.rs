@@ -1,0 +1,242 @@
+//! Continuous recording of live cameras into the store: one reader of the camera's fan-out
+//! per recorded camera (a tokio task), handing frames to a thread that owns the store's
+//! `Recorder` (store writes are blocking file and SQLite I/O, kept off the runtime).
+//!
+//! If the disk cannot keep up, the queue between the two (about 20 s of frames) fills and
+//! frames are dropped and counted; the fan-out reader itself skips to the next keyframe
+//! when it falls behind, so what is stored always restarts at a sync point.
+//!
+//! A camera whose backchannel has the `record` output is recorded with one more track, the
+//! talk audio ([`talk`]); its units reach the writer thread through the same queue. The
+//! caller connects the returned [`TalkRecordSink`] to the camera's audio output.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ipcamd_media::fanout::{Frame, Next, Stream};
+use ipcamd_media::AccessUnit;
+use ipcamd_proto::codec::TrackInfo;
+use ipcamd_store::{Recorder, Store};
+
+pub mod talk;
+
+use talk::{talk_track, TalkRecordSink};
+
+/// What the writer thread stores: the camera's tracks (a new recorder, hence a new section,
+/// when they change), a live frame, or a unit of talk audio.
+pub enum RecordItem {
+    Tracks(Arc<Vec<TrackInfo>>),
+    Frame(Arc<Frame>),
+    Talk(AccessUnit),
+}
+
+/// Frames queued between the fan-out and the writer thread.
+const QUEUE: usize = 1500;
+
+/// A running recording of one camera.
+pub struct Recording {
+    pub camera: String,
+    pub dropped: Arc<AtomicU64>,
+    task: tokio::task::JoinHandle<()>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    /// Set by `stop`: talk sinks may still hold senders, so the thread cannot wait for
+    /// the queue to close.
+    stopping: Arc<AtomicBool>,
+}
+
+/// The writer thread's side: owns the store's `Recorder` of the current tracks.
+struct Writer {
+    store: Store,
+    camera: String,
+    talk: bool,
+    /// The camera's tracks (without the talk track) and their recorder.
+    tracks: Arc<Vec<TrackInfo>>,
+    recorder: Option<Recorder>,
+    errors: u64,
+}
+
+impl Writer {
+    fn push(&mut self, item: RecordItem) {
+        let (au, talk) = match item {
+            RecordItem::Tracks(t) => return self.retrack(t),
+            RecordItem::Frame(f) => (f.au.clone(), false),
+            RecordItem::Talk(au) => (au, true),
+        };
+        let Some(recorder) = self.recorder.as_mut() else {
+            return; // no tracks yet: nothing to record into
+        };
+        let mut au = au;
+        if talk {
+            // The talk track follows the camera's, whatever their number now.
+            au.track = self.tracks.len();
+        }
+        if let Err(e) = recorder.push(&au) {
+            self.errors += 1;
+            if self.errors == 1 || self.errors.is_multiple_of(1000) {
+                tracing::error!(camera = %self.camera, error = %e, errors = self.errors, "recording write failed");
+            }
+        }
+    }
+
+    /// New tracks: the recorder of the old ones closes, a new one (a new section) opens.
+    fn retrack(&mut self, tracks: Arc<Vec<TrackInfo>>) {
+        if tracks == self.tracks && self.recorder.is_some() {
+            return;
+        }
+        self.close();
+        self.tracks = tracks.clone();
+        if tracks.is_empty() {
+            return;
+        }
+        let mut all = (*tracks).clone();
+        if self.talk {
+            all.push(talk_track());
+        }
+        match self.store.recorder(&self.camera, &all) {
+            Ok(r) => {
+                let codecs: Vec<&str> = all.iter().map(|t| t.codec.name()).collect();
+                tracing::info!(camera = %self.camera, tracks = %codecs.join("+"), "recording");
+                self.recorder = Some(r);
+            }
+            Err(e) => {
+                tracing::error!(camera = %self.camera, error = %e, "cannot record the camera's new tracks")
+            }
+        }
+    }
+
+    fn close(&mut self) {
+        if let Some(r) = self.recorder.take() {
+            if let Err(e) = r.close() {
+                tracing::error!(camera = %self.camera, error = %e, "recording did not close cleanly");
+            }
+        }
+    }
+}
+
+impl Recording {
+    /// Starts recording `stream` (a new section of the camera's recording begins with its
+    /// first frame; a stream without tracks yet is recorded once it has some, and again in
+    /// a new section whenever they change). With `talk` (the camera's backchannel has the
+    /// `record` output) the recording gets the talk track, and the sink its audio goes to
+    /// is returned.
+    pub fn start(
+        store: &Store,
+        stream: Arc<Stream>,
+        talk: bool,
+    ) -> Result<(Recording, Option<Arc<TalkRecordSink>>), ipcamd_store::StoreError> {
+        let camera = stream.name().to_owned();
+        let (tx, rx) = sync_channel::<RecordItem>(QUEUE);
+        let sink = talk.then(|| {
+            tracing::info!(camera = %camera, "talk audio is recorded (PCMU 8 kHz track after the camera's)");
+            TalkRecordSink::new(tx.clone(), stream.tracks().len())
+        });
+        let dropped = Arc::new(AtomicU64::new(0));
+        let stopping = Arc::new(AtomicBool::new(false));
+        let stop = stopping.clone();
+        let mut writer = Writer {
+            store: store.clone(),
+            camera: camera.clone(),
+            talk,
+            tracks: Arc::new(Vec::new()),
+            recorder: None,
+            errors: 0,
+        };
+        let thread = std::thread::Builder::new()
+            .name(format!("record-{camera}"))
+            .spawn(move || {
+                loop {
+                    match rx.recv_timeout(Duration::from_millis(200)) {
+                        Ok(item) => writer.push(item),
+                        Err(RecvTimeoutError::Timeout) => {}
+                        Err(RecvTimeoutError::Disconnected) => break,
+                    }
+                    if stop.load(Ordering::Acquire) {
+                        // Store what was queued before the stop, then close.
+                        while let Ok(item) = rx.try_recv() {
+                            writer.push(item);
+                        }
+                        break;
+                    }
+                }
+                writer.close();
+                tracing::info!(camera = %writer.camera, "recording stopped");
+            })
+            .map_err(|e| ipcamd_store::StoreError::Io {
+                path: format!("record-{camera} thread"),
+                source: e,
+            })?;
+        let task = tokio::spawn(feed(stream, tx, dropped.clone()));
+        Ok((
+            Recording {
+                camera,
+                dropped,
+                task,
+                thread: Some(thread),
+                stopping,
+            },
+            sink,
+        ))
+    }
+
+    /// Stops taking frames and waits until everything taken is flushed and indexed.
+    pub async fn stop(mut self) {
+        self.stopping.store(true, Ordering::Release);
+        self.task.abort();
+        let _ = (&mut self.task).await; // drops the sender: the thread drains and closes
+        if let Some(t) = self.thread.take() {
+            let _ = tokio::task::spawn_blocking(move || t.join()).await;
+        }
+    }
+}
+
+/// Hands the stream's tracks and frames to the writer thread; follows the stream when its
+/// tracks change (a reader of replaced tracks ends: a new one is taken). Never blocks: a
+/// full queue drops frames (counted), and a change of tracks waits for room ahead of them.
+async fn feed(stream: Arc<Stream>, tx: SyncSender<RecordItem>, dropped: Arc<AtomicU64>) {
+    let name = stream.name().to_owned();
+    let mut layout = stream.layout();
+    let drop_one = || {
+        if dropped.fetch_add(1, Ordering::Relaxed) == 0 {
+            tracing::warn!(camera = %name, "recording cannot keep up; dropping frames");
+        }
+    };
+    loop {
+        layout.borrow_and_update();
+        let mut pending = Some(stream.tracks());
+        let (mut reader, _) = stream.subscribe();
+        loop {
+            let f = tokio::select! {
+                n = reader.recv() => match n {
+                    Next::Frame(f) => f,
+                    Next::Closed => break, // new tracks: subscribe again
+                },
+                changed = layout.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    layout.borrow_and_update();
+                    pending = Some(stream.tracks());
+                    continue;
+                }
+            };
+            if let Some(t) = pending.take() {
+                match tx.try_send(RecordItem::Tracks(t)) {
+                    Ok(()) => {}
+                    Err(TrySendError::Full(RecordItem::Tracks(t))) => {
+                        pending = Some(t);
+                        drop_one();
+                        continue;
+                    }
+                    Err(_) => return,
+                }
+            }
+            match tx.try_send(RecordItem::Frame(f)) {
+                Ok(()) => {}
+                Err(TrySendError::Full(_)) => drop_one(),
+                Err(TrySendError::Disconnected(_)) => return,
+            }
+        }
+    }
+}
