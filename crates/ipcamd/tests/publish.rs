@@ -71,7 +71,6 @@ fn refused_publisher(url: &str) -> String {
 /// Starts GStreamer's rtspclientsink publishing H.264 + PCMU to `url` for about
 /// `seconds` over `protocols` (`tcp` or `udp`).
 fn gst_publisher(url: &str, protocols: &str, seconds: u32, log: &Path) -> Child {
-    let gst = require_tool("gst-launch-1.0", "gstreamer1.0-tools");
     let inspect = require_tool("gst-inspect-1.0", "gstreamer1.0-tools");
     let has_sink = Command::new(inspect)
         .arg("rtspclientsink")
@@ -83,23 +82,23 @@ fn gst_publisher(url: &str, protocols: &str, seconds: u32, log: &Path) -> Child 
         has_sink,
         "GStreamer's rtspclientsink is not installed: this test needs it (apt-get install gstreamer1.0-rtsp)"
     );
-    let pipeline = format!(
-        "rtspclientsink name=s location={url} protocols={protocols} \
-         videotestsrc is-live=true num-buffers={} ! video/x-raw,width=320,height=180,framerate=25/1 \
-         ! x264enc tune=zerolatency key-int-max=25 bitrate=400 ! s.sink_0 \
-         audiotestsrc is-live=true samplesperbuffer=160 num-buffers={} ! audio/x-raw,rate=8000,channels=1 \
-         ! mulawenc ! s.sink_1",
-        seconds * 25,
-        seconds * 50
+    let python = Path::new("/usr/bin/python3");
+    assert!(
+        python.is_file(),
+        "/usr/bin/python3 is missing (apt-get install python3-gi)"
     );
-    Command::new(gst)
-        .arg("-q")
-        .args(pipeline.split_whitespace())
+    // A GI application, not gst-launch: see the script's comment for GStreamer's own
+    // end-of-stream races it avoids.
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/gst_publish.py");
+    Command::new(python)
+        .args([script, url, protocols, &seconds.to_string()])
+        .env("GST_DEBUG", "rtspclientsink:4")
+        .env("GST_DEBUG_NO_COLOR", "1")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(log).expect("publisher log"))
         .spawn()
-        .expect("start gst-launch-1.0")
+        .expect("start the GStreamer publisher")
 }
 
 /// Waits until `f` holds (checked every 100 ms); fails with `what` and the log after
@@ -144,7 +143,7 @@ fn describe(server: &ServerProc, path: &str) -> Reply {
     ))
 }
 
-fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
+fn wait_exit(child: &mut Child, limit: Duration, log: &Path) -> std::process::ExitStatus {
     let deadline = Instant::now() + limit;
     loop {
         if let Ok(Some(st)) = child.try_wait() {
@@ -153,7 +152,8 @@ fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
         if Instant::now() > deadline {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("the publisher did not end within {limit:?}");
+            let log = std::fs::read_to_string(log).unwrap_or_default();
+            panic!("the publisher did not end within {limit:?}; its log:\n{log}");
         }
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -239,7 +239,11 @@ fn ffmpeg_publishes_over_tcp_and_udp_and_leaving_makes_the_camera_offline() {
     assert_eq!(r.status, 503);
     assert!(r.head.contains("publisher left"), "{}", r.head);
     // The UDP publisher ends by itself (TEARDOWN).
-    let st = wait_exit(&mut udp.0, Duration::from_secs(20));
+    let st = wait_exit(
+        &mut udp.0,
+        Duration::from_secs(20),
+        &dir.join("pub-udp.log"),
+    );
     let err = std::fs::read_to_string(dir.join("pub-udp.log")).unwrap_or_default();
     assert!(st.success(), "UDP publisher failed: {err}");
     wait_until(&server, "udp offline", Duration::from_secs(10), || {
@@ -255,6 +259,50 @@ fn ffmpeg_publishes_over_tcp_and_udp_and_leaving_makes_the_camera_offline() {
     );
     assert_eq!(rec["tracks"][0]["codec"], "H264", "{rec:#}");
     assert_eq!(rec["tracks"][1]["codec"], "PCMU", "{rec:#}");
+}
+
+#[test]
+fn a_hung_udp_publisher_goes_offline_and_a_new_one_takes_over() {
+    let server = start_server("[[camera]]\nname = \"u\"\nsource = \"publish\"\nrecord = false\n");
+    let dir = &server.dir;
+    let first = Publisher(ffmpeg_publisher(
+        &server.url("u"),
+        "udp",
+        "pcm_mulaw",
+        60,
+        &dir.join("pub-1.log"),
+    ));
+    wait_until(&server, "u online", Duration::from_secs(15), || {
+        stats_of(&server, "u")["online"] == true
+    });
+    // Hung (stopped): its RTSP connection stays open, its RTP stops.
+    let stopped = Command::new("kill")
+        .args(["-STOP", &first.0.id().to_string()])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(stopped, "kill -STOP the publisher");
+    wait_until(&server, "u offline", Duration::from_secs(10), || {
+        stats_of(&server, "u")["offline_reason"] == "the publisher sent no media for 5 s"
+    });
+    // The silent publisher's session would live until it times out (60 s) or its
+    // connection closes; a new publisher replaces it although publish_override is off.
+    let _second = Publisher(ffmpeg_publisher(
+        &server.url("u"),
+        "udp",
+        "pcm_mulaw",
+        60,
+        &dir.join("pub-2.log"),
+    ));
+    wait_until(&server, "u online again", Duration::from_secs(15), || {
+        stats_of(&server, "u")["online"] == true
+    });
+    let (video, _) = ffmpeg_decode(&server.url("u"), "tcp", 2);
+    assert!(video >= 25, "{video} video frames in 2 s");
+    assert!(
+        server.log().contains("publisher replaced"),
+        "{}",
+        server.log()
+    );
 }
 
 #[test]
@@ -307,16 +355,18 @@ fn gstreamer_rtspclientsink_publishes_over_tcp_and_udp() {
         video >= 25 && audio > 0,
         "gudp: {video} video, {audio} audio frames"
     );
-    // rtspclientsink ends with PAUSE and TEARDOWN: the cameras go offline.
+    // The application pauses (rtspclientsink sends PAUSE), then stops: the cameras go
+    // offline at the PAUSE, and say why.
     for (p, cam) in publishers.iter_mut().zip(["gtcp", "gudp"]) {
-        let st = wait_exit(&mut p.0, Duration::from_secs(20));
-        let log = std::fs::read_to_string(dir.join(format!("gst-{}.log", &cam[1..])));
-        assert!(st.success(), "{cam}: {log:?}");
+        let log_path = dir.join(format!("gst-{}.log", &cam[1..]));
+        let st = wait_exit(&mut p.0, Duration::from_secs(20), &log_path);
+        let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+        assert!(st.success(), "{cam}: {log}");
         wait_until(
             &server,
-            &format!("{cam} offline"),
+            &format!("{cam} offline, publisher paused"),
             Duration::from_secs(10),
-            || stats_of(&server, cam)["online"] == false,
+            || stats_of(&server, cam)["offline_reason"] == "publisher paused (PAUSE)",
         );
     }
 }

@@ -11,6 +11,8 @@
 //!  RTP/RTCP --> PublishPoint::packet ---> Ingest ---> Stream::push   (the first unit: online)
 //!  PAUSE, TEARDOWN, timeout, connection closed, replaced
 //!          --> PublishPoint::stop ---> Stream::set_offline("publisher left"), readers stay
+//!  no RTP for SILENCE (the hub's reaper asks every second)
+//!          --> PublishPoint::check_silence ---> offline until media flows again
 //! ```
 //!
 //! The rtsp room calls these as the core's actions say (`rtsp::hub`), for the publisher's
@@ -20,11 +22,13 @@ pub mod exec;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use ipcamd_media::fanout::{Retrack, Stream};
 use ipcamd_media::ingest::Ingest;
 use ipcamd_media::pacer::now_micros;
 use ipcamd_proto::codec::TrackInfo;
+use ipcamd_proto::rtsp::server::publish::PUBLISHER_SILENCE;
 use ipcamd_proto::rtsp::server::PublishView;
 
 use crate::ingest_log::log_event;
@@ -32,6 +36,11 @@ use crate::sync::lock;
 
 /// The offline reason of a publish camera nobody has published to yet.
 pub const WAITING: &str = "waiting for a publisher";
+
+/// A publisher whose RTP stops for this long makes the camera offline (its session may
+/// live on until it times out or a new publisher replaces it: a UDP publisher that died
+/// sends no TEARDOWN). The session core's figure for replacing a silent publisher.
+pub const SILENCE: Duration = PUBLISHER_SILENCE;
 
 /// One publish camera's receiving end.
 pub struct PublishPoint {
@@ -52,6 +61,8 @@ struct Feed {
     ingest: Option<Ingest>,
     /// Media of the current publisher reached the stream.
     flowing: bool,
+    /// When the current publisher's last RTP packet arrived.
+    last_rtp: Option<Instant>,
 }
 
 impl PublishPoint {
@@ -94,6 +105,7 @@ impl PublishPoint {
         f.session = Some(session.to_owned());
         f.peer = Some(peer);
         f.flowing = false;
+        f.last_rtp = None;
         tracing::info!(camera, session, %peer, tracks = %codecs.join(" + "), "publisher recording");
     }
 
@@ -111,6 +123,7 @@ impl PublishPoint {
         let event = if rtcp {
             ingest.rtcp(track, data)
         } else {
+            f.last_rtp = Some(Instant::now());
             ingest.rtp(track, data, now_micros())
         };
         if let Some(e) = event {
@@ -153,6 +166,27 @@ impl PublishPoint {
             lossy_units = t.lossy_units,
             malformed = t.malformed,
             "publisher stopped; camera offline"
+        );
+    }
+
+    /// Makes the camera offline if its publisher's media flowed and then stopped for
+    /// [`SILENCE`] before `now`; its next media makes it online again.
+    pub fn check_silence(&self, now: Instant) {
+        let mut f = lock(&self.feed);
+        let silent = match f.last_rtp {
+            Some(t) => f.flowing && now.saturating_duration_since(t) >= SILENCE,
+            None => false,
+        };
+        if !silent {
+            return;
+        }
+        f.flowing = false;
+        let why = format!("the publisher sent no media for {} s", SILENCE.as_secs());
+        self.stream.set_offline(Some(why.clone()));
+        tracing::warn!(
+            camera = self.stream.name(),
+            session = f.session.as_deref().unwrap_or_default(),
+            "{why}; camera offline until its media flows again"
         );
     }
 

@@ -215,8 +215,17 @@ impl Conn {
             Event::PublishRefused { camera } => {
                 tracing::info!(peer = %self.peer, camera = %camera, "publisher refused: the camera has one (publish_override = false)");
             }
-            Event::PublisherReplaced { camera, old } => {
-                tracing::info!(peer = %self.peer, camera = %camera, old = %old, "publisher replaced by a new one (publish_override = true)");
+            Event::PublisherReplaced {
+                camera,
+                old,
+                silent,
+            } => {
+                let why = if silent {
+                    "the old one sent nothing for 5 s"
+                } else {
+                    "publish_override = true"
+                };
+                tracing::info!(peer = %self.peer, camera = %camera, old = %old, "publisher replaced by a new one ({why})");
             }
         }
     }

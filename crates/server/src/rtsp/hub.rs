@@ -465,7 +465,13 @@ impl Hub {
                 _ = tokio::time::sleep(wait) => {}
                 _ = shutdown.wait() => return,
             }
-            let actions = self.core().expire(Instant::now());
+            let now = Instant::now();
+            for c in self.cameras.sorted() {
+                if let Some(p) = &c.publish {
+                    p.check_silence(now);
+                }
+            }
+            let actions = self.core().expire(now);
             if !actions.is_empty() {
                 self.carry_out(actions, &mut Prepared::default()).await;
             }

@@ -236,11 +236,13 @@ pub enum Event {
     PublishRefused {
         camera: String,
     },
-    /// A new publisher replaced the live one (`publish_override`), whose session `old`
-    /// was closed.
+    /// A new publisher replaced the live one, whose session `old` was closed: because of
+    /// `publish_override`, or (`silent`) because the old one sent nothing for
+    /// [`publish::PUBLISHER_SILENCE`].
     PublisherReplaced {
         camera: String,
         old: String,
+        silent: bool,
     },
 }
 

@@ -16,13 +16,16 @@
 //!   pair, and datagrams are routed by their exact source address).
 //! - RECORD: the session starts feeding the camera ([`Action::StartPublish`] before the
 //!   answer); a live publisher gets the new one refused with 455, or with
-//!   `publish_override` is closed ([`CloseReason::Replaced`]). PAUSE stops feeding
+//!   `publish_override` is closed ([`CloseReason::Replaced`]). A publisher silent for
+//!   [`PUBLISHER_SILENCE`] is replaced whatever `publish_override` says. PAUSE stops feeding
 //!   ([`Action::StopPublish`]); TEARDOWN, a timeout, or the close of the publisher's
 //!   connection end the publication.
 //!
 //! Left out: ANNOUNCE inside a session (a new description mid-stream: 455), SDP sections
 //! other than audio and video (the SDP parser skips them, so their SETUP is 404), the
 //! `Range` of RECORD (media is live; it is ignored).
+
+use std::time::{Duration, Instant};
 
 use crate::codec::TrackInfo;
 use crate::rtsp::message::{Method, Request, Response};
@@ -33,6 +36,11 @@ use super::{
     not_found, printable, transport, transport_offers, Action, Answer, Catalogue, CloseReason,
     Context, Event, Inbound, Session, Sessions, SetupTrack, State, PUBLIC,
 };
+
+/// A publisher that sent nothing (media, RTCP or a request) for this long no longer
+/// blocks a new one: it is replaced as with `publish_override` (a UDP publisher that died
+/// sends no TEARDOWN, and its session would otherwise hold the camera until it times out).
+pub const PUBLISHER_SILENCE: Duration = Duration::from_secs(5);
 
 /// At most this many media sections in a publisher's SDP.
 pub const MAX_TRACKS: usize = 8;
@@ -209,8 +217,14 @@ fn has_publisher(camera: &str) -> Response {
 }
 
 impl Sessions {
-    /// The sessions recording to `camera`, other than `except`.
-    fn live_publishers(&self, camera: &str, except: Option<&str>) -> Vec<String> {
+    /// The sessions recording to `camera`, other than `except`, each with whether it is
+    /// silent at `now` (nothing from it, media, RTCP or a request, for [`PUBLISHER_SILENCE`]).
+    fn live_publishers(
+        &self,
+        camera: &str,
+        except: Option<&str>,
+        now: Instant,
+    ) -> Vec<(String, bool)> {
         self.map
             .iter()
             .filter(|(id, s)| {
@@ -219,7 +233,10 @@ impl Sessions {
                     && s.path.name() == camera
                     && Some(id.as_str()) != except
             })
-            .map(|(id, _)| id.clone())
+            .map(|(id, s)| {
+                let silent = now.saturating_duration_since(s.last_seen) >= PUBLISHER_SILENCE;
+                (id.clone(), silent)
+            })
             .collect()
     }
 
@@ -264,7 +281,11 @@ impl Sessions {
             Ok(t) => t,
             Err(r) => return Answer::new(r),
         };
-        if !rules.replace && !self.live_publishers(&name, None).is_empty() {
+        let blocking = self
+            .live_publishers(&name, None, ctx.now)
+            .iter()
+            .any(|(_, silent)| !silent);
+        if !rules.replace && blocking {
             let mut a = Answer::new(has_publisher(&name));
             a.events.push(Event::PublishRefused { camera: name });
             return a;
@@ -451,18 +472,19 @@ impl Sessions {
             .filter_map(|&i| p.announced.get(i).map(|t| t.info.clone()))
             .collect();
         let mut a = Answer::new(Response::new(200));
-        let others = self.live_publishers(&camera, Some(id));
+        let others = self.live_publishers(&camera, Some(id), ctx.now);
         if !others.is_empty() {
-            if !rules.replace {
+            if !rules.replace && others.iter().any(|(_, silent)| !silent) {
                 let mut a = Answer::new(has_publisher(&camera));
                 a.events.push(Event::PublishRefused { camera });
                 return a;
             }
-            for old in others {
+            for (old, silent) in others {
                 a.before.extend(self.close(&old, CloseReason::Replaced));
                 a.events.push(Event::PublisherReplaced {
                     camera: camera.clone(),
                     old,
+                    silent,
                 });
             }
         }

@@ -1428,6 +1428,35 @@ fn a_second_publisher_gets_455_unless_the_camera_allows_override() {
 }
 
 #[test]
+fn a_silent_publisher_is_replaced_without_override() {
+    // pub1 has no override; its publisher (UDP) went silent, e.g. killed without TEARDOWN.
+    let mut h = Harness::new();
+    h.announce("pub1", FFMPEG_SDP);
+    let old = h.setup_record_udp("pub1/streamid=0", None, 5000);
+    h.send("RECORD", "pub1", &format!("Session: {old}\r\n"));
+    let sent_at = h.ctx.now;
+    let at = |p: u16| SocketAddr::from(([127, 0, 0, 1], p));
+    // Still sending 4.9 s later: a new publisher is refused.
+    h.ctx.now = sent_at + super::publish::PUBLISHER_SILENCE - Duration::from_millis(100);
+    assert!(h.core.udp_record(at(5000), false, h.ctx.now).is_some());
+    h.ctx.now += super::publish::PUBLISHER_SILENCE - Duration::from_millis(100);
+    h.ctx.conn = 2;
+    assert_eq!(h.announce("pub1", FFMPEG_SDP).response.status, 455);
+    // Silent for PUBLISHER_SILENCE: the new one's ANNOUNCE and RECORD succeed and close
+    // the old session.
+    h.ctx.now += Duration::from_millis(200);
+    let new = h.publish("pub1");
+    assert_eq!(h.core.state(&old), None);
+    assert_eq!(h.core.state(&new), Some(State::Recording));
+    assert!(
+        h.actions.iter().any(|a| matches!(a,
+            Action::Close { session, reason: CloseReason::Replaced, .. } if *session == old)),
+        "{:?}",
+        h.actions
+    );
+}
+
+#[test]
 fn a_publisher_ends_with_its_connection_or_timeout() {
     // Over UDP too: the session was made on the connection, and ends with it.
     let mut h = Harness::new();
