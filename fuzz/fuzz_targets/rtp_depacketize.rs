@@ -14,7 +14,7 @@ fuzz_target!(|data: &[u8]| {
     let Some((&sel, mut rest)) = data.split_first() else {
         return;
     };
-    let codec = match sel % 6 {
+    let codec = match sel % 7 {
         0 => CodecParams::H264 {
             sps: Bytes::new(),
             pps: Bytes::new(),
@@ -33,10 +33,16 @@ fuzz_target!(|data: &[u8]| {
             rate: 8000,
             channels: 1,
         },
-        _ => CodecParams::Aac {
+        5 => CodecParams::Aac {
             rate: 16000,
             channels: 1,
             config: Bytes::from_static(&[0x14, 0x08]),
+        },
+        _ => CodecParams::Opaque {
+            kind: ipcamd_proto::codec::MediaKind::Video,
+            rtpmap: Some("VP8/90000".into()),
+            fmtp: None,
+            clock_rate: 90000,
         },
     };
     let mut d = depacketizer_for(&codec);

@@ -622,11 +622,17 @@ fn print_urls(server: &Server, config: &Config) {
         }
     };
     for c in &config.cameras {
-        let tracks: Vec<&str> = server
+        let tracks: Vec<String> = server
             .hub
             .cameras
             .get(&c.name)
-            .map(|cam| cam.stream.tracks().iter().map(|t| t.codec.name()).collect())
+            .map(|cam| {
+                cam.stream
+                    .tracks()
+                    .iter()
+                    .map(|t| t.codec.name().to_owned())
+                    .collect()
+            })
             .unwrap_or_default();
         let what = match c.source {
             SourceKind::Publish => format!(

@@ -690,3 +690,105 @@ fn an_rtsps_camera_with_a_self_signed_certificate() {
         "{why}"
     );
 }
+
+/// Decoded frames per stream of `url` over `secs` seconds, as ffprobe counts them:
+/// `codec_name|sample_rate|channels|frames` per stream.
+fn ffprobe_frames(url: &str, secs: u32) -> Vec<String> {
+    let ffprobe = require_tool("ffprobe", "ffmpeg");
+    let (ok, stdout, stderr) = run_with_timeout(
+        Command::new(ffprobe)
+            .args(["-v", "error", "-rtsp_transport", "tcp"])
+            .args(["-read_intervals", &format!("%+{secs}"), "-count_frames"])
+            .args([
+                "-show_entries",
+                "stream=codec_name,sample_rate,channels,nb_read_frames",
+                "-of",
+                "compact=p=0:nk=1",
+                url,
+            ]),
+        Duration::from_secs(30),
+    );
+    assert!(ok, "ffprobe {url} failed: {stderr}");
+    stdout.lines().map(str::to_owned).collect()
+}
+
+/// Frames of the stream whose codec is `codec` in [`ffprobe_frames`]' output.
+fn frames_of(streams: &[String], codec: &str) -> u64 {
+    streams
+        .iter()
+        .find(|s| s.starts_with(&format!("{codec}|")))
+        .and_then(|s| s.rsplit('|').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no {codec} stream in {streams:?}"))
+}
+
+#[test]
+fn codecs_ipcamd_does_not_depacketize_pass_through_live_replay_and_recording() {
+    // Opus and G.726-32: ipcamd has no depacketizer for either; the camera's packets are
+    // passed through as they came.
+    let camera = gst_camera(&["--opaque-audio"]);
+    let url = format!("rtsp://127.0.0.1:{}/cam", camera.port);
+    let server = start_server(
+        &proxy_camera("op", &url.clone(), "transport = \"tcp\"")
+            .replace("record = false", "record = true"),
+    );
+    wait_online(&server, "op", Duration::from_secs(20));
+    assert!(
+        server.log().contains("passed through as opaque RTP"),
+        "{}",
+        server.log()
+    );
+    // Live: ffprobe decodes all three, with the camera's rtpmap (Opus 48 kHz stereo), as
+    // many frames as from the camera itself in the same 3 s.
+    let direct = std::thread::spawn(move || ffprobe_frames(&url, 3));
+    let live = ffprobe_frames(&server.url("op"), 3);
+    let direct = direct.join().expect("ffprobe of the camera");
+    for codec in ["h264", "opus", "adpcm_g726le"] {
+        let (ours, theirs) = (frames_of(&live, codec), frames_of(&direct, codec));
+        assert!(
+            ours * 10 >= theirs * 7,
+            "{codec}: {ours} frames through ipcamd, {theirs} from the camera"
+        );
+    }
+    assert!(
+        live.iter().any(|s| s.starts_with("opus|48000|2|")),
+        "{live:?}"
+    );
+    assert!(
+        live.iter().any(|s| s.starts_with("adpcm_g726le|8000|1|")),
+        "{live:?}"
+    );
+    // 20 ms per Opus packet, ~270 ms per G.726 one (rtpg726pay fills the MTU).
+    assert!(frames_of(&live, "h264") >= 25, "{live:?}");
+    assert!(frames_of(&live, "opus") >= 50, "{live:?}");
+    assert!(frames_of(&live, "adpcm_g726le") >= 5, "{live:?}");
+    // The recording holds the opaque tracks; replay sends them back, decodable.
+    let (_, body) = http_get(server.http_port, "/api/recordings/op");
+    let rec: serde_json::Value = serde_json::from_slice(&body).expect("recording JSON");
+    // The names are the camera's rtpmap encoding names (GStreamer writes "OPUS").
+    let codecs: Vec<String> = rec["tracks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t["codec"].as_str().map(str::to_ascii_uppercase))
+        .collect();
+    assert_eq!(codecs, ["H264", "OPUS", "G726-32"], "{rec:#}");
+    let replay = ffprobe_frames(&server.url("replay/op"), 2);
+    assert!(frames_of(&replay, "h264") >= 10, "{replay:?}");
+    assert!(frames_of(&replay, "opus") >= 25, "{replay:?}");
+    assert!(frames_of(&replay, "adpcm_g726le") >= 3, "{replay:?}");
+    // An MP4 export leaves the opaque tracks out (MP4 cannot describe them) and keeps the
+    // video.
+    let start = rec["sections"][0]["start"].as_str().expect("a section");
+    let end = rec["sections"][0]["end"].as_str().expect("a section end");
+    let path = format!("/api/recordings/op/export.mp4?from={start}&to={end}");
+    let (head, mp4) = http_get(server.http_port, &path);
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let file = server.dir.join("op.mp4");
+    std::fs::write(&file, &mp4).expect("write export");
+    let streams = ffprobe_streams(file.to_str().unwrap_or_default(), &[]);
+    assert_eq!(
+        streams.trim(),
+        "stream|codec_name=h264|width=320|height=240",
+        "{streams}"
+    );
+}

@@ -262,7 +262,7 @@ fn ffmpeg_publishes_over_tcp_and_udp_and_leaving_makes_the_camera_offline() {
 }
 
 #[test]
-fn a_hung_udp_publisher_goes_offline_and_a_new_one_takes_over() {
+fn a_hung_udp_publisher_goes_offline_and_a_new_one_with_opus_takes_over() {
     let server = start_server("[[camera]]\nname = \"u\"\nsource = \"publish\"\nrecord = false\n");
     let dir = &server.dir;
     let first = Publisher(ffmpeg_publisher(
@@ -286,18 +286,22 @@ fn a_hung_udp_publisher_goes_offline_and_a_new_one_takes_over() {
     });
     // The silent publisher's session would live until it times out (60 s) or its
     // connection closes; a new publisher replaces it although publish_override is off.
+    // It publishes Opus, which ipcamd passes through as opaque RTP.
     let _second = Publisher(ffmpeg_publisher(
         &server.url("u"),
         "udp",
-        "pcm_mulaw",
+        "libopus",
         60,
         &dir.join("pub-2.log"),
     ));
     wait_until(&server, "u online again", Duration::from_secs(15), || {
         stats_of(&server, "u")["online"] == true
     });
-    let (video, _) = ffmpeg_decode(&server.url("u"), "tcp", 2);
+    let streams = ffprobe_streams(&server.url("u"), &["-rtsp_transport", "tcp"]);
+    assert!(streams.contains("codec_name=opus"), "{streams}");
+    let (video, audio) = ffmpeg_decode(&server.url("u"), "tcp", 2);
     assert!(video >= 25, "{video} video frames in 2 s");
+    assert!(audio > 0, "no Opus frames decoded in 2 s");
     assert!(
         server.log().contains("publisher replaced"),
         "{}",
@@ -437,15 +441,15 @@ fn publishers_need_the_role_and_a_second_one_gets_455() {
         "{}",
         r.head
     );
-    // A codec ipcamd cannot serve: 400 naming it.
-    let opus = "v=0\r\nm=audio 0 RTP/AVP 97\r\na=rtpmap:97 opus/48000/2\r\n";
+    // A stream nothing describes (dynamic payload type, no rtpmap): 400 naming it.
+    let bad = "v=0\r\nm=audio 0 RTP/AVP 97\r\n";
     let r = c.request(&format!(
-        "ANNOUNCE {} RTSP/1.0\r\nCSeq: 2\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{opus}",
+        "ANNOUNCE {} RTSP/1.0\r\nCSeq: 2\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{bad}",
         server.url("open"),
-        opus.len()
+        bad.len()
     ));
     assert_eq!(r.status, 400, "{}", r.head);
-    assert!(r.head.contains("opus/48000/2"), "{}", r.head);
+    assert!(r.head.contains("payload type 97"), "{}", r.head);
     let r = describe(&server, "open");
     assert_eq!(r.status, 401, "{}", r.head);
 }

@@ -153,6 +153,8 @@ fn same_layout(a: &[TrackInfo], b: &[TrackInfo]) -> bool {
             x.payload_type == y.payload_type
                 && x.codec.name() == y.codec.name()
                 && x.clock_rate() == y.clock_rate()
+                // Opaque: nothing but the whole description says it is the same format.
+                && (!x.codec.is_opaque() || x.codec == y.codec)
         })
 }
 

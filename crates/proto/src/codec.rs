@@ -38,6 +38,17 @@ pub enum CodecParams {
         channels: u8,
         config: Bytes,
     },
+    /// A codec ipcamd does not depacketize (G.726, Opus, L16, VP8, ... from a proxied
+    /// camera), passed through as opaque RTP: units are the camera's RTP payloads
+    /// (`packet::opaque`), described to readers with the camera's own `a=rtpmap` and
+    /// `a=fmtp` values (without the `a=rtpmap:<pt> ` prefix; `None`: the camera sent none,
+    /// a static payload type).
+    Opaque {
+        kind: MediaKind,
+        rtpmap: Option<String>,
+        fmtp: Option<String>,
+        clock_rate: u32,
+    },
 }
 
 impl CodecParams {
@@ -46,6 +57,7 @@ impl CodecParams {
             CodecParams::H264 { .. } | CodecParams::H265 { .. } | CodecParams::Jpeg => {
                 MediaKind::Video
             }
+            CodecParams::Opaque { kind, .. } => *kind,
             _ => MediaKind::Audio,
         }
     }
@@ -57,11 +69,13 @@ impl CodecParams {
             CodecParams::Pcmu { rate, .. }
             | CodecParams::Pcma { rate, .. }
             | CodecParams::Aac { rate, .. } => *rate,
+            CodecParams::Opaque { clock_rate, .. } => *clock_rate,
         }
     }
 
-    /// Short human name, for logs and the HTTP API.
-    pub fn name(&self) -> &'static str {
+    /// Short human name, for logs and the HTTP API (an opaque codec: the rtpmap's
+    /// encoding name, e.g. `G726-32`, `opus`).
+    pub fn name(&self) -> &str {
         match self {
             CodecParams::H264 { .. } => "H264",
             CodecParams::H265 { .. } => "H265",
@@ -69,7 +83,17 @@ impl CodecParams {
             CodecParams::Pcmu { .. } => "PCMU",
             CodecParams::Pcma { .. } => "PCMA",
             CodecParams::Aac { .. } => "AAC",
+            CodecParams::Opaque { rtpmap, .. } => rtpmap
+                .as_deref()
+                .and_then(|r| r.split('/').next())
+                .filter(|n| !n.is_empty())
+                .unwrap_or("opaque"),
         }
+    }
+
+    /// Whether units are passed through as opaque RTP ([`CodecParams::Opaque`]).
+    pub fn is_opaque(&self) -> bool {
+        matches!(self, CodecParams::Opaque { .. })
     }
 }
 

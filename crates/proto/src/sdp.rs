@@ -63,6 +63,13 @@ impl SdpFormat {
                 format!("MPEG4-GENERIC/{rate}/{channels}"),
                 Some(aac::aac_fmtp(config)),
             ),
+            CodecParams::Opaque { rtpmap, fmtp, .. } => {
+                return SdpFormat {
+                    payload_type: track.payload_type,
+                    rtpmap: rtpmap.clone(),
+                    fmtp: fmtp.clone(),
+                }
+            }
         };
         SdpFormat {
             payload_type: track.payload_type,
@@ -112,6 +119,31 @@ impl SdpFormat {
         self.fmtp.as_deref()?.split(';').find_map(|p| {
             let (k, v) = p.split_once('=')?;
             k.trim().eq_ignore_ascii_case(name).then_some(v.trim())
+        })
+    }
+
+    /// This format passed through as opaque RTP ([`CodecParams::Opaque`]), for a codec
+    /// [`SdpFormat::to_codec`] does not know: its rtpmap and fmtp as they are. The clock
+    /// rate is the rtpmap's, else RFC 3551's for a static payload type, else 90000 for
+    /// video and 8000 for audio. `None` for a dynamic payload type without an rtpmap
+    /// (nothing could describe it to a reader).
+    pub fn to_opaque(&self, kind: MediaKind) -> Option<CodecParams> {
+        if self.rtpmap.is_none() && self.payload_type >= 96 {
+            return None;
+        }
+        let clock_rate = self
+            .clock_rate()
+            .or_else(|| static_clock_rate(self.payload_type))
+            .filter(|&r| r > 0)
+            .unwrap_or(match kind {
+                MediaKind::Video => 90_000,
+                MediaKind::Audio => 8000,
+            });
+        Some(CodecParams::Opaque {
+            kind,
+            rtpmap: self.rtpmap.clone(),
+            fmtp: self.fmtp.clone(),
+            clock_rate,
         })
     }
 
@@ -176,6 +208,19 @@ impl SdpFormat {
             _ => return None,
         })
     }
+}
+
+/// RFC 3551 §6 table 4 and 5: the clock rate of a static payload type.
+fn static_clock_rate(pt: u8) -> Option<u32> {
+    Some(match pt {
+        0..=5 | 7..=9 | 12 | 13 | 15 | 18 => 8000,
+        6 => 16_000,
+        10 | 11 => 44_100,
+        16 => 11_025,
+        17 => 22_050,
+        14 | 25 | 26 | 28 | 31..=34 => 90_000,
+        _ => return None,
+    })
 }
 
 fn decode_b64(s: &str) -> Option<Bytes> {
@@ -824,6 +869,38 @@ mod tests {
                 config: Bytes::from_static(&[0x15, 0x88])
             })
         );
+    }
+
+    #[test]
+    fn unknown_codecs_pass_through_as_opaque_with_their_rtpmap() {
+        let sdp = parse_sdp(
+            "v=0\r\no=- 1 1 IN IP4 10.0.0.9\r\ns=cam\r\nt=0 0\r\n\
+             m=audio 0 RTP/AVP 97\r\na=rtpmap:97 G726-32/8000\r\na=control:track2\r\n\
+             m=audio 0 RTP/AVP 111\r\na=rtpmap:111 opus/48000/2\r\na=fmtp:111 sprop-stereo=1\r\n\
+             m=audio 0 RTP/AVP 14\r\n\
+             m=video 0 RTP/AVP 98\r\na=control:track9\r\n",
+        )
+        .expect("SDP");
+        let f = |i: usize| &sdp.media[i].formats[0];
+        for i in 0..4 {
+            assert_eq!(f(i).to_codec(), None, "media {i} is not depacketized");
+        }
+        let g726 = f(0).to_opaque(MediaKind::Audio).expect("G.726 opaque");
+        assert_eq!(g726.name(), "G726-32");
+        assert_eq!(g726.clock_rate(), 8000);
+        let opus = f(1).to_opaque(MediaKind::Audio).expect("Opus opaque");
+        assert_eq!((opus.name(), opus.clock_rate()), ("opus", 48_000));
+        // Described to readers exactly as the camera did, with the camera's payload type.
+        let out = SdpFormat::for_track(&TrackInfo {
+            codec: opus,
+            payload_type: 111,
+        });
+        assert_eq!(&out, f(1));
+        // A static payload type without rtpmap: RFC 3551's clock (MPA: 90 kHz).
+        let mpa = f(2).to_opaque(MediaKind::Audio).expect("MPA opaque");
+        assert_eq!((mpa.name(), mpa.clock_rate()), ("opaque", 90_000));
+        // A dynamic payload type without rtpmap: nothing could describe it.
+        assert_eq!(f(3).to_opaque(MediaKind::Video), None);
     }
 
     #[test]

@@ -265,6 +265,22 @@ pub(crate) fn encode_tracks(tracks: &[TrackInfo]) -> Vec<u8> {
                 out.push(*channels);
                 bytes(&mut out, config);
             }
+            CodecParams::Opaque {
+                kind,
+                rtpmap,
+                fmtp,
+                clock_rate,
+            } => {
+                out.push(7);
+                out.push(match kind {
+                    MediaKind::Video => 0,
+                    MediaKind::Audio => 1,
+                });
+                out.extend_from_slice(&clock_rate.to_be_bytes());
+                // Empty: none (an rtpmap or fmtp is never empty).
+                bytes(&mut out, rtpmap.as_deref().unwrap_or_default().as_bytes());
+                bytes(&mut out, fmtp.as_deref().unwrap_or_default().as_bytes());
+            }
         }
     }
     out
@@ -341,6 +357,28 @@ pub(crate) fn decode_tracks(buf: &[u8]) -> Result<Vec<TrackInfo>, String> {
                 channels: c.u8()?,
                 config: c.bytes()?,
             },
+            7 => {
+                let kind = match c.u8()? {
+                    0 => MediaKind::Video,
+                    1 => MediaKind::Audio,
+                    k => return Err(format!("track {i}: opaque codec of unknown kind {k}")),
+                };
+                let clock_rate = c.u32()?;
+                let mut text = || -> Result<Option<String>, String> {
+                    let b = c.bytes()?;
+                    let s = String::from_utf8(b.to_vec())
+                        .map_err(|_| format!("track {i}: opaque codec text is not UTF-8"))?;
+                    Ok((!s.is_empty()).then_some(s))
+                };
+                let rtpmap = text()?;
+                let fmtp = text()?;
+                CodecParams::Opaque {
+                    kind,
+                    rtpmap,
+                    fmtp,
+                    clock_rate,
+                }
+            }
             tag => return Err(format!("track {i}: unknown codec tag {tag}")),
         };
         out.push(TrackInfo {
@@ -470,6 +508,24 @@ mod tests {
                     config: Bytes::from_static(&[0x11, 0x90]),
                 },
                 99,
+            ),
+            TrackInfo::new(
+                CodecParams::Opaque {
+                    kind: MediaKind::Audio,
+                    rtpmap: Some("opus/48000/2".into()),
+                    fmtp: Some("sprop-stereo=1".into()),
+                    clock_rate: 48000,
+                },
+                111,
+            ),
+            TrackInfo::new(
+                CodecParams::Opaque {
+                    kind: MediaKind::Video,
+                    rtpmap: None,
+                    fmtp: None,
+                    clock_rate: 90000,
+                },
+                32,
             ),
         ];
         let enc = encode_tracks(&tracks);

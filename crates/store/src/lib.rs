@@ -225,7 +225,7 @@ pub struct RecordingInfo {
 
 impl RecordingInfo {
     /// Codec names of `tracks`, e.g. `["H264", "PCMU"]`.
-    pub fn codec_names(&self) -> Vec<&'static str> {
+    pub fn codec_names(&self) -> Vec<&str> {
         self.tracks.iter().map(|t| t.codec.name()).collect()
     }
 }

@@ -2,7 +2,7 @@
 """An upstream camera nobody here wrote, for the proxy tests: GStreamer's gst-rtsp-server
 (RTSPOnvifServer, Python GI, Debian's gir1.2-gst-rtsp-server-1.0).
 
-  gst_camera.py [--user U --password P] [--backchannel PREFIX]
+  gst_camera.py [--user U --password P] [--backchannel PREFIX] [--opaque-audio]
 
 Mount /cam (shared media): H.264 from `videotestsrc is-live=true` (320x240 25 fps, x264enc
 zerolatency, a keyframe every 25 frames, SPS/PPS in band too) and PCMU from
@@ -12,6 +12,9 @@ counting the media the factory made (each client gets its own: the file of one i
 touched by another's); the backchannel sink has async=false, as gst-rtsp-server's ONVIF
 example needs.
 With --user/--password the server demands Digest authentication.
+With --opaque-audio the audio is two tracks ipcamd does not depacketize instead of PCMU:
+Opus (`opusenc ! rtpopuspay`, 48 kHz stereo, pt 97) and G.726-32 (`avenc_g726 !
+rtpg726pay`, 8 kHz, pt 98), for the opaque pass-through test.
 
 Prints "ready PORT <n>" on stdout once listening on 127.0.0.1 port n (chosen by the system).
 """
@@ -36,12 +39,20 @@ AUDIO = (
     "! audio/x-raw,rate=8000,channels=1 ! mulawenc ! rtppcmupay name=pay1 pt=0"
 )
 
+OPAQUE_AUDIO = (
+    "audiotestsrc is-live=true freq=440 volume=0.3 ! audio/x-raw,rate=48000,channels=2 "
+    "! opusenc ! rtpopuspay name=pay1 pt=97 "
+    "audiotestsrc is-live=true freq=660 volume=0.3 samplesperbuffer=160 "
+    "! audio/x-raw,rate=8000,channels=1 ! avenc_g726 bitrate=32000 ! rtpg726pay name=pay2 pt=98"
+)
+
 
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--user")
     p.add_argument("--password")
     p.add_argument("--backchannel")
+    p.add_argument("--opaque-audio", action="store_true")
     a = p.parse_args()
     Gst.init(None)
     server = GstRtspServer.RTSPOnvifServer()
@@ -66,7 +77,8 @@ def main():
         factory.connect("media-configure", configure)
     else:
         factory = GstRtspServer.RTSPMediaFactory()
-    factory.set_launch(f"( {VIDEO} {AUDIO} )")
+    audio = OPAQUE_AUDIO if a.opaque_audio else AUDIO
+    factory.set_launch(f"( {VIDEO} {audio} )")
     # Shared: one pipeline for every client (the backchannel part is per client anyway).
     factory.set_shared(not a.backchannel)
     if a.user:

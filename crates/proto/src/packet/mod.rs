@@ -9,6 +9,7 @@
 //! | Motion JPEG | RFC 2435 | [`jpeg`] |
 //! | AAC | RFC 3640 `mode=AAC-hbr` | [`aac`] |
 //! | G.711 µ-law/A-law | RFC 3551 §4.5.14 | [`g711`] |
+//! | anything else, passed through | (the camera's) | [`opaque`] |
 //!
 //! All of them are hand-written: the Rust RTP crates parse and build packet headers, but no
 //! crate packetizes video for a *server* (retina and webrtc-rs only depacketize, str0m is
@@ -20,6 +21,7 @@
 //! - JPEG: one complete baseline JFIF file.
 //! - AAC: one raw AAC frame (no ADTS header).
 //! - G.711: raw samples, one byte per sample per channel.
+//! - Opaque: the RTP payloads of one timestamp, as records ([`opaque`]).
 //!
 //! Depacketizers are total on arbitrary input: malformed packets yield a
 //! [`DepacketizeError`] and mark the access unit in progress as lossy; sequence gaps mark the
@@ -31,6 +33,7 @@ pub mod g711;
 pub mod h264;
 pub mod h265;
 pub mod jpeg;
+pub mod opaque;
 
 use std::collections::VecDeque;
 
@@ -164,6 +167,7 @@ pub fn packetizer_for(codec: &CodecParams, max_payload: usize) -> Box<dyn Packet
             Box::new(g711::G711Packetizer::new(max_payload, *channels))
         }
         CodecParams::Aac { .. } => Box::new(aac::AacPacketizer::new(max_payload)),
+        CodecParams::Opaque { .. } => Box::new(opaque::OpaquePacketizer),
     }
 }
 
@@ -178,6 +182,9 @@ pub fn depacketizer_for(codec: &CodecParams) -> Box<dyn Depacketizer> {
         }
         CodecParams::Aac { config, .. } => Box::new(aac::AacDepacketizer::new(
             aac::frame_length(config).unwrap_or(1024),
+        )),
+        CodecParams::Opaque { kind, .. } => Box::new(opaque::OpaqueDepacketizer::new(
+            *kind == crate::codec::MediaKind::Video,
         )),
     }
 }
@@ -630,6 +637,12 @@ mod robustness {
                 channels: 2,
                 config: Bytes::from_static(&[0x11, 0x90]),
             },
+            CodecParams::Opaque {
+                kind: crate::codec::MediaKind::Video,
+                rtpmap: Some("VP8/90000".into()),
+                fmtp: None,
+                clock_rate: 90_000,
+            },
         ]
     }
 
@@ -731,7 +744,11 @@ mod robustness {
                 let au = Bytes::from(input(&mut rng, seed));
                 let mut out = Vec::new();
                 if p.packetize(&au, &mut out).is_ok() {
-                    assert!(out.iter().all(|p| p.data.len() <= max), "{codec:?} {max}");
+                    // Opaque payloads go out as the camera sent them, whatever their size.
+                    assert!(
+                        codec.is_opaque() || out.iter().all(|p| p.data.len() <= max),
+                        "{codec:?} {max}"
+                    );
                 } else {
                     assert!(out.is_empty());
                 }
@@ -758,6 +775,12 @@ mod robustness {
                     Bytes::from(v)
                 }
                 CodecParams::Aac { .. } => Bytes::from(rng.bytes(200)),
+                CodecParams::Opaque { .. } => {
+                    let mut au = BytesMut::new();
+                    opaque::push_record(&mut au, &rng.bytes(300), false);
+                    opaque::push_record(&mut au, &rng.bytes(200), true);
+                    au.freeze()
+                }
                 _ => Bytes::from(rng.bytes(700)),
             };
             let mut payloads = Vec::new();

@@ -64,7 +64,10 @@ pub async fn snapshot(onvif: &Onvif, head: &HttpRequestHead) -> HttpResponse {
     let result = tokio::task::spawn_blocking(move || match codec {
         CodecParams::Jpeg => Ok(gop.last().unwrap_or(&key).au.data.to_vec()),
         CodecParams::H264 { .. } => h264_to_jpeg(&key.au.data),
-        _ => Err("snapshots of H.265 cameras are not supported yet".to_owned()),
+        other => Err(format!(
+            "snapshots of {} cameras are not supported yet",
+            other.name()
+        )),
     })
     .await;
     match result {

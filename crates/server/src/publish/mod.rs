@@ -89,7 +89,7 @@ impl PublishPoint {
     /// `session` (from `peer`) starts publishing `tracks` (RECORD).
     pub fn start(&self, session: &str, tracks: Vec<TrackInfo>, peer: SocketAddr) {
         let camera = self.stream.name();
-        let codecs: Vec<&str> = tracks.iter().map(|t| t.codec.name()).collect();
+        let codecs: Vec<String> = tracks.iter().map(|t| t.codec.name().to_owned()).collect();
         let mut f = lock(&self.feed);
         match f.ingest.as_mut() {
             Some(i) if i.tracks().eq(tracks.iter()) => i.restart(),

@@ -313,7 +313,19 @@ fn tracks_of(sdp: &SdpSession, base: &str, camera: &str) -> Vec<(TrackInfo, Stri
                 payload_type: f.payload_type,
             })
         });
-        match usable {
+        // A codec ipcamd does not depacketize: its first format, passed through as is.
+        let opaque = || {
+            let f = m.formats.first()?;
+            let codec = f.to_opaque(m.kind)?;
+            tracing::info!(camera, media = i, kind = m.kind.as_sdp(), payload_type = f.payload_type,
+                rtpmap = f.rtpmap.as_deref().unwrap_or("(static)"),
+                "camera track passed through as opaque RTP: ipcamd does not depacketize this codec; readers, recording and replay get the camera's packets as they are, MP4 exports leave it out");
+            Some(TrackInfo {
+                codec,
+                payload_type: f.payload_type,
+            })
+        };
+        match usable.or_else(opaque) {
             Some(t) => out.push((t, control)),
             None => {
                 let names: Vec<String> = m
@@ -322,7 +334,7 @@ fn tracks_of(sdp: &SdpSession, base: &str, camera: &str) -> Vec<(TrackInfo, Stri
                     .map(|f| f.encoding_name().unwrap_or("?").to_owned())
                     .collect();
                 tracing::warn!(camera, media = i, kind = m.kind.as_sdp(), codecs = %names.join(","),
-                    "camera track left out: ipcamd cannot serve this codec");
+                    "camera track left out: a dynamic payload type without a=rtpmap cannot be described to readers");
             }
         }
     }

@@ -481,6 +481,14 @@ impl<'a> Builder<'a> {
                     these.len()
                 ));
             }
+            for (i, t) in these.iter().enumerate().take(MAX_TRACKS) {
+                if t.codec.is_opaque() {
+                    self.report.notes.push(format!(
+                        "track {i} ({}) is left out: it was recorded as opaque RTP, which MP4 cannot describe",
+                        t.codec.name()
+                    ));
+                }
+            }
             self.seek_track = crate::format::seek_track(&these);
             self.tracks = these
                 .into_iter()
@@ -551,7 +559,10 @@ impl<'a> Builder<'a> {
             });
         }
         let src = m.track as usize;
-        let exported = src < self.tracks.len();
+        let exported = self
+            .tracks
+            .get(src)
+            .is_some_and(|t| !t.info.codec.is_opaque());
         self.writer.push(
             &mut self.units,
             Unit {
@@ -565,6 +576,9 @@ impl<'a> Builder<'a> {
         };
         p.units += 1;
         p.next_offset += u64::from(m.size);
+        if !exported {
+            return Ok(());
+        }
         let (Some(t), Some(acc)) = (self.tracks.get_mut(src), p.per_track.get_mut(src)) else {
             return Ok(());
         };

@@ -469,6 +469,12 @@ pub(crate) fn sample_entry(
         }
         CodecParams::Pcmu { rate, channels } => return Ok(g711_entry(b"ulaw", *rate, *channels)),
         CodecParams::Pcma { rate, channels } => return Ok(g711_entry(b"alaw", *rate, *channels)),
+        // Left out of exports before they get here (`Export::enter_section`).
+        CodecParams::Opaque { .. } => {
+            return Err(mp4_atom::Error::Unsupported(
+                "a track passed through as opaque RTP has no MP4 sample description",
+            ))
+        }
     };
     encoded(&codec)
 }

@@ -6,8 +6,9 @@
 //! - ANNOUNCE `rtsp://host/<camera>` with an SDP body: 404 for an unknown camera, 405
 //!   (`Allow` without ANNOUNCE) for a camera that takes no publisher or a replay URL,
 //!   415 for a body that is not `application/sdp`, 400 for a missing or unparsable SDP or
-//!   a media section whose codec ipcamd cannot serve (the reason names the section and
-//!   codec), 455 while the camera has a publisher (unless its `publish_override`). The
+//!   a media section that cannot be described (a dynamic payload type without
+//!   `a=rtpmap`; the reason names the section); codecs ipcamd does not depacketize (Opus,
+//!   G.726, ...) are passed through as opaque RTP (`packet::opaque`), 455 while the camera has a publisher (unless its `publish_override`). The
 //!   description is kept for the connection; no session yet (clients send the first
 //!   SETUP without one).
 //! - SETUP with `mode=record` of an announced stream (its control URL resolved against
@@ -183,7 +184,16 @@ pub fn parse_announcement(req: &Request) -> Result<Vec<AnnouncedTrack>, Response
                 payload_type: f.payload_type,
             })
         });
-        let Some(info) = usable else {
+        // Other codecs (Opus, G.726, ...): the first format, passed through as opaque RTP
+        // as for a proxied camera.
+        let opaque = || {
+            let f = m.formats.first()?;
+            f.to_opaque(m.kind).map(|codec| TrackInfo {
+                codec,
+                payload_type: f.payload_type,
+            })
+        };
+        let Some(info) = usable.or_else(opaque) else {
             let names: Vec<String> = m
                 .formats
                 .iter()
@@ -193,7 +203,7 @@ pub fn parse_announcement(req: &Request) -> Result<Vec<AnnouncedTrack>, Response
                 })
                 .collect();
             return Err(bad(format!(
-                "media section {} ({} {}): ipcamd cannot serve this codec; it takes {CODECS}",
+                "media section {} ({} {}): a dynamic payload type needs a=rtpmap (ipcamd depacketizes {CODECS} and passes other codecs through as they are)",
                 i + 1,
                 m.kind.as_sdp(),
                 names.join(" ")

@@ -1061,7 +1061,7 @@ impl Harness {
     }
 }
 
-fn started_tracks(actions: &[Action]) -> Vec<Vec<&'static str>> {
+fn started_tracks(actions: &[Action]) -> Vec<Vec<&str>> {
     actions
         .iter()
         .filter_map(|a| match a {
@@ -1115,6 +1115,7 @@ fn golden_ffmpeg_and_gstreamer_publish() {
 fn publish_statuses_for_mistakes() {
     let opus =
         "v=0\r\nm=audio 0 RTP/AVP 96\r\na=rtpmap:96 opus/48000/2\r\na=control:streamid=0\r\n";
+    let undescribed = "v=0\r\nm=audio 0 RTP/AVP 96\r\na=control:streamid=0\r\n";
     let no_media = "v=0\r\ns=x\r\n";
     // (path, content type, body, status, words in the reason)
     let cases: &[(&str, &str, &str, u16, &[&str])] = &[
@@ -1149,10 +1150,12 @@ fn publish_statuses_for_mistakes() {
         (
             "pub1",
             "application/sdp",
-            opus,
+            undescribed,
             400,
-            &["media section 1", "audio", "opus/48000/2", "H.264"],
+            &["media section 1", "audio", "payload type 96", "a=rtpmap"],
         ),
+        // Opus is passed through as opaque RTP.
+        ("pub1", "application/sdp", opus, 200, &[]),
     ];
     for (path, ct, body, want, words) in cases {
         let mut h = Harness::new();
