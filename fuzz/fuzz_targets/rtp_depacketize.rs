@@ -1,4 +1,5 @@
-//! The RTP and RTCP parsers and every depacketizer (H.264, H.265, JPEG, AAC, G.711): the
+//! The RTP and RTCP parsers and every depacketizer (H.264, H.265, JPEG with the ONVIF JPEG
+//! header extension alone or behind 0xABAC, AAC, G.711): the
 //! first byte picks the codec, the rest is a sequence of packets, each preceded by a
 //! 2-byte big-endian length.
 #![no_main]

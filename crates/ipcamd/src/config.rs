@@ -633,6 +633,17 @@ impl Config {
                     "{at}: source = \"file\" needs path = \"/some/file.mp4\""
                 ));
             }
+            if c.video == VideoCodec::Mjpeg
+                && (!(16..=4096).contains(&c.width) || !(16..=4096).contains(&c.height))
+            {
+                // Refused here rather than accepted and then dropped frame by frame.
+                return Err(format!(
+                    "{at}: width/height {}x{}: video = \"mjpeg\" is drawn and sent at 16..4096 \
+                     pixels a side (frames over 2040 go with the ONVIF JPEG header extension, \
+                     docs/mjpeg.md)",
+                    c.width, c.height
+                ));
+            }
             if !(16..=4096).contains(&c.width) || !(16..=4096).contains(&c.height) {
                 return Err(format!(
                     "{at}: width/height must be 16..4096 (got {}x{})",
@@ -824,6 +835,25 @@ mod tests {
         assert_eq!(c.cameras.len(), 1);
         assert_eq!(c.cameras[0].name, "cam1");
         assert_eq!(c.server.rtsp_listen.port(), 8554);
+    }
+
+    #[test]
+    fn impossible_mjpeg_camera_is_refused_at_load() {
+        let e = Config::parse(
+            "[[camera]]\nname = \"big\"\nvideo = \"mjpeg\"\nwidth = 70000\nheight = 1440\n",
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("\"big\"") && e.contains("width/height") && e.contains("mjpeg"),
+            "{e}"
+        );
+        // 2560x1440 and 3840x2160 are served (with the header extension).
+        for (w, h) in [(2560, 1440), (3840, 2160), (4096, 16)] {
+            let c = Config::parse(&format!(
+                "[[camera]]\nname = \"a\"\nvideo = \"mjpeg\"\nwidth = {w}\nheight = {h}\n"
+            ));
+            assert!(c.is_ok(), "{c:?}");
+        }
     }
 
     #[test]

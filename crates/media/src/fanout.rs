@@ -20,8 +20,11 @@ use std::sync::{Arc, Mutex};
 
 use bytes::{Bytes, BytesMut};
 use ipcamd_proto::codec::{CodecParams, MediaKind, TrackInfo};
-use ipcamd_proto::packet::{h264, h265, packetizer_for, split_annex_b, Packetizer, RtpPayload};
-use ipcamd_proto::rtp::{write_rtp, RtpHeader};
+use ipcamd_proto::packet::{
+    h264, h265, jpeg, packetizer_for, split_annex_b, Packetizer, RtpPayload,
+};
+use ipcamd_proto::rtp::{write_rtp, RtpExtension, RtpHeader};
+use ipcamd_proto::throttle::Throttle;
 use ipcamd_proto::time::UnixMicros;
 use tokio::sync::{broadcast, watch};
 
@@ -94,6 +97,9 @@ struct Inner {
     /// The live ring of the current track layout; replaced (ending every reader) when the
     /// layout changes.
     tx: broadcast::Sender<Arc<Frame>>,
+    /// Per-frame warnings (unknown track, cannot packetize), rate-limited.
+    warn_unknown: Throttle,
+    warn_packetize: Throttle,
 }
 
 /// Counters of a stream, for logs and the API.
@@ -190,6 +196,8 @@ impl Stream {
                 info: Arc::new(tracks),
                 gop: Vec::new(),
                 tx,
+                warn_unknown: Throttle::default(),
+                warn_packetize: Throttle::default(),
             }),
             stats: StreamStats::default(),
             offline: Mutex::new(None),
@@ -250,6 +258,17 @@ impl Stream {
             .clone()
     }
 
+    /// The newest frame of `track` since the last video keyframe (for MJPEG, every frame
+    /// is one: the last frame).
+    pub fn last_frame(&self, track: usize) -> Option<Arc<Frame>> {
+        self.lock()
+            .gop
+            .iter()
+            .rev()
+            .find(|f| f.track == track)
+            .cloned()
+    }
+
     pub fn reader_count(&self) -> usize {
         self.lock().tx.receiver_count()
     }
@@ -264,7 +283,10 @@ impl Stream {
     pub fn push(&self, au: AccessUnit) {
         let mut inner = self.lock();
         let Some(info) = inner.info.get(au.track) else {
-            tracing::warn!(stream = %self.name, track = au.track, "access unit for unknown track dropped");
+            let track = au.track;
+            if let Some(r) = inner.warn_unknown.check(std::time::Instant::now()) {
+                tracing::warn!(stream = %self.name, track, "access unit for unknown track dropped{r}");
+            }
             return;
         };
         let video = info.kind() == MediaKind::Video;
@@ -291,7 +313,9 @@ impl Stream {
         let mut payloads: Vec<RtpPayload> = Vec::new();
         if let Err(e) = state.packetizer.packetize(&au.data, &mut payloads) {
             self.stats.packetize_errors.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(stream = %self.name, track = au.track, error = %e, "access unit dropped: cannot packetize");
+            if let Some(r) = inner.warn_packetize.check(std::time::Instant::now()) {
+                tracing::warn!(stream = %self.name, track = au.track, error = %e, "access unit dropped: cannot packetize{r}");
+            }
             return;
         }
         if payloads.is_empty() {
@@ -309,7 +333,11 @@ impl Stream {
                 sequence: state.next_seq,
                 timestamp: rtp_timestamp.wrapping_add(p.ts_offset),
                 ssrc: state.ssrc,
-                extension: None,
+                // The ONVIF JPEG header extension (docs/mjpeg.md), first packet only.
+                extension: p.header_ext.as_ref().map(|e| RtpExtension {
+                    profile: jpeg::JPEG_EXT_INITIAL,
+                    data: e,
+                }),
             };
             write_rtp(&header, &p.data, &mut buf);
             packets.push(buf.split().freeze());

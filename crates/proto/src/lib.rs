@@ -32,6 +32,7 @@
 //! - [`sdp`]: session descriptions for DESCRIBE.
 //! - [`rtp`], [`rtcp`]: packet writing/reading and sender/receiver reports.
 //! - [`packet`]: one file per codec, packetizer and depacketizer side by side.
+//! - [`throttle`]: rate-limited warnings (the caller passes the time and logs).
 
 pub mod auth;
 pub mod codec;
@@ -42,5 +43,6 @@ pub mod rtcp;
 pub mod rtp;
 pub mod rtsp;
 pub mod sdp;
+pub mod throttle;
 pub mod time;
 pub mod tunnel;

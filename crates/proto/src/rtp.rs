@@ -190,6 +190,14 @@ impl<'a> RtpPacket<'a> {
             .and_then(|e| OnvifReplayExt::parse(e.data).ok())
     }
 
+    /// The ONVIF JPEG header extension (ONVIF Streaming "JPEG over RTP"), alone (profile
+    /// 0xFFD8 or 0xFFFF) or appended to the replay extension (profile 0xABAC, length
+    /// above 3, the fourth word starting with 0xFFD8 or 0xFFFF): see docs/mjpeg.md.
+    pub fn jpeg_header_ext(&self) -> Option<JpegHeaderExt<'a>> {
+        let e = self.extension?;
+        JpegHeaderExt::find(e.profile, e.data)
+    }
+
     /// The payload, padding removed.
     pub fn payload(&self) -> &'a [u8] {
         self.payload
@@ -211,6 +219,60 @@ impl<'a> RtpPacket<'a> {
             extension: self.extension,
         }
     }
+}
+
+/// The ONVIF JPEG header extension of one packet (layout in docs/mjpeg.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JpegHeaderExt<'a> {
+    /// Profile 0xFFD8: the first packet of a frame; 0xFFFF: a later one.
+    pub initial: bool,
+    /// The extension payload: JPEG marker segments, possibly with 0xFF fill bytes.
+    pub data: &'a [u8],
+}
+
+impl<'a> JpegHeaderExt<'a> {
+    /// The JPEG extension in an RTP header extension with `profile` and body `data`.
+    /// Behind the replay extension, the fourth word is the JPEG extension's own
+    /// profile/length word; a length past the end of the body is malformed (`None`).
+    pub fn find(profile: u16, data: &'a [u8]) -> Option<JpegHeaderExt<'a>> {
+        let is_jpeg = |p: u16| p == 0xffd8 || p == 0xffff;
+        if is_jpeg(profile) {
+            return Some(JpegHeaderExt {
+                initial: profile == 0xffd8,
+                data,
+            });
+        }
+        if profile != OnvifReplayExt::PROFILE {
+            return None;
+        }
+        let &[p0, p1, l0, l1] = data.get(12..16)? else {
+            return None;
+        };
+        let inner = u16::from_be_bytes([p0, p1]);
+        if !is_jpeg(inner) {
+            return None;
+        }
+        let len = usize::from(u16::from_be_bytes([l0, l1])) * 4;
+        Some(JpegHeaderExt {
+            initial: inner == 0xffd8,
+            data: data.get(16..16 + len)?,
+        })
+    }
+}
+
+/// The body of a replay header extension followed by a JPEG header extension with
+/// profile 0xFFD8 and body `jpeg` (a multiple of 4 bytes; zero-padded if not): the
+/// replay words, then the JPEG extension's profile/length word, then its body. Written
+/// with profile [`OnvifReplayExt::PROFILE`], its length is 3 + 1 + `jpeg` words.
+pub fn replay_ext_with_jpeg(replay: &[u8; 12], jpeg: &[u8]) -> Vec<u8> {
+    let words = jpeg.len().div_ceil(4);
+    let mut b = Vec::with_capacity(16 + words * 4);
+    b.extend_from_slice(replay);
+    b.extend_from_slice(&0xffd8u16.to_be_bytes());
+    b.extend_from_slice(&(words.min(usize::from(u16::MAX)) as u16).to_be_bytes());
+    b.extend_from_slice(jpeg);
+    b.resize(16 + words * 4, 0);
+    b
 }
 
 /// The ONVIF replay header extension: the three 32-bit words that follow the

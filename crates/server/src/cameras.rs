@@ -38,6 +38,19 @@ impl Camera {
 }
 
 impl Camera {
+    /// `x-dimensions:W,H` for a JPEG track whose last frame is over 2040 pixels wide or
+    /// high: RFC 2435's size fields cannot say it, and GStreamer's depayloader reads this
+    /// SDP attribute instead of the JPEG header extension (docs/mjpeg.md).
+    fn jpeg_dimensions(&self, track: usize) -> Option<String> {
+        let tracks = self.stream.tracks();
+        if tracks.get(track)?.codec != ipcamd_proto::codec::CodecParams::Jpeg {
+            return None;
+        }
+        let frame = self.stream.last_frame(track)?;
+        let (w, h) = ipcamd_proto::probe::jpeg_picture_size(&frame.au.data)?;
+        (w > 2040 || h > 2040).then(|| format!("x-dimensions:{w},{h}"))
+    }
+
     /// What the session core needs to know of the camera now.
     pub fn view(&self) -> CameraView {
         let tracks = self.stream.tracks().to_vec();
@@ -45,7 +58,6 @@ impl Camera {
             ssrcs: (0..tracks.len())
                 .map(|i| self.stream.ssrc(i).unwrap_or(0))
                 .collect(),
-            tracks,
             offline: self.stream.offline_reason(),
             backchannel: self
                 .backchannel
@@ -53,6 +65,10 @@ impl Camera {
                 .filter(|out| out.available())
                 .map(|out| out.view.clone()),
             publish: self.publish.as_ref().map(|p| p.rules),
+            sdp_attributes: (0..tracks.len())
+                .map(|i| self.jpeg_dimensions(i).into_iter().collect())
+                .collect(),
+            tracks,
         }
     }
 }

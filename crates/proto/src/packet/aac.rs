@@ -238,6 +238,7 @@ impl Packetizer for AacPacketizer {
                 data: p.freeze(),
                 marker: i + 1 == count,
                 ts_offset: 0,
+                header_ext: None,
             });
         }
         Ok(())
@@ -510,6 +511,7 @@ mod tests {
                 data: Bytes::from(payload.clone()),
                 marker: true,
                 ts_offset: 0,
+                header_ext: None,
             }],
             0,
             1000,
@@ -530,6 +532,7 @@ mod tests {
                 data: Bytes::from(payload),
                 marker: true,
                 ts_offset: 0,
+                header_ext: None,
             }],
             0,
             0,

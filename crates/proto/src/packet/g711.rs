@@ -60,6 +60,7 @@ impl Packetizer for G711Packetizer {
                 data: au.slice(offset..end),
                 marker: false,
                 ts_offset: (offset / self.channels) as u32,
+                header_ext: None,
             });
             offset = end;
         }

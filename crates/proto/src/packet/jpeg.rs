@@ -1,30 +1,40 @@
-//! Motion JPEG over RTP (RFC 2435), static payload type 26.
+//! Motion JPEG over RTP (RFC 2435), static payload type 26, with the ONVIF JPEG header
+//! extension (ONVIF Streaming Specification, "JPEG over RTP") for frames RFC 2435 alone
+//! cannot describe. Byte layouts and the choices made: docs/mjpeg.md.
 //!
-//! Packetizer: takes a complete baseline JFIF file, checks that RFC 2435 can carry it, and
-//! sends only the entropy-coded scan data with the 8-byte main JPEG header (§3.1: type, Q,
-//! width/8, height/8, fragment offset), the restart marker header when the file has a
-//! restart interval (§3.1.7, types 64/65, F=L=1 and count 0x3FFF since fragments are not
-//! aligned to restart intervals), and, in the first packet of each frame, the quantization
-//! table header (§3.1.8) with Q=255 (tables sent in-band with every frame) and the two
-//! 64-byte 8-bit tables exactly as they are in the DQT segment (zig-zag order). The marker
-//! bit is set on the last packet of the frame.
+//! Packetizer: takes a complete baseline JFIF file and sends only the entropy-coded scan
+//! data with the 8-byte main JPEG header (§3.1: type, Q, width/8, height/8, fragment
+//! offset), the restart marker header when the file has a restart interval (§3.1.7, types
+//! 64/65, F=L=1 and count 0x3FFF since fragments are not aligned to restart intervals),
+//! and, in the first packet of each frame, the quantization table header (§3.1.8) with
+//! Q=255 and the tables exactly as they are in the DQT segment. The marker bit is set on
+//! the last packet of the frame.
 //!
-//! What RFC 2435 can carry, checked by [`jpeg_frame_info`]: baseline sequential (SOF0),
-//! 8-bit quantization tables, three components Y/Cb/Cr with Y sampled 2x1 (type 0, 4:2:2)
-//! or 2x2 (type 1, 4:2:0) and chroma 1x1, Cb and Cr sharing one table, width and height
-//! multiples of 8 up to 2040, one interleaved scan, and the standard Huffman tables of
-//! JPEG Annex K.3 (the receiver cannot be told others; a DHT segment is checked, and its
-//! absence means the standard tables, as in Motion JPEG from many capture devices).
+//! Plain RFC 2435 (the default, what every client reads) when [`jpeg_frame_info`] finds
+//! it suffices: three components Y/Cb/Cr with Y sampled 2x1 (type 0) or 2x2 (type 1) and
+//! chroma 1x1, Cb and Cr sharing one table, width and height multiples of 8 up to 2040, one
+//! interleaved scan, and the standard Huffman tables of JPEG Annex K.3 (or no DHT).
+//! Otherwise (any size up to 65535x65535, grayscale, other sampling factors, other
+//! Huffman tables, several sequential scans) the first packet also carries the ONVIF JPEG
+//! header extension (profile 0xFFD8): the file's DQT, SOF0, DHT, DRI, APP0 and APP14
+//! segments in file order, 0xFF fill bytes, then its SOS; the width/height fields hold the
+//! size in blocks where it fits in 8 bits and 0 otherwise.
 //!
-//! Depacketizer: reassembles the scan data by fragment offset and rebuilds a decodable JFIF
-//! file from the RTP headers (RFC 2435 Appendix A: quantization tables from Q for Q < 128;
-//! Appendix B: the frame, Huffman and scan headers), with the in-band tables for Q >= 128
-//! (cached for Q 128-254 when later frames omit them). A frame with a lost packet is dropped
-//! and the next frame marked lossy.
+//! Depacketizer: reassembles the scan data by fragment offset. Without the extension it
+//! rebuilds a decodable JFIF file from the RTP headers (RFC 2435 Appendix A: quantization
+//! tables from Q for Q < 128; Appendix B: the frame, Huffman and scan headers), with the
+//! in-band tables for Q >= 128 (cached for Q 128-254 when later frames omit them). With
+//! the extension in the first packet (alone, or appended to the ONVIF replay extension
+//! 0xABAC), the file is SOI, the extension's segments, what they lack derived as above,
+//! the scan data and EOI: byte for byte the source file for what our packetizer sends. A
+//! frame with a lost packet is dropped and the next frame marked lossy.
 //!
-//! Left out: types other than 0/1/64/65, the dimension extension for frames over 2040
-//! pixels (RFC 2435bis / ONVIF JPEG header extension), restart-interval-aligned
-//! fragmentation (F/L/count other than all ones are accepted but not used), grayscale.
+//! Left out: types other than 0/1/64/65, restart-interval-aligned fragmentation (F/L/count
+//! other than all ones are accepted but not used), Q=0 (tables of the previous frame),
+//! header extensions continued over several packets (0xFFFF: a sender whose headers do
+//! not fit in the first packet gets [`PacketizeError::MaxPayloadTooSmall`]; a receiver
+//! ignores the continuation words), the SOF of the previous frame when the width and
+//! height fields are 0 and the extension has no SOF0.
 //!
 //! Hand-written: no crate implements RFC 2435.
 
@@ -64,24 +74,23 @@ pub enum JpegError {
     BadQuantTable { id: u8, reason: &'static str },
     #[error("quantization table {id} is used but not defined")]
     MissingQuantTable { id: u8 },
-    #[error("{width}x{height}: RFC 2435 needs width and height multiples of 8, 8 to 2040")]
-    Dimensions { width: u16, height: u16 },
-    #[error("{0} components: RFC 2435 needs 3 (Y, Cb, Cr)")]
-    Components(u8),
     #[error(
-        "sampling factors Y {y:#04x}, Cb {cb:#04x}, Cr {cr:#04x}: RFC 2435 needs Y 2x1 or 2x2 \
-         and chroma 1x1"
+        "{width}x{height}: width and height must be 1 to 65535 (a height defined later by a \
+         DNL marker is not supported)"
     )]
-    Sampling { y: u8, cb: u8, cr: u8 },
-    #[error("Cb and Cr use different quantization tables ({cb} and {cr})")]
-    ChromaTables { cb: u8, cr: u8 },
-    #[error("Huffman table class {class} id {id} is not the standard table of JPEG Annex K.3")]
-    NonStandardHuffman { class: u8, id: u8 },
+    Dimensions { width: u16, height: u16 },
+    #[error("{0} components: only grayscale (1) and YCbCr (3) JPEG are sent")]
+    Components(u8),
+    #[error("{0} bytes of JPEG headers exceed the RTP header extension's 65535 words")]
+    HeadersTooLarge(usize),
     #[error("no SOF0 frame header before the scan")]
     MissingFrameHeader,
     #[error("no SOS scan")]
     MissingScan,
-    #[error("scan header at byte {offset}: RFC 2435 needs one interleaved scan of Y, Cb, Cr with tables 0, 1, 1")]
+    #[error(
+        "scan header at byte {offset}: only one interleaved scan of every component, \
+         coefficients 0 to 63 (baseline), is supported"
+    )]
     BadScan { offset: usize },
     #[error("marker {marker:#04x} at byte {offset} after the scan: only one scan is supported")]
     MultipleScans { marker: u8, offset: usize },
@@ -99,15 +108,26 @@ pub struct JpegInfo {
     pub width: u16,
     pub height: u16,
     /// RFC 2435 type: 0 (4:2:2) or 1 (4:2:0), plus 64 when restart markers are present.
+    /// Frames sent with the header extension that are neither say 1 (its SOF0 rules).
     pub jpeg_type: u8,
     /// The DRI restart interval in MCUs, 0 if none.
     pub restart_interval: u16,
+    /// RFC 2435 alone cannot describe the frame (size over 2040 or not a multiple of 8,
+    /// grayscale, other sampling factors, other Huffman tables, Cb and Cr with different
+    /// quantization tables): its first packet carries the ONVIF JPEG header extension.
+    pub extension: bool,
 }
 
 struct ParsedJpeg<'a> {
     info: JpegInfo,
+    /// Quantization table of the first component, and of the second (YCbCr only): the
+    /// RFC 2435 quantization table header carries these.
     luma: &'a [u8],
-    chroma: &'a [u8],
+    chroma: Option<&'a [u8]>,
+    /// DQT, SOF0, DHT, DRI, APP0 and APP14 segments (marker included), in file order.
+    headers: Vec<std::ops::Range<usize>>,
+    /// The SOS segment, marker included.
+    sos: std::ops::Range<usize>,
     scan: std::ops::Range<usize>,
 }
 
@@ -224,27 +244,31 @@ fn be16(data: &[u8], at: usize) -> Option<u16> {
     }
 }
 
-/// Checks a DHT segment body against the standard tables.
-fn check_dht(mut seg: &[u8], offset: usize) -> Result<(), JpegError> {
+/// Checks a DHT segment body: well formed, and whether its tables are the standard ones
+/// (tables 2 and 3 do not matter: no scan RFC 2435 describes selects them).
+fn check_dht(mut seg: &[u8], offset: usize) -> Result<bool, JpegError> {
     let bad = JpegError::BadSegment {
         what: "DHT",
         offset,
     };
+    let mut all_standard = true;
     while let Some(&tc_th) = seg.first() {
         let (class, id) = (tc_th >> 4, tc_th & 0x0f);
         let bits = seg.get(1..17).ok_or_else(|| bad.clone())?;
         let total: usize = bits.iter().map(|&b| usize::from(b)).sum();
         let vals = seg.get(17..17 + total).ok_or_else(|| bad.clone())?;
+        if class > 1 || id > 3 {
+            return Err(bad);
+        }
         let standard = STD_HUFFMAN.iter().find(|h| h.class == class && h.id == id);
         match standard {
             Some(h) if h.bits == bits && h.vals == vals => {}
-            // Tables 2 and 3 cannot be selected by a scan we accept; they do not matter.
-            None if class <= 1 && id >= 2 => {}
-            _ => return Err(JpegError::NonStandardHuffman { class, id }),
+            None => {}
+            _ => all_standard = false,
         }
         seg = seg.get(17 + total..).unwrap_or_default();
     }
-    Ok(())
+    Ok(all_standard)
 }
 
 /// End of the entropy-coded data starting at `from`: the position of the first marker
@@ -263,17 +287,78 @@ fn scan_end(data: &[u8], from: usize) -> (usize, Option<u8>) {
     (data.len(), None)
 }
 
+/// End of the entropy-coded data of the first scan starting at `from` and, for a
+/// sequential file with more scans (one per component, as encoders write with optimized
+/// Huffman tables), of the last one: the data up to EOI, tables and scan headers between
+/// scans included, travels as scan data. Whether there was more than one scan.
+fn scans_end(data: &[u8], from: usize) -> Result<(usize, bool), JpegError> {
+    let (mut end, mut next) = scan_end(data, from);
+    let mut multi = false;
+    while let Some(marker) = next {
+        // `end` is at the 0xFF of `marker`.
+        match marker {
+            0xd9 => break,
+            0xc4 | 0xdb | 0xdd | 0xda | 0xfe | 0xe0..=0xef => {}
+            _ => {
+                return Err(JpegError::MultipleScans {
+                    marker,
+                    offset: end,
+                })
+            }
+        }
+        let len = be16(data, end + 2).ok_or(JpegError::Truncated {
+            offset: end + 2,
+            what: "segment length",
+        })?;
+        let seg_end = end + 2 + usize::from(len);
+        if len < 2 || seg_end > data.len() {
+            return Err(JpegError::Truncated {
+                offset: end,
+                what: "segment",
+            });
+        }
+        if marker == 0xda {
+            multi = true;
+            (end, next) = scan_end(data, seg_end);
+        } else {
+            end = seg_end;
+            while data.get(end + 1) == Some(&0xff) {
+                end += 1;
+            }
+            next = match data.get(end..end + 2) {
+                Some(&[0xff, m]) => Some(m),
+                Some(_) => {
+                    return Err(JpegError::NotAMarker {
+                        offset: end,
+                        found: data[end],
+                    })
+                }
+                None => None,
+            };
+        }
+    }
+    Ok((end, multi))
+}
+
 /// A frame header component: id, sampling factors (H << 4 | V), quantization table id.
 type Component = (u8, u8, u8);
+
+/// Marker segments that travel in the header extension besides the tables and headers the
+/// decoder needs: APP0 (JFIF/JFXX: pixel aspect ratio) and APP14 (Adobe: colour transform).
+fn kept_app(marker: u8) -> bool {
+    matches!(marker, 0xe0 | 0xee)
+}
 
 fn parse_jfif(data: &[u8]) -> Result<ParsedJpeg<'_>, JpegError> {
     if data.get(..2) != Some(&[0xff, 0xd8]) {
         return Err(JpegError::NoSoi);
     }
     let mut tables: [Option<&[u8]>; 4] = [None; 4];
-    // Width, height, and (component id, sampling factors, quantization table) of Y, Cb, Cr.
-    let mut sof: Option<(u16, u16, [Component; 3])> = None;
+    // Width, height, components.
+    let mut sof: Option<(u16, u16, Vec<Component>)> = None;
     let mut restart_interval = 0u16;
+    let mut standard_huffman = true;
+    let mut headers = Vec::new();
     let mut pos = 2;
     loop {
         let &b = data.get(pos).ok_or(JpegError::Truncated {
@@ -311,6 +396,7 @@ fn parse_jfif(data: &[u8]) -> Result<ParsedJpeg<'_>, JpegError> {
                 offset: pos,
                 what: "segment",
             })?;
+        let segment = offset..pos + len.max(2);
         let bad = |what| JpegError::BadSegment { what, offset };
         match marker {
             0xdb => {
@@ -333,6 +419,7 @@ fn parse_jfif(data: &[u8]) -> Result<ParsedJpeg<'_>, JpegError> {
                     *slot = Some(table);
                     rest = rest.get(65..).unwrap_or_default();
                 }
+                headers.push(segment);
             }
             0xc0 => {
                 let &[precision, h0, h1, w0, w1, n, ..] = seg else {
@@ -341,49 +428,53 @@ fn parse_jfif(data: &[u8]) -> Result<ParsedJpeg<'_>, JpegError> {
                 if precision != 8 {
                     return Err(JpegError::NotBaseline { marker, offset });
                 }
-                if n != 3 {
+                if n != 1 && n != 3 {
                     return Err(JpegError::Components(n));
                 }
-                let c = seg.get(6..15).ok_or(bad("SOF0"))?;
+                let c = seg
+                    .get(6..6 + 3 * usize::from(n))
+                    .ok_or(bad("SOF0"))?
+                    .chunks_exact(3)
+                    .map(|c| (c[0], c[1], c[2]))
+                    .collect::<Vec<_>>();
+                if c.iter().any(|&(_, hv, _)| {
+                    !(1..=4).contains(&(hv >> 4)) || !(1..=4).contains(&(hv & 15))
+                }) {
+                    return Err(bad("SOF0"));
+                }
                 sof = Some((
                     u16::from_be_bytes([w0, w1]),
                     u16::from_be_bytes([h0, h1]),
-                    [(c[0], c[1], c[2]), (c[3], c[4], c[5]), (c[6], c[7], c[8])],
+                    c,
                 ));
+                headers.push(segment);
             }
             0xc1..=0xcf if !matches!(marker, 0xc4 | 0xc8 | 0xcc) => {
                 return Err(JpegError::NotBaseline { marker, offset });
             }
-            0xc4 => check_dht(seg, offset)?,
-            0xdd => restart_interval = be16(seg, 0).ok_or(bad("DRI"))?,
+            0xc4 => {
+                standard_huffman &= check_dht(seg, offset)?;
+                headers.push(segment);
+            }
+            0xdd => {
+                restart_interval = be16(seg, 0).ok_or(bad("DRI"))?;
+                headers.push(segment);
+            }
             0xda => {
                 let (width, height, comps) = sof.ok_or(JpegError::MissingFrameHeader)?;
-                let expect = [
-                    comps[0].0, 0x00, comps[1].0, 0x11, comps[2].0, 0x11, 0, 63, 0,
-                ];
-                if seg.first() != Some(&3) || seg.get(1..10) != Some(&expect[..]) {
+                // Baseline: full spectrum, components of the frame.
+                let ns = usize::from(*seg.first().ok_or(bad("SOS"))?);
+                let sel = seg.get(1..1 + 2 * ns).ok_or(bad("SOS"))?;
+                if ns == 0
+                    || seg.get(1 + 2 * ns..4 + 2 * ns) != Some(&[0, 63, 0][..])
+                    || sel
+                        .chunks_exact(2)
+                        .any(|s| !comps.iter().any(|c| c.0 == s[0]))
+                {
                     return Err(JpegError::BadScan { offset });
                 }
-                if width == 0
-                    || height == 0
-                    || width % 8 != 0
-                    || height % 8 != 0
-                    || width > 2040
-                    || height > 2040
-                {
+                if width == 0 || height == 0 {
                     return Err(JpegError::Dimensions { width, height });
-                }
-                let (y, cb, cr) = (comps[0].1, comps[1].1, comps[2].1);
-                let base_type = match (y, cb, cr) {
-                    (0x21, 0x11, 0x11) => 0,
-                    (0x22, 0x11, 0x11) => 1,
-                    _ => return Err(JpegError::Sampling { y, cb, cr }),
-                };
-                if comps[1].2 != comps[2].2 {
-                    return Err(JpegError::ChromaTables {
-                        cb: comps[1].2,
-                        cr: comps[2].2,
-                    });
                 }
                 let table = |id: u8| {
                     tables
@@ -392,50 +483,91 @@ fn parse_jfif(data: &[u8]) -> Result<ParsedJpeg<'_>, JpegError> {
                         .flatten()
                         .ok_or(JpegError::MissingQuantTable { id })
                 };
-                let luma = table(comps[0].2)?;
-                let chroma = table(comps[1].2)?;
-                let start = pos + len;
-                let (end, next) = scan_end(data, start);
-                match next {
-                    None | Some(0xd9) => {}
-                    Some(marker) => {
-                        return Err(JpegError::MultipleScans {
-                            marker,
-                            offset: end,
-                        })
-                    }
+                for c in &comps {
+                    table(c.2)?;
                 }
+                let luma = table(comps[0].2)?;
+                let chroma = match comps.get(1) {
+                    Some(c) => Some(table(c.2)?),
+                    None => None,
+                };
+                let start = pos + len;
+                let (end, multi_scan) = scans_end(data, start)?;
                 if end <= start {
                     return Err(JpegError::EmptyScan);
                 }
                 if end - start > MAX_SCAN {
                     return Err(JpegError::TooLarge(end - start));
                 }
+                // What RFC 2435 alone can describe (§3.1.3, §3.1.5, §3.1.6, Appendix B).
+                let samplings: Vec<u8> = comps.iter().map(|c| c.1).collect();
+                let base_type = match samplings[..] {
+                    [0x21, 0x11, 0x11] => Some(0),
+                    [0x22, 0x11, 0x11] => Some(1),
+                    _ => None,
+                };
+                let plain = base_type.is_some()
+                    && !multi_scan
+                    && comps[1].2 == comps[2].2
+                    && standard_huffman
+                    && sel == [comps[0].0, 0x00, comps[1].0, 0x11, comps[2].0, 0x11]
+                    && width % 8 == 0
+                    && height % 8 == 0
+                    && width <= 2040
+                    && height <= 2040;
                 return Ok(ParsedJpeg {
                     info: JpegInfo {
                         width,
                         height,
-                        jpeg_type: base_type | if restart_interval > 0 { 64 } else { 0 },
+                        jpeg_type: base_type.unwrap_or(1)
+                            | if restart_interval > 0 { 64 } else { 0 },
                         restart_interval,
+                        extension: !plain,
                     },
                     luma,
                     chroma,
+                    headers,
+                    sos: offset..start,
                     scan: start..end,
                 });
             }
-            // APPn, COM, DNL before the scan, JPG extensions: skipped.
+            m if kept_app(m) => headers.push(segment),
+            // Other APPn, COM, DNL before the scan, JPG extensions: not sent.
             _ => {}
         }
         pos += len.max(2);
     }
 }
 
-/// Checks that a JFIF file can be sent with RFC 2435 and returns its size and type.
+/// Checks that a JFIF file can be sent (RFC 2435 alone, or with the ONVIF JPEG header
+/// extension) and returns its size and type.
 pub fn jpeg_frame_info(jfif: &[u8]) -> Result<JpegInfo, JpegError> {
     parse_jfif(jfif).map(|p| p.info)
 }
 
-/// Sends complete JFIF files as RFC 2435 payloads.
+/// Profile identifier of the ONVIF JPEG header extension in the first packet of a frame
+/// (the SOI marker); [`JPEG_EXT_CONTINUED`] in later packets.
+pub const JPEG_EXT_INITIAL: u16 = 0xffd8;
+/// Profile identifier of the ONVIF JPEG header extension in a frame's later packets.
+pub const JPEG_EXT_CONTINUED: u16 = 0xffff;
+
+/// The body of the ONVIF JPEG header extension for a parsed frame: the kept marker
+/// segments in file order, 0xFF fill bytes up to a multiple of 4, then the SOS segment
+/// (fill bytes may precede a marker but must not follow the SOS).
+fn header_extension(data: &[u8], jpeg: &ParsedJpeg<'_>) -> Vec<u8> {
+    let len: usize = jpeg.headers.iter().map(|r| r.len()).sum::<usize>() + jpeg.sos.len();
+    let fill = (4 - len % 4) % 4;
+    let mut ext = Vec::with_capacity(len + fill);
+    for r in &jpeg.headers {
+        ext.extend_from_slice(&data[r.clone()]);
+    }
+    ext.resize(ext.len() + fill, 0xff);
+    ext.extend_from_slice(&data[jpeg.sos.clone()]);
+    ext
+}
+
+/// Sends complete JFIF files as RFC 2435 payloads, with the ONVIF JPEG header extension
+/// on the first packet of frames that RFC 2435 alone cannot describe.
 #[derive(Debug)]
 pub struct JpegPacketizer {
     max_payload: usize,
@@ -447,6 +579,12 @@ impl JpegPacketizer {
     }
 }
 
+/// The RFC 2435 width or height field: the size in 8-pixel blocks, rounded up, or 0 where
+/// it does not fit in 8 bits (the header extension's SOF0 then gives the size).
+fn size_field(pixels: u16) -> u8 {
+    u8::try_from(pixels.div_ceil(8)).unwrap_or(0)
+}
+
 impl Packetizer for JpegPacketizer {
     fn packetize(&mut self, au: &Bytes, out: &mut Vec<RtpPayload>) -> Result<(), PacketizeError> {
         if au.is_empty() {
@@ -454,20 +592,31 @@ impl Packetizer for JpegPacketizer {
         }
         let jpeg = parse_jfif(au)?;
         let info = jpeg.info;
+        let ext = info.extension.then(|| header_extension(au, &jpeg));
+        // The extension's length field counts 32-bit words in 16 bits.
+        if let Some(e) = &ext {
+            if e.len() / 4 > usize::from(u16::MAX) {
+                return Err(JpegError::HeadersTooLarge(e.len()).into());
+            }
+        }
+        let ext_len = ext.as_ref().map_or(0, |e| 4 + e.len());
         let restart = info.restart_interval > 0;
         let fixed = 8 + if restart { 4 } else { 0 };
-        let first = fixed + 4 + 128;
-        if self.max_payload <= first {
+        let qlen = 64 * (1 + usize::from(jpeg.chroma.is_some()));
+        let first = fixed + 4 + qlen;
+        // The extension rides in the first packet's RTP header: its payload is shorter.
+        if self.max_payload <= first + ext_len {
             return Err(PacketizeError::MaxPayloadTooSmall {
                 codec: CODEC,
                 max_payload: self.max_payload,
-                needed: first + 1,
+                needed: first + ext_len + 1,
             });
         }
         let scan = &au[jpeg.scan];
+        let mut header_ext = ext.map(Bytes::from);
         let mut offset = 0;
         while offset < scan.len() {
-            let header_len = if offset == 0 { first } else { fixed };
+            let header_len = if offset == 0 { first + ext_len } else { fixed };
             let end = (offset + self.max_payload - header_len).min(scan.len());
             let mut p = BytesMut::with_capacity(header_len + end - offset);
             // Main JPEG header: type-specific, fragment offset, type, Q, width/8, height/8.
@@ -475,8 +624,8 @@ impl Packetizer for JpegPacketizer {
             p.put_uint(offset as u64, 3);
             p.put_u8(info.jpeg_type);
             p.put_u8(255);
-            p.put_u8((info.width / 8) as u8);
-            p.put_u8((info.height / 8) as u8);
+            p.put_u8(size_field(info.width));
+            p.put_u8(size_field(info.height));
             if restart {
                 // Restart interval; F=1, L=1, restart count 0x3FFF.
                 p.put_u16(info.restart_interval);
@@ -486,15 +635,18 @@ impl Packetizer for JpegPacketizer {
                 // Quantization table header: MBZ, precision (8-bit), length.
                 p.put_u8(0);
                 p.put_u8(0);
-                p.put_u16(128);
+                p.put_u16(qlen as u16);
                 p.put_slice(jpeg.luma);
-                p.put_slice(jpeg.chroma);
+                if let Some(chroma) = jpeg.chroma {
+                    p.put_slice(chroma);
+                }
             }
             p.put_slice(&scan[offset..end]);
             out.push(RtpPayload {
                 data: p.freeze(),
                 marker: end == scan.len(),
                 ts_offset: 0,
+                header_ext: header_ext.take(),
             });
             offset = end;
         }
@@ -564,9 +716,113 @@ fn build_jfif(
     f.freeze()
 }
 
+/// The marker segments of a JPEG header extension payload: (marker, range of the whole
+/// segment, marker included), fill bytes skipped. Only segments with a length field are
+/// allowed, and nothing after an SOS (ONVIF: the SOS, if present, is the last marker).
+fn ext_segments(ext: &[u8]) -> Result<Vec<(u8, std::ops::Range<usize>)>, &'static str> {
+    let mut out = Vec::new();
+    let mut pos = 0;
+    while pos < ext.len() {
+        if ext[pos] != 0xff {
+            return Err("header extension: expected a marker");
+        }
+        let Some(&marker) = ext.get(pos + 1) else {
+            // Trailing fill byte.
+            break;
+        };
+        if marker == 0xff {
+            pos += 1;
+            continue;
+        }
+        if matches!(marker, 0x00 | 0x01 | 0xd0..=0xd9) {
+            return Err("header extension: marker without a segment");
+        }
+        if out.last().is_some_and(|(m, _): &(u8, _)| *m == 0xda) {
+            return Err("header extension: marker after the SOS");
+        }
+        let len = be16(ext, pos + 2).ok_or("header extension: truncated segment")?;
+        let end = pos + 2 + usize::from(len);
+        if len < 2 || end > ext.len() {
+            return Err("header extension: truncated segment");
+        }
+        out.push((marker, pos..end));
+        pos = end;
+    }
+    Ok(out)
+}
+
+/// Rebuilds a JFIF file from a header extension (ONVIF Streaming "Logical decoding
+/// specification"): SOI, the extension's segments, then what it lacks derived from the
+/// RFC 2435 header as [`build_jfif`] does (DQT, SOF0, DRI, DHT, SOS), the scan and EOI.
+fn build_from_ext(
+    ext: &[u8],
+    segments: &[(u8, std::ops::Range<usize>)],
+    header: [u8; 4],
+    restart_interval: u16,
+    tables: &[(u8, &[u8])],
+    scan: &[u8],
+) -> Option<Bytes> {
+    let has = |m: u8| segments.iter().any(|(s, _)| *s == m);
+    let derived = |f: &mut BytesMut, marker: u8| {
+        // The segment `marker` as build_jfif writes it.
+        let [jpeg_type, _, w, h] = header;
+        let full = build_jfif(
+            jpeg_type,
+            u16::from(w) * 8,
+            u16::from(h) * 8,
+            restart_interval,
+            tables,
+            &[],
+        );
+        if let Ok(segs) = ext_segments(&full[2..full.len() - 2]) {
+            for (m, r) in segs {
+                if m == marker {
+                    f.put_slice(&full[2 + r.start..2 + r.end]);
+                }
+            }
+        }
+    };
+    let mut f = BytesMut::with_capacity(ext.len() + scan.len() + 700);
+    f.put_slice(&[0xff, 0xd8]);
+    for (m, r) in segments {
+        if *m != 0xda {
+            f.put_slice(&ext[r.clone()]);
+        }
+    }
+    if !has(0xdb) {
+        derived(&mut f, 0xdb);
+    }
+    if !has(0xc0) {
+        if header[2] == 0 || header[3] == 0 {
+            return None;
+        }
+        derived(&mut f, 0xc0);
+    }
+    if !has(0xdd) && restart_interval > 0 {
+        derived(&mut f, 0xdd);
+    }
+    if !has(0xc4) {
+        derived(&mut f, 0xc4);
+    }
+    match segments.iter().find(|(m, _)| *m == 0xda) {
+        Some((_, r)) => f.put_slice(&ext[r.clone()]),
+        None => derived(&mut f, 0xda),
+    }
+    f.put_slice(scan);
+    if !scan.ends_with(&[0xff, 0xd9]) {
+        f.put_slice(&[0xff, 0xd9]);
+    }
+    Some(f.freeze())
+}
+
+/// A header extension payload and its segments (see [`ext_segments`]).
+type FrameExt = (Bytes, Vec<(u8, std::ops::Range<usize>)>);
+
 #[derive(Debug)]
 struct Frame {
     timestamp: u32,
+    /// The header extension of the first packet and its segments, if it had one.
+    ext: Option<FrameExt>,
     /// type, Q, width/8, height/8 as in the first packet.
     header: [u8; 4],
     restart_interval: u16,
@@ -608,14 +864,30 @@ impl JpegDepacketizer {
         } else {
             frame.tables.iter().map(|(p, t)| (*p, &t[..])).collect()
         };
-        let jfif = build_jfif(
-            jpeg_type,
-            u16::from(w) * 8,
-            u16::from(h) * 8,
-            frame.restart_interval,
-            &tables,
-            &frame.data,
-        );
+        let jfif = match &frame.ext {
+            Some((ext, segments)) => {
+                let Some(f) = build_from_ext(
+                    ext,
+                    segments,
+                    frame.header,
+                    frame.restart_interval,
+                    &tables,
+                    &frame.data,
+                ) else {
+                    self.carry_loss = true;
+                    return;
+                };
+                f
+            }
+            None => build_jfif(
+                jpeg_type,
+                u16::from(w) * 8,
+                u16::from(h) * 8,
+                frame.restart_interval,
+                &tables,
+                &frame.data,
+            ),
+        };
         self.ready.push_back(DepacketizedUnit {
             timestamp: frame.timestamp,
             data: jfif,
@@ -673,9 +945,23 @@ impl JpegDepacketizer {
         if q == 0 {
             return Err(malformed("Q=0 is reserved"));
         }
-        if w == 0 || h == 0 {
+        // The JPEG header extension of a frame's first packet (ONVIF Streaming), alone or
+        // behind the replay extension.
+        let ext = match pkt.jpeg_header_ext().filter(|e| e.initial && offset == 0) {
+            Some(e) => {
+                let segments = ext_segments(e.data).map_err(malformed)?;
+                Some((Bytes::copy_from_slice(e.data), segments))
+            }
+            None => None,
+        };
+        let has_sof = |e: &Option<FrameExt>| {
+            e.as_ref()
+                .is_some_and(|(_, s)| s.iter().any(|(m, _)| *m == 0xc0))
+        };
+        let continued = offset > 0 && self.frame.as_ref().is_some_and(|f| has_sof(&f.ext));
+        if (w == 0 || h == 0) && !has_sof(&ext) && !continued {
             return Err(malformed(
-                "width or height 0 (dimension extension not supported)",
+                "width or height 0 without a SOF0 in a JPEG header extension",
             ));
         }
         let mut rest = p.get(8..).unwrap_or_default();
@@ -719,6 +1005,7 @@ impl JpegDepacketizer {
             }
             self.frame = Some(Frame {
                 timestamp: pkt.timestamp(),
+                ext,
                 header,
                 restart_interval,
                 tables,
@@ -831,7 +1118,8 @@ mod tests {
                     width: 320,
                     height: 240,
                     jpeg_type,
-                    restart_interval
+                    restart_interval,
+                    extension: false,
                 }),
                 "{name}"
             );
@@ -987,6 +1275,7 @@ mod tests {
                 data: Bytes::from(p),
                 marker: true,
                 ts_offset: 0,
+                header_ext: None,
             }],
             0,
             0,
@@ -995,7 +1284,7 @@ mod tests {
         assert!(errors.is_empty());
         let rebuilt = parse_jfif(&units[0].data).unwrap();
         assert_eq!(rebuilt.luma, &luma[..]);
-        assert_eq!(rebuilt.chroma, &chroma[..]);
+        assert_eq!(rebuilt.chroma, Some(&chroma[..]));
     }
 
     #[test]
@@ -1024,39 +1313,41 @@ mod tests {
     }
 
     #[test]
-    fn rejects_what_rfc_2435_cannot_carry() {
-        let mut f = F420.to_vec();
+    fn extension_for_what_rfc_2435_cannot_carry() {
+        let sof = find_marker(F420, 0xc0);
+        let ext = |f: &[u8]| jpeg_frame_info(f).map(|i| i.extension);
+        assert_eq!(ext(F420), Ok(false));
         // Chroma sampled 1x2 (as ffmpeg writes 4:2:2).
-        let sof = find_marker(&f, 0xc0);
+        let mut f = F420.to_vec();
         f[sof + 14] = 0x12;
-        assert!(matches!(
-            jpeg_frame_info(&f),
-            Err(JpegError::Sampling { cb: 0x12, .. })
-        ));
+        assert_eq!(ext(&f), Ok(true));
         // Width not a multiple of 8.
         let mut f = F420.to_vec();
         f[sof + 8] = 0x41; // 0x0141 = 321
-        assert_eq!(
+        assert_eq!(ext(&f), Ok(true));
+        // A changed Huffman table.
+        let mut f = F420.to_vec();
+        let dht = find_marker(&f, 0xc4);
+        f[dht + 30] ^= 1;
+        assert_eq!(ext(&f), Ok(true));
+        // Height 0 (DNL) cannot be sent.
+        let mut f = F420.to_vec();
+        f[sof + 5] = 0;
+        f[sof + 6] = 0;
+        assert!(matches!(
             jpeg_frame_info(&f),
-            Err(JpegError::Dimensions {
-                width: 321,
-                height: 240
-            })
-        );
+            Err(JpegError::Dimensions { height: 0, .. })
+        ));
+        // Two components.
+        let mut f = F420.to_vec();
+        f[sof + 9] = 2;
+        assert_eq!(jpeg_frame_info(&f), Err(JpegError::Components(2)));
         // Progressive.
         let mut f = F420.to_vec();
         f[sof + 1] = 0xc2;
         assert!(matches!(
             jpeg_frame_info(&f),
             Err(JpegError::NotBaseline { marker: 0xc2, .. })
-        ));
-        // A changed Huffman table.
-        let mut f = F420.to_vec();
-        let dht = find_marker(&f, 0xc4);
-        f[dht + 30] ^= 1;
-        assert!(matches!(
-            jpeg_frame_info(&f),
-            Err(JpegError::NonStandardHuffman { .. })
         ));
         // No SOI, truncation, no scan.
         assert_eq!(jpeg_frame_info(&F420[1..]), Err(JpegError::NoSoi));
@@ -1083,5 +1374,208 @@ mod tests {
             Err(PacketizeError::MaxPayloadTooSmall { needed: 141, .. })
         ));
         assert!(out.is_empty());
+    }
+
+    /// A test picture encoded by jpeg-encoder: gradients and a checkerboard, so every
+    /// block has AC coefficients.
+    fn encode(
+        width: u16,
+        height: u16,
+        gray: bool,
+        sampling: jpeg_encoder::SamplingFactor,
+        restart: u16,
+        optimized: bool,
+    ) -> Vec<u8> {
+        let (w, h) = (usize::from(width), usize::from(height));
+        let channels = if gray { 1 } else { 3 };
+        let mut px = Vec::with_capacity(w * h * channels);
+        for y in 0..h {
+            for x in 0..w {
+                let check = if (x / 8 + y / 8) % 2 == 0 { 40 } else { 0 };
+                px.push(((x * 255 / w) as u8).wrapping_add(check));
+                if !gray {
+                    px.push((y * 255 / h) as u8);
+                    px.push(((x + y) % 256) as u8);
+                }
+            }
+        }
+        let mut out = Vec::new();
+        let mut e = jpeg_encoder::Encoder::new(&mut out, 80);
+        e.set_sampling_factor(sampling);
+        e.set_restart_interval(restart);
+        e.set_optimized_huffman_tables(optimized);
+        let color = if gray {
+            jpeg_encoder::ColorType::Luma
+        } else {
+            jpeg_encoder::ColorType::Rgb
+        };
+        e.encode(&px, width, height, color).unwrap();
+        out
+    }
+
+    /// Packetizes, wraps in RTP (the extension as the packetizer asks), depacketizes.
+    fn round_trip(jfif: &[u8], max: usize) -> (Vec<RtpPayload>, Bytes) {
+        let payloads = packetize(max, jfif);
+        let (units, errors) = feed(&mut JpegDepacketizer::new(), &to_packets(&payloads, 7, 0));
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(units.len(), 1);
+        assert!(!units[0].loss);
+        (payloads, units[0].data.clone())
+    }
+
+    #[test]
+    fn extension_round_trips_byte_for_byte() {
+        use jpeg_encoder::SamplingFactor as S;
+        #[rustfmt::skip]
+        let cases: &[(&str, u16, u16, bool, S, u16, bool)] = &[
+            ("2048 4:2:0", 2048, 32, false, S::F_2_2, 0, false),
+            ("4096 4:2:0", 4096, 16, false, S::F_2_2, 0, false),
+            ("4096 tall", 16, 4096, false, S::F_2_2, 0, false),
+            ("65528 wide", 65528, 8, false, S::F_2_2, 0, false),
+            ("65528 tall 4:2:2", 16, 65528, false, S::F_2_1, 0, false),
+            ("2560x1440 4:2:0", 2560, 1440, false, S::F_2_2, 0, false),
+            ("4:2:2 restart", 2560, 48, false, S::F_2_1, 7, false),
+            ("gray", 320, 240, true, S::F_1_1, 0, false),
+            ("gray restart", 3000, 24, true, S::F_1_1, 5, false),
+            ("4:4:4", 320, 240, false, S::F_1_1, 0, false),
+            ("4:4:0", 320, 240, false, S::F_1_2, 0, false),
+            ("odd size", 321, 239, false, S::F_2_2, 0, false),
+            ("optimized huffman", 320, 240, false, S::F_2_2, 0, true),
+        ];
+        for &(name, w, h, gray, sampling, restart, optimized) in cases {
+            let src = encode(w, h, gray, sampling, restart, optimized);
+            let info = jpeg_frame_info(&src).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert!(info.extension, "{name}");
+            assert_eq!((info.width, info.height), (w, h), "{name}");
+            assert_eq!(info.restart_interval, restart, "{name}");
+            for max in [1400, 65000] {
+                let (payloads, rebuilt) = round_trip(&src, max);
+                assert!(
+                    rebuilt[..] == src[..],
+                    "{name} max {max}: not byte-for-byte"
+                );
+                // Only the first packet has the extension; every packet fits in max.
+                assert!(payloads[0].header_ext.is_some());
+                assert!(payloads[1..].iter().all(|p| p.header_ext.is_none()));
+                let ext_len = payloads[0].header_ext.as_ref().unwrap().len();
+                assert_eq!(ext_len % 4, 0);
+                assert!(payloads[0].data.len() + 4 + ext_len <= max, "{name}");
+                assert!(payloads.iter().all(|p| p.data.len() <= max));
+                // RFC 2435 fields: size in blocks where it fits, else 0.
+                let d = &payloads[0].data;
+                let field = |v: u16| u8::try_from(v.div_ceil(8)).unwrap_or(0);
+                assert_eq!((d[6], d[7]), (field(w), field(h)), "{name}");
+                assert_eq!(d[5], 255);
+            }
+        }
+    }
+
+    #[test]
+    fn plain_rfc_2435_stays_the_default() {
+        use jpeg_encoder::SamplingFactor as S;
+        for (w, h, s) in [
+            (2040, 16, S::F_2_2),
+            (640, 480, S::F_2_1),
+            (16, 2040, S::F_2_2),
+        ] {
+            let src = encode(w, h, false, s, 0, false);
+            assert!(!jpeg_frame_info(&src).unwrap().extension);
+            let (payloads, rebuilt) = round_trip(&src, 1400);
+            assert!(payloads.iter().all(|p| p.header_ext.is_none()));
+            let (a, b) = (parse_jfif(&src).unwrap(), parse_jfif(&rebuilt).unwrap());
+            assert_eq!(&src[a.scan], &rebuilt[b.scan]);
+            assert_eq!(a.info, b.info);
+        }
+    }
+
+    #[test]
+    fn extension_behind_the_replay_extension() {
+        use crate::rtp::{parse_rtp, replay_ext_with_jpeg, write_rtp, RtpExtension, RtpHeader};
+        let src = encode(
+            2560,
+            32,
+            false,
+            jpeg_encoder::SamplingFactor::F_2_2,
+            4,
+            false,
+        );
+        let payloads = packetize(1400, &src);
+        let replay = [1u8; 12];
+        let mut d = JpegDepacketizer::new();
+        for (i, p) in payloads.iter().enumerate() {
+            let body = p
+                .header_ext
+                .as_ref()
+                .map(|e| replay_ext_with_jpeg(&replay, e));
+            let mut out = BytesMut::new();
+            write_rtp(
+                &RtpHeader {
+                    payload_type: 26,
+                    marker: p.marker,
+                    sequence: i as u16,
+                    timestamp: 9,
+                    ssrc: 1,
+                    extension: body.as_deref().map(|b| RtpExtension {
+                        profile: 0xabac,
+                        data: b,
+                    }),
+                },
+                &p.data,
+                &mut out,
+            );
+            if i == 0 {
+                let ext_words = u16::from_be_bytes([out[14], out[15]]) as usize;
+                assert_eq!(&out[12..14], &[0xab, 0xac]);
+                assert!(ext_words > 3);
+                assert_eq!(&out[16..28], &replay);
+                assert_eq!(&out[28..30], &[0xff, 0xd8]);
+                let jpeg_words = u16::from_be_bytes([out[30], out[31]]) as usize;
+                assert_eq!(ext_words, 3 + 1 + jpeg_words);
+                assert_eq!(
+                    &out[32..32 + jpeg_words * 4],
+                    &p.header_ext.as_ref().unwrap()[..]
+                );
+            }
+            let pkt = parse_rtp(&out).unwrap();
+            if i == 0 {
+                assert!(pkt.onvif_replay().is_some());
+            }
+            d.push(&pkt).unwrap();
+        }
+        assert_eq!(d.pull().unwrap().data[..], src[..]);
+    }
+
+    #[test]
+    fn malformed_extensions_are_errors_not_panics() {
+        let src = encode(
+            2560,
+            16,
+            false,
+            jpeg_encoder::SamplingFactor::F_2_2,
+            0,
+            false,
+        );
+        let payloads = packetize(1400, &src);
+        let ext = payloads[0].header_ext.clone().unwrap();
+        for bad in [
+            &b"\x00\x01\x02\x03"[..],
+            &[0xff, 0xdb, 0x00, 0x40],
+            &[0xff, 0xd8, 0xff, 0xff],
+            &[0xff, 0xda, 0, 2, 0xff, 0xc0, 0, 2],
+        ] {
+            assert!(ext_segments(bad).is_err(), "{bad:?}");
+        }
+        // Cut at every length: never a panic; the frame is dropped or rebuilt.
+        for cut in (0..ext.len()).step_by(4) {
+            let mut p = payloads.clone();
+            p[0].header_ext = Some(ext.slice(..cut));
+            let _ = feed(&mut JpegDepacketizer::new(), &to_packets(&p, 0, 0));
+        }
+        // Without any extension, width 0 is malformed.
+        let mut p = payloads.clone();
+        p[0].header_ext = None;
+        let (units, errors) = feed(&mut JpegDepacketizer::new(), &to_packets(&p, 0, 0));
+        assert!(units.is_empty());
+        assert!(!errors.is_empty());
     }
 }

@@ -60,6 +60,11 @@ pub struct RtpPayload {
     /// Add to the access unit's RTP timestamp for this packet. Zero except for G.711, whose
     /// long access units are split into packets of consecutive samples.
     pub ts_offset: u32,
+    /// The body of an RTP header extension to send with this packet (after the
+    /// profile/length word, a multiple of 4 bytes). Only JPEG uses it: the ONVIF JPEG header
+    /// extension (profile [`jpeg::JPEG_EXT_INITIAL`]) on the first packet of a frame that
+    /// RFC 2435 alone cannot describe (docs/mjpeg.md).
+    pub header_ext: Option<Bytes>,
 }
 
 impl RtpPayload {
@@ -68,6 +73,7 @@ impl RtpPayload {
             data,
             marker: false,
             ts_offset: 0,
+            header_ext: None,
         }
     }
 }
@@ -501,7 +507,10 @@ pub(crate) mod testutil {
                         sequence: seq.wrapping_add(i as u16),
                         timestamp: ts.wrapping_add(p.ts_offset),
                         ssrc: 1,
-                        extension: None,
+                        extension: p.header_ext.as_ref().map(|e| crate::rtp::RtpExtension {
+                            profile: jpeg::JPEG_EXT_INITIAL,
+                            data: e,
+                        }),
                     },
                     &p.data,
                     &mut out,

@@ -26,7 +26,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use ipcamd_media::pacer::now_micros;
 use ipcamd_proto::codec::TrackInfo;
 use ipcamd_proto::packet::{packetizer_for, Packetizer, RtpPayload, DEFAULT_MAX_PAYLOAD};
-use ipcamd_proto::rtp::{write_rtp, OnvifReplayExt, RtpExtension, RtpHeader};
+use ipcamd_proto::rtp::{replay_ext_with_jpeg, write_rtp, OnvifReplayExt, RtpExtension, RtpHeader};
 use ipcamd_proto::rtsp::headers::{Frames, RateControl};
 use ipcamd_proto::rtsp::message::{write_interleaved, Response};
 use ipcamd_proto::rtsp::server::{PlayDirection, PlayRequest, ReplayRequest, ReplayStart};
@@ -417,6 +417,14 @@ impl Wire {
         }
         .to_bytes();
         for (k, p) in self.payloads.iter().enumerate() {
+            // The replay extension on the first packet of the unit; a JPEG header
+            // extension is appended to it in the same header extension (docs/mjpeg.md).
+            let with_jpeg = p
+                .header_ext
+                .as_ref()
+                .filter(|_| k == 0)
+                .map(|j| replay_ext_with_jpeg(&ext, j));
+            let body: &[u8] = with_jpeg.as_deref().unwrap_or(&ext);
             let header = RtpHeader {
                 payload_type: o.payload_type,
                 marker: p.marker,
@@ -425,7 +433,7 @@ impl Wire {
                 ssrc: o.sr.ssrc,
                 extension: (k == 0).then_some(RtpExtension {
                     profile: OnvifReplayExt::PROFILE,
-                    data: &ext,
+                    data: body,
                 }),
             };
             o.seq = o.seq.wrapping_add(1);
@@ -439,7 +447,7 @@ impl Wire {
                     if self.tcp_writer.is_none() {
                         self.tcp_writer = Some(writer.clone());
                     }
-                    let len = 12 + if k == 0 { 16 } else { 0 } + p.data.len();
+                    let len = 12 + if k == 0 { 4 + body.len() } else { 0 } + p.data.len();
                     self.tcp.put_slice(&write_interleaved(*rtp_channel, len));
                     write_rtp(&header, &p.data, &mut self.tcp);
                 }

@@ -197,9 +197,16 @@ impl Recording {
 async fn feed(stream: Arc<Stream>, tx: SyncSender<RecordItem>, dropped: Arc<AtomicU64>) {
     let name = stream.name().to_owned();
     let mut layout = stream.layout();
+    let throttle = std::sync::Mutex::new(ipcamd_proto::throttle::Throttle::default());
     let drop_one = || {
-        if dropped.fetch_add(1, Ordering::Relaxed) == 0 {
-            tracing::warn!(camera = %name, "recording cannot keep up; dropping frames");
+        dropped.fetch_add(1, Ordering::Relaxed);
+        let now = std::time::Instant::now();
+        if let Some(r) = throttle
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .check(now)
+        {
+            tracing::warn!(camera = %name, "recording cannot keep up; dropping frames{r}");
         }
     };
     loop {

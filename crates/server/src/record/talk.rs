@@ -71,6 +71,8 @@ pub struct TalkRecordSink {
     last_end: Mutex<Option<u64>>,
     stored: AtomicU64,
     dropped: AtomicU64,
+    /// The per-unit "cannot be recorded" warning, rate-limited.
+    warn_dropped: std::sync::Mutex<ipcamd_proto::throttle::Throttle>,
 }
 
 impl TalkRecordSink {
@@ -81,6 +83,7 @@ impl TalkRecordSink {
             last_end: Mutex::new(None),
             stored: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
+            warn_dropped: Default::default(),
         })
     }
 
@@ -130,8 +133,10 @@ impl TalkRecordSink {
                 self.stored.fetch_add(1, Ordering::Relaxed);
             }
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-                if self.dropped.fetch_add(1, Ordering::Relaxed) == 0 {
-                    tracing::warn!("talk audio cannot be recorded (recorder queue full or recording stopped); dropping");
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+                let now = std::time::Instant::now();
+                if let Some(r) = lock(&self.warn_dropped).check(now) {
+                    tracing::warn!("talk audio cannot be recorded (recorder queue full or recording stopped); dropping{r}");
                 }
             }
         }

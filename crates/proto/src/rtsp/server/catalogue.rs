@@ -27,6 +27,10 @@ pub struct CameraView {
     /// `Some` for a camera fed by an RTSP publisher (`source = "publish"` or `"exec"`):
     /// who may publish to it, and what happens to a second publisher.
     pub publish: Option<PublishView>,
+    /// Extra SDP attributes per track (without `a=`; may be shorter than `tracks`), e.g.
+    /// `x-dimensions:2560,1440` for a JPEG track whose size RFC 2435's 8-bit fields cannot
+    /// carry (docs/mjpeg.md: what GStreamer's depayloader reads instead of the extension).
+    pub sdp_attributes: Vec<Vec<String>>,
 }
 
 impl CameraView {

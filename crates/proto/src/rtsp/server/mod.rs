@@ -1657,7 +1657,7 @@ fn describe(req: &Request, ctx: &Context, cat: &dyn Catalogue) -> Response {
                     formats: vec![SdpFormat::for_track(t)],
                     control: format!("trackID={i}"),
                     direction: talk.then_some(Direction::RecvOnly),
-                    attributes: Vec::new(),
+                    attributes: cam.sdp_attributes.get(i).cloned().unwrap_or_default(),
                 })
                 .collect();
             if let (true, Some(b), Some(i)) = (talk, &cam.backchannel, cam.backchannel_track()) {

@@ -71,6 +71,7 @@ impl Catalogue for Cat {
                 offline: None,
                 backchannel,
                 publish: None,
+                sdp_attributes: Vec::new(),
             }),
             "cam2" => Some(CameraView {
                 tracks: vec![h264()],
@@ -78,6 +79,7 @@ impl Catalogue for Cat {
                 offline: None,
                 backchannel: None,
                 publish: None,
+                sdp_attributes: Vec::new(),
             }),
             "cam3" => Some(CameraView {
                 tracks: vec![h264()],
@@ -85,6 +87,7 @@ impl Catalogue for Cat {
                 offline: Some("file gone\r\n".into()),
                 backchannel: None,
                 publish: None,
+                sdp_attributes: Vec::new(),
             }),
             "pub1" | "pub2" => {
                 let tracks = self.published.clone().unwrap_or_default();
@@ -96,6 +99,7 @@ impl Catalogue for Cat {
                     },
                     tracks,
                     backchannel: None,
+                    sdp_attributes: Vec::new(),
                     publish: Some(if name == "pub1" {
                         PublishView {
                             role: Some(Role::Operator),
