@@ -66,6 +66,7 @@ impl Packetizer for OpaquePacketizer {
             data,
             marker,
             ts_offset: 0,
+            header_ext: None,
         }));
         Ok(())
     }
