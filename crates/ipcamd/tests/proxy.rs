@@ -386,7 +386,13 @@ fn talk_is_relayed_to_the_cameras_backchannel_over_tcp_and_udp() {
     // One camera per relay transport, each writing what its backchannel receives.
     let file = |n: &str| dir.join(format!("{n}.raw")); // PREFIX: PREFIX.N per media
     let _turn = gst_turn();
-    let door_cam = gst_camera(&["--backchannel", file("door").to_str().unwrap_or_default()]);
+    // The door camera takes PCMA: our offer for it puts PCMA first.
+    let door_cam = gst_camera(&[
+        "--backchannel",
+        file("door").to_str().unwrap_or_default(),
+        "--backchannel-codec",
+        "pcma",
+    ]);
     let gate_cam = gst_camera(&["--backchannel", file("gate").to_str().unwrap_or_default()]);
     // The GStreamer talker gets a camera of its own: a gst-rtsp-server ONVIF media made
     // right after another one's backchannel ended sometimes writes nothing (seen under
@@ -404,6 +410,32 @@ fn talk_is_relayed_to_the_cameras_backchannel_over_tcp_and_udp() {
     let server = start_server(&cameras);
     for name in ["door", "gate", "porch", "lobby"] {
         wait_online(&server, name, Duration::from_secs(15));
+    }
+    // The backchannel section we offer lists the camera's own codec first.
+    for (camera, first) in [("door", "PCMA/8000"), ("gate", "PCMU/8000")] {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let mut c = Client::connect(&server);
+            let r = c.request(&format!(
+                "DESCRIBE {} RTSP/1.0\r\nCSeq: 1\r\nRequire: www.onvif.org/ver20/backchannel\r\n\r\n",
+                server.url(camera)
+            ));
+            let sdp = r.body;
+            let sendonly = sdp.split("m=").find(|m| m.contains("a=sendonly"));
+            let first_rtpmap = sendonly
+                .and_then(|m| m.lines().find(|l| l.starts_with("a=rtpmap:")))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .unwrap_or_default()
+                .to_owned();
+            if first_rtpmap == first {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{camera}: the offer starts with {first_rtpmap:?}, not {first}: {sdp}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
     }
     // What the camera's backchannel got after `talk` ran: its newest file, once settled.
     // gst-rtsp-server's ONVIF backchannel media sometimes writes nothing at all of what

@@ -63,7 +63,7 @@ impl Camera {
                 .backchannel
                 .as_ref()
                 .filter(|out| out.available())
-                .map(|out| out.view.clone()),
+                .map(|out| out.view_now()),
             publish: self.publish.as_ref().map(|p| p.rules),
             sdp_attributes: (0..tracks.len())
                 .map(|i| self.jpeg_dimensions(i).into_iter().collect())

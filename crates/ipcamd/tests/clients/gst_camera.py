@@ -2,7 +2,8 @@
 """An upstream camera nobody here wrote, for the proxy tests: GStreamer's gst-rtsp-server
 (RTSPOnvifServer, Python GI, Debian's gir1.2-gst-rtsp-server-1.0).
 
-  gst_camera.py [--user U --password P] [--backchannel PREFIX] [--opaque-audio]
+  gst_camera.py [--user U --password P] [--backchannel PREFIX [--backchannel-codec pcma]]
+                [--opaque-audio]
 
 Mount /cam (shared media): H.264 from `videotestsrc is-live=true` (320x240 25 fps, x264enc
 zerolatency, a keyframe every 25 frames, SPS/PPS in band too) and PCMU from
@@ -10,7 +11,7 @@ zerolatency, a keyframe every 25 frames, SPS/PPS in band too) and PCMU from
 factory whose sendonly PCMU section is decoded to raw s16le 8 kHz mono into PREFIX.N, N
 counting the media the factory made (each client gets its own: the file of one is never
 touched by another's); the backchannel sink has async=false, as gst-rtsp-server's ONVIF
-example needs.
+example needs. --backchannel-codec pcma makes that section PCMA (payload 8) instead.
 With --user/--password the server demands Digest authentication.
 With --opaque-audio the audio is two tracks ipcamd does not depacketize instead of PCMU:
 Opus (`opusenc ! rtpopuspay`, 48 kHz stereo, pt 97) and G.726-32 (`avenc_g726 !
@@ -53,6 +54,7 @@ def main():
     p.add_argument("--password")
     p.add_argument("--backchannel")
     p.add_argument("--opaque-audio", action="store_true")
+    p.add_argument("--backchannel-codec", default="pcmu", choices=["pcmu", "pcma"])
     a = p.parse_args()
     Gst.init(None)
     server = GstRtspServer.RTSPOnvifServer()
@@ -60,9 +62,13 @@ def main():
     server.set_service("0")
     if a.backchannel:
         factory = GstRtspServer.RTSPOnvifMediaFactory()
+        pt, name, depay, dec = {
+            "pcmu": (0, "PCMU", "rtppcmudepay", "mulawdec"),
+            "pcma": (8, "PCMA", "rtppcmadepay", "alawdec"),
+        }[a.backchannel_codec]
         factory.set_backchannel_launch(
-            '( capsfilter caps="application/x-rtp,media=audio,payload=0,clock-rate=8000,'
-            'encoding-name=PCMU" name=depay_backchannel ! rtppcmudepay ! mulawdec '
+            f'( capsfilter caps="application/x-rtp,media=audio,payload={pt},clock-rate=8000,'
+            f'encoding-name={name}" name=depay_backchannel ! {depay} ! {dec} '
             "! audio/x-raw,format=S16LE ! filesink name=bcsink buffer-mode=unbuffered async=false )"
         )
         factory.set_media_gtype(GstRtspServer.RTSPOnvifMedia.__gtype__)

@@ -131,6 +131,25 @@ pub fn offer(cfg: &BackchannelConfig) -> Vec<Offered> {
         .collect()
 }
 
+/// Orders `formats` so those matching `camera` (`NAME/rate`, case-insensitive name) come
+/// first, in `camera`'s order; the others keep theirs.
+fn prefer(formats: &mut [SdpFormat], camera: &[String]) {
+    let rank = |f: &SdpFormat| {
+        let (Some(name), Some(rate)) = (f.encoding_name(), f.clock_rate()) else {
+            return camera.len();
+        };
+        camera
+            .iter()
+            .position(|c| {
+                c.split_once('/').is_some_and(|(n, r)| {
+                    n.eq_ignore_ascii_case(name) && r.parse::<u32>().ok() == Some(rate)
+                })
+            })
+            .unwrap_or(camera.len())
+    };
+    formats.sort_by_key(rank);
+}
+
 /// The `a=sendonly` section for DESCRIBE.
 pub fn sdp_section(cfg: &BackchannelConfig, control: String) -> SdpMedia {
     SdpMedia {
@@ -213,6 +232,19 @@ impl AudioOut {
             OutputTarget::Relay(r) => Some(r),
             _ => None,
         })
+    }
+
+    /// The `a=sendonly` section DESCRIBE offers now: with a relay to a camera, the
+    /// formats of the camera's own backchannel first (in its order; a talker that takes
+    /// the first then needs no transcoding), then the others.
+    pub fn view_now(&self) -> Arc<BackchannelView> {
+        let camera = self.relay().map(|r| r.camera_codecs()).unwrap_or_default();
+        if camera.is_empty() {
+            return self.view.clone();
+        }
+        let mut section = self.view.section.clone();
+        prefer(&mut section.formats, &camera);
+        Arc::new(BackchannelView { section })
     }
 
     /// Whether the backchannel can be offered now: always, unless its only output is a
@@ -523,6 +555,37 @@ fn rtp_identity(p: &[u8]) -> Option<(u32, u8, u16)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_cameras_backchannel_codecs_come_first() {
+        let mut formats: Vec<SdpFormat> = offer(&BackchannelConfig::default())
+            .into_iter()
+            .map(|o| o.format)
+            .collect();
+        let names = |f: &[SdpFormat]| -> Vec<String> {
+            f.iter().filter_map(|f| f.rtpmap.clone()).take(4).collect()
+        };
+        // A camera that takes G.726-32 and PCMA (and a codec we do not offer).
+        prefer(
+            &mut formats,
+            &[
+                "g726-32/8000".into(),
+                "X-FOO/8000".into(),
+                "PCMA/8000".into(),
+            ],
+        );
+        assert_eq!(
+            names(&formats),
+            ["G726-32/8000", "PCMA/8000", "PCMU/8000", "PCMU/16000"]
+        );
+        // Nothing known of the camera: our order.
+        let mut ours: Vec<SdpFormat> = offer(&BackchannelConfig::default())
+            .into_iter()
+            .map(|o| o.format)
+            .collect();
+        prefer(&mut ours, &[]);
+        assert_eq!(names(&ours)[0], "PCMU/8000");
+    }
 
     #[test]
     fn offer_lists_pcmu_first_and_every_codec() {

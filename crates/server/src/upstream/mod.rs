@@ -553,9 +553,16 @@ async fn probe_backchannel(
         Ok(sdp) => relay.set_offered(
             sdp.media
                 .iter()
-                .any(|m| m.kind == MediaKind::Audio && m.direction == Some(Direction::SendOnly)),
+                .find(|m| m.kind == MediaKind::Audio && m.direction == Some(Direction::SendOnly))
+                .map(|m| {
+                    m.formats
+                        .iter()
+                        .filter_map(|f| Some(format!("{}/{}", f.encoding_name()?, f.clock_rate()?)))
+                        .collect()
+                })
+                .unwrap_or_default(),
         ),
-        Err(ClientError::Status { status: 551, .. }) => relay.set_offered(false),
+        Err(ClientError::Status { status: 551, .. }) => relay.set_offered(Vec::new()),
         Err(e) => tracing::debug!(url = %redact(&url), error = %e, "backchannel probe failed"),
     }
 }

@@ -45,6 +45,9 @@ pub struct Relay {
     tls: ClientTls,
     /// The camera offers a backchannel (its last DESCRIBE had an `a=sendonly` section).
     offered: std::sync::atomic::AtomicBool,
+    /// The camera's backchannel formats (`NAME/rate`), in its order: our offer puts
+    /// these first (`AudioOut::view`).
+    camera_codecs: Mutex<Vec<String>>,
     /// Open camera sessions by talker session, until the talker's output takes its queue.
     links: Mutex<HashMap<String, mpsc::Sender<Vec<i16>>>>,
 }
@@ -79,6 +82,7 @@ impl Relay {
             transport,
             tls,
             offered: Default::default(),
+            camera_codecs: Mutex::new(Vec::new()),
             links: Mutex::new(HashMap::new()),
         })
     }
@@ -92,11 +96,22 @@ impl Relay {
         self.offered.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    pub fn set_offered(&self, on: bool) {
+    /// What the camera's last DESCRIBE with the backchannel tag said: its `a=sendonly`
+    /// formats (`NAME/rate`, in its order), empty when it offers no backchannel.
+    pub fn set_offered(&self, codecs: Vec<String>) {
+        let on = !codecs.is_empty();
         let was = self.offered.swap(on, std::sync::atomic::Ordering::Relaxed);
-        if was != on {
-            tracing::info!(camera = %self.camera, offered = on, "the camera's backchannel (relayed to our talkers)");
+        let mut current = lock(&self.camera_codecs);
+        if was != on || *current != codecs {
+            tracing::info!(camera = %self.camera, offered = on, codecs = %codecs.join(" "),
+                "the camera's backchannel (relayed to our talkers; its codecs first in our offer)");
         }
+        *current = codecs;
+    }
+
+    /// The camera's backchannel formats (`NAME/rate`), in its order.
+    pub fn camera_codecs(&self) -> Vec<String> {
+        lock(&self.camera_codecs).clone()
     }
 
     /// Opens the camera's backchannel for talker `session`, PCM at `rate` Hz coming (on
