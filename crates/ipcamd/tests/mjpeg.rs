@@ -209,6 +209,15 @@ fn replay_carries_abac_then_the_jpeg_extension() {
     for (i, f) in rebuilt.iter().enumerate() {
         assert!(f == &recorded[i], "frame {i} differs from the recorded one");
     }
+    // GStreamer's depayloader reads the size from the replay SDP's x-dimensions (it
+    // ignores the extension) and decodes the recording at its size.
+    let out = gst_decode(&url);
+    assert!(
+        out.lines().any(|l| l.contains("GstJpegDec")
+            && l.contains("src")
+            && l.contains("width=(int)2560, height=(int)1440")),
+        "no decoded 2560x1440 caps in the replay:\n{out}"
+    );
 }
 
 fn fill(s: &mut TcpStream, buf: &mut Vec<u8>) {

@@ -73,6 +73,9 @@ pub struct RecordingView {
     pub tracks: Vec<TrackInfo>,
     /// In time order; never empty for a recording the core is given.
     pub spans: Vec<Span>,
+    /// Extra SDP attributes per track, as [`CameraView::sdp_attributes`] (e.g.
+    /// `x-dimensions` of a JPEG recording over 2040 pixels).
+    pub sdp_attributes: Vec<Vec<String>>,
 }
 
 /// What a look-up of a recording gave.

@@ -69,11 +69,20 @@ pub fn describe_sdp(
                 formats: vec![SdpFormat::for_track(t)],
                 control: format!("trackID={i}"),
                 direction: None,
-                attributes: vec![format!("x-onvif-track:{token}")],
+                attributes: std::iter::once(format!("x-onvif-track:{token}"))
+                    .chain(rec.sdp_attributes.get(i).into_iter().flatten().cloned())
+                    .collect(),
             })
             .collect(),
     }
 }
+
+/// Seconds from 1900 (the NTP epoch) to 1970 (the Unix epoch).
+const NTP_TO_UNIX_SECONDS: f64 = 2_208_988_800.0;
+
+/// An npt time at least this large (70 years into a recording) is taken as an absolute
+/// time in seconds since 1900, as GStreamer sends one (see `parse_play`).
+const NPT_NTP_EPOCH_GUESS: f64 = NTP_TO_UNIX_SECONDS;
 
 /// Forward or reverse.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -163,6 +172,12 @@ pub fn parse_play(req: &Request, spans: &[Span]) -> Result<PlayRequest, Response
                 let origin = first.unwrap_or(0);
                 let at = |t: NptTime| match t {
                     NptTime::Now => last.map_or(origin, |l| l.end),
+                    // GStreamer's rtspsrc outside ONVIF mode turns our SDP's
+                    // `a=range:clock=` into seconds since 1900 and sends them back as npt
+                    // (docs/replay.md): an offset of 70 years or more is such a time.
+                    NptTime::Seconds(s) if s >= NPT_NTP_EPOCH_GUESS => {
+                        ((s - NTP_TO_UNIX_SECONDS) * 1e6) as i64
+                    }
                     NptTime::Seconds(s) => origin.saturating_add((s * 1e6) as i64),
                 };
                 (Some(at(start)), end.map(at))
@@ -339,6 +354,19 @@ mod tests {
         );
         assert!(p.immediate);
         assert_eq!(p.scale, 2.0);
+        // GStreamer's rtspsrc outside ONVIF mode: the SDP's clock range sent back as npt
+        // seconds since 1900 (captured: `Range: npt=3976214400-3976214401.8000002` for a
+        // recording of 2026-01-01T00:00:00Z..00:00:01.8Z).
+        let p = parse_play(
+            &request("Range: npt=3976214400-3976214401.8000002\r\n"),
+            &spans(false),
+        )
+        .unwrap();
+        let jan1_2026 = 1_767_225_600_000_000;
+        assert_eq!(p.start, Some(jan1_2026));
+        assert!(p
+            .end
+            .is_some_and(|e| (e - jan1_2026 - 1_800_000).abs() < 10));
         // Nothing: resume / from the beginning.
         let p = parse_play(&request(""), &spans(false)).unwrap();
         assert!(!p.has_range && p.start.is_none());

@@ -128,10 +128,12 @@ impl Catalogue for Cat {
         };
         match name {
             "cam1" => RecordingLookup::Found(RecordingView {
+                sdp_attributes: Vec::new(),
                 tracks: vec![h264(), pcmu()],
                 spans: vec![span(0, 60, false), span(120, 180, false)],
             }),
             "growing" => RecordingLookup::Found(RecordingView {
+                sdp_attributes: Vec::new(),
                 tracks: vec![h264()],
                 spans: vec![span(0, 60, true)],
             }),
