@@ -44,7 +44,6 @@ use ipcamd_proto::rtsp::{
 };
 use ipcamd_proto::sdp::{parse_sdp, resolve_control, SdpSession};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpStream, UdpSocket};
 
 use crate::auth::{AuthSelectError, Authenticator, Credentials};
@@ -96,9 +95,9 @@ impl ClientTransport {
 /// The tunnel's extra halves, held so that neither connection is half-closed.
 struct TunnelHalves {
     /// Write half of the GET connection: never written after the GET.
-    _get_write: OwnedWriteHalf,
+    _get_write: tokio::io::WriteHalf<tunnel::TunnelStream>,
     /// Read half of the POST connection: the server never answers the POST.
-    _post_read: OwnedReadHalf,
+    _post_read: tokio::io::ReadHalf<tunnel::TunnelStream>,
     raw_rtp: bool,
 }
 
@@ -148,7 +147,7 @@ impl RtspClient {
     }
 
     /// Like [`connect`](Self::connect); an `rtsps://` URL's certificate is checked as `tls`
-    /// says (RTSPS over TCP or UDP; not through the HTTP tunnel).
+    /// says (RTSPS over TCP or UDP, or HTTPS for the HTTP tunnel).
     pub async fn connect_with(
         url: &str,
         transport: ClientTransport,
@@ -176,15 +175,11 @@ impl RtspClient {
                     };
                     (r, w, None, peer, local)
                 }
-                ClientTransport::Http if url.tls => return Err(ClientError::Usage(
-                    "rtsps:// through the HTTP tunnel is not supported: use transport tcp or udp"
-                        .into(),
-                )),
                 ClientTransport::Http => {
-                    let t = tunnel::open(&url, &user_agent(), &mut rbuf).await?;
-                    let (peer, local) = addrs(&t.get, &addr)?;
-                    let (get_read, get_write) = t.get.into_split();
-                    let (post_read, post_write) = t.post.into_split();
+                    let t = tunnel::open(&url, &user_agent(), tls, &mut rbuf).await?;
+                    let (peer, local) = (t.peer, t.local);
+                    let (get_read, get_write) = tokio::io::split(t.get);
+                    let (post_read, post_write) = tokio::io::split(t.post);
                     let halves = TunnelHalves {
                         _get_write: get_write,
                         _post_read: post_read,

@@ -38,7 +38,8 @@
 //!   [`onvif::probe`] (WS-Discovery); the SOAP messages are `ipcamd-onvif`'s.
 //! - [`error`] — [`ClientError`].
 //!
-//! Left out: RTSP 2.0, TLS (`rtsps://`, `https://` devices), receiving and depacketizing media for playback (the frames are
+//! TLS: `rtsps://` (RTSPS over TCP or UDP, and the HTTP tunnel over HTTPS; module `tls`).
+//! Left out: RTSP 2.0, `https://` ONVIF devices, receiving and depacketizing media for playback (the frames are
 //! handed out raw by [`RtspClient::next_frame`]), multicast.
 
 pub mod auth;

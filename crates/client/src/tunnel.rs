@@ -11,6 +11,7 @@
 //!
 //! After about 32 KB of POST body (a few seconds of audio) the announced length is
 //! exceeded; servers ignore it (ipcamd, GStreamer, cameras), as ffmpeg and VLC rely on.
+//! For an `rtsps://` URL both connections are TLS (HTTPS to the server's HTTPS port).
 //! Left out: HTTP authentication of the GET/POST, HTTP proxies, redirects.
 
 use std::time::Duration;
@@ -18,12 +19,19 @@ use std::time::Duration;
 use bytes::BytesMut;
 use ipcamd_proto::tunnel::TUNNEL_CONTENT_TYPE;
 use rand::Rng as _;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use std::net::SocketAddr;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::error::ClientError;
 use crate::net::connect_tcp;
+use crate::tls::ClientTls;
 use crate::url::RtspUrl;
+
+/// One tunnel connection: TCP, or TLS over TCP.
+pub(crate) trait TunnelIo: AsyncRead + AsyncWrite + Send + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> TunnelIo for T {}
+pub(crate) type TunnelStream = Box<dyn TunnelIo>;
 
 /// The longest GET response head accepted.
 const MAX_HEAD: usize = 16 * 1024;
@@ -33,8 +41,29 @@ const GET_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The two connections of an established tunnel.
 pub(crate) struct Tunnel {
-    pub get: TcpStream,
-    pub post: TcpStream,
+    pub get: TunnelStream,
+    pub post: TunnelStream,
+    /// The GET connection's server and our addresses.
+    pub peer: SocketAddr,
+    pub local: SocketAddr,
+}
+
+/// A connection to `addr` for the tunnel's `what`: TLS when the URL is `rtsps://`.
+async fn connect(
+    url: &RtspUrl,
+    what: &'static str,
+    tls: &ClientTls,
+) -> Result<(TunnelStream, SocketAddr, SocketAddr), ClientError> {
+    let addr = url.host_port();
+    let tcp = connect_tcp(&addr, what).await?;
+    let io = |e| ClientError::io(format!("connection to {addr}"), e);
+    let (peer, local) = (tcp.peer_addr().map_err(io)?, tcp.local_addr().map_err(io)?);
+    let stream: TunnelStream = if url.tls {
+        Box::new(crate::tls::connect(tcp, &url.host, tls).await?)
+    } else {
+        Box::new(tcp)
+    };
+    Ok((stream, peer, local))
 }
 
 /// A random `x-sessioncookie`: 22 alphanumeric characters (as QuickTime's).
@@ -51,6 +80,7 @@ fn new_cookie() -> String {
 pub(crate) async fn open(
     url: &RtspUrl,
     user_agent: &str,
+    tls: &ClientTls,
     leftover: &mut BytesMut,
 ) -> Result<Tunnel, ClientError> {
     let addr = url.host_port();
@@ -60,7 +90,7 @@ pub(crate) async fn open(
     };
     let cookie = new_cookie();
     let path = &url.path;
-    let mut get = connect_tcp(&addr, "HTTP tunnel GET").await?;
+    let (mut get, peer, local) = connect(url, "HTTP tunnel GET", tls).await?;
     let head = format!(
         "GET {path} HTTP/1.0\r\nUser-Agent: {user_agent}\r\nx-sessioncookie: {cookie}\r\n\
          Accept: {TUNNEL_CONTENT_TYPE}\r\nPragma: no-cache\r\nCache-Control: no-cache\r\n\r\n"
@@ -126,7 +156,7 @@ pub(crate) async fn open(
     }
     leftover.extend_from_slice(&rest);
 
-    let mut post = connect_tcp(&addr, "HTTP tunnel POST").await?;
+    let (mut post, _, _) = connect(url, "HTTP tunnel POST", tls).await?;
     let head = format!(
         "POST {path} HTTP/1.0\r\nUser-Agent: {user_agent}\r\nx-sessioncookie: {cookie}\r\n\
          Content-Type: {TUNNEL_CONTENT_TYPE}\r\nPragma: no-cache\r\nCache-Control: no-cache\r\n\
@@ -135,7 +165,12 @@ pub(crate) async fn open(
     post.write_all(head.as_bytes())
         .await
         .map_err(|e| ClientError::io(format!("sending the tunnel POST to {addr}"), e))?;
-    Ok(Tunnel { get, post })
+    Ok(Tunnel {
+        get,
+        post,
+        peer,
+        local,
+    })
 }
 
 /// The length of the head (through its empty line), CRLF or LF line ends.

@@ -684,7 +684,7 @@ fn an_rtsps_camera_with_a_self_signed_certificate() {
     let upstream = start_server_in(
         dir,
         &format!(
-            "\n[tls]\ncert = \"{}\"\nkey = \"{}\"\nrtsps_listen = \"127.0.0.1:0\"\n",
+            "\n[tls]\ncert = \"{}\"\nkey = \"{}\"\nrtsps_listen = \"127.0.0.1:0\"\nhttps_listen = \"127.0.0.1:0\"\n",
             cert.display(),
             key.display()
         ),
@@ -696,15 +696,27 @@ fn an_rtsps_camera_with_a_self_signed_certificate() {
         .map(|a| a.port())
         .unwrap_or_else(|| panic!("RTSPS not bound: {}", upstream.log()));
     let url = format!("rtsps://127.0.0.1:{port}/cam1");
+    // The HTTP tunnel over TLS: to the upstream's HTTPS port.
+    let https = upstream
+        .bound
+        .https
+        .map(|a| a.port())
+        .unwrap_or_else(|| panic!("HTTPS not bound: {}", upstream.log()));
+    let tunnel_url = format!("rtsps://127.0.0.1:{https}/cam1");
     let proxy = start_server(
         &[
             proxy_camera("pinned", &url, &format!("tls_ca = \"{}\"", cert.display())),
             proxy_camera("trusting", &url, "tls_insecure = true"),
             proxy_camera("public", &url, ""),
+            proxy_camera(
+                "tunnelled",
+                &tunnel_url,
+                &format!("transport = \"http\"\ntls_ca = \"{}\"", cert.display()),
+            ),
         ]
         .concat(),
     );
-    for name in ["pinned", "trusting"] {
+    for name in ["pinned", "trusting", "tunnelled"] {
         wait_online(&proxy, name, Duration::from_secs(15));
         let (video, audio) = ffmpeg_decode(&proxy.url(name), "tcp", 2);
         assert!(
