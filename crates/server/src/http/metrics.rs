@@ -228,6 +228,9 @@ pub fn write_process(e: &mut Exposition, f: &ProcessFigures) {
     }
 }
 
+/// One counter of a stream's `StreamStats`.
+type StatField = fn(&StreamStats) -> &AtomicU64;
+
 /// The whole exposition: per camera, per server, the recordings, the process.
 pub async fn render(api: &Api) -> String {
     use Kind::{Counter, Gauge};
@@ -262,7 +265,7 @@ pub async fn render(api: &Api) -> String {
             n(readers),
         );
     }
-    let per_camera: [(&str, &str, fn(&StreamStats) -> &AtomicU64); 5] = [
+    let per_camera: [(&str, &str, StatField); 5] = [
         (
             "ipcamd_camera_frames_in_total",
             "Access units the camera's source delivered.",
