@@ -23,11 +23,13 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-# The ONVIF tests' Python client (onvif-zeep ships the ONVIF WSDLs), in a venv.
-if [ ! -x target/onvif-venv/bin/python ] || ! target/onvif-venv/bin/python -c "import onvif" 2>/dev/null; then
-  echo "== creating target/onvif-venv with onvif-zeep"
+# The tests' Python clients, in a venv: onvif-zeep (ships the ONVIF WSDLs) for the ONVIF
+# tests, prometheus-client (its text-format parser) for the `/metrics` test.
+if [ ! -x target/onvif-venv/bin/python ] \
+  || ! target/onvif-venv/bin/python -c "import onvif, prometheus_client" 2>/dev/null; then
+  echo "== creating target/onvif-venv with onvif-zeep and prometheus-client"
   python3 -m venv target/onvif-venv
-  target/onvif-venv/bin/pip install -q onvif-zeep
+  target/onvif-venv/bin/pip install -q onvif-zeep prometheus-client
 fi
 
 echo "== cargo fmt --check"

@@ -16,6 +16,7 @@ pub struct Config {
     pub tls: TlsSection,
     pub limits: LimitsSection,
     pub onvif: OnvifSection,
+    pub metrics: MetricsSection,
     #[serde(rename = "camera")]
     pub cameras: Vec<CameraConfig>,
 }
@@ -96,6 +97,7 @@ impl Default for Config {
             tls: TlsSection::default(),
             limits: LimitsSection::default(),
             onvif: OnvifSection::default(),
+            metrics: MetricsSection::default(),
             cameras: vec![CameraConfig::default()],
         }
     }
@@ -149,6 +151,43 @@ impl Default for OnvifSection {
             manufacturer: "ipcamd".into(),
             model: "ipcamd".into(),
         }
+    }
+}
+
+/// `GET /metrics` on the HTTP port (README "Metrics", docs/metrics.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsSection {
+    /// Serve `/metrics` (to users with the viewer role, or with the token).
+    pub enabled: bool,
+    /// A bearer token that also grants `/metrics` (`Authorization: Bearer TOKEN`), for a
+    /// Prometheus server without a user of its own.
+    pub token: Option<String>,
+}
+
+impl Default for MetricsSection {
+    fn default() -> Self {
+        MetricsSection {
+            enabled: true,
+            token: None,
+        }
+    }
+}
+
+impl MetricsSection {
+    pub fn options(&self) -> Result<ipcamd_server::http::metrics::MetricsOptions, String> {
+        if let Some(t) = &self.token {
+            if t.len() < 16 || !t.chars().all(|c| c.is_ascii_graphic()) {
+                return Err(
+                    "[metrics] token must be at least 16 printable ASCII characters without spaces"
+                        .into(),
+                );
+            }
+        }
+        Ok(ipcamd_server::http::metrics::MetricsOptions {
+            enabled: self.enabled,
+            token: self.token.clone(),
+        })
     }
 }
 
@@ -540,6 +579,7 @@ impl Config {
 
     fn check(&self) -> Result<(), String> {
         self.limits.check()?;
+        self.metrics.options()?;
         let mut seen = std::collections::HashSet::new();
         for (i, c) in self.cameras.iter().enumerate() {
             let at = format!("[[camera]] #{} ({:?})", i + 1, c.name);
@@ -865,6 +905,13 @@ mod tests {
             e.contains("line 3") && e.contains("\"fps\"") && e.contains("[[camera]]"),
             "{e}"
         );
+        let c = Config::parse("").unwrap();
+        assert!(c.metrics.enabled && c.metrics.token.is_none());
+        let c =
+            Config::parse("[metrics]\nenabled = false\ntoken = \"0123456789abcdef\"\n").unwrap();
+        assert!(!c.metrics.enabled);
+        let e = Config::parse("[metrics]\ntoken = \"short\"\n").unwrap_err();
+        assert!(e.contains("[metrics] token"), "{e}");
         let e = Config::parse("[limits]\nmax_connections = 0\n").unwrap_err();
         assert!(e.contains("[limits] max_connections"), "{e}");
         let e = Config::parse("[limits]\nrequest_timeout_s = -3\n").unwrap_err();

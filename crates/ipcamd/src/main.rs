@@ -403,6 +403,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         tls: config.tls_options()?,
         limits: config.limits.limits(),
         onvif: onvif_options(&config),
+        metrics: config.metrics.options()?,
         ..ServerOptions::default()
     };
     let mut live = Vec::new();

@@ -109,6 +109,9 @@ pub struct StreamStats {
     pub bytes_in: AtomicU64,
     pub packetize_errors: AtomicU64,
     pub reader_skips: AtomicU64,
+    /// RTP bytes (headers and payload, without interleaved or UDP framing) the server's
+    /// live deliveries sent to readers of this stream; counted by the server.
+    pub bytes_out: AtomicU64,
 }
 
 /// A live stream: the tracks of one source and the fan-out of its frames.

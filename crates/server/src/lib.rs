@@ -73,6 +73,8 @@ pub struct ServerOptions {
     pub onvif: onvif::OnvifOptions,
     /// How long shutdown waits for connections to end before aborting them.
     pub shutdown_grace: Duration,
+    /// `GET /metrics` (`[metrics]`).
+    pub metrics: http::metrics::MetricsOptions,
 }
 
 impl Default for ServerOptions {
@@ -88,6 +90,7 @@ impl Default for ServerOptions {
             limits: net::limits::Limits::default(),
             onvif: onvif::OnvifOptions::default(),
             shutdown_grace: Duration::from_secs(5),
+            metrics: http::metrics::MetricsOptions::default(),
         }
     }
 }
@@ -236,6 +239,12 @@ impl Server {
                 rtsp_port: rtsp_addr.port(),
                 server_name: options.server_name.clone(),
                 stall: options.limits.idle_timeout,
+                metrics: options.metrics.clone(),
+                auth: options.auth.clone(),
+                recording_drops: recordings
+                    .iter()
+                    .map(|(r, _)| (r.camera.clone(), r.dropped.clone()))
+                    .collect(),
             },
             auth: options.auth.clone(),
             limits: options.limits.clone(),

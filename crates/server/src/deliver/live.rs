@@ -11,6 +11,7 @@
 
 use std::io::IoSlice;
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -108,7 +109,8 @@ async fn run(d: LiveDelivery, stop: Arc<StopSignal>) {
                     }
                 }
                 match send_batch(&udp, &mut outs, &batch, &cname).await {
-                    Ok(wrote_tcp) => {
+                    Ok((wrote_tcp, bytes)) => {
+                        stream.stats.bytes_out.fetch_add(bytes, Ordering::Relaxed);
                         if wrote_tcp && last_alive.elapsed() >= KEEP_ALIVE_EVERY {
                             last_alive = Instant::now();
                             hooks.keep_alive(&session);
@@ -137,13 +139,13 @@ async fn run(d: LiveDelivery, stop: Arc<StopSignal>) {
     }
 }
 
-/// Sends one batch; `Ok(true)` when interleaved data was written.
+/// Sends one batch: whether interleaved data was written, and the RTP bytes sent.
 async fn send_batch(
     udp: &UdpPair,
     outs: &mut [TrackOut],
     batch: &[Arc<Frame>],
     cname: &str,
-) -> std::io::Result<bool> {
+) -> std::io::Result<(bool, u64)> {
     // Interleaved packets of all tracks go to the same writer (one per session in
     // practice); collect their headers first, then one vectored write.
     let mut headers: Vec<[u8; 4]> = Vec::new();
@@ -152,6 +154,7 @@ async fn send_batch(
     let mut first_srs: Vec<(Sink, Bytes)> = Vec::new();
     let mut udp_sends: Vec<(SocketAddr, &Bytes)> = Vec::new();
     let now = now_micros();
+    let mut bytes = 0u64;
     for f in batch {
         let Some(out) = outs.iter_mut().find(|o| o.track == f.track) else {
             continue;
@@ -159,6 +162,7 @@ async fn send_batch(
         out.sr.last = Some((f.rtp_timestamp, f.wallclock));
         for p in &f.packets {
             out.sr.count(p.len().saturating_sub(12));
+            bytes += p.len() as u64;
             match &out.sink {
                 Sink::Interleaved {
                     writer: w,
@@ -199,5 +203,5 @@ async fn send_batch(
     for (sink, sr) in first_srs {
         send_rtcp(udp, &sink, sr).await?;
     }
-    Ok(wrote)
+    Ok((wrote, bytes))
 }

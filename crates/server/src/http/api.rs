@@ -1,5 +1,6 @@
 //! The HTTP API and index: `GET /` (plain-text list of camera URLs), `GET /api/stats`
-//! (counters), `GET /api/recordings`, `GET /api/recordings/NAME`,
+//! (counters; `GET /metrics` in [`super::metrics`], `/list` and `/get` in
+//! [`super::playback`]), `GET /api/recordings`, `GET /api/recordings/NAME`,
 //! `GET|HEAD /api/recordings/NAME/export.mp4?from=UTC&to=UTC[&format=fmp4]`. Store work runs
 //! on the store's own threads ([`AsyncStore`]).
 //!
@@ -37,6 +38,12 @@ pub struct Api {
     /// A download whose client takes nothing for this long is dropped
     /// (`[limits] idle_timeout_s`).
     pub stall: std::time::Duration,
+    /// `[metrics]`: whether `/metrics` is served, its bearer token.
+    pub metrics: super::metrics::MetricsOptions,
+    /// The refused-request counts of the authentication (for `/metrics`).
+    pub auth: Arc<crate::auth::Authorizer>,
+    /// Frames each recorded camera's recording dropped (disk behind), by camera.
+    pub recording_drops: Vec<(String, Arc<AtomicU64>)>,
 }
 
 /// Bytes read from the store per export chunk.
@@ -56,6 +63,17 @@ impl Api {
         let (path, query) = req.path_and_query();
         if path == "/api/stats" {
             return HttpResponse::json(200, "OK", &self.stats_json());
+        }
+        if path == "/metrics" && self.metrics.enabled {
+            return HttpResponse::new(
+                200,
+                "OK",
+                "text/plain; version=0.0.4; charset=utf-8",
+                super::metrics::render(self).await.into_bytes(),
+            );
+        }
+        if path == "/list" || path == "/get" {
+            return super::playback::route(self, req, path, query).await;
         }
         if path == "/" || path == "/index.txt" {
             return HttpResponse::text(200, "OK", self.index_text());
@@ -128,6 +146,20 @@ impl Api {
             Ok(planned) => planned,
             Err(refused) => return refused,
         };
+        self.export_response(store, req, name, file, from)
+    }
+
+    /// The answer for a planned export starting at `from`: the head now (206 for a
+    /// satisfiable `Range` of a plain MP4, 416 for another), the body streamed from the
+    /// store by a task reading through `store`.
+    pub(super) fn export_response(
+        &self,
+        store: &AsyncStore,
+        req: &HttpRequest,
+        name: &str,
+        file: ExportFile,
+        from: i64,
+    ) -> HttpResponse {
         let len = file.len();
         let range = if file.is_fragmented() {
             RangeAnswer::Full
@@ -233,7 +265,7 @@ impl Api {
         serde_json::json!({
             "connections_open": self.admission.open(),
             "connections": g(&c.connections),
-            "requests": g(&c.requests),
+            "requests": c.requests.total("rtsp"),
             "bad_requests": g(&c.bad_requests),
             "sessions_open": self.hub.sessions_open(),
             "sessions_created": g(&c.sessions_created),
@@ -241,18 +273,11 @@ impl Api {
             "rtcp_received": g(&c.rtcp_received),
             "rtcp_malformed": g(&c.rtcp_malformed),
             "udp_unknown_source": g(&c.udp_unknown_source),
-            "limits": {
-                "connections_refused_total": g(&l.connections_refused_total),
-                "connections_refused_per_ip": g(&l.connections_refused_per_ip),
-                "sessions_refused": g(&l.sessions_refused),
-                "request_timeouts": g(&l.request_timeouts),
-                "idle_timeouts": g(&l.idle_timeouts),
-                "tunnel_unpaired": g(&l.tunnel_unpaired),
-                "interleaved_unrouted": g(&l.interleaved_unrouted),
-                "interleaved_closed": g(&l.interleaved_closed),
-                "backchannel_rate_dropped": g(&l.backchannel_rate_dropped),
-                "connection_panics": g(&l.connection_panics),
-            },
+            "limits": l
+                .named()
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), serde_json::Value::from(*v)))
+                .collect::<serde_json::Map<_, _>>(),
             "cameras": cameras,
         })
     }

@@ -5,6 +5,9 @@
 //! - the ONVIF SOAP services and snapshots (`/onvif/...`, `/snapshot/...`, served by
 //!   [`crate::onvif`]).
 //! - [`api`]: the index page and `/api/...` (recordings, export, stats).
+//! - [`metrics`]: `GET /metrics`, the counters in the Prometheus text format.
+//! - [`playback`]: `GET /list` and `GET /get`, recordings as mediamtx's playback server
+//!   serves them.
 //!
 //! This layer reads request heads (within `request_timeout`, at most
 //! `max_request_head_bytes`), reads bodies by `Content-Length`, writes every response
@@ -16,8 +19,9 @@
 //! body of unknown length on HTTP/1.1 and which RTSP clients do not expect), and its POST
 //! body is an endless base64 stream read by the RTSP connection loop.
 //!
-//! Authentication (see [`crate::auth`]): `GET`/`HEAD` of the index and `/api/...` need
-//! the viewer role, any other method the admin role. A tunnel GET or POST that carries
+//! Authentication (see [`crate::auth`]): `GET`/`HEAD` of the index, `/api/...`,
+//! `/metrics`, `/list` and `/get` need the viewer role, any other method the admin role;
+//! `/metrics` also takes the `[metrics] token` as a bearer token. A tunnel GET or POST that carries
 //! `Authorization` must carry valid credentials; one without is let through, because every
 //! RTSP request inside the tunnel is checked like one on the RTSP port. ONVIF requests are
 //! authenticated per request by [`crate::onvif`] (WS-Security or Digest; some operations
@@ -25,6 +29,8 @@
 
 pub mod api;
 pub mod message;
+pub mod metrics;
+pub mod playback;
 pub mod tunnel;
 
 use std::net::SocketAddr;
@@ -327,7 +333,7 @@ async fn serve_loop(
         let resp = if onvif {
             http.onvif.handle(&req).await
         } else {
-            match authorize(&http.auth, &req) {
+            match authorize(&http.auth, &http.api.metrics, &req) {
                 Ok(()) => http.api.route(&req).await,
                 Err(d) => {
                     tracing::debug!(%peer, method = %req.head.method, path = %req.head.path, "HTTP request refused");
@@ -335,14 +341,25 @@ async fn serve_loop(
                 }
             }
         };
+        http.counters
+            .requests
+            .count("http", &req.head.method, resp.status);
         if !write_response(&mut stream, &http.server_name, resp, keep_alive, head_only).await {
             return;
         }
     }
 }
 
-/// GET and HEAD need the viewer role, any other method the admin role.
-fn authorize(auth: &Authorizer, req: &HttpRequest) -> Result<(), Denied> {
+/// GET and HEAD need the viewer role, any other method the admin role. `GET /metrics`
+/// is also let through with `Authorization: Bearer TOKEN` when `[metrics] token` is set.
+fn authorize(
+    auth: &Authorizer,
+    metrics: &metrics::MetricsOptions,
+    req: &HttpRequest,
+) -> Result<(), Denied> {
+    if req.path_and_query().0 == "/metrics" && metrics.token_matches(&req.head) {
+        return Ok(());
+    }
     let needed = if matches!(req.head.method.as_str(), "GET" | "HEAD") {
         Role::Viewer
     } else {

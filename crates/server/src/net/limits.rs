@@ -97,6 +97,35 @@ pub struct LimitCounters {
     pub connection_panics: AtomicU64,
 }
 
+impl LimitCounters {
+    /// Every count with its name (the `limits` object of `/api/stats`, the `limit`
+    /// label of `/metrics`).
+    pub fn named(&self) -> [(&'static str, u64); 10] {
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        [
+            (
+                "connections_refused_total",
+                g(&self.connections_refused_total),
+            ),
+            (
+                "connections_refused_per_ip",
+                g(&self.connections_refused_per_ip),
+            ),
+            ("sessions_refused", g(&self.sessions_refused)),
+            ("request_timeouts", g(&self.request_timeouts)),
+            ("idle_timeouts", g(&self.idle_timeouts)),
+            ("tunnel_unpaired", g(&self.tunnel_unpaired)),
+            ("interleaved_unrouted", g(&self.interleaved_unrouted)),
+            ("interleaved_closed", g(&self.interleaved_closed)),
+            (
+                "backchannel_rate_dropped",
+                g(&self.backchannel_rate_dropped),
+            ),
+            ("connection_panics", g(&self.connection_panics)),
+        ]
+    }
+}
+
 /// Whether `name` can be a camera name, and so a file name component: 1-64 ASCII
 /// letters, digits, '-' or '_' (no `.`, `/`, `%`, NUL or anything non-ASCII).
 pub fn is_safe_name(name: &str) -> bool {

@@ -163,9 +163,12 @@ impl Conn {
     /// Answers one request and carries out what the answer says. `false` when the
     /// connection cannot be written to any more.
     async fn serve_request(&mut self, req: Request) -> bool {
-        self.hub().counters.requests.fetch_add(1, Ordering::Relaxed);
         let mut prepared = Prepared::default();
         let answer = self.answer(&req, &mut prepared).await;
+        self.hub()
+            .counters
+            .requests
+            .count("rtsp", req.method.as_str(), answer.response.status);
         let uri = crate::auth::redact_userinfo(&req.uri);
         tracing::debug!(peer = %self.peer, method = req.method.as_str(), uri = %uri, cseq = req.cseq(), status = answer.response.status, "request");
         let Answer {

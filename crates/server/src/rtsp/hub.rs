@@ -105,6 +105,11 @@ impl Hub {
         self.core().len()
     }
 
+    /// Open sessions by kind and transport ([`Sessions::census`]).
+    pub fn sessions_census(&self) -> Vec<((&'static str, &'static str), usize)> {
+        self.core().census()
+    }
+
     /// A new connection id, with the writer that carries its interleaved data.
     pub fn register(&self, writer: Writer) -> ConnId {
         let id = self.next_conn.fetch_add(1, Ordering::Relaxed);
@@ -278,6 +283,9 @@ impl Hub {
             return;
         };
         state.clear_queue();
+        self.counters
+            .replay_deliveries
+            .fetch_add(1, Ordering::Relaxed);
         let d = replay::spawn(
             ReplayDelivery {
                 session: session.clone(),
@@ -429,6 +437,9 @@ impl Hub {
                 &self.limit_counters.backchannel_rate_dropped,
             ) {
                 t.push(payload);
+            } else {
+                t.stats.received.fetch_add(1, Ordering::Relaxed);
+                t.stats.rate_limited.fetch_add(1, Ordering::Relaxed);
             }
         }
     }

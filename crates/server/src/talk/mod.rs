@@ -174,6 +174,8 @@ pub struct AudioOut {
     mixer: Mutex<Option<Arc<Mutex<Mixer>>>>,
     /// The `record` output: the camera's running recording, once it is connected.
     record: Mutex<Option<Arc<TalkRecordSink>>>,
+    /// Counters of every talk session on this output.
+    pub stats: Arc<TalkStats>,
 }
 
 impl AudioOut {
@@ -188,6 +190,7 @@ impl AudioOut {
             owner: Mutex::new(None),
             mixer: Mutex::new(None),
             record: Mutex::new(None),
+            stats: Arc::default(),
         })
     }
 
@@ -385,13 +388,23 @@ fn run_mixer(out: Arc<AudioOut>, mixer: Arc<Mutex<Mixer>>) {
     }
 }
 
-/// Counters of one talk session.
+/// Talk counters of one camera's backchannel, over all its talk sessions (`/metrics`).
 #[derive(Debug, Default)]
 pub struct TalkStats {
+    /// Talk sessions started.
+    pub sessions: AtomicU64,
+    /// Talk sessions running now.
+    pub open: AtomicU64,
+    /// RTP packets that reached a talker (dropped ones included).
     pub received: AtomicU64,
+    /// Dropped: sent before PLAY (or after PAUSE).
     pub before_play: AtomicU64,
+    /// Dropped: the talker thread was behind (its queue full).
     pub queue_full: AtomicU64,
+    /// Dropped: a payload type the session did not set up.
     pub unknown_payload_type: AtomicU64,
+    /// Dropped: over `[limits] backchannel_max_packets_per_s`.
+    pub rate_limited: AtomicU64,
 }
 
 /// One session's backchannel receive path (see the module doc).
@@ -410,7 +423,9 @@ impl Talker {
     pub fn start(out: Arc<AudioOut>, session: &str) -> Talker {
         let (tx, rx) = mpsc::sync_channel::<Bytes>(TALK_QUEUE);
         let playing = Arc::new(AtomicBool::new(false));
-        let stats = Arc::new(TalkStats::default());
+        let stats = out.stats.clone();
+        stats.sessions.fetch_add(1, Ordering::Relaxed);
+        stats.open.fetch_add(1, Ordering::Relaxed);
         let session = session.to_owned();
         let st = stats.clone();
         let spawned = std::thread::Builder::new()
@@ -446,6 +461,12 @@ impl Talker {
             }
             Err(TrySendError::Disconnected(_)) => {}
         }
+    }
+}
+
+impl Drop for Talker {
+    fn drop(&mut self) {
+        self.stats.open.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

@@ -460,6 +460,30 @@ impl Sessions {
         self.map.is_empty()
     }
 
+    /// Open sessions counted by kind (`live`, `replay`, `publish`) and transport (`udp`;
+    /// `tcp` for interleaved, in an RTSP connection or an HTTP tunnel; `none` before a
+    /// track is set up), every combination that occurs.
+    pub fn census(&self) -> Vec<((&'static str, &'static str), usize)> {
+        let mut counts: BTreeMap<(&'static str, &'static str), usize> = BTreeMap::new();
+        for s in self.map.values() {
+            let kind = match (&s.publish, &s.path) {
+                (Some(_), _) => "publish",
+                (None, PathKind::Replay(_)) => "replay",
+                (None, PathKind::Live(_)) => "live",
+            };
+            let mut routes = s.routes().peekable();
+            let transport = if routes.peek().is_none() {
+                "none"
+            } else if routes.any(|r| matches!(r, Route::Interleaved { .. })) {
+                "tcp"
+            } else {
+                "udp"
+            };
+            *counts.entry((kind, transport)).or_insert(0) += 1;
+        }
+        counts.into_iter().collect()
+    }
+
     fn attach(&mut self, conns: &[ConnId], up: bool) {
         for c in conns {
             if up {
