@@ -174,6 +174,8 @@ pub struct AudioOut {
     mixer: Mutex<Option<Arc<Mutex<Mixer>>>>,
     /// The `record` output: the camera's running recording, once it is connected.
     record: Mutex<Option<Arc<TalkRecordSink>>>,
+    /// Talk sessions running now (from the backchannel's SETUP to the session's end).
+    talkers: std::sync::atomic::AtomicUsize,
 }
 
 impl AudioOut {
@@ -188,7 +190,13 @@ impl AudioOut {
             owner: Mutex::new(None),
             mixer: Mutex::new(None),
             record: Mutex::new(None),
+            talkers: Default::default(),
         })
+    }
+
+    /// Whether someone talks on this output now (the ONVIF talk event reads it).
+    pub fn talking(&self) -> bool {
+        self.talkers.load(Ordering::Relaxed) > 0
     }
 
     /// Whether the `record` output is configured.
@@ -415,7 +423,11 @@ impl Talker {
         let st = stats.clone();
         let spawned = std::thread::Builder::new()
             .name(format!("talk-{session}"))
-            .spawn(move || run_talker(out, session, rx, st));
+            .spawn(move || {
+                out.talkers.fetch_add(1, Ordering::Relaxed);
+                run_talker(out.clone(), session, rx, st);
+                out.talkers.fetch_sub(1, Ordering::Relaxed);
+            });
         if let Err(e) = spawned {
             tracing::error!(error = %e, "cannot start the talk thread");
         }
