@@ -141,6 +141,9 @@ pub struct OnvifSection {
     /// GetDeviceInformation's Manufacturer and Model.
     pub manufacturer: String,
     pub model: String,
+    /// Event service: open pull-point subscriptions per user, and in all.
+    pub max_subscriptions_per_user: usize,
+    pub max_subscriptions: usize,
 }
 
 impl Default for OnvifSection {
@@ -150,6 +153,8 @@ impl Default for OnvifSection {
             discovery_port: 3702,
             manufacturer: "ipcamd".into(),
             model: "ipcamd".into(),
+            max_subscriptions_per_user: 10,
+            max_subscriptions: 128,
         }
     }
 }
@@ -371,6 +376,9 @@ pub struct CameraConfig {
     pub video: VideoCodec,
     pub jpeg_quality: u8,
     pub audio: bool,
+    /// Synthetic camera: motion events (ONVIF Event service) in periods, e.g.
+    /// "10s on / 20s off", starting with motion when the server starts.
+    pub motion_periods: Option<String>,
     /// Synthetic and file cameras: how far this camera's clock is from the true time, in
     /// seconds (a camera whose clock is wrong: its capture times, RTCP sender reports,
     /// picture overlay and recording use it). 0 by default.
@@ -542,6 +550,7 @@ impl Default for CameraConfig {
             video: VideoCodec::H264,
             jpeg_quality: 80,
             audio: true,
+            motion_periods: None,
             clock_offset_s: 0.0,
             path: None,
             url: None,
@@ -738,6 +747,13 @@ impl Config {
                     b.output_rate
                 ));
             }
+            if let Some(m) = &c.motion_periods {
+                if c.source != SourceKind::Synthetic {
+                    return Err(format!("{at}: motion_periods is for synthetic cameras"));
+                }
+                ipcamd_server::onvif::events::MotionPeriods::parse(m)
+                    .map_err(|e| format!("{at}: {e}"))?;
+            }
             if !(1..=100).contains(&c.jpeg_quality) {
                 return Err(format!(
                     "{at}: jpeg_quality must be 1..100 (got {})",
@@ -756,6 +772,14 @@ impl Config {
                     c.name
                 ));
             }
+        }
+        if self.onvif.max_subscriptions_per_user == 0
+            || self.onvif.max_subscriptions == 0
+            || self.onvif.max_subscriptions > 100_000
+        {
+            return Err(
+                "[onvif] max_subscriptions_per_user and max_subscriptions must be 1..100000".into(),
+            );
         }
         if self.server.session_timeout_s == 0 {
             return Err("[server] session_timeout_s must be at least 1".into());

@@ -724,5 +724,20 @@ fn onvif_options(config: &Config) -> ipcamd_server::onvif::OnvifOptions {
         hints,
         manufacturer: config.onvif.manufacturer.clone(),
         model: config.onvif.model.clone(),
+        motion: config
+            .cameras
+            .iter()
+            .filter_map(|c| {
+                let p = c.motion_periods.as_deref()?;
+                // Checked when the configuration was loaded.
+                let p = ipcamd_server::onvif::events::MotionPeriods::parse(p).ok()?;
+                Some((c.name.clone(), p))
+            })
+            .collect(),
+        event_limits: ipcamd_server::onvif::events::EventLimits {
+            per_user: config.onvif.max_subscriptions_per_user,
+            total: config.onvif.max_subscriptions,
+            ..Default::default()
+        },
     }
 }

@@ -86,7 +86,7 @@ fn zeep_client_finds_streams_backchannel_recordings_and_replay() {
     assert_eq!(v["profiles"], serde_json::json!(["cam1"]));
     assert_eq!(v["video_encoding"], "H264");
     assert_eq!(v["width"], 320);
-    assert_eq!(v["services"].as_array().map(Vec::len), Some(7), "{v}");
+    assert_eq!(v["services"].as_array().map(Vec::len), Some(8), "{v}");
     let rtsp = v["rtsp_uri"].as_str().unwrap_or_default().to_owned();
     assert_eq!(rtsp, format!("rtsp://127.0.0.1:{}/cam1", server.rtsp_port));
     let http = v["http_uri"].as_str().unwrap_or_default().to_owned();
@@ -698,4 +698,346 @@ fn users_of_the_server_authenticate_onvif_requests() {
     for secret in ["ada-pw-1", "vera-pw-2"] {
         assert!(!log.contains(secret), "{secret} in the log");
     }
+}
+
+const TEV: &str = "http://www.onvif.org/ver10/events/wsdl";
+const WSNT: &str = "http://docs.oasis-open.org/wsn/b-2";
+
+/// The path of the subscription address in a CreatePullPointSubscription answer.
+fn subscription_path(body: &str) -> String {
+    let addr = body
+        .split("<wsa5:Address>")
+        .nth(1)
+        .and_then(|r| r.split("</wsa5:Address>").next())
+        .unwrap_or_else(|| panic!("no subscription address in {body}"));
+    let path = addr.find("/onvif/").map(|i| &addr[i..]).unwrap_or(addr);
+    path.to_owned()
+}
+
+/// The Event service through onvif-zeep with a viewer user (WS-Security): motion events
+/// of a camera with 1 s on / 1 s off, the talk events of an `ipcamd talk` session,
+/// SetSynchronizationPoint, Renew, Unsubscribe and the fault after it; then the per-user
+/// subscription limit. Prints the motion event latency (never asserted).
+#[test]
+fn zeep_event_service_motion_talk_renew_unsubscribe() {
+    let dir = test_dir();
+    let users = dir.join("users.toml");
+    add_user(&users, "ada", "admin", "ada-pw-1", &["--wsse"]);
+    add_user(&users, "vera", "viewer", "vera-pw-2", &["--wsse"]);
+    let (_discovery, port) = discovery_port();
+    let server = start_server_in(
+        dir,
+        &format!(
+            "\n[auth]\nusers_file = \"{}\"\n[onvif]\ndiscovery_port = {port}\nmax_subscriptions_per_user = 3\n",
+            users.display()
+        ),
+        &format!("{SMALL_CAMERA}motion_periods = \"1s on / 1s off\"\n"),
+    );
+    let talk_url = format!("rtsp://ada:ada-pw-1@127.0.0.1:{}/cam1", server.rtsp_port);
+    let talk_cmd = serde_json::json!([
+        env!("CARGO_BIN_EXE_ipcamd"),
+        "talk",
+        talk_url,
+        "--codec",
+        "PCMU/8000",
+        "--duration",
+        "1"
+    ]);
+    let (ok, stdout, stderr) = run_with_timeout(
+        Command::new(onvif_python())
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/clients/onvif_zeep_events.py"
+            ))
+            .args([
+                "127.0.0.1",
+                &server.http_port.to_string(),
+                "vera",
+                "vera-pw-2",
+            ])
+            .env("IPCAMD_TALK_CMD", talk_cmd.to_string()),
+        Duration::from_secs(120),
+    );
+    assert!(
+        ok,
+        "onvif-zeep events flow failed:\n{stdout}\n{stderr}\nserver log:\n{}",
+        server.log()
+    );
+    let v: serde_json::Value = serde_json::from_str(stdout.trim()).expect("JSON from the client");
+    eprintln!("events flow: {v}");
+    assert_eq!(v["ws_pull_point_support"], true, "{v}");
+    assert_eq!(v["fixed_topic_set"], true, "{v}");
+    assert!(
+        v["address"]
+            .as_str()
+            .is_some_and(|a| a.starts_with(&format!(
+                "http://127.0.0.1:{}/onvif/events/subscription/",
+                server.http_port
+            ))),
+        "{v}"
+    );
+    assert_eq!(v["initial_life_s"], 60.0, "{v}");
+    for topic in [
+        "tns1:VideoSource/MotionAlarm",
+        "tns1:RuleEngine/CellMotionDetector/Motion",
+        "tns1:Device/Camera/Connection",
+        "tns1:Device/Camera/Talk",
+        "tns1:RecordingConfig/JobState",
+    ] {
+        assert!(
+            v["initialized_topics"]
+                .as_array()
+                .is_some_and(|t| t.contains(&serde_json::json!(topic))),
+            "{topic} not initialized: {v}"
+        );
+    }
+    assert!(v["motion_changes"].as_u64() >= Some(4), "{v}");
+    assert!(
+        v["cell_motion"].as_array().is_some_and(|c| c.len() >= 5),
+        "{v}"
+    );
+    assert_eq!(
+        v["connection"][0],
+        serde_json::json!([{"VideoSource": "VideoSource_cam1"}, {"Online": "true"}]),
+        "{v}"
+    );
+    assert_eq!(v["talk"], serde_json::json!(["true", "false"]), "{v}");
+    assert_eq!(v["talk_exit"], 0, "{v}");
+    let idle = v["idle_pull_s"].as_f64().unwrap_or(0.0);
+    assert!((0.9..5.0).contains(&idle), "{v}");
+    assert_eq!(v["sync_ops"], serde_json::json!(["Initialized"]), "{v}");
+    assert_eq!(v["sync_topics"].as_array().map(Vec::len), Some(5), "{v}");
+    assert_eq!(v["renew_life_s"], 120, "{v}");
+    assert_eq!(v["pull_after_unsubscribe"], "fault", "{v}");
+    let mut lat: Vec<f64> = v["motion_latency_ms"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|x| x.as_f64()).collect())
+        .unwrap_or_default();
+    lat.sort_by(f64::total_cmp);
+    eprintln!(
+        "FIGURE motion period start -> event at an onvif-zeep subscriber (long-polling): {:?} ms (median {:.1} ms)",
+        lat.iter().map(|x| (x * 10.0).round() / 10.0).collect::<Vec<_>>(),
+        lat.get(lat.len() / 2).copied().unwrap_or(f64::NAN)
+    );
+
+    // The per-user limit (3): vera still holds the subscription onvif-zeep's constructor
+    // made; hers end in a fault, while ada can still subscribe.
+    let create = |user: &str, pw: &str| {
+        let now = ipcamd_proto::time::format_iso8601(ipcamd_media::pacer::now_micros());
+        let body = envelope(TEV, "CreatePullPointSubscription", "").replacen(
+            "<s:Body>",
+            &format!("{}<s:Body>", wsse_header(user, pw, &now)),
+            1,
+        );
+        post(server.http_port, "/onvif/events_service", &body)
+    };
+    let mut made = 0;
+    let fault = loop {
+        let (st, body) = create("vera", "vera-pw-2");
+        if st != 200 {
+            break (st, body);
+        }
+        made += 1;
+        assert!(made <= 3, "more than 3 subscriptions for one user");
+    };
+    assert!(made >= 1, "{fault:?}");
+    assert_eq!(fault.0, 500, "{}", fault.1);
+    assert!(fault.1.contains("ter:MaxPullPoints"), "{}", fault.1);
+    let (st, body) = create("ada", "ada-pw-1");
+    assert_eq!(st, 200, "{body}");
+    // Without credentials: refused.
+    let (st, _) = post(
+        server.http_port,
+        "/onvif/events_service",
+        &envelope(TEV, "CreatePullPointSubscription", ""),
+    );
+    assert_eq!(st, 401);
+}
+
+/// Every Event service answer is valid against the ONVIF schemas (xmllint); the global
+/// subscription limit; and figures: PullMessages round trip with 100 subscriptions open,
+/// and motion event latency at 100 long-polling subscribers.
+#[test]
+fn event_answers_are_schema_valid_and_100_subscriptions() {
+    require_tool("xmllint", "libxml2-utils");
+    let (holder, port) = discovery_port();
+    let server = start_server_with(
+        &format!("\n[onvif]\ndiscovery_port = {port}\nmax_subscriptions_per_user = 101\nmax_subscriptions = 101\n"),
+        &format!("{SMALL_CAMERA}motion_periods = \"1s on / 1s off\"\n"),
+    );
+    let _holder = holder;
+    let dir = server.dir.join("xsd");
+    let all = ipcamd_onvif::testing::prepare_schemas(&dir).expect("schemas");
+    let valid = |what: &str, status: u16, body: &str| {
+        assert_eq!(status, 200, "{what}: {body}");
+        if let Err(e) = ipcamd_onvif::testing::validate(body, &all, &dir.join("doc.xml")) {
+            panic!("{what}: {e}\n{body}");
+        }
+    };
+    let ev = "/onvif/events_service";
+    let (s, b) = post(
+        server.http_port,
+        ev,
+        &envelope(TEV, "GetServiceCapabilities", ""),
+    );
+    valid("GetServiceCapabilities", s, &b);
+    let (s, b) = post(
+        server.http_port,
+        ev,
+        &envelope(TEV, "GetEventProperties", ""),
+    );
+    valid("GetEventProperties", s, &b);
+    let (s, b) = post(
+        server.http_port,
+        "/onvif/device_service",
+        &envelope(
+            "http://www.onvif.org/ver10/device/wsdl",
+            "GetCapabilities",
+            "<Category>Events</Category>",
+        ),
+    );
+    valid("GetCapabilities Events", s, &b);
+    assert!(b.contains("/onvif/events_service</tt:XAddr>"), "{b}");
+    let (s, b) = post(
+        server.http_port,
+        ev,
+        &envelope(
+            TEV,
+            "CreatePullPointSubscription",
+            "<InitialTerminationTime>PT30S</InitialTerminationTime>",
+        ),
+    );
+    valid("CreatePullPointSubscription", s, &b);
+    let sub = subscription_path(&b);
+    let pull = |path: &str, timeout: &str| {
+        post(
+            server.http_port,
+            path,
+            &envelope(
+                TEV,
+                "PullMessages",
+                &format!("<Timeout>{timeout}</Timeout><MessageLimit>100</MessageLimit>"),
+            ),
+        )
+    };
+    let (s, b) = pull(&sub, "PT1S");
+    valid("PullMessages", s, &b);
+    assert!(b.contains("PropertyOperation=\"Initialized\""), "{b}");
+    let (s, b) = post(
+        server.http_port,
+        &sub,
+        &envelope(TEV, "SetSynchronizationPoint", ""),
+    );
+    valid("SetSynchronizationPoint", s, &b);
+    let (s, b) = post(
+        server.http_port,
+        &sub,
+        &envelope(WSNT, "Renew", "<TerminationTime>PT60S</TerminationTime>"),
+    );
+    valid("Renew", s, &b);
+
+    // 100 more subscriptions: 101 open, the 102nd is refused.
+    let subs: Vec<String> = (0..100)
+        .map(|_| {
+            let (s, b) = post(
+                server.http_port,
+                ev,
+                &envelope(TEV, "CreatePullPointSubscription", ""),
+            );
+            assert_eq!(s, 200, "{b}");
+            subscription_path(&b)
+        })
+        .collect();
+    let (s, b) = post(
+        server.http_port,
+        ev,
+        &envelope(TEV, "CreatePullPointSubscription", ""),
+    );
+    assert_eq!(s, 500, "{b}");
+    assert!(b.contains("ter:MaxPullPoints"), "{b}");
+    // Drain every queue, then time PullMessages answered at once (Timeout PT0S).
+    for p in &subs {
+        let (s, _) = pull(p, "PT0S");
+        assert_eq!(s, 200);
+    }
+    let mut rtt: Vec<f64> = (0..200)
+        .map(|i| {
+            let t = Instant::now();
+            let (s, b) = pull(&subs[i % subs.len()], "PT0S");
+            assert_eq!(s, 200, "{b}");
+            t.elapsed().as_secs_f64() * 1000.0
+        })
+        .collect();
+    rtt.sort_by(f64::total_cmp);
+    eprintln!(
+        "FIGURE PullMessages round trip (PT0S, new HTTP connection each) with 101 subscriptions open: median {:.2} ms, p90 {:.2} ms, max {:.2} ms",
+        rtt[rtt.len() / 2],
+        rtt[rtt.len() * 9 / 10],
+        rtt[rtt.len() - 1]
+    );
+    // 100 subscribers long-polling at once: time from the motion period's start (the
+    // message's UtcTime) to each one's answer.
+    let threads: Vec<_> = subs
+        .iter()
+        .cloned()
+        .map(|p| {
+            let port = server.http_port;
+            std::thread::spawn(move || {
+                // Drain first: what was queued before the long poll is not a latency.
+                post(
+                    port,
+                    &p,
+                    &envelope(
+                        TEV,
+                        "PullMessages",
+                        "<Timeout>PT0S</Timeout><MessageLimit>100</MessageLimit>",
+                    ),
+                );
+                let deadline = Instant::now() + Duration::from_secs(10);
+                while Instant::now() < deadline {
+                    let (s, b) = post(
+                        port,
+                        &p,
+                        &envelope(
+                            TEV,
+                            "PullMessages",
+                            "<Timeout>PT5S</Timeout><MessageLimit>10</MessageLimit>",
+                        ),
+                    );
+                    let got = ipcamd_media::pacer::now_micros();
+                    assert_eq!(s, 200, "{b}");
+                    if let Some(t) = b
+                        .split("<wsnt:Topic")
+                        .skip(1)
+                        .find(|m| m.contains("MotionAlarm"))
+                        .and_then(|m| m.split("UtcTime=\"").nth(1))
+                        .and_then(|r| r.split('"').next())
+                        .and_then(ipcamd_proto::time::parse_utc)
+                    {
+                        return Some((got - t) as f64 / 1000.0);
+                    }
+                }
+                None
+            })
+        })
+        .collect();
+    let mut lat: Vec<f64> = threads
+        .into_iter()
+        .filter_map(|t| t.join().ok().flatten())
+        .collect();
+    assert_eq!(lat.len(), 100, "every long poll got the motion event");
+    lat.sort_by(f64::total_cmp);
+    eprintln!(
+        "FIGURE motion period start -> event at each of 100 long-polling subscribers: median {:.2} ms, p90 {:.2} ms, max {:.2} ms",
+        lat[lat.len() / 2],
+        lat[lat.len() * 9 / 10],
+        lat[lat.len() - 1]
+    );
+
+    // Unsubscribe, then the subscription is gone.
+    let (s, b) = post(server.http_port, &sub, &envelope(WSNT, "Unsubscribe", ""));
+    valid("Unsubscribe", s, &b);
+    let (s, b) = pull(&sub, "PT0S");
+    assert_eq!(s, 400, "{b}");
+    assert!(b.contains("ter:ResourceUnknown"), "{b}");
 }

@@ -1,7 +1,7 @@
 //! # ipcamd-onvif: ONVIF device services and WS-Discovery, sans IO
 //!
 //! The SOAP side of an ONVIF device (Core, Media ver10, Media2 ver20, DeviceIO, Recording,
-//! Search and Replay services), as pure functions: the server hands in the bytes of a
+//! Search, Replay and Event services), as pure functions: the server hands in the bytes of a
 //! request, a [`model::DeviceModel`] snapshot of what the device is (cameras = profiles,
 //! recordings, addresses, the time), its users ([`wsse::SoapAuth`]) and the current time;
 //! it gets back an HTTP status and a SOAP envelope. No sockets, no clock reads: the
@@ -11,6 +11,8 @@
 //! - [`wsse`]: WS-Security UsernameToken PasswordDigest, access classes, [`wsse::SoapAuth`].
 //! - [`model`]: the plain-data device snapshot.
 //! - [`services`]: dispatch of every operation to its response.
+//! - [`events`]: the Event service's state (property values, pull-point subscriptions,
+//!   their queues and expiry), fed by the server and read by the event operations.
 //! - [`discovery`]: WS-Discovery (2005/04) Probe parsing, ProbeMatches/Hello/Bye; and the
 //!   client side: Probe building, ProbeMatches parsing.
 //! - [`client`]: the client side of the services (requests to a camera's Device, Media and
@@ -24,6 +26,7 @@
 
 pub mod client;
 pub mod discovery;
+pub mod events;
 pub mod model;
 pub mod services;
 pub mod soap;
@@ -55,4 +58,11 @@ pub mod ns {
     pub const WSA: &str = "http://schemas.xmlsoap.org/ws/2004/08/addressing";
     pub const WSD: &str = "http://schemas.xmlsoap.org/ws/2005/04/discovery";
     pub const DN: &str = "http://www.onvif.org/ver10/network/wsdl";
+    pub const TEV: &str = "http://www.onvif.org/ver10/events/wsdl";
+    pub const WSNT: &str = "http://docs.oasis-open.org/wsn/b-2";
+    pub const WSTOP: &str = "http://docs.oasis-open.org/wsn/t-1";
+    /// WS-Addressing 1.0 (the event service's endpoint references).
+    pub const WSA5: &str = "http://www.w3.org/2005/08/addressing";
+    pub const TNS1: &str = "http://www.onvif.org/ver10/topics";
+    pub const XS: &str = "http://www.w3.org/2001/XMLSchema";
 }

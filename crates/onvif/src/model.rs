@@ -29,6 +29,8 @@ pub struct DeviceModel {
     pub recordings: Vec<RecordingModel>,
     pub users: Vec<(String, Role)>,
     pub session_timeout_s: u64,
+    /// The Event service's limit of open subscriptions (MaxPullPoints).
+    pub max_pull_points: usize,
 }
 
 impl DeviceModel {

@@ -1,5 +1,6 @@
 //! The operations of the Device (Core §8), Media ver10, Media2 ver20, DeviceIO, Recording
-//! Control, Recording Search and Replay Control services: dispatch on the operation's
+//! Control, Recording Search and Replay Control services (and the Event service, in
+//! [`event_service`]): dispatch on the operation's
 //! namespace and name, access check, response body. Responses are built as text in the
 //! element order of the ONVIF XSDs (checked by the schema tests of the server crate).
 //!
@@ -18,6 +19,11 @@ use crate::ns;
 use crate::soap::{envelope, parse_request, Fault, Request};
 use crate::wsse::{authorize, AccessClass, NonceCache, SoapAuth};
 use crate::xml::{el, escape};
+
+pub mod event_service;
+
+use event_service::Reply;
+pub use event_service::{EventContext, PendingPull};
 
 /// An HTTP answer: status and SOAP envelope (content type `application/soap+xml`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,11 +45,14 @@ pub fn service_namespace(path: &str) -> Option<&'static str> {
         "/onvif/recording_service" => ns::TRC,
         "/onvif/search_service" => ns::TSE,
         "/onvif/replay_service" => ns::TRP,
+        "/onvif/events_service" => ns::TEV,
+        p if p.starts_with(event_service::SUBSCRIPTION_PATH) => ns::TEV,
         _ => return None,
     })
 }
 
-/// Handles one SOAP request end to end.
+/// Handles one SOAP request end to end (without the Event service: its operations need
+/// [`handle_with_events`]).
 pub fn handle(
     body: &[u8],
     model: &DeviceModel,
@@ -51,18 +60,49 @@ pub fn handle(
     http_user: Option<(&str, crate::Role)>,
     nonces: &mut NonceCache,
 ) -> Response {
+    match handle_with_events(body, model, auth, http_user, nonces, None) {
+        Outcome::Done(r) => r,
+        Outcome::Wait(p) => fault(
+            "PullMessages",
+            Fault::receiver(
+                "ter:Action",
+                None,
+                format!("subscription {:?}: no event service here", p.subscription),
+            ),
+        ),
+    }
+}
+
+/// What a request comes to: an answer, or a PullMessages to answer later (after a publish
+/// for its subscription or its deadline, with [`event_service::finish_pull`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Done(Response),
+    Wait(PendingPull),
+}
+
+/// Handles one SOAP request end to end; `events` is the Event service's state (None: the
+/// event operations fault).
+pub fn handle_with_events(
+    body: &[u8],
+    model: &DeviceModel,
+    auth: &dyn SoapAuth,
+    http_user: Option<(&str, crate::Role)>,
+    nonces: &mut NonceCache,
+    events: Option<EventContext>,
+) -> Outcome {
     let req = match parse_request(body) {
         Ok(r) => r,
-        Err(f) => return fault("?", f),
+        Err(f) => return Outcome::Done(fault("?", f)),
     };
     let action = req.action.clone();
     let Some(class) = access_class(&req.namespace, &req.action) else {
-        return fault(
+        return Outcome::Done(fault(
             &action,
             Fault::action_not_supported(&req.namespace, &req.action),
-        );
+        ));
     };
-    if let Err(f) = authorize(
+    let who = match authorize(
         auth,
         class,
         req.username_token.as_ref(),
@@ -70,16 +110,38 @@ pub fn handle(
         model.now,
         nonces,
     ) {
-        return fault(&action, f);
-    }
-    match dispatch(&req, model) {
+        Ok(who) => who,
+        Err(f) => return Outcome::Done(fault(&action, f)),
+    };
+    let result = if matches!(req.namespace.as_str(), ns::TEV | ns::WSNT) {
+        match events {
+            Some(mut ctx) => {
+                // Subscriptions belong to the user who made them; without users (or for
+                // the anonymous role) everyone is "anonymous".
+                let owner = who
+                    .as_ref()
+                    .map(|(n, _)| n.as_str())
+                    .or(http_user.map(|(n, _)| n))
+                    .unwrap_or("anonymous");
+                match event_service::dispatch(&req, model, &mut ctx, owner) {
+                    Ok(Reply::Body(b)) => Ok(b),
+                    Ok(Reply::Wait(p)) => return Outcome::Wait(p),
+                    Err(f) => Err(f),
+                }
+            }
+            None => Err(Fault::action_not_supported(&req.namespace, &req.action)),
+        }
+    } else {
+        dispatch(&req, model)
+    };
+    Outcome::Done(match result {
         Ok(body) => Response {
             status: 200,
             body: envelope(&body),
             action,
         },
         Err(f) => fault(&action, f),
-    }
+    })
 }
 
 fn fault(action: &str, f: Fault) -> Response {
@@ -157,6 +219,15 @@ pub fn access_class(namespace: &str, action: &str) -> Option<AccessClass> {
             | "GetMediaAttributes",
         ) => ReadMedia,
         (ns::TRP, "GetReplayUri" | "GetReplayConfiguration") => ReadMedia,
+        (ns::TEV, "GetServiceCapabilities") => PreAuth,
+        (
+            ns::TEV,
+            "GetEventProperties"
+            | "CreatePullPointSubscription"
+            | "PullMessages"
+            | "SetSynchronizationPoint",
+        ) => ReadMedia,
+        (ns::WSNT, "Renew" | "Unsubscribe") => ReadMedia,
         _ => return None,
     };
     Some(c)
@@ -215,7 +286,7 @@ fn device(req: &Request, m: &DeviceModel) -> Result<String, Fault> {
                     format!("unknown capability category {cat:?}"),
                 ));
             }
-            if matches!(cat, "Analytics" | "Events" | "Imaging" | "PTZ") {
+            if matches!(cat, "Analytics" | "Imaging" | "PTZ") {
                 return Err(Fault::receiver(
                     "ter:ActionNotSupported",
                     Some("ter:NoSuchService"),
@@ -228,6 +299,12 @@ fn device(req: &Request, m: &DeviceModel) -> Result<String, Fault> {
                 s += &format!(
                     "<tt:Device><tt:XAddr>{}</tt:XAddr><tt:Network><tt:IPFilter>false</tt:IPFilter><tt:ZeroConfiguration>false</tt:ZeroConfiguration><tt:IPVersion6>false</tt:IPVersion6><tt:DynDNS>false</tt:DynDNS></tt:Network><tt:System><tt:DiscoveryResolve>false</tt:DiscoveryResolve><tt:DiscoveryBye>true</tt:DiscoveryBye><tt:RemoteDiscovery>false</tt:RemoteDiscovery><tt:SystemBackup>false</tt:SystemBackup><tt:SystemLogging>false</tt:SystemLogging><tt:FirmwareUpgrade>false</tt:FirmwareUpgrade><tt:SupportedVersions><tt:Major>{}</tt:Major><tt:Minor>{}</tt:Minor></tt:SupportedVersions></tt:System><tt:Security><tt:TLS1.1>false</tt:TLS1.1><tt:TLS1.2>false</tt:TLS1.2><tt:OnboardKeyGeneration>false</tt:OnboardKeyGeneration><tt:AccessPolicyConfig>false</tt:AccessPolicyConfig><tt:X.509Token>false</tt:X.509Token><tt:SAMLToken>false</tt:SAMLToken><tt:KerberosToken>false</tt:KerberosToken><tt:RELToken>false</tt:RELToken></tt:Security></tt:Device>",
                     m.xaddr("device"), VERSION.0, VERSION.1
+                );
+            }
+            if all || cat == "Events" {
+                s += &format!(
+                    "<tt:Events><tt:XAddr>{}</tt:XAddr><tt:WSSubscriptionPolicySupport>false</tt:WSSubscriptionPolicySupport><tt:WSPullPointSupport>true</tt:WSPullPointSupport><tt:WSPausableSubscriptionManagerInterfaceSupport>false</tt:WSPausableSubscriptionManagerInterfaceSupport></tt:Events>",
+                    m.xaddr("events")
                 );
             }
             if all || cat == "Media" {
@@ -320,7 +397,7 @@ fn device(req: &Request, m: &DeviceModel) -> Result<String, Fault> {
 }
 
 /// (service path name, namespace, prefix) of every service, in GetServices order.
-const SERVICES: [(&str, &str, &str); 7] = [
+const SERVICES: [(&str, &str, &str); 8] = [
     ("device", ns::TDS, "tds"),
     ("media", ns::TRT, "trt"),
     ("media2", ns::TR2, "tr2"),
@@ -328,6 +405,7 @@ const SERVICES: [(&str, &str, &str); 7] = [
     ("recording", ns::TRC, "trc"),
     ("search", ns::TSE, "tse"),
     ("replay", ns::TRP, "trp"),
+    ("events", ns::TEV, "tev"),
 ];
 
 /// The `<prefix:Capabilities>` element of a service (GetServiceCapabilities, GetServices).
@@ -339,6 +417,9 @@ fn service_capabilities(nsuri: &str, prefix: &str, m: &DeviceModel) -> String {
         .count();
     let audio = m.cameras.iter().filter(|c| c.audio.is_some()).count();
     let video = m.cameras.iter().filter(|c| c.video.is_some()).count();
+    if nsuri == ns::TEV {
+        return event_service::capabilities(m.max_pull_points);
+    }
     let inner = match nsuri {
         ns::TDS => "<tds:Network IPFilter=\"false\" ZeroConfiguration=\"false\" IPVersion6=\"false\" DynDNS=\"false\"/><tds:Security UsernameToken=\"true\" HttpDigest=\"true\"/><tds:System DiscoveryResolve=\"false\" DiscoveryBye=\"true\" RemoteDiscovery=\"false\" SystemBackup=\"false\" SystemLogging=\"false\" FirmwareUpgrade=\"false\"/>".to_owned(),
         ns::TRT => format!(

@@ -6,13 +6,14 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Service WSDLs whose `<xs:schema>` is extracted, and the schema file name written.
-const WSDLS: [(&str, &str); 6] = [
+const WSDLS: [(&str, &str); 7] = [
     ("devicemgmt.wsdl", "device.xsd"),
     ("media.wsdl", "media.xsd"),
     ("deviceio.wsdl", "deviceio.xsd"),
     ("recording.wsdl", "recording.xsd"),
     ("search.wsdl", "search.xsd"),
     ("replay.wsdl", "replay.xsd"),
+    ("events.wsdl", "events.xsd"),
 ];
 
 fn source_dir() -> PathBuf {

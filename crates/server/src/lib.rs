@@ -194,6 +194,10 @@ impl Server {
             Some(store) => start_recordings(store, &cameras)?,
             None => Vec::new(),
         };
+        let recording_states: Vec<(String, Arc<std::sync::atomic::AtomicBool>)> = recordings
+            .iter()
+            .map(|(r, _)| (r.camera.clone(), r.active.clone()))
+            .collect();
         let cameras = Cameras::new(cameras);
         let (trigger, shutdown) = net::shutdown::channel();
         let counters = Arc::new(stats::Counters::default());
@@ -226,6 +230,12 @@ impl Server {
             rtsp_port: rtsp_addr.port(),
             session_timeout: options.session_timeout,
         }));
+        let event_sources = onvif::events::Sources {
+            cameras: cameras.clone(),
+            recordings: recording_states,
+            motion: options.onvif.motion.clone(),
+        };
+        let event_watchers = onvif::events::spawn(onvif.events.clone(), event_sources, &shutdown);
         let http = Arc::new(http::Http {
             rtsp: rtsp.clone(),
             onvif: onvif.clone(),
@@ -262,6 +272,7 @@ impl Server {
             shutdown: shutdown.clone(),
         };
         let mut tasks = spawn_tasks(l, &hub, &rtsp, &http, &shutdown, port);
+        tasks.extend(event_watchers);
         for c in hub.cameras.sorted() {
             if let Some(up) = c.upstream.clone() {
                 let (stream, shutdown) = (c.stream.clone(), shutdown.clone());

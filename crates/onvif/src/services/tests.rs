@@ -72,6 +72,7 @@ pub fn model() -> DeviceModel {
         }],
         users: vec![("admin".into(), Role::Administrator)],
         session_timeout_s: 60,
+        max_pull_points: 128,
     }
 }
 
@@ -356,4 +357,137 @@ fn every_response_is_schema_valid() {
     }
     let _ = std::fs::remove_dir_all(&dir);
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The event operations through `handle_with_events`: create, pull (a wait when nothing
+/// is queued, finished after a publish), renew, unsubscribe, then a fault.
+#[test]
+fn event_service_operations() {
+    use crate::events::{Event, EventBus, EventLimits, MOTION_ALARM};
+    let m = model();
+    let mut bus = EventBus::new(EventLimits::default());
+    let mut nonces = NonceCache::new(10);
+    let env = |nsuri: &str, op: &str, args: &str| {
+        format!("<s:Envelope xmlns:s=\"{}\"><s:Body><{op} xmlns=\"{nsuri}\">{args}</{op}></s:Body></s:Envelope>", ns::SOAP12)
+    };
+    let mut call = |bus: &mut EventBus, path: &str, nsuri: &str, op: &str, args: &str| {
+        handle_with_events(
+            env(nsuri, op, args).as_bytes(),
+            &m,
+            &OpenAuth,
+            None,
+            &mut nonces,
+            Some(EventContext {
+                bus,
+                path,
+                new_id: "abc",
+            }),
+        )
+    };
+    let done = |o: Outcome| match o {
+        Outcome::Done(r) => r,
+        Outcome::Wait(p) => panic!("unexpected wait {p:?}"),
+    };
+    let r = done(call(
+        &mut bus,
+        "/onvif/events_service",
+        ns::TEV,
+        "GetEventProperties",
+        "",
+    ));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(
+        r.body.contains("<tns1:MotionAlarm wstop:topic=\"true\">"),
+        "{}",
+        r.body
+    );
+    let r = done(call(
+        &mut bus,
+        "/onvif/events_service",
+        ns::TEV,
+        "CreatePullPointSubscription",
+        "<InitialTerminationTime>PT10S</InitialTerminationTime>",
+    ));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(
+        r.body.contains(
+            "<wsa5:Address>http://10.0.0.2:8080/onvif/events/subscription/abc</wsa5:Address>"
+        ),
+        "{}",
+        r.body
+    );
+    let sub = "/onvif/events/subscription/abc";
+    let p = match call(
+        &mut bus,
+        sub,
+        ns::TEV,
+        "PullMessages",
+        "<Timeout>PT5S</Timeout><MessageLimit>10</MessageLimit>",
+    ) {
+        Outcome::Wait(p) => p,
+        Outcome::Done(r) => panic!("expected a wait: {}", r.body),
+    };
+    assert_eq!(p.deadline, NOW + 5_000_000);
+    assert_eq!(
+        bus.publish(Event::new(
+            MOTION_ALARM,
+            vec![("Source", "VideoSource_cam1".into())],
+            vec![("State", "true".into())],
+            NOW
+        )),
+        vec!["abc".to_owned()]
+    );
+    let r = event_service::finish_pull(&mut bus, &p, NOW + 1);
+    assert!(
+        r.body.contains("PropertyOperation=\"Initialized\""),
+        "{}",
+        r.body
+    );
+    assert!(
+        r.body
+            .contains("<tt:SimpleItem Name=\"State\" Value=\"true\"/>"),
+        "{}",
+        r.body
+    );
+    let r = done(call(
+        &mut bus,
+        sub,
+        ns::WSNT,
+        "Renew",
+        "<TerminationTime>PT30S</TerminationTime>",
+    ));
+    assert!(r.body.contains("<wsnt:TerminationTime>"), "{}", r.body);
+    let r = done(call(&mut bus, sub, ns::WSNT, "Unsubscribe", ""));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = done(call(
+        &mut bus,
+        sub,
+        ns::TEV,
+        "PullMessages",
+        "<Timeout>PT0S</Timeout><MessageLimit>1</MessageLimit>",
+    ));
+    assert_eq!(r.status, 400);
+    assert!(r.body.contains("ter:ResourceUnknown"), "{}", r.body);
+    // Without the bus, event operations are not supported; GetCapabilities names Events.
+    let r = handle(
+        env(ns::TEV, "GetEventProperties", "").as_bytes(),
+        &m,
+        &OpenAuth,
+        None,
+        &mut nonces,
+    );
+    assert!(r.body.contains("ter:ActionNotSupported"));
+    let r = handle(
+        env(ns::TDS, "GetCapabilities", "<Category>Events</Category>").as_bytes(),
+        &m,
+        &OpenAuth,
+        None,
+        &mut nonces,
+    );
+    assert!(
+        r.body
+            .contains("<tt:XAddr>http://10.0.0.2:8080/onvif/events_service</tt:XAddr>"),
+        "{}",
+        r.body
+    );
 }

@@ -15,6 +15,7 @@
 //! credentials. Snapshots need the viewer role.
 
 pub mod discovery;
+pub mod events;
 pub mod model;
 pub mod snapshot;
 
@@ -50,6 +51,10 @@ pub struct OnvifOptions {
     pub hints: HashMap<String, VideoHints>,
     pub manufacturer: String,
     pub model: String,
+    /// Synthetic cameras' motion periods (the motion events).
+    pub motion: HashMap<String, events::MotionPeriods>,
+    /// Event service limits (subscriptions per user and in all, queue length, ...).
+    pub event_limits: ipcamd_onvif::events::EventLimits,
 }
 
 impl Default for OnvifOptions {
@@ -60,6 +65,8 @@ impl Default for OnvifOptions {
             hints: HashMap::new(),
             manufacturer: "ipcamd".into(),
             model: "ipcamd".into(),
+            motion: HashMap::new(),
+            event_limits: Default::default(),
         }
     }
 }
@@ -82,6 +89,8 @@ pub struct Onvif {
     /// The same users as the onvif crate sees them (WS-Security).
     pub soap_auth: Arc<dyn SoapAuth + Send + Sync>,
     nonces: Mutex<NonceCache>,
+    /// The Event service's state and long polls.
+    pub events: Arc<events::Events>,
     /// The device's WS-Discovery endpoint (`urn:uuid:...`), stable for a host and port.
     pub endpoint: String,
     pub http_addr: Option<SocketAddr>,
@@ -108,6 +117,7 @@ pub struct OnvifParts {
 impl Onvif {
     pub fn new(p: OnvifParts) -> Onvif {
         Onvif {
+            events: Arc::new(events::Events::new(p.options.event_limits)),
             options: p.options,
             cameras: p.cameras,
             store: p.store,
@@ -303,16 +313,39 @@ pub async fn soap(
         );
     }
     let model = model::device_model(onvif, host, local).await;
-    let resp = {
+    let new_id = format!("{:032x}", rand::random::<u128>());
+    let outcome = {
         let mut nonces = lock(&onvif.nonces);
-        ipcamd_onvif::handle(
+        let mut bus = onvif.events.bus();
+        ipcamd_onvif::services::handle_with_events(
             body,
             &model,
             onvif.soap_auth.as_ref(),
             http_user,
             &mut nonces,
+            Some(ipcamd_onvif::services::EventContext {
+                bus: &mut bus,
+                path,
+                new_id: &new_id,
+            }),
         )
     };
+    let resp = match outcome {
+        ipcamd_onvif::services::Outcome::Done(r) => r,
+        ipcamd_onvif::services::Outcome::Wait(p) => onvif.events.wait_pull(p).await,
+    };
+    if resp.status == 200 {
+        match resp.action.as_str() {
+            "CreatePullPointSubscription" => {
+                tracing::info!(subscription = %new_id, "ONVIF event subscription created")
+            }
+            "Unsubscribe" => {
+                tracing::info!(path, "ONVIF event subscription ended");
+                onvif.events.wake_all();
+            }
+            _ => {}
+        }
+    }
     if resp.status != 200 {
         onvif.faults.fetch_add(1, Ordering::Relaxed);
         tracing::info!(action = %resp.action, status = resp.status, "ONVIF fault");

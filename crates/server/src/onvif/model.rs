@@ -65,6 +65,7 @@ pub async fn device_model(onvif: &Onvif, host: &str, local: SocketAddr) -> Devic
         recordings,
         users: onvif.soap_auth.users(),
         session_timeout_s: onvif.session_timeout.as_secs(),
+        max_pull_points: o.event_limits.total,
     }
 }
 

@@ -39,6 +39,9 @@ const QUEUE: usize = 1500;
 pub struct Recording {
     pub camera: String,
     pub dropped: Arc<AtomicU64>,
+    /// Whether a section is being written now (the stream has tracks and the store took
+    /// them); the ONVIF recording job event reads it.
+    pub active: Arc<AtomicBool>,
     task: tokio::task::JoinHandle<()>,
     thread: Option<std::thread::JoinHandle<()>>,
     /// Set by `stop`: talk sinks may still hold senders, so the thread cannot wait for
@@ -55,6 +58,7 @@ struct Writer {
     tracks: Arc<Vec<TrackInfo>>,
     recorder: Option<Recorder>,
     errors: u64,
+    active: Arc<AtomicBool>,
 }
 
 impl Writer {
@@ -99,6 +103,7 @@ impl Writer {
                 let codecs: Vec<&str> = all.iter().map(|t| t.codec.name()).collect();
                 tracing::info!(camera = %self.camera, tracks = %codecs.join("+"), "recording");
                 self.recorder = Some(r);
+                self.active.store(true, Ordering::Relaxed);
             }
             Err(e) => {
                 tracing::error!(camera = %self.camera, error = %e, "cannot record the camera's new tracks")
@@ -107,6 +112,7 @@ impl Writer {
     }
 
     fn close(&mut self) {
+        self.active.store(false, Ordering::Relaxed);
         if let Some(r) = self.recorder.take() {
             if let Err(e) = r.close() {
                 tracing::error!(camera = %self.camera, error = %e, "recording did not close cleanly");
@@ -135,6 +141,7 @@ impl Recording {
         let dropped = Arc::new(AtomicU64::new(0));
         let stopping = Arc::new(AtomicBool::new(false));
         let stop = stopping.clone();
+        let active = Arc::new(AtomicBool::new(false));
         let mut writer = Writer {
             store: store.clone(),
             camera: camera.clone(),
@@ -142,6 +149,7 @@ impl Recording {
             tracks: Arc::new(Vec::new()),
             recorder: None,
             errors: 0,
+            active: active.clone(),
         };
         let thread = std::thread::Builder::new()
             .name(format!("record-{camera}"))
@@ -172,6 +180,7 @@ impl Recording {
             Recording {
                 camera,
                 dropped,
+                active,
                 task,
                 thread: Some(thread),
                 stopping,

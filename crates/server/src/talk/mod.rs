@@ -174,7 +174,7 @@ pub struct AudioOut {
     mixer: Mutex<Option<Arc<Mutex<Mixer>>>>,
     /// The `record` output: the camera's running recording, once it is connected.
     record: Mutex<Option<Arc<TalkRecordSink>>>,
-    /// Counters of every talk session on this output.
+    /// Counters of every talk session on this output (`open`: the talk event's state).
     pub stats: Arc<TalkStats>,
 }
 
@@ -192,6 +192,11 @@ impl AudioOut {
             record: Mutex::new(None),
             stats: Arc::default(),
         })
+    }
+
+    /// Whether someone talks on this output now (the ONVIF talk event reads it).
+    pub fn talking(&self) -> bool {
+        self.stats.open.load(Ordering::Relaxed) > 0
     }
 
     /// Whether the `record` output is configured.
