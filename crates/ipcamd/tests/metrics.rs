@@ -20,19 +20,6 @@ use common::*;
 
 const TOKEN: &str = "prom-3f9a1c27d4e8b650";
 
-fn python() -> PathBuf {
-    if let Ok(p) = std::env::var("IPCAMD_ONVIF_PYTHON") {
-        return PathBuf::from(p);
-    }
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/onvif-venv/bin/python");
-    assert!(
-        p.is_file(),
-        "{} is missing: this test needs Python prometheus_client (scripts/test.sh creates the venv: python3 -m venv target/onvif-venv && target/onvif-venv/bin/pip install prometheus-client)",
-        p.display()
-    );
-    p
-}
-
 /// Parses an exposition with `prometheus_client`; returns every sample as
 /// `name{k="v",...}` (labels sorted) -> value, and the family types by family name.
 fn parse(text: &str) -> (HashMap<String, f64>, HashMap<String, String>) {
@@ -47,7 +34,7 @@ for fam in text_string_to_metric_families(sys.stdin.read()):
         samples["%s{%s}" % (s.name, labels)] = s.value
 print(json.dumps({"samples": samples, "types": types}))
 "#;
-    let mut child = Command::new(python())
+    let mut child = Command::new(venv_python())
         .args(["-c", SCRIPT])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

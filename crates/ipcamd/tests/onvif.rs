@@ -9,7 +9,6 @@ mod common;
 
 use std::io::Write;
 use std::net::{TcpStream, UdpSocket};
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -18,20 +17,6 @@ use common::*;
 /// The network-namespace test routes the WS-Discovery group into its veth for its
 /// duration; the multicast test must not run meanwhile.
 static MULTICAST_ROUTE: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-/// The Python of the venv scripts/test.sh creates with `onvif-zeep` in it.
-fn onvif_python() -> PathBuf {
-    if let Ok(p) = std::env::var("IPCAMD_ONVIF_PYTHON") {
-        return PathBuf::from(p);
-    }
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/onvif-venv/bin/python");
-    assert!(
-        p.is_file(),
-        "{} is missing: this test needs the onvif-zeep client (scripts/test.sh creates the venv: python3 -m venv target/onvif-venv && target/onvif-venv/bin/pip install onvif-zeep)",
-        p.display()
-    );
-    p
-}
 
 /// POSTs a SOAP body; returns (status, body).
 fn post(port: u16, path: &str, body: &str) -> (u16, String) {
@@ -69,7 +54,7 @@ fn zeep_client_finds_streams_backchannel_recordings_and_replay() {
     // Let the recorder flush a first section.
     std::thread::sleep(Duration::from_secs(3));
     let (ok, stdout, stderr) = run_with_timeout(
-        Command::new(onvif_python())
+        Command::new(venv_python())
             .arg(concat!(
                 env!("CARGO_MANIFEST_DIR"),
                 "/tests/clients/onvif_zeep_flow.py"
@@ -680,7 +665,7 @@ fn users_of_the_server_authenticate_onvif_requests() {
     );
     let zeep = |pw: &str| {
         run_with_timeout(
-            Command::new(onvif_python()).arg(script).args([
+            Command::new(venv_python()).arg(script).args([
                 "127.0.0.1",
                 &server.http_port.to_string(),
                 "ada",
@@ -744,7 +729,7 @@ fn zeep_event_service_motion_talk_renew_unsubscribe() {
         "1"
     ]);
     let (ok, stdout, stderr) = run_with_timeout(
-        Command::new(onvif_python())
+        Command::new(venv_python())
             .arg(concat!(
                 env!("CARGO_MANIFEST_DIR"),
                 "/tests/clients/onvif_zeep_events.py"

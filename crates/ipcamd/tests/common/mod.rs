@@ -661,3 +661,46 @@ pub fn discovery_port() -> (UdpSocket, u16) {
     let port = s.local_addr().expect("discovery port").port();
     (s, port)
 }
+
+/// The duration ffprobe reads from a media file (-1 when it says nothing parsable).
+pub fn ffprobe_duration(path: &Path) -> f64 {
+    let ffprobe = require_tool("ffprobe", "ffmpeg");
+    let out = Command::new(ffprobe)
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "format=duration",
+            "-of",
+            "default=nw=1:nk=1",
+        ])
+        .arg(path)
+        .output()
+        .expect("run ffprobe");
+    assert!(
+        out.status.success(),
+        "ffprobe {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(-1.0)
+}
+
+/// The Python of the venv scripts/test.sh creates (`target/onvif-venv`, with onvif-zeep
+/// and prometheus-client), or `IPCAMD_ONVIF_PYTHON`. Fails when it is missing.
+pub fn venv_python() -> PathBuf {
+    if let Ok(p) = std::env::var("IPCAMD_ONVIF_PYTHON") {
+        return PathBuf::from(p);
+    }
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/onvif-venv/bin/python");
+    assert!(
+        p.is_file(),
+        "{} is missing: this test needs the Python clients of scripts/test.sh's venv \
+         (python3 -m venv target/onvif-venv && target/onvif-venv/bin/pip install onvif-zeep prometheus-client)",
+        p.display()
+    );
+    p
+}
