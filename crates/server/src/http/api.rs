@@ -18,12 +18,52 @@ use ipcamd_proto::rtsp::server::replay::track_tokens;
 use ipcamd_proto::time::{format_iso8601, parse_utc};
 use ipcamd_store::{AsyncStore, ExportFile, Store};
 
+use ipcamd_proto::tunnel::HttpRequestHead;
+
 use super::message::{Body, HttpRequest, HttpResponse};
 use crate::cameras::Cameras;
 use crate::net::accept::Admission;
 use crate::net::limits::{is_safe_name, LimitCounters};
 use crate::rtsp::hub::Hub;
 use crate::stats::Counters;
+
+/// `[metrics]` of the configuration.
+#[derive(Debug, Clone)]
+pub struct MetricsOptions {
+    /// Serve `GET /metrics` (else 404).
+    pub enabled: bool,
+    /// A bearer token that also grants `GET /metrics` (besides the viewer role).
+    pub token: Option<String>,
+}
+
+impl Default for MetricsOptions {
+    fn default() -> Self {
+        MetricsOptions {
+            enabled: true,
+            token: None,
+        }
+    }
+}
+
+impl MetricsOptions {
+    /// Whether the request carries `Authorization: Bearer <token>` with the configured
+    /// token (compared in constant time).
+    pub fn token_matches(&self, head: &HttpRequestHead) -> bool {
+        let (true, Some(token)) = (self.enabled, self.token.as_deref()) else {
+            return false;
+        };
+        let Some(value) = head.headers.get("Authorization") else {
+            return false;
+        };
+        let value = value.trim();
+        let Some((scheme, given)) = value.split_once(' ') else {
+            return false;
+        };
+        scheme.eq_ignore_ascii_case("bearer")
+            && !token.is_empty()
+            && ipcamd_proto::auth::ct_eq(given.trim(), token)
+    }
+}
 
 /// What the API reads.
 pub struct Api {
@@ -39,7 +79,7 @@ pub struct Api {
     /// (`[limits] idle_timeout_s`).
     pub stall: std::time::Duration,
     /// `[metrics]`: whether `/metrics` is served, its bearer token.
-    pub metrics: super::metrics::MetricsOptions,
+    pub metrics: MetricsOptions,
     /// The refused-request counts of the authentication (for `/metrics`).
     pub auth: Arc<crate::auth::Authorizer>,
     /// Frames each recorded camera's recording dropped (disk behind), by camera.
@@ -63,17 +103,6 @@ impl Api {
         let (path, query) = req.path_and_query();
         if path == "/api/stats" {
             return HttpResponse::json(200, "OK", &self.stats_json());
-        }
-        if path == "/metrics" && self.metrics.enabled {
-            return HttpResponse::new(
-                200,
-                "OK",
-                "text/plain; version=0.0.4; charset=utf-8",
-                super::metrics::render(self).await.into_bytes(),
-            );
-        }
-        if path == "/list" || path == "/get" {
-            return super::playback::route(self, req, path, query).await;
         }
         if path == "/" || path == "/index.txt" {
             return HttpResponse::text(200, "OK", self.index_text());

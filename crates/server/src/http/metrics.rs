@@ -16,48 +16,12 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use ipcamd_media::fanout::StreamStats;
-use ipcamd_proto::tunnel::HttpRequestHead;
 
 use super::api::Api;
+use super::message::HttpResponse;
 use crate::talk::TalkStats;
 
-/// `[metrics]` of the configuration.
-#[derive(Debug, Clone)]
-pub struct MetricsOptions {
-    /// Serve `GET /metrics` (else 404).
-    pub enabled: bool,
-    /// A bearer token that also grants `GET /metrics` (besides the viewer role).
-    pub token: Option<String>,
-}
-
-impl Default for MetricsOptions {
-    fn default() -> Self {
-        MetricsOptions {
-            enabled: true,
-            token: None,
-        }
-    }
-}
-
-impl MetricsOptions {
-    /// Whether the request carries `Authorization: Bearer <token>` with the configured
-    /// token (compared in constant time).
-    pub fn token_matches(&self, head: &HttpRequestHead) -> bool {
-        let (true, Some(token)) = (self.enabled, self.token.as_deref()) else {
-            return false;
-        };
-        let Some(value) = head.headers.get("Authorization") else {
-            return false;
-        };
-        let value = value.trim();
-        let Some((scheme, given)) = value.split_once(' ') else {
-            return false;
-        };
-        scheme.eq_ignore_ascii_case("bearer")
-            && !token.is_empty()
-            && ipcamd_proto::auth::ct_eq(given.trim(), token)
-    }
-}
+pub use super::api::MetricsOptions;
 
 /// A metric's type as the `# TYPE` line says it.
 #[derive(Debug, Clone, Copy)]
@@ -531,9 +495,20 @@ pub async fn render(api: &Api) -> String {
     e.finish()
 }
 
+/// The answer to `GET /metrics` (the caller checked `[metrics] enabled` and access).
+pub async fn response(api: &Api) -> HttpResponse {
+    HttpResponse::new(
+        200,
+        "OK",
+        "text/plain; version=0.0.4; charset=utf-8",
+        render(api).await.into_bytes(),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ipcamd_proto::tunnel::HttpRequestHead;
 
     #[test]
     fn escapes_labels_and_help() {

@@ -334,7 +334,7 @@ async fn serve_loop(
             http.onvif.handle(&req).await
         } else {
             match authorize(&http.auth, &http.api.metrics, &req) {
-                Ok(()) => http.api.route(&req).await,
+                Ok(()) => route(&http.api, &req).await,
                 Err(d) => {
                     tracing::debug!(%peer, method = %req.head.method, path = %req.head.path, "HTTP request refused");
                     HttpResponse::denied(&d)
@@ -373,4 +373,20 @@ fn authorize(
         req.tls,
     )
     .map(|_| ())
+}
+
+/// The HTTP API's routes: `/metrics` and the playback API (`/list`, `/get`) here, the rest
+/// in [`api::Api::route`] (each of those modules reads the [`api::Api`]; none routes to
+/// another).
+async fn route(api: &api::Api, req: &HttpRequest) -> HttpResponse {
+    if matches!(req.head.method.as_str(), "GET" | "HEAD") {
+        let (path, query) = req.path_and_query();
+        if path == "/metrics" && api.metrics.enabled {
+            return metrics::response(api).await;
+        }
+        if path == "/list" || path == "/get" {
+            return playback::route(api, req, path, query).await;
+        }
+    }
+    api.route(req).await
 }
