@@ -769,7 +769,8 @@ fn frames_of(streams: &[String], codec: &str) -> u64 {
 fn codecs_ipcamd_does_not_depacketize_pass_through_live_replay_and_recording() {
     // Opus and G.726-32: ipcamd has no depacketizer for either; the camera's packets are
     // passed through as they came.
-    let camera = gst_camera(&["--opaque-audio"]);
+    // Its turn among the tests' gst cameras (three encoders of its own).
+    let camera = gst_camera_in_turn(&["--opaque-audio"], Some(gst_turn()));
     let url = format!("rtsp://127.0.0.1:{}/cam", camera.port);
     let server = start_server(
         &proxy_camera("op", &url.clone(), "transport = \"tcp\"")
