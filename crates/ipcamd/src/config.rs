@@ -17,6 +17,7 @@ pub struct Config {
     pub limits: LimitsSection,
     pub onvif: OnvifSection,
     pub metrics: MetricsSection,
+    pub webrtc: WebRtcSection,
     #[serde(rename = "camera")]
     pub cameras: Vec<CameraConfig>,
 }
@@ -98,6 +99,7 @@ impl Default for Config {
             limits: LimitsSection::default(),
             onvif: OnvifSection::default(),
             metrics: MetricsSection::default(),
+            webrtc: WebRtcSection::default(),
             cameras: vec![CameraConfig::default()],
         }
     }
@@ -192,6 +194,52 @@ impl MetricsSection {
         Ok(ipcamd_server::http::metrics::MetricsOptions {
             enabled: self.enabled,
             token: self.token.clone(),
+        })
+    }
+}
+
+/// WebRTC live view and browser talk over WHEP (README "Web console", docs/webrtc.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebRtcSection {
+    /// Serve `/whep/NAME` (else the page plays over MSE only).
+    pub enabled: bool,
+    /// The one UDP port every WebRTC peer's media goes through.
+    pub udp_listen: SocketAddr,
+    /// The address announced to browsers (behind NAT: the public one); default: the
+    /// address the browser reached the HTTP port on.
+    pub public_ip: Option<std::net::IpAddr>,
+    /// WebRTC peers at once.
+    pub max_peers: usize,
+}
+
+impl Default for WebRtcSection {
+    fn default() -> Self {
+        WebRtcSection {
+            enabled: true,
+            udp_listen: ([0, 0, 0, 0], 8189).into(),
+            public_ip: None,
+            max_peers: 64,
+        }
+    }
+}
+
+impl WebRtcSection {
+    pub fn options(&self) -> Result<ipcamd_server::webrtc::WebRtcOptions, String> {
+        if self.max_peers == 0 {
+            return Err("[webrtc] max_peers must be at least 1 (or set enabled = false)".into());
+        }
+        if self.public_ip.is_some_and(|ip| ip.is_unspecified()) {
+            return Err(
+                "[webrtc] public_ip must be an address browsers can reach, not 0.0.0.0 or ::"
+                    .into(),
+            );
+        }
+        Ok(ipcamd_server::webrtc::WebRtcOptions {
+            enabled: self.enabled,
+            udp_listen: self.udp_listen,
+            public_ip: self.public_ip,
+            max_peers: self.max_peers,
         })
     }
 }
@@ -589,6 +637,7 @@ impl Config {
     fn check(&self) -> Result<(), String> {
         self.limits.check()?;
         self.metrics.options()?;
+        self.webrtc.options()?;
         let mut seen = std::collections::HashSet::new();
         for (i, c) in self.cameras.iter().enumerate() {
             let at = format!("[[camera]] #{} ({:?})", i + 1, c.name);
@@ -936,6 +985,15 @@ mod tests {
         assert!(!c.metrics.enabled);
         let e = Config::parse("[metrics]\ntoken = \"short\"\n").unwrap_err();
         assert!(e.contains("[metrics] token"), "{e}");
+        let c =
+            Config::parse("[webrtc]\nudp_listen = \"0.0.0.0:9000\"\npublic_ip = \"203.0.113.7\"\n")
+                .unwrap();
+        assert_eq!(c.webrtc.udp_listen.port(), 9000);
+        assert_eq!(c.webrtc.public_ip, Some([203, 0, 113, 7].into()));
+        let e = Config::parse("[webrtc]\npublic_ip = \"0.0.0.0\"\n").unwrap_err();
+        assert!(e.contains("[webrtc] public_ip"), "{e}");
+        let e = Config::parse("[webrtc]\nmax_peers = 0\n").unwrap_err();
+        assert!(e.contains("[webrtc] max_peers"), "{e}");
         let e = Config::parse("[limits]\nmax_connections = 0\n").unwrap_err();
         assert!(e.contains("[limits] max_connections"), "{e}");
         let e = Config::parse("[limits]\nrequest_timeout_s = -3\n").unwrap_err();

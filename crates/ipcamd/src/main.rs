@@ -404,6 +404,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         limits: config.limits.limits(),
         onvif: onvif_options(&config),
         metrics: config.metrics.options()?,
+        webrtc: config.webrtc.options()?,
         ..ServerOptions::default()
     };
     let mut live = Vec::new();
@@ -596,7 +597,7 @@ const BOUND_TARGET: &str = "ipcamd::bound";
 /// the system chose), in one line of `key=address` pairs, `off` for a listener that is not
 /// configured (README "Bound addresses"):
 /// `INFO ipcamd::bound: rtsp=127.0.0.1:41234 http=127.0.0.1:41235 rtsps=off https=off
-/// rtp=127.0.0.1:6970 rtcp=127.0.0.1:6971`.
+/// rtp=127.0.0.1:6970 rtcp=127.0.0.1:6971 webrtc=0.0.0.0:8189`.
 fn log_bound(server: &Server) {
     let or_off =
         |a: Option<std::net::SocketAddr>| a.map_or_else(|| "off".to_owned(), |a| a.to_string());
@@ -604,13 +605,14 @@ fn log_bound(server: &Server) {
     let udp = |port| std::net::SocketAddr::new(server.rtsp_addr.ip(), port);
     tracing::info!(
         target: BOUND_TARGET,
-        "rtsp={} http={} rtsps={} https={} rtp={} rtcp={}",
+        "rtsp={} http={} rtsps={} https={} rtp={} rtcp={} webrtc={}",
         server.rtsp_addr,
         or_off(server.http_addr),
         or_off(server.rtsps_addr),
         or_off(server.https_addr),
         udp(rtp),
-        udp(rtcp)
+        udp(rtcp),
+        or_off(server.webrtc_addr())
     );
 }
 

@@ -475,7 +475,7 @@ fn onvif_util_discovers_the_camera_and_gets_a_playable_stream() {
     std::fs::write(
         &config,
         format!(
-            "[server]\nrtsp_listen = \"0.0.0.0:0\"\nhttp_listen = \"0.0.0.0:0\"\ndata_dir = \"{}\"\n[onvif]\ndiscovery_port = 3702\n{SMALL_CAMERA}",
+            "[server]\nrtsp_listen = \"0.0.0.0:0\"\nhttp_listen = \"0.0.0.0:0\"\ndata_dir = \"{}\"\n[webrtc]\nudp_listen = \"0.0.0.0:0\"\n[onvif]\ndiscovery_port = 3702\n{SMALL_CAMERA}",
             dir.join("data").display()
         ),
     )

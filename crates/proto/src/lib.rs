@@ -33,6 +33,7 @@
 //! - [`rtp`], [`rtcp`]: packet writing/reading and sender/receiver reports.
 //! - [`packet`]: one file per codec, packetizer and depacketizer side by side.
 //! - [`throttle`]: rate-limited warnings (the caller passes the time and logs).
+//! - [`stun`]: the `USERNAME` of an ICE check, to route WebRTC datagrams sharing one port.
 
 pub mod auth;
 pub mod codec;
@@ -43,6 +44,7 @@ pub mod rtcp;
 pub mod rtp;
 pub mod rtsp;
 pub mod sdp;
+pub mod stun;
 pub mod throttle;
 pub mod time;
 pub mod tunnel;

@@ -38,6 +38,7 @@ pub mod stats;
 pub mod sync;
 pub mod talk;
 pub mod upstream;
+pub mod webrtc;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -75,6 +76,8 @@ pub struct ServerOptions {
     pub shutdown_grace: Duration,
     /// `GET /metrics` (`[metrics]`).
     pub metrics: http::metrics::MetricsOptions,
+    /// WebRTC live view and talk (`[webrtc]`).
+    pub webrtc: webrtc::WebRtcOptions,
 }
 
 impl Default for ServerOptions {
@@ -91,6 +94,7 @@ impl Default for ServerOptions {
             onvif: onvif::OnvifOptions::default(),
             shutdown_grace: Duration::from_secs(5),
             metrics: http::metrics::MetricsOptions::default(),
+            webrtc: webrtc::WebRtcOptions::default(),
         }
     }
 }
@@ -236,6 +240,14 @@ impl Server {
             motion: options.onvif.motion.clone(),
         };
         let event_watchers = onvif::events::spawn(onvif.events.clone(), event_sources, &shutdown);
+        let (webrtc, webrtc_task) = if options.webrtc.enabled && http_addr.is_some() {
+            let (w, t) =
+                webrtc::WebRtc::start(options.webrtc.clone(), cameras.clone(), shutdown.clone())
+                    .await?;
+            (Some(w), Some(t))
+        } else {
+            (None, None)
+        };
         let http = Arc::new(http::Http {
             rtsp: rtsp.clone(),
             onvif: onvif.clone(),
@@ -255,6 +267,7 @@ impl Server {
                     .iter()
                     .map(|(r, _)| (r.camera.clone(), r.dropped.clone()))
                     .collect(),
+                webrtc,
             },
             auth: options.auth.clone(),
             limits: options.limits.clone(),
@@ -273,6 +286,7 @@ impl Server {
         };
         let mut tasks = spawn_tasks(l, &hub, &rtsp, &http, &shutdown, port);
         tasks.extend(event_watchers);
+        tasks.extend(webrtc_task);
         for c in hub.cameras.sorted() {
             if let Some(up) = c.upstream.clone() {
                 let (stream, shutdown) = (c.stream.clone(), shutdown.clone());
@@ -312,6 +326,11 @@ impl Server {
             recordings,
             discovery,
         })
+    }
+
+    /// The WebRTC UDP socket's address, when WebRTC is on.
+    pub fn webrtc_addr(&self) -> Option<SocketAddr> {
+        self.http.api.webrtc.as_ref().map(|w| w.local_addr())
     }
 
     /// Graceful shutdown: stop accepting, end every connection (its sessions get

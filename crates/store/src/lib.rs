@@ -55,7 +55,7 @@ use ipcamd_proto::codec::TrackInfo;
 use ipcamd_proto::time::UnixMicros;
 
 use db::DbContext;
-pub use export::{ExportFile, ExportReader, ExportReport, PERIOD_US, READ_WINDOW};
+pub use export::{ExportFile, ExportReader, ExportReport, LiveFmp4, PERIOD_US, READ_WINDOW};
 pub use handle::{AsyncStore, POOL_THREADS};
 pub use reader::{Direction, Reader, StoredFrame};
 pub use recorder::Recorder;

@@ -52,6 +52,7 @@ pub struct Bound {
     pub https: Option<SocketAddr>,
     pub rtp: SocketAddr,
     pub rtcp: SocketAddr,
+    pub webrtc: Option<SocketAddr>,
 }
 
 impl Bound {
@@ -76,6 +77,7 @@ impl Bound {
             https: addr("https")?,
             rtp: addr("rtp")??,
             rtcp: addr("rtcp")??,
+            webrtc: addr("webrtc")?,
         })
     }
 }
@@ -162,9 +164,15 @@ pub fn start_server_in(dir: PathBuf, server_toml: &str, cameras_toml: &str) -> S
     std::fs::create_dir_all(&dir).expect("temp dir");
     let config = dir.join("ipcamd.toml");
     let mut f = std::fs::File::create(&config).expect("config file");
+    // WebRTC on a port the system chooses too, unless the test configures it.
+    let webrtc = if server_toml.contains("[webrtc]") || cameras_toml.contains("[webrtc]") {
+        ""
+    } else {
+        "\n[webrtc]\nudp_listen = \"127.0.0.1:0\"\n"
+    };
     write!(
         f,
-        "[server]\nrtsp_listen = \"127.0.0.1:0\"\nhttp_listen = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n{server_toml}\n\n{cameras_toml}\n",
+        "[server]\nrtsp_listen = \"127.0.0.1:0\"\nhttp_listen = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n{server_toml}\n{webrtc}\n{cameras_toml}\n",
         dir.join("data").display()
     )
     .expect("write config");

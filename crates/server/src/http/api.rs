@@ -84,6 +84,8 @@ pub struct Api {
     pub auth: Arc<crate::auth::Authorizer>,
     /// Frames each recorded camera's recording dropped (disk behind), by camera.
     pub recording_drops: Vec<(String, Arc<AtomicU64>)>,
+    /// WebRTC (WHEP), when `[webrtc] enabled`.
+    pub webrtc: Option<Arc<crate::webrtc::WebRtc>>,
 }
 
 /// Bytes read from the store per export chunk.
@@ -104,7 +106,7 @@ impl Api {
         if path == "/api/stats" {
             return HttpResponse::json(200, "OK", &self.stats_json());
         }
-        if path == "/" || path == "/index.txt" {
+        if path == "/index.txt" {
             return HttpResponse::text(200, "OK", self.index_text());
         }
         let Some(rest) = path.strip_prefix("/api/recordings") else {
@@ -288,6 +290,7 @@ impl Api {
                     "readers": s.reader_count(),
                     "frames_in": g(&s.stats.frames_in),
                     "reader_skips": g(&s.stats.reader_skips),
+                    "talk": cam.backchannel.is_some(),
                 })
             })
             .collect();

@@ -38,6 +38,13 @@ pub enum Body {
         chunks: tokio::sync::mpsc::Receiver<std::io::Result<Bytes>>,
         stall: std::time::Duration,
     },
+    /// A body of unknown length (a live stream): sent without `Content-Length`, ended by
+    /// closing the connection (HTTP/1.1 §6.3 of RFC 9112). A client that takes nothing for
+    /// `stall` is dropped.
+    Live {
+        chunks: tokio::sync::mpsc::Receiver<Bytes>,
+        stall: std::time::Duration,
+    },
 }
 
 /// A response; its head is written by [`write_response`].

@@ -4,10 +4,13 @@
 //!   a GET and a POST paired by `x-sessioncookie` take over their connections.
 //! - the ONVIF SOAP services and snapshots (`/onvif/...`, `/snapshot/...`, served by
 //!   [`crate::onvif`]).
-//! - [`api`]: the index page and `/api/...` (recordings, export, stats).
+//! - [`console`]: the web console at `/` (live view, talk, timeline) and `/api/me`.
+//! - [`live`]: `GET /live/NAME.mp4`, live H.264 as fragmented MP4 (the console's MSE view).
+//! - [`api`]: the plain-text index (`/index.txt`) and `/api/...` (recordings, export, stats).
 //! - [`metrics`]: `GET /metrics`, the counters in the Prometheus text format.
 //! - [`playback`]: `GET /list` and `GET /get`, recordings as mediamtx's playback server
 //!   serves them.
+//! - [`whep`]: WebRTC live view and talk (`/whep/...`, served by [`crate::webrtc`]).
 //!
 //! This layer reads request heads (within `request_timeout`, at most
 //! `max_request_head_bytes`), reads bodies by `Content-Length`, writes every response
@@ -20,7 +23,8 @@
 //! body is an endless base64 stream read by the RTSP connection loop.
 //!
 //! Authentication (see [`crate::auth`]): `GET`/`HEAD` of the index, `/api/...`,
-//! `/metrics`, `/list` and `/get` need the viewer role, any other method the admin role;
+//! `/metrics`, `/list` and `/get` need the viewer role, any other method the admin role
+//! (WHEP: viewer, operator to talk);
 //! `/metrics` also takes the `[metrics] token` as a bearer token. A tunnel GET or POST that carries
 //! `Authorization` must carry valid credentials; one without is let through, because every
 //! RTSP request inside the tunnel is checked like one on the RTSP port. ONVIF requests are
@@ -28,10 +32,13 @@
 //! are open to anyone).
 
 pub mod api;
+pub mod console;
+pub mod live;
 pub mod message;
 pub mod metrics;
 pub mod playback;
 pub mod tunnel;
+pub mod whep;
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -41,7 +48,7 @@ use std::time::Duration;
 use ipcamd_proto::tunnel::{parse_http_head, HttpRequestHead};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::auth::{Authorizer, Denied, Role};
+use crate::auth::{Authorizer, Denied, Identity, Role};
 use crate::net::accept::NetStream;
 use crate::net::limits::{LimitCounters, Limits};
 use crate::net::shutdown::Shutdown;
@@ -75,10 +82,12 @@ pub async fn write_response(
     keep_alive: bool,
     head_only: bool,
 ) -> bool {
-    let keep = keep_alive && !resp.close;
+    let live = matches!(resp.body, Body::Live { .. });
+    let keep = keep_alive && !resp.close && !live;
     let len = match &resp.body {
-        Body::Full(b) => b.len() as u64,
-        Body::Stream { len, .. } => *len,
+        Body::Full(b) => Some(b.len() as u64),
+        Body::Stream { len, .. } => Some(*len),
+        Body::Live { .. } => None,
     };
     let mut head = format!(
         "HTTP/1.1 {} {}\r\nServer: {server_name}\r\n",
@@ -87,8 +96,11 @@ pub async fn write_response(
     for (k, v) in &resp.headers {
         head.push_str(&format!("{k}: {v}\r\n"));
     }
+    if let Some(len) = len {
+        head.push_str(&format!("Content-Length: {len}\r\n"));
+    }
     head.push_str(&format!(
-        "Content-Length: {len}\r\nConnection: {}\r\n\r\n",
+        "Connection: {}\r\n\r\n",
         if keep { "keep-alive" } else { "close" }
     ));
     if stream.write_all(head.as_bytes()).await.is_err() {
@@ -134,6 +146,18 @@ pub async fn write_response(
                 if sent != len {
                     tracing::warn!(sent, len, "response body shorter than announced; closing");
                     return false;
+                }
+            }
+            Body::Live { mut chunks, stall } => {
+                while let Some(c) = chunks.recv().await {
+                    match tokio::time::timeout(stall, stream.write_all(&c)).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(_)) => return false,
+                        Err(_) => {
+                            tracing::info!("the live client took nothing for {stall:?}; closing");
+                            return false;
+                        }
+                    }
                 }
             }
         }
@@ -334,7 +358,7 @@ async fn serve_loop(
             http.onvif.handle(&req).await
         } else {
             match authorize(&http.auth, &http.api.metrics, &req) {
-                Ok(()) => route(&http.api, &req).await,
+                Ok(who) => route(&http.api, &req, &who).await,
                 Err(d) => {
                     tracing::debug!(%peer, method = %req.head.method, path = %req.head.path, "HTTP request refused");
                     HttpResponse::denied(&d)
@@ -350,17 +374,24 @@ async fn serve_loop(
     }
 }
 
-/// GET and HEAD need the viewer role, any other method the admin role. `GET /metrics`
+/// GET and HEAD need the viewer role, any other method the admin role, except WHEP
+/// ([`whep::role_needed`]: viewer to watch, operator to talk). `GET /metrics`
 /// is also let through with `Authorization: Bearer TOKEN` when `[metrics] token` is set.
 fn authorize(
     auth: &Authorizer,
     metrics: &metrics::MetricsOptions,
     req: &HttpRequest,
-) -> Result<(), Denied> {
+) -> Result<Identity, Denied> {
     if req.path_and_query().0 == "/metrics" && metrics.token_matches(&req.head) {
-        return Ok(());
+        return Ok(Identity {
+            user: None,
+            role: Role::Viewer,
+        });
     }
-    let needed = if matches!(req.head.method.as_str(), "GET" | "HEAD") {
+    let path = req.path_and_query().0;
+    let needed = if path.starts_with("/whep/") {
+        whep::role_needed(path)
+    } else if matches!(req.head.method.as_str(), "GET" | "HEAD") {
         Role::Viewer
     } else {
         Role::Admin
@@ -372,13 +403,24 @@ fn authorize(
         needed,
         req.tls,
     )
-    .map(|_| ())
 }
 
 /// The HTTP API's routes: `/metrics` and the playback API (`/list`, `/get`) here, the rest
 /// in [`api::Api::route`] (each of those modules reads the [`api::Api`]; none routes to
 /// another).
-async fn route(api: &api::Api, req: &HttpRequest) -> HttpResponse {
+async fn route(api: &api::Api, req: &HttpRequest, who: &Identity) -> HttpResponse {
+    let path = req.path_and_query().0;
+    if path.starts_with("/whep/") {
+        return whep::route(api.webrtc.as_ref(), req, path).await;
+    }
+    if let Some(r) = console::route(api, req, path, who) {
+        return r;
+    }
+    if matches!(req.head.method.as_str(), "GET" | "HEAD") {
+        if let Some(r) = live::route(api, path) {
+            return r;
+        }
+    }
     if matches!(req.head.method.as_str(), "GET" | "HEAD") {
         let (path, query) = req.path_and_query();
         if path == "/metrics" && api.metrics.enabled {

@@ -350,7 +350,7 @@ impl Conn {
                     .get(&p.camera)
                     .and_then(|c| c.backchannel.clone());
                 let acquired = match out {
-                    Some(out) => acquire_talk(&out, &p.session).await,
+                    Some(out) => crate::talk::acquire_talk(&out, &p.session).await,
                     None => Err(TalkRefusal::Unavailable {
                         reason: "Service Unavailable (no audio output)".into(),
                     }),
@@ -433,22 +433,5 @@ impl Conn {
         let mut w = self.writer.lock().await;
         w.write_all(&out).await?;
         w.flush().await
-    }
-}
-
-/// Takes the camera's audio output for a talker; a relayed camera's own backchannel is
-/// opened now (the talker's SETUP), and its refusal refuses the talker.
-async fn acquire_talk(out: &crate::talk::AudioOut, session: &str) -> Result<(), TalkRefusal> {
-    out.acquire(session)
-        .map_err(|owner| TalkRefusal::Busy { owner })?;
-    let Some(relay) = out.relay() else {
-        return Ok(());
-    };
-    match relay.open(session, out.cfg.output_rate).await {
-        Ok(()) => Ok(()),
-        Err(reason) => {
-            out.release(session);
-            Err(TalkRefusal::Unavailable { reason })
-        }
     }
 }

@@ -31,7 +31,7 @@ use ipcamd_audio::output::{AudioOutput, ExecOutput, FanOutput, Mixer, WavOutput}
 use ipcamd_audio::pipeline::BackchannelReceiver;
 use ipcamd_proto::codec::MediaKind;
 use ipcamd_proto::packet::aac::{aac_config, aac_fmtp};
-use ipcamd_proto::rtsp::server::BackchannelView;
+use ipcamd_proto::rtsp::server::{BackchannelView, TalkRefusal};
 use ipcamd_proto::sdp::{Direction, SdpFormat, SdpMedia};
 
 use crate::record::talk::{RecordOutput, TalkRecordSink};
@@ -277,6 +277,20 @@ impl AudioOut {
         }
     }
 
+    /// The payload type this output's offer gives `encoding` (case-insensitive name) at
+    /// `rate` Hz: a WebRTC peer's Opus is handed to a [`Talker`] under it.
+    pub fn payload_type_of(&self, encoding: &str, rate: u32) -> Option<u8> {
+        self.offers
+            .iter()
+            .find(|o| {
+                o.format
+                    .encoding_name()
+                    .is_some_and(|n| n.eq_ignore_ascii_case(encoding))
+                    && o.format.clock_rate() == Some(rate)
+            })
+            .map(|o| o.format.payload_type)
+    }
+
     fn codec_for(&self, payload_type: u8) -> Option<BackchannelCodec> {
         self.offers
             .iter()
@@ -389,6 +403,23 @@ fn run_mixer(out: Arc<AudioOut>, mixer: Arc<Mutex<Mixer>>) {
         lock(&mixer).mix(block, &mut pcm);
         if let Err(e) = sink.write(&pcm) {
             tracing::warn!(error = %e, "mixed talk output write failed");
+        }
+    }
+}
+
+/// Takes the camera's audio output for a talker; a relayed camera's own backchannel is
+/// opened now (an RTSP talker's SETUP, a WebRTC peer's talk request), and its refusal refuses the talker.
+pub async fn acquire_talk(out: &AudioOut, session: &str) -> Result<(), TalkRefusal> {
+    out.acquire(session)
+        .map_err(|owner| TalkRefusal::Busy { owner })?;
+    let Some(relay) = out.relay() else {
+        return Ok(());
+    };
+    match relay.open(session, out.cfg.output_rate).await {
+        Ok(()) => Ok(()),
+        Err(reason) => {
+            out.release(session);
+            Err(TalkRefusal::Unavailable { reason })
         }
     }
 }

@@ -40,10 +40,12 @@
 
 mod codec;
 mod fmp4;
+mod live;
 mod moov;
 mod serve;
 mod table;
 
+pub use live::LiveFmp4;
 pub use serve::ExportReader;
 
 use std::fs::File;

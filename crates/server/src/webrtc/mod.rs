@@ -1,0 +1,410 @@
+//! WebRTC live view and browser talk, offered over WHEP (RFC 9725): `POST /whep/NAME` with
+//! an SDP offer creates a peer and answers with the SDP answer; `DELETE` on the `Location`
+//! ends it; `POST .../talk` lets the peer's microphone reach the camera's backchannel.
+//! The WebRTC stack is str0m (sans-IO: ICE, DTLS, SRTP, RTP packetization; this module
+//! feeds it datagrams and frames and sends what it outputs).
+//!
+//! ```text
+//!  browser --UDP--> one socket (`[webrtc] udp_listen`) --route by STUN ufrag, then by
+//!                   source address--> peer task (owns its str0m `Rtc`)
+//!  camera Stream --Reader--> peer task --H.264/H.265 + G.711/Opus frames--> str0m --> socket
+//!  peer's Opus --> RTP --> talk::Talker (same policy and outputs as an RTSP talker)
+//! ```
+//!
+//! - ICE-lite with one host candidate for every peer: the address the browser reached the
+//!   HTTP port on (or `[webrtc] public_ip` behind NAT) and the shared UDP port. No STUN or
+//!   TURN server of our own, no TCP candidate (browsers that cannot reach the UDP port
+//!   fall back to MSE, see `http::live`).
+//! - Video passes through without re-encoding: H.264 (packetization-mode 1, the offered
+//!   payload type whose profile matches the camera's SPS first), H.265 where the browser
+//!   offers it. Audio passes through when the browser takes it: G.711 (PCMU/PCMA 8 kHz) and
+//!   Opus from a proxied camera; AAC is not sent (no AAC encoder-free path to Opus).
+//! - Talk: the page asks (`POST /whep/NAME/ID/talk`, role operator) before it sends its
+//!   microphone; the camera's backchannel policy answers (exclusive: a second talker is
+//!   refused with 409 and the owner's name is not revealed).
+//!
+//! Not here: trickle ICE (`PATCH` answers 405, candidates are all in the answer),
+//! simulcast, retransmission of video (RTX/NACK is str0m's default behaviour).
+
+pub mod peer;
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Once};
+use std::time::Instant;
+
+use ipcamd_proto::codec::CodecParams;
+use str0m::change::SdpOffer;
+use str0m::{Candidate, Rtc};
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::cameras::Cameras;
+use crate::net::shutdown::Shutdown;
+use crate::sync::lock;
+
+/// `[webrtc]` of the configuration.
+#[derive(Debug, Clone)]
+pub struct WebRtcOptions {
+    /// Serve WHEP (else `/whep/...` answers 404 and the page uses MSE).
+    pub enabled: bool,
+    /// The UDP address every peer's media goes through (any free port by default here;
+    /// the binary's `[webrtc] udp_listen` defaults to 8189).
+    pub udp_listen: SocketAddr,
+    /// The address announced in the candidate; default: the address the browser reached
+    /// the HTTP port on.
+    pub public_ip: Option<IpAddr>,
+    /// Peers at once (a WHEP POST beyond it gets 503).
+    pub max_peers: usize,
+}
+
+impl Default for WebRtcOptions {
+    fn default() -> Self {
+        WebRtcOptions {
+            enabled: true,
+            udp_listen: ([0, 0, 0, 0], 0).into(),
+            public_ip: None,
+            max_peers: 64,
+        }
+    }
+}
+
+/// WebRTC counters (`/metrics`, `/api/stats`).
+#[derive(Debug, Default)]
+pub struct WebRtcStats {
+    /// Peers created by a WHEP POST.
+    pub peers_created: AtomicU64,
+    /// Peers whose ICE and DTLS completed.
+    pub peers_connected: AtomicU64,
+    /// Peers now.
+    pub peers_open: AtomicU64,
+    /// Video and audio frames handed to str0m.
+    pub frames_sent: AtomicU64,
+    /// Bytes of datagrams sent.
+    pub bytes_sent: AtomicU64,
+    /// Datagrams received that matched no peer (or a full peer queue): dropped.
+    pub datagrams_unrouted: AtomicU64,
+    /// Talk packets from browsers handed to a talker.
+    pub talk_packets: AtomicU64,
+}
+
+/// Why a WHEP request is refused: an HTTP status and a text for the user.
+#[derive(Debug)]
+pub struct Refusal {
+    pub status: u16,
+    pub reason: &'static str,
+    pub text: String,
+}
+
+impl Refusal {
+    fn new(status: u16, reason: &'static str, text: impl Into<String>) -> Refusal {
+        Refusal {
+            status,
+            reason,
+            text: text.into(),
+        }
+    }
+}
+
+/// A datagram for one peer, or a request from the HTTP side.
+pub enum PeerInput {
+    Datagram {
+        source: SocketAddr,
+        data: Vec<u8>,
+    },
+    /// Start talking; the answer says whether the backchannel took this peer.
+    Talk(oneshot::Sender<Result<(), Refusal>>),
+    /// Stop talking (the output is released).
+    Mute,
+    /// `DELETE`: end the peer.
+    End,
+}
+
+/// What the socket task and the HTTP side know of one peer.
+pub struct PeerLink {
+    pub id: String,
+    pub camera: String,
+    ufrag: String,
+    tx: mpsc::Sender<PeerInput>,
+    /// Source addresses routed to this peer (bounded: a peer has few candidate pairs).
+    addresses: AtomicU64,
+}
+
+/// Source addresses one peer may be reached from (ICE tries a few pairs).
+const MAX_ADDRESSES_PER_PEER: u64 = 8;
+/// Datagrams queued per peer between the socket task and the peer task.
+const PEER_QUEUE: usize = 256;
+
+#[derive(Default)]
+struct Routes {
+    by_id: HashMap<String, Arc<PeerLink>>,
+    by_ufrag: HashMap<String, Arc<PeerLink>>,
+    by_addr: HashMap<SocketAddr, Arc<PeerLink>>,
+}
+
+/// The WebRTC side of the server: the shared UDP socket and the peers.
+pub struct WebRtc {
+    pub options: WebRtcOptions,
+    socket: Arc<UdpSocket>,
+    pub port: u16,
+    cameras: Cameras,
+    routes: Mutex<Routes>,
+    pub stats: Arc<WebRtcStats>,
+    shutdown: Shutdown,
+}
+
+/// Installs str0m's crypto (pure Rust) once per process.
+fn install_crypto() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| str0m::crypto::from_feature_flags().install_process_default());
+}
+
+impl WebRtc {
+    /// Binds the UDP socket (the error names the address) and starts routing datagrams.
+    pub async fn start(
+        options: WebRtcOptions,
+        cameras: Cameras,
+        shutdown: Shutdown,
+    ) -> std::io::Result<(Arc<WebRtc>, tokio::task::JoinHandle<()>)> {
+        install_crypto();
+        let socket = UdpSocket::bind(options.udp_listen).await.map_err(|e| {
+            std::io::Error::new(
+                e.kind(),
+                format!(
+                    "cannot bind the WebRTC UDP port {} ([webrtc] udp_listen): {e}",
+                    options.udp_listen
+                ),
+            )
+        })?;
+        let port = socket.local_addr()?.port();
+        let webrtc = Arc::new(WebRtc {
+            options,
+            socket: Arc::new(socket),
+            port,
+            cameras,
+            routes: Mutex::new(Routes::default()),
+            stats: Arc::default(),
+            shutdown: shutdown.clone(),
+        });
+        let task = tokio::spawn(route_datagrams(webrtc.clone(), shutdown));
+        Ok((webrtc, task))
+    }
+
+    /// The UDP socket's address (as bound: a port 0 is the one the system chose).
+    pub fn local_addr(&self) -> SocketAddr {
+        SocketAddr::new(self.options.udp_listen.ip(), self.port)
+    }
+
+    /// Peers now.
+    pub fn peers(&self) -> usize {
+        lock(&self.routes).by_id.len()
+    }
+
+    /// A WHEP POST: a peer for `camera` from the browser's `offer`; `local` is the address
+    /// the browser reached the HTTP port on. Returns the peer's id and the SDP answer.
+    pub fn create(
+        self: &Arc<Self>,
+        camera: &str,
+        offer: &str,
+        local: IpAddr,
+    ) -> Result<(String, String), Refusal> {
+        let cam = self
+            .cameras
+            .get(camera)
+            .ok_or_else(|| Refusal::new(404, "Not Found", format!("no camera named {camera:?}")))?;
+        let tracks = cam.stream.tracks();
+        let video = tracks
+            .iter()
+            .position(|t| matches!(t.codec, CodecParams::H264 { .. } | CodecParams::H265 { .. }));
+        let Some(video) = video else {
+            return Err(Refusal::new(
+                422,
+                "Unprocessable Content",
+                format!("camera {camera:?} has no H.264 or H.265 video (WebRTC carries no MJPEG)"),
+            ));
+        };
+        if self.peers() >= self.options.max_peers {
+            return Err(Refusal::new(
+                503,
+                "Service Unavailable",
+                format!(
+                    "{} WebRTC peers already ([webrtc] max_peers); try again later",
+                    self.options.max_peers
+                ),
+            ));
+        }
+        let offer = SdpOffer::from_sdp_string(offer).map_err(|e| {
+            Refusal::new(
+                400,
+                "Bad Request",
+                format!("the SDP offer does not parse: {e}"),
+            )
+        })?;
+        let h265 = matches!(tracks[video].codec, CodecParams::H265 { .. });
+        let mut rtc: Rtc = Rtc::builder()
+            .set_ice_lite(true)
+            .clear_codecs()
+            .enable_h264(!h265)
+            .enable_h265(h265)
+            .enable_opus(true, false)
+            .enable_pcmu(true, false)
+            .enable_pcma(true, false)
+            .build(Instant::now());
+        let ip = self.options.public_ip.unwrap_or(local);
+        let candidate = Candidate::host(SocketAddr::new(ip, self.port), "udp").map_err(|e| {
+            Refusal::new(
+                500,
+                "Internal Server Error",
+                format!("cannot make a host candidate for {ip}: {e}"),
+            )
+        })?;
+        let local_addr = candidate.addr();
+        rtc.add_local_candidate(candidate);
+        let answer = rtc.sdp_api().accept_offer(offer).map_err(|e| {
+            Refusal::new(
+                400,
+                "Bad Request",
+                format!("cannot answer the SDP offer: {e}"),
+            )
+        })?;
+        let answer = answer.to_sdp_string();
+        let ufrag = answer
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("a=ice-ufrag:"))
+            .map(str::to_owned)
+            .ok_or_else(|| {
+                Refusal::new(500, "Internal Server Error", "the answer has no ICE ufrag")
+            })?;
+        let id = format!("{:032x}", rand::random::<u128>());
+        let (tx, rx) = mpsc::channel(PEER_QUEUE);
+        let link = Arc::new(PeerLink {
+            id: id.clone(),
+            camera: camera.to_owned(),
+            ufrag: ufrag.clone(),
+            tx,
+            addresses: AtomicU64::new(0),
+        });
+        {
+            let mut routes = lock(&self.routes);
+            routes.by_id.insert(id.clone(), link.clone());
+            routes.by_ufrag.insert(ufrag, link.clone());
+        }
+        self.stats.peers_created.fetch_add(1, Ordering::Relaxed);
+        self.stats.peers_open.fetch_add(1, Ordering::Relaxed);
+        let parts = peer::PeerParts {
+            rtc,
+            link,
+            local_addr,
+            video,
+            camera: cam.clone(),
+            socket: self.socket.clone(),
+            stats: self.stats.clone(),
+        };
+        let me = self.clone();
+        let shutdown = self.shutdown.clone();
+        tokio::spawn(async move {
+            let id = parts.link.id.clone();
+            peer::run(parts, rx, shutdown).await;
+            me.forget(&id);
+        });
+        tracing::info!(camera, peer = %id, candidate = %local_addr, "WebRTC peer created");
+        Ok((id, answer))
+    }
+
+    /// Sends `input` to peer `id` of `camera`.
+    async fn send(&self, camera: &str, id: &str, input: PeerInput) -> Result<(), Refusal> {
+        let link = lock(&self.routes)
+            .by_id
+            .get(id)
+            .filter(|l| l.camera == camera)
+            .cloned()
+            .ok_or_else(|| {
+                Refusal::new(
+                    404,
+                    "Not Found",
+                    format!("no WebRTC session {id} of {camera:?}"),
+                )
+            })?;
+        link.tx
+            .send(input)
+            .await
+            .map_err(|_| Refusal::new(404, "Not Found", "the WebRTC session has ended"))
+    }
+
+    /// `DELETE /whep/NAME/ID`.
+    pub async fn end(&self, camera: &str, id: &str) -> Result<(), Refusal> {
+        self.send(camera, id, PeerInput::End).await
+    }
+
+    /// `POST /whep/NAME/ID/talk`: the backchannel's answer.
+    pub async fn talk(&self, camera: &str, id: &str) -> Result<(), Refusal> {
+        let (tx, rx) = oneshot::channel();
+        self.send(camera, id, PeerInput::Talk(tx)).await?;
+        rx.await
+            .map_err(|_| Refusal::new(404, "Not Found", "the WebRTC session has ended"))?
+    }
+
+    /// `DELETE /whep/NAME/ID/talk`.
+    pub async fn mute(&self, camera: &str, id: &str) -> Result<(), Refusal> {
+        self.send(camera, id, PeerInput::Mute).await
+    }
+
+    fn forget(&self, id: &str) {
+        let mut routes = lock(&self.routes);
+        if let Some(link) = routes.by_id.remove(id) {
+            routes.by_ufrag.remove(&link.ufrag);
+            routes.by_addr.retain(|_, l| l.id != id);
+        }
+        self.stats.peers_open.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// The peer a datagram from `source` belongs to: by address once known, else by the
+    /// ufrag of its ICE check (which then binds the address).
+    fn route(&self, source: SocketAddr, data: &[u8]) -> Option<Arc<PeerLink>> {
+        let mut routes = lock(&self.routes);
+        if let Some(l) = routes.by_addr.get(&source) {
+            return Some(l.clone());
+        }
+        let ufrag = ipcamd_proto::stun::local_ufrag(data)?;
+        let link = routes.by_ufrag.get(ufrag)?.clone();
+        if link.addresses.fetch_add(1, Ordering::Relaxed) < MAX_ADDRESSES_PER_PEER {
+            routes.by_addr.insert(source, link.clone());
+        }
+        Some(link)
+    }
+}
+
+/// The socket task: every datagram to its peer's queue; the rest dropped and counted.
+async fn route_datagrams(webrtc: Arc<WebRtc>, mut shutdown: Shutdown) {
+    let mut buf = vec![0u8; 2048];
+    loop {
+        let got = tokio::select! {
+            r = webrtc.socket.recv_from(&mut buf) => r,
+            _ = shutdown.wait() => return,
+        };
+        let (n, source) = match got {
+            Ok(x) => x,
+            Err(e) => {
+                // ICMP errors (a browser gone) surface here on Linux; not fatal.
+                tracing::debug!(error = %e, "WebRTC UDP receive error");
+                continue;
+            }
+        };
+        let data = &buf[..n];
+        let delivered = webrtc.route(source, data).is_some_and(|link| {
+            link.tx
+                .try_send(PeerInput::Datagram {
+                    source,
+                    data: data.to_vec(),
+                })
+                .is_ok()
+        });
+        if !delivered {
+            webrtc
+                .stats
+                .datagrams_unrouted
+                .fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
