@@ -10,7 +10,8 @@ cd "$(dirname "$0")/.."
 packages=(ffmpeg gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav python3-gi
   gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0 gir1.2-gst-rtsp-server-1.0 gstreamer1.0-rtsp
-  curl libasound2-dev gnuplot-nox onvif-tools libxml2-utils iproute2 python3-venv)
+  curl libasound2-dev gnuplot-nox onvif-tools libxml2-utils iproute2 python3-venv
+  chromium chromium-driver)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -24,12 +25,14 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 # The tests' Python clients, in a venv: onvif-zeep (ships the ONVIF WSDLs) for the ONVIF
-# tests, prometheus-client (its text-format parser) for the `/metrics` test.
+# tests, prometheus-client (its text-format parser) for the `/metrics` test, Selenium
+# (drives Debian's Chromium through chromedriver) and aiortc (a WebRTC stack) for the web
+# console and WHEP tests.
 if [ ! -x target/onvif-venv/bin/python ] \
-  || ! target/onvif-venv/bin/python -c "import onvif, prometheus_client" 2>/dev/null; then
-  echo "== creating target/onvif-venv with onvif-zeep and prometheus-client"
+  || ! target/onvif-venv/bin/python -c "import onvif, prometheus_client, selenium, aiortc" 2>/dev/null; then
+  echo "== creating target/onvif-venv with onvif-zeep, prometheus-client, selenium and aiortc"
   python3 -m venv target/onvif-venv
-  target/onvif-venv/bin/pip install -q onvif-zeep prometheus-client
+  target/onvif-venv/bin/pip install -q onvif-zeep prometheus-client selenium aiortc
 fi
 
 echo "== cargo fmt --check"

@@ -9,6 +9,10 @@ ACTION:
   talk   open URL (the console with ?camera=NAME), press the talk button (toggle), keep
          talking for --talk-seconds with the fake microphone playing --tone, stop, and
          print JSON with the talk state and the page's note.
+  viewer open URL (the console with ?camera=NAME) as a user who may not talk: succeeds
+         when the video plays, the talk button is hidden, and a talk request made anyway
+         (from the page, with the page's credentials) is refused; prints its status.
+A URL with USER:PASSWORD@ logs in: the browser answers the server's Digest challenges.
 Exit code 0 when the page did what was asked; the JSON says what was seen either way.
 """
 import argparse
@@ -63,7 +67,7 @@ return { transport: st.transport, firstFrameMs: st.firstFrameMs, error: st.error
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("url")
-    ap.add_argument("action", choices=["live", "talk"])
+    ap.add_argument("action", choices=["live", "talk", "viewer"])
     ap.add_argument("--camera", default="cam1")
     ap.add_argument("--screenshot")
     ap.add_argument("--tone")
@@ -93,6 +97,14 @@ def main():
         if a.action == "live":
             det = playing and out["live"]["detail"]
             ok = bool(playing and det and det["max"] - det["min"] > 40)
+        elif a.action == "viewer":
+            out["me"] = d.execute_script("return window.ipcamd.me")
+            out["button_visible"] = d.execute_script("return !document.getElementById('talk').hidden")
+            out["talk_request_status"] = d.execute_async_script(
+                "const done = arguments[arguments.length - 1];"
+                "fetch(location.origin + window.ipcamd.large.location + '/talk', {method: 'POST'})"
+                ".then(r => done(r.status)).catch(e => done(String(e)));")
+            ok = playing and not out["button_visible"] and out["talk_request_status"] in (401, 403)
         else:
             out["me"] = d.execute_script("return window.ipcamd.me")
             out["button_visible"] = d.execute_script("return !document.getElementById('talk').hidden")
@@ -103,8 +115,6 @@ def main():
                     time.sleep(0.05)
                 out["talk_after_press"] = d.execute_script("return window.ipcamd.talk")
                 time.sleep(a.talk_seconds)
-                out["talk_stats"] = d.execute_script(
-                    "const s = window.ipcamd.large; return null")
                 d.execute_script("window.ipcamd.toggleTalk()")
                 time.sleep(0.5)
             out["talk"] = d.execute_script("return window.ipcamd.talk")

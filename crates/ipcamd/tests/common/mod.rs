@@ -707,7 +707,7 @@ pub fn venv_python() -> PathBuf {
     assert!(
         p.is_file(),
         "{} is missing: this test needs the Python clients of scripts/test.sh's venv \
-         (python3 -m venv target/onvif-venv && target/onvif-venv/bin/pip install onvif-zeep prometheus-client)",
+         (python3 -m venv target/onvif-venv && target/onvif-venv/bin/pip install onvif-zeep prometheus-client selenium aiortc)",
         p.display()
     );
     p

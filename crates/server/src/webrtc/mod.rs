@@ -234,6 +234,7 @@ impl WebRtc {
                 ),
             ));
         }
+        let browser_sends_audio = offer_sends_audio(offer);
         let offer = SdpOffer::from_sdp_string(offer).map_err(|e| {
             Refusal::new(
                 400,
@@ -298,6 +299,7 @@ impl WebRtc {
             local_addr,
             video,
             camera: cam.clone(),
+            browser_sends_audio,
             socket: self.socket.clone(),
             stats: self.stats.clone(),
         };
@@ -375,6 +377,27 @@ impl WebRtc {
     }
 }
 
+/// Whether an SDP offer has an audio section the offerer sends on (`a=sendrecv`,
+/// `a=sendonly`, or no direction attribute, which means sendrecv).
+fn offer_sends_audio(sdp: &str) -> bool {
+    let mut in_audio = false;
+    let mut sends = false;
+    let mut any = false;
+    for line in sdp.lines().map(str::trim) {
+        if line.starts_with("m=") {
+            if in_audio && sends {
+                return true;
+            }
+            in_audio = line.starts_with("m=audio");
+            sends = true;
+            any |= in_audio;
+        } else if in_audio && (line == "a=recvonly" || line == "a=inactive") {
+            sends = false;
+        }
+    }
+    any && in_audio && sends
+}
+
 /// The socket task: every datagram to its peer's queue; the rest dropped and counted.
 async fn route_datagrams(webrtc: Arc<WebRtc>, mut shutdown: Shutdown) {
     let mut buf = vec![0u8; 2048];
@@ -406,5 +429,24 @@ async fn route_datagrams(webrtc: Arc<WebRtc>, mut shutdown: Shutdown) {
                 .datagrams_unrouted
                 .fetch_add(1, Ordering::Relaxed);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::offer_sends_audio;
+
+    #[test]
+    fn the_audio_direction_of_an_offer() {
+        let sendrecv = "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=recvonly\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=sendrecv\r\n";
+        assert!(offer_sends_audio(sendrecv));
+        let recvonly = sendrecv.replace("a=sendrecv", "a=recvonly");
+        assert!(!offer_sends_audio(&recvonly));
+        // No direction attribute: sendrecv. Audio first, video after.
+        assert!(offer_sends_audio(
+            "m=audio 9 X 111\r\nm=video 9 X 96\r\na=recvonly\r\n"
+        ));
+        assert!(!offer_sends_audio("m=video 9 X 96\r\na=sendrecv\r\n"));
+        assert!(!offer_sends_audio(""));
     }
 }

@@ -37,6 +37,8 @@ pub struct PeerParts {
     /// The camera's video track.
     pub video: usize,
     pub camera: Camera,
+    /// The offer's audio is `sendrecv` or `sendonly`: the browser may talk.
+    pub browser_sends_audio: bool,
     pub socket: Arc<UdpSocket>,
     pub stats: Arc<WebRtcStats>,
 }
@@ -331,7 +333,7 @@ impl Peer {
                 ),
             ));
         };
-        if !matches!(self.audio_mid, Some((_, true))) {
+        if !self.p.browser_sends_audio {
             return Err(Refusal::new(
                 400,
                 "Bad Request",
