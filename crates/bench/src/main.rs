@@ -12,6 +12,8 @@
 //! - `replay`: one ONVIF replay (`Require: onvif-replay`, `Range: clock=...`,
 //!   `Rate-Control: no`) read as fast as TCP allows: MB/s, frames/s.
 //! - `seek`: PLAY-to-first-byte of replay sessions started at given instants.
+//! - `whep`: N WebRTC viewers over WHEP (str0m peers): frames, POST-to-first-frame,
+//!   server CPU over the steady window.
 //! - `tcp-copy`: the same reading loop fed by a plain loopback TCP writer of `$`-framed
 //!   packets: the physical limit of the machine for this harness.
 //!
@@ -24,6 +26,7 @@
 
 mod count;
 mod rtsp;
+mod whep;
 
 use std::io::Write as _;
 use std::time::{Duration, Instant};
@@ -121,6 +124,22 @@ enum Mode {
         /// Comma-separated `Range: clock=` start times.
         #[arg(long, value_delimiter = ',')]
         at: Vec<String>,
+    },
+    /// N WebRTC viewers over WHEP for a fixed time.
+    Whep {
+        /// e.g. http://127.0.0.1:8080/whep/cam1
+        #[arg(long)]
+        url: String,
+        #[arg(short, long, default_value_t = 10)]
+        n: usize,
+        #[arg(long, default_value_t = 10.0)]
+        duration: f64,
+        #[arg(long, default_value_t = 50.0)]
+        ramp: f64,
+        #[arg(long, default_value_t = 2.0)]
+        settle: f64,
+        #[arg(long)]
+        server_pid: Option<u32>,
     },
     /// A plain loopback TCP copy read by the same loop as `readers` (the physical limit).
     TcpCopy {
@@ -741,6 +760,60 @@ async fn run_tcp_copy(duration: f64, packet: usize) -> Result<(), String> {
     Ok(())
 }
 
+async fn run_whep(
+    url: String,
+    n: usize,
+    duration: f64,
+    ramp: f64,
+    settle: f64,
+    server_pid: Option<u32>,
+) {
+    let started = Instant::now();
+    // The server's CPU over the steady window, sampled beside the peers.
+    let ramp_s = if ramp > 0.0 { n as f64 / ramp } else { 0.0 };
+    let steady_in = Duration::from_secs_f64(0.1 + ramp_s + settle);
+    let sampler = tokio::spawn(async move {
+        tokio::time::sleep(steady_in).await;
+        let a = server_pid.and_then(proc_usage);
+        tokio::time::sleep(Duration::from_secs_f64(duration)).await;
+        let b = server_pid.and_then(proc_usage);
+        (a, b)
+    });
+    let (peers, _, _) = whep::run(&url, n, ramp, settle, duration).await;
+    let (a, b) = sampler.await.unwrap_or((None, None));
+    let errors: Vec<&String> = peers.iter().filter_map(|p| p.error.as_ref()).collect();
+    let frames: u64 = peers.iter().map(|p| p.window_frames).sum();
+    let bytes: u64 = peers.iter().map(|p| p.bytes).sum();
+    let mut first: Vec<f64> = peers
+        .iter()
+        .filter_map(|p| p.first_frame.map(|d| d.as_secs_f64() * 1000.0))
+        .collect();
+    first.sort_by(f64::total_cmp);
+    let server_cpu = match (a, b) {
+        (Some((c0, _)), Some((c1, rss))) => format!(
+            " server_cpu_s={:.3} server_cpu_per_viewer_pct={:.2} server_rss_mib={:.1}",
+            c1 - c0,
+            (c1 - c0) / duration / n.max(1) as f64 * 100.0,
+            rss as f64 / 1024.0
+        ),
+        _ => String::new(),
+    };
+    println!(
+        "mode=whep n={n} ok={} errors={} window_s={duration} frames_per_viewer_per_s={:.1} mbit_per_s_total={:.2} first_frame_ms_p50={:.1} first_frame_ms_p95={:.1}{server_cpu} bench_cpu_s={:.2} wall_s={:.1}",
+        n - errors.len(),
+        errors.len(),
+        frames as f64 / duration / n.max(1) as f64,
+        bytes as f64 * 8.0 / 1e6 / started.elapsed().as_secs_f64(),
+        percentile(&mut first, 0.5),
+        percentile(&mut first, 0.95),
+        own_cpu_seconds(),
+        started.elapsed().as_secs_f64(),
+    );
+    if let Some(e) = errors.first() {
+        eprintln!("first error: {e}");
+    }
+}
+
 fn main() {
     let cli = Cli::parse();
     let rt = match tokio::runtime::Builder::new_current_thread()
@@ -791,6 +864,14 @@ fn main() {
                 server_pid,
             } => run_replay(url, from, to, duration, idle, server_pid).await,
             Mode::Seek { url, at } => run_seek(url, at).await,
+            Mode::Whep {
+                url,
+                n,
+                duration,
+                ramp,
+                settle,
+                server_pid,
+            } => run_whep(url, n, duration, ramp, settle, server_pid).await,
             Mode::TcpCopy { duration, packet } => {
                 if let Err(e) = run_tcp_copy(duration, packet).await {
                     eprintln!("ipcamd-bench tcp-copy: {e}");

@@ -311,6 +311,18 @@ impl Api {
                 .map(|(k, v)| ((*k).to_owned(), serde_json::Value::from(*v)))
                 .collect::<serde_json::Map<_, _>>(),
             "cameras": cameras,
+            "webrtc": self.webrtc.as_ref().map(|w| {
+                let st = &w.stats;
+                serde_json::json!({
+                    "peers_open": g(&st.peers_open),
+                    "peers_created": g(&st.peers_created),
+                    "peers_connected": g(&st.peers_connected),
+                    "frames_sent": g(&st.frames_sent),
+                    "bytes_sent": g(&st.bytes_sent),
+                    "datagrams_unrouted": g(&st.datagrams_unrouted),
+                    "talk_packets": g(&st.talk_packets),
+                })
+            }),
         })
     }
 }

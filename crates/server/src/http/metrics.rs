@@ -491,6 +491,50 @@ pub async fn render(api: &Api) -> String {
         g(&c.udp_unknown_source),
     );
 
+    if let Some(w) = &api.webrtc {
+        let st = &w.stats;
+        e.single(
+            "ipcamd_webrtc_peers",
+            Gauge,
+            "WebRTC (WHEP) peers now.",
+            g(&st.peers_open),
+        );
+        for (name, help, v) in [
+            (
+                "ipcamd_webrtc_peers_created_total",
+                "WHEP sessions created (answered offers).",
+                &st.peers_created,
+            ),
+            (
+                "ipcamd_webrtc_peers_connected_total",
+                "WHEP sessions whose ICE and DTLS completed.",
+                &st.peers_connected,
+            ),
+            (
+                "ipcamd_webrtc_frames_sent_total",
+                "Video and audio frames sent to WebRTC peers.",
+                &st.frames_sent,
+            ),
+            (
+                "ipcamd_webrtc_sent_bytes_total",
+                "Bytes of UDP datagrams sent to WebRTC peers (SRTP, RTCP, ICE, DTLS).",
+                &st.bytes_sent,
+            ),
+            (
+                "ipcamd_webrtc_datagrams_unrouted_total",
+                "UDP datagrams on the WebRTC port that matched no peer (dropped).",
+                &st.datagrams_unrouted,
+            ),
+            (
+                "ipcamd_webrtc_talk_packets_total",
+                "Opus packets from browsers handed to a camera's backchannel.",
+                &st.talk_packets,
+            ),
+        ] {
+            e.single(name, Counter, help, g(v));
+        }
+    }
+
     write_process(&mut e, &process_figures());
     e.finish()
 }
