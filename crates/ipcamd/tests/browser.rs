@@ -249,4 +249,37 @@ fn aiortc_decodes_h264_and_talks_opus_and_a_second_talker_is_refused() {
     assert_eq!(report["delete_status"], 200, "{report:#}");
     let files = wait_for_talk_file(&server, 1);
     assert_tone(&files[0], 1000.0, 3.0);
+    // The counters saw both peers, the talk, and both ends.
+    let (_, metrics) = http_get(server.http_port, "/metrics");
+    let metrics = String::from_utf8_lossy(&metrics).into_owned();
+    let value = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(' ')))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{name} missing:\n{metrics}"))
+    };
+    assert_eq!(value("ipcamd_webrtc_peers_created_total"), 2.0);
+    assert_eq!(value("ipcamd_webrtc_peers_connected_total"), 2.0);
+    assert!(
+        value("ipcamd_webrtc_talk_packets_total") >= 100.0,
+        "{metrics}"
+    );
+    assert!(
+        value("ipcamd_webrtc_frames_sent_total") >= 100.0,
+        "{metrics}"
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let (_, stats) = http_get(server.http_port, "/api/stats");
+        let stats: serde_json::Value = serde_json::from_slice(&stats).expect("stats JSON");
+        if stats["webrtc"]["peers_open"] == 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "peers left open: {stats:#}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }

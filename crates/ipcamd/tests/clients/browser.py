@@ -102,6 +102,7 @@ def main():
             out["button_visible"] = d.execute_script("return !document.getElementById('talk').hidden")
             out["talk_request_status"] = d.execute_async_script(
                 "const done = arguments[arguments.length - 1];"
+                "if (!window.ipcamd.large) { done('no large view'); return; }"
                 "fetch(location.origin + window.ipcamd.large.location + '/talk', {method: 'POST'})"
                 ".then(r => done(r.status)).catch(e => done(String(e)));")
             ok = playing and not out["button_visible"] and out["talk_request_status"] in (401, 403)
@@ -120,6 +121,7 @@ def main():
             out["talk"] = d.execute_script("return window.ipcamd.talk")
             out["note"] = d.execute_script("return document.getElementById('talkNote').textContent")
             ok = out.get("talk_after_press") == "talking"
+        out["page_status"] = d.execute_script("return document.getElementById('status').textContent")
         if a.screenshot:
             d.save_screenshot(a.screenshot)
         out["console_log"] = [e.get("message") for e in (d.get_log("browser") or [])][-20:]

@@ -184,13 +184,13 @@ impl Peer {
                             .into(),
                     );
                 }
+                self.subscribe_when_ready();
             }
             Event::Connected => {
                 self.connected = true;
                 self.p.stats.peers_connected.fetch_add(1, Ordering::Relaxed);
-                let (reader, _) = self.p.camera.stream.subscribe();
-                self.reader = Some(reader);
                 tracing::info!(camera = %self.p.camera.name, peer = %self.p.link.id, "WebRTC peer connected");
+                self.subscribe_when_ready();
             }
             Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
                 return Err("the browser left (ICE disconnected)".into());
@@ -199,6 +199,15 @@ impl Peer {
             _ => {}
         }
         Ok(())
+    }
+
+    /// Joins the camera once connected with a video payload type agreed, so the first
+    /// frame sent is the current GOP's keyframe.
+    fn subscribe_when_ready(&mut self) {
+        if self.connected && self.plan.video.is_some() && self.reader.is_none() {
+            let (reader, _) = self.p.camera.stream.subscribe();
+            self.reader = Some(reader);
+        }
     }
 
     fn receive(&mut self, source: SocketAddr, data: &[u8]) {
