@@ -8,6 +8,8 @@
 //! * Chromium with a fake microphone playing a 1 kHz tone presses the talk button: the
 //!   camera's WAV output holds the tone. A viewer (logged in with Digest) sees no talk
 //!   button, and a talk request made from the page anyway gets 403.
+//! * the timeline of a recorded camera shows its section, and playing from a time in it
+//!   plays the recording (`/get`) in the page.
 //! * aiortc (a Python WebRTC stack) as a WHEP client decodes the H.264 frames and talks
 //!   Opus (the tone reaches the WAV); a second talker meanwhile gets 409.
 //!
@@ -161,6 +163,33 @@ fn chromium_talk_button_sends_the_microphone_to_the_backchannel() {
     let log = server.log();
     assert!(log.contains("browser talk started"), "{log}");
     assert!(log.contains("audio output released"), "{log}");
+}
+
+#[test]
+fn chromium_timeline_lists_the_recording_and_plays_it_from_a_time() {
+    let _turn = turn();
+    let server = start_server(SMALL_CAMERA);
+    // A few seconds of footage first.
+    std::thread::sleep(Duration::from_secs(5));
+    let shot = artifacts().join("console-timeline.png");
+    let (ok, report) = browser(
+        &console(&server, "?camera=cam1"),
+        "timeline",
+        &["--screenshot", shot.to_str().expect("path")],
+    );
+    assert!(ok, "{report:#}\nlog:\n{}", server.log());
+    assert_eq!(
+        report["spans"].as_array().map(Vec::len),
+        Some(1),
+        "{report:#}"
+    );
+    assert!(
+        report["src"]
+            .as_str()
+            .is_some_and(|s| s.contains("/get?path=cam1&start=")),
+        "{report:#}"
+    );
+    assert_eq!(report["recording"]["width"], 320, "{report:#}");
 }
 
 #[test]

@@ -9,6 +9,9 @@ ACTION:
   talk   open URL (the console with ?camera=NAME), press the talk button (toggle), keep
          talking for --talk-seconds with the fake microphone playing --tone, stop, and
          print JSON with the talk state and the page's note.
+  timeline open URL (the console with ?camera=NAME of a recorded camera), wait for the
+         timeline's sections, play the recording from 1 s after the first section's start
+         (as a click there does) and check that it plays (currentTime advances, detail).
   viewer open URL (the console with ?camera=NAME) as a user who may not talk: succeeds
          when the video plays, the talk button is hidden, and a talk request made anyway
          (from the page, with the page's credentials) is refused; prints its status.
@@ -67,7 +70,7 @@ return { transport: st.transport, firstFrameMs: st.firstFrameMs, error: st.error
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("url")
-    ap.add_argument("action", choices=["live", "talk", "viewer"])
+    ap.add_argument("action", choices=["live", "talk", "viewer", "timeline"])
     ap.add_argument("--camera", default="cam1")
     ap.add_argument("--screenshot")
     ap.add_argument("--tone")
@@ -94,7 +97,30 @@ def main():
             out["last"] = s
             time.sleep(0.2)
         playing = "live" in out
-        if a.action == "live":
+        if a.action == "timeline" and playing:
+            t0 = time.time()
+            while time.time() < t0 + 10 and not d.execute_script("return (window.ipcamd.spans || []).length"):
+                time.sleep(0.2)
+            out["spans"] = d.execute_script("return window.ipcamd.spans")
+            out["timeline_note"] = d.execute_script("return document.getElementById('timelineNote').textContent")
+            if out["spans"]:
+                d.execute_script("window.ipcamd.playRecording(Date.parse(window.ipcamd.spans[0].start) + 1000)")
+                first = None
+                t0 = time.time()
+                while time.time() < t0 + 15:
+                    s = d.execute_script(FRAME_STATE, None)
+                    if s and s["transport"] == "recording" and s["width"] > 0 and s["currentTime"] > 0:
+                        if first is None:
+                            first = s
+                        elif s["currentTime"] > first["currentTime"] + 1.0:
+                            out["recording"] = s
+                            out["src"] = d.execute_script("return document.getElementById('largeVideo').src")
+                            break
+                    time.sleep(0.2)
+        if a.action == "timeline":
+            det = out.get("recording", {}).get("detail")
+            ok = bool(det and det["max"] - det["min"] > 40)
+        elif a.action == "live":
             det = playing and out["live"]["detail"]
             ok = bool(playing and det and det["max"] - det["min"] > 40)
         elif a.action == "viewer":

@@ -291,6 +291,7 @@ impl Api {
                     "frames_in": g(&s.stats.frames_in),
                     "reader_skips": g(&s.stats.reader_skips),
                     "talk": cam.backchannel.is_some(),
+                    "recorded": cam.record && self.store.is_some(),
                 })
             })
             .collect();

@@ -207,6 +207,19 @@ impl Peer {
         if self.connected && self.plan.video.is_some() && self.reader.is_none() {
             let (reader, _) = self.p.camera.stream.subscribe();
             self.reader = Some(reader);
+            let tracks = self.p.camera.stream.tracks();
+            let unsent: Vec<&str> = tracks
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| {
+                    *i != self.p.video && self.plan.audio.is_none_or(|(a, ..)| a != *i)
+                })
+                .map(|(_, t)| t.codec.name())
+                .collect();
+            if !unsent.is_empty() {
+                tracing::info!(camera = %self.p.camera.name, peer = %self.p.link.id, ?unsent,
+                    "tracks not sent over WebRTC (WebRTC carries G.711 and Opus audio, passed through; no transcoding, and the browser's offer may lack the codec)");
+            }
         }
     }
 
