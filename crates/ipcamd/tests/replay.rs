@@ -174,7 +174,12 @@ fn reverse_gops_over_udp_and_intra_through_the_http_tunnel() {
         a.transport = TransportArg::Udp;
     });
     let v = units(&r, 0);
-    assert!(units(&r, 1).is_empty(), "no audio in reverse");
+    // No audio in reverse but its T: its first two units from the start point, latest
+    // first, each its own GOP (D).
+    let a = units(&r, 1);
+    assert_eq!(a.len(), 2, "audio: only the units that carry its T");
+    assert!(a[0].0 > a[1].0 && a.iter().all(|u| u.1 && u.3));
+    assert_eq!((a[0].4, a[1].4), (false, true));
     let gops: Vec<f64> = v.iter().filter(|u| u.3).map(|u| secs(u.0)).collect();
     assert_eq!(
         gops,
@@ -589,12 +594,16 @@ fn gstreamer_onvif_mode_forward_and_reverse() {
         "-1".into(),
         "intra".into(),
     ]);
-    let rx = last_play(&v, "received");
+    let all = last_play(&v, "received");
+    let (audio, rx): (Vec<_>, Vec<_>) = all.into_iter().partition(|u| u.0 == "audio");
     let times: Vec<f64> = rx.iter().map(|u| u.1).collect();
     let mut want: Vec<f64> = (10..=19).chain(40..=50).map(f64::from).collect();
     want.reverse();
     assert_eq!(times, want);
     assert!(rx.iter().all(|u| u.0 == "video" && u.2 && u.4));
+    // Audio: only the two units at the start point that carry its T.
+    let t: Vec<bool> = audio.iter().map(|u| u.5).collect();
+    assert_eq!(t, [false, true], "{audio:?}");
     let ends: Vec<f64> = rx.iter().filter(|u| u.3).map(|u| u.1).collect();
     assert_eq!(ends, vec![40.0]);
     assert!(rx.last().unwrap().5);
