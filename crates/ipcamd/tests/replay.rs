@@ -351,13 +351,18 @@ impl Raw {
         }
     }
 
-    /// Video units (channel 0) with the extension: (capture µs, flags, cseq byte, seq).
+    /// Video units (channel 0) with the extension, from the first packet of each unit
+    /// (every packet carries it): (capture µs, flags, cseq byte, seq).
     fn video(&self) -> Vec<(i64, u8, u8, u16)> {
-        self.packets
-            .iter()
-            .filter(|(c, _)| *c == 0)
-            .filter_map(|(_, p)| ext(p))
-            .collect()
+        let mut after_marker = true;
+        let mut out = Vec::new();
+        for (_, p) in self.packets.iter().filter(|(c, _)| *c == 0) {
+            if after_marker {
+                out.extend(ext(p));
+            }
+            after_marker = p.get(1).is_some_and(|b| b & 0x80 != 0);
+        }
+        out
     }
 
     fn setup(&mut self, url: &str) -> String {
@@ -449,6 +454,29 @@ fn describe_tags_and_bad_play_headers() {
     let v = c.video();
     assert_eq!(secs(v[0].0), 2.0);
     assert_eq!(v.len(), 26);
+    // The extension is on every packet, D only on a unit's first, T only on its last: the
+    // last unit (the keyframe at 3 s: parameter sets and fragments) ends with T.
+    let video: Vec<&Vec<u8>> = c
+        .packets
+        .iter()
+        .filter(|(ch, _)| *ch == 0)
+        .map(|(_, p)| p)
+        .collect();
+    assert!(video.iter().all(|p| ext(p).is_some()), "every packet");
+    let last_unit: Vec<(i64, u8)> = video
+        .iter()
+        .filter_map(|p| ext(p))
+        .filter(|u| secs(u.0) == 3.0)
+        .map(|u| (u.0, u.1))
+        .collect();
+    assert!(last_unit.len() > 1, "a keyframe spans several packets");
+    let t: Vec<bool> = last_unit.iter().map(|u| u.1 & 0x10 != 0).collect();
+    assert_eq!(t.iter().filter(|&&t| t).count(), 1);
+    assert_eq!(t.last(), Some(&true), "T on the last packet");
+    assert!(
+        last_unit.iter().all(|u| u.1 & 0x80 != 0),
+        "C on every packet"
+    );
 }
 
 #[test]
