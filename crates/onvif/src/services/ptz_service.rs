@@ -214,11 +214,11 @@ fn num(s: Option<&str>, what: &str) -> Result<Option<f64>, Fault> {
     }
 }
 
+/// The axes a request gives: (pan, tilt) and zoom, each optional.
+type Axes = (Option<(f64, f64)>, Option<f64>);
+
 /// (pan/tilt, zoom) of a tt:PTZVector or tt:PTZSpeed element (attributes x, y).
-fn parse_vector(
-    e: Option<&Element>,
-    what: &str,
-) -> Result<(Option<(f64, f64)>, Option<f64>), Fault> {
+fn parse_vector(e: Option<&Element>, what: &str) -> Result<Axes, Fault> {
     let Some(e) = e else { return Ok((None, None)) };
     let pt = match e.child("PanTilt") {
         Some(p) => {
