@@ -660,6 +660,7 @@ fn users_of_the_server_authenticate_onvif_requests() {
     let users = dir.join("users.toml");
     add_user(&users, "ada", "admin", "ada-pw-1", &["--wsse"]);
     add_user(&users, "vera", "viewer", "vera-pw-2", &[]);
+    add_user(&users, "otto", "operator", "otto-pw-3", &[]);
     let (_discovery, port) = discovery_port();
     let server = start_server_in(
         dir,
@@ -711,7 +712,7 @@ fn users_of_the_server_authenticate_onvif_requests() {
     // password gets 401.
     let curl = require_tool("curl", "curl");
     let url = format!("http://127.0.0.1:{}/onvif/media_service", server.http_port);
-    let run = |cred: &str| {
+    let digest = |cred: &str, url: &str, body: &str| {
         let out = Command::new(&curl)
             .args([
                 "-s",
@@ -727,17 +728,36 @@ fn users_of_the_server_authenticate_onvif_requests() {
                 "-H",
                 "Content-Type: application/soap+xml",
                 "--data-binary",
-                &profiles,
+                body,
             ])
-            .arg(&url)
+            .arg(url)
             .output()
             .unwrap();
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
+    let run = |cred: &str| digest(cred, &url, &profiles);
     let ok = run("vera:vera-pw-2");
     assert!(ok.ends_with("\n200") && ok.contains("cam1"), "{ok}");
     let bad = run("vera:wrong");
     assert!(bad.ends_with("\n401"), "{bad}");
+    // PTZ: a viewer reads the status but may not move the head; an operator may.
+    const TPTZ: &str = "http://www.onvif.org/ver20/ptz/wsdl";
+    let ptz = format!("http://127.0.0.1:{}/onvif/ptz_service", server.http_port);
+    let p = "<ProfileToken>cam1</ProfileToken>";
+    let status = envelope(TPTZ, "GetStatus", p);
+    let mv = envelope(
+        TPTZ,
+        "AbsoluteMove",
+        &format!("{p}<Position><tt:PanTilt x=\"0.5\" y=\"0\"/></Position>"),
+    );
+    let r = digest("vera:vera-pw-2", &ptz, &status);
+    assert!(r.ends_with("\n200"), "{r}");
+    let r = digest("vera:vera-pw-2", &ptz, &mv);
+    assert!(r.ends_with("\n400") && r.contains("NotAuthorized"), "{r}");
+    let r = digest("otto:otto-pw-3", &ptz, &mv);
+    assert!(r.ends_with("\n200"), "{r}");
+    let r = digest("vera:vera-pw-2", &ptz, &status);
+    assert!(r.contains("x=\"0.500000\""), "the operator moved it: {r}");
     // The onvif-zeep client (WS-Security) runs its whole flow with the admin's credentials,
     // and fails with a wrong password.
     let script = concat!(
@@ -761,7 +781,7 @@ fn users_of_the_server_authenticate_onvif_requests() {
     assert!(!ok, "a wrong password must fail");
     // No password or token ever reaches the log.
     let log = server.log();
-    for secret in ["ada-pw-1", "vera-pw-2"] {
+    for secret in ["ada-pw-1", "vera-pw-2", "otto-pw-3"] {
         assert!(!log.contains(secret), "{secret} in the log");
     }
 }
