@@ -863,11 +863,12 @@ fn media2(req: &Request, m: &DeviceModel) -> Result<String, Fault> {
             cams.iter()
                 .map(|c| {
                     format!(
-                        "<tr2:Profiles token=\"{n}\" fixed=\"true\"><tr2:Name>{n}</tr2:Name><tr2:Configurations>{}{}{}{}{}{}</tr2:Configurations></tr2:Profiles>",
+                        "<tr2:Profiles token=\"{n}\" fixed=\"true\"><tr2:Name>{n}</tr2:Name><tr2:Configurations>{}{}{}{}{}{}{}</tr2:Configurations></tr2:Profiles>",
                         video_source_config(c, "tr2:VideoSource").unwrap_or_default(),
                         audio_source_config(c, "tr2:AudioSource").unwrap_or_default(),
                         video_encoder2(c).unwrap_or_default(),
                         audio_encoder2(c, "tr2:AudioEncoder").unwrap_or_default(),
+                        ptz_config(c, m, "tr2:PTZ"),
                         audio_output_config(c, "tr2:AudioOutput").unwrap_or_default(),
                         audio_decoder_config(c, "tr2:AudioDecoder").unwrap_or_default(),
                         n = escape(&c.name)

@@ -707,11 +707,15 @@ fn ptz_service_operations() {
             "",
             "<tt:PTZConfiguration token=\"PTZ_cam1\">",
         ),
+        (ns::TR2, "GetProfiles", "", "<tr2:PTZ token=\"PTZ_cam1\">"),
     ] {
         let r = run(nsuri, op, args, op_role);
         assert!(r.body.contains(want), "{op}: {}", r.body);
-        if let Err(e) = crate::testing::validate(&r.body, &all, &dir.join("doc.xml")) {
-            panic!("{op}: {e}");
+        // (The ver20 Media2 schema is not among the shipped files.)
+        if nsuri != ns::TR2 {
+            if let Err(e) = crate::testing::validate(&r.body, &all, &dir.join("doc.xml")) {
+                panic!("{op}: {e}");
+            }
         }
     }
     let _ = std::fs::remove_dir_all(&dir);
