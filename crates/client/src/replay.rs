@@ -310,8 +310,19 @@ pub async fn run(args: ReplayArgs, out: &mut dyn Write) -> Result<ReplayReport, 
             .extension()
             .filter(|e| e.profile == OnvifReplayExt::PROFILE)
             .and_then(|e| OnvifReplayExt::parse(e.data).ok());
-        if ext.is_some() {
-            track.pending = ext;
+        // The server may repeat the extension on every packet of a unit (ipcamd does, with
+        // D on the first packet and T on the last): the unit's flags are their union.
+        if let Some(e) = ext {
+            track.pending = Some(match track.pending {
+                Some(p) if p.ntp == e.ntp && p.cseq == e.cseq => OnvifReplayExt {
+                    clean_point: p.clean_point || e.clean_point,
+                    end: p.end || e.end,
+                    discontinuity: p.discontinuity || e.discontinuity,
+                    terminal: p.terminal || e.terminal,
+                    ..p
+                },
+                _ => e,
+            });
         }
         let _ = track.depacketizer.push(&pkt);
         while let Some(unit) = track.depacketizer.pull() {

@@ -7,6 +7,7 @@ mod config;
 mod discover;
 mod users;
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -253,7 +254,7 @@ fn import(a: ImportArgs) -> Result<(), String> {
                     name: a.camera.clone(),
                     ..CameraConfig::default()
                 });
-            let s = source_factory(&cam)(start).map_err(|e| e.to_string())?;
+            let s = source_factory(&cam, None)(start).map_err(|e| e.to_string())?;
             (s, start + d as i64)
         }
         (Some(path), false) => {
@@ -392,6 +393,13 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     if let Some(h) = &args.http_listen {
         config.server.http_listen = h.clone();
     }
+    // Every synthetic camera has a virtual PTZ head, moved through the ONVIF PTZ service.
+    let ptz: HashMap<String, ipcamd_media::ptz::PtzHandle> = config
+        .cameras
+        .iter()
+        .filter(|c| c.source == SourceKind::Synthetic)
+        .map(|c| (c.name.clone(), ipcamd_media::ptz::new_handle()))
+        .collect();
     let options = ServerOptions {
         rtsp_listen: config.server.rtsp_listen,
         http_listen: config.http_listen()?,
@@ -402,7 +410,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         )?),
         tls: config.tls_options()?,
         limits: config.limits.limits(),
-        onvif: onvif_options(&config),
+        onvif: onvif_options(&config, &ptz),
         metrics: config.metrics.options()?,
         webrtc: config.webrtc.options()?,
         ..ServerOptions::default()
@@ -465,7 +473,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
                 (stream, None)
             }
             SourceKind::Synthetic | SourceKind::File => {
-                let src = LiveSource::start(&c.name, source_factory(c))
+                let src = LiveSource::start(&c.name, source_factory(c, ptz.get(&c.name).cloned()))
                     .map_err(|e| format!("camera {:?}: {e}", c.name))?;
                 let stream = src.stream.clone();
                 live.push(src);
@@ -510,30 +518,37 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     Ok(())
 }
 
-fn source_factory(c: &CameraConfig) -> SourceFactory {
+/// Opens a local camera's source; a synthetic camera is seen through `ptz`, if given.
+fn source_factory(c: &CameraConfig, ptz: Option<ipcamd_media::ptz::PtzHandle>) -> SourceFactory {
     let c = c.clone();
     Box::new(
         move |now| -> Result<Box<dyn Source>, ipcamd_media::SourceError> {
             // A camera whose clock is off starts at its own idea of now.
             let start = now + (c.clock_offset_s * 1e6) as i64;
             Ok(match c.source {
-                SourceKind::Synthetic => Box::new(SyntheticCamera::new(
-                    SyntheticConfig {
-                        width: c.width,
-                        height: c.height,
-                        fps: c.fps,
-                        bitrate_bps: c.bitrate_kbps.saturating_mul(1000),
-                        keyframe_interval_ms: c.keyframe_interval_ms,
-                        video: match c.video {
-                            VideoCodec::H264 => SyntheticVideo::H264,
-                            VideoCodec::Mjpeg => SyntheticVideo::Mjpeg,
+                SourceKind::Synthetic => {
+                    let cam = SyntheticCamera::new(
+                        SyntheticConfig {
+                            width: c.width,
+                            height: c.height,
+                            fps: c.fps,
+                            bitrate_bps: c.bitrate_kbps.saturating_mul(1000),
+                            keyframe_interval_ms: c.keyframe_interval_ms,
+                            video: match c.video {
+                                VideoCodec::H264 => SyntheticVideo::H264,
+                                VideoCodec::Mjpeg => SyntheticVideo::Mjpeg,
+                            },
+                            jpeg_quality: c.jpeg_quality,
+                            audio: c.audio,
+                            label: c.name.clone(),
                         },
-                        jpeg_quality: c.jpeg_quality,
-                        audio: c.audio,
-                        label: c.name.clone(),
-                    },
-                    start,
-                )?),
+                        start,
+                    )?;
+                    match &ptz {
+                        Some(h) => Box::new(cam.with_ptz(h.clone())),
+                        None => Box::new(cam),
+                    }
+                }
                 SourceKind::File => {
                     let path = c.path.clone().unwrap_or_default();
                     Box::new(FileSource::open(&path, start)?)
@@ -706,7 +721,10 @@ async fn wait_for_shutdown() {
 
 /// `[onvif]` and what the synthetic cameras' settings say about their video (file cameras
 /// are measured from their stream by the server).
-fn onvif_options(config: &Config) -> ipcamd_server::onvif::OnvifOptions {
+fn onvif_options(
+    config: &Config,
+    ptz: &HashMap<String, ipcamd_media::ptz::PtzHandle>,
+) -> ipcamd_server::onvif::OnvifOptions {
     let hints = config
         .cameras
         .iter()
@@ -741,5 +759,6 @@ fn onvif_options(config: &Config) -> ipcamd_server::onvif::OnvifOptions {
             total: config.onvif.max_subscriptions,
             ..Default::default()
         },
+        ptz: ptz.clone(),
     }
 }

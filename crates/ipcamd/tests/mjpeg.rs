@@ -196,7 +196,11 @@ fn replay_carries_abac_then_the_jpeg_extension() {
             let body = &p[32..32 + jpeg_words * 4];
             assert_eq!(&body[body.len() - 14..body.len() - 12], &[0xff, 0xda]);
         } else {
-            assert_eq!(p[0] & 0x10, 0, "extension on a later packet");
+            // Later packets: the replay extension alone (docs/replay.md).
+            assert!(
+                p[0] & 0x10 != 0 && p[12..16] == [0xab, 0xac, 0, 3],
+                "later packet"
+            );
         }
         first = p[1] & 0x80 != 0;
         let pkt = ipcamd_proto::rtp::parse_rtp(p).unwrap();

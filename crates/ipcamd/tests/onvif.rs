@@ -71,7 +71,7 @@ fn zeep_client_finds_streams_backchannel_recordings_and_replay() {
     assert_eq!(v["profiles"], serde_json::json!(["cam1"]));
     assert_eq!(v["video_encoding"], "H264");
     assert_eq!(v["width"], 320);
-    assert_eq!(v["services"].as_array().map(Vec::len), Some(8), "{v}");
+    assert_eq!(v["services"].as_array().map(Vec::len), Some(9), "{v}");
     let rtsp = v["rtsp_uri"].as_str().unwrap_or_default().to_owned();
     assert_eq!(rtsp, format!("rtsp://127.0.0.1:{}/cam1", server.rtsp_port));
     let http = v["http_uri"].as_str().unwrap_or_default().to_owned();
@@ -165,6 +165,80 @@ fn replay_uri_from_onvif_plays() {
     assert!(streams.contains("codec_name=h264"), "{streams}");
 }
 
+/// The virtual PTZ of a synthetic camera through onvif-zeep (docs/ptz.md): the service is
+/// advertised and in the profile; after ContinuousMove (pan at half speed) for 1 s and
+/// Stop, GetStatus reports the new pan and the decoded picture shows the marker moved
+/// left by as much; presets round-trip.
+#[test]
+fn zeep_moves_the_virtual_ptz_and_the_picture_follows() {
+    let (server, _discovery) = onvif_server();
+    let (ok, stdout, stderr) = run_with_timeout(
+        Command::new(venv_python())
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/clients/onvif_zeep_ptz.py"
+            ))
+            .args(["127.0.0.1", &server.http_port.to_string(), "admin", "admin"]),
+        Duration::from_secs(120),
+    );
+    assert!(
+        ok,
+        "onvif-zeep PTZ failed:\n{stdout}\n{stderr}\nserver log:\n{}",
+        server.log()
+    );
+    let v: serde_json::Value = serde_json::from_str(stdout.trim()).expect("JSON from the client");
+    assert_eq!(v["ptz_in_services"], true, "{v}");
+    assert_eq!(v["ptz_in_capabilities"], true, "{v}");
+    assert_eq!(v["profile_ptz_configuration"], "PTZ_cam1");
+    assert_eq!(v["nodes"], serde_json::json!(["PTZNode_cam1"]));
+    assert_eq!(v["configurations"], serde_json::json!(["PTZ_cam1"]));
+    assert_eq!(v["velocity_range"], serde_json::json!([-1.0, 1.0]));
+    let f = |path: &[&str]| -> f64 {
+        let mut x = &v;
+        for p in path {
+            x = &x[*p];
+        }
+        x.as_f64().unwrap_or_else(|| panic!("{path:?} in {v}"))
+    };
+    assert_eq!(f(&["status_before", "pan"]), 0.0);
+    assert_eq!(v["status_moving"]["pan_tilt"], "MOVING", "{v}");
+    assert_eq!(v["status_after"]["pan_tilt"], "IDLE", "{v}");
+    // Half speed (0.5/s) for about a second (plus the round trips before the Stop).
+    let pan = f(&["status_after", "pan"]);
+    assert!(
+        (0.45..0.8).contains(&pan),
+        "pan {pan} after 1 s at 0.5: {v}"
+    );
+    assert_eq!(f(&["status_after", "tilt"]), 0.0);
+    // The picture: the marker was at the centre and moved left by pan x half the width.
+    let (w, h) = (f(&["marker_before", "w"]), f(&["marker_before", "h"]));
+    let (x0, y0) = (f(&["marker_before", "x"]), f(&["marker_before", "y"]));
+    assert!(
+        (x0 - w / 2.0).abs() < 6.0 && (y0 - h / 2.0).abs() < 6.0,
+        "{v}"
+    );
+    assert!(f(&["marker_before", "n"]) > 200.0, "{v}");
+    let (x1, y1) = (f(&["marker_after", "x"]), f(&["marker_after", "y"]));
+    let want = x0 - pan * w / 2.0;
+    assert!(
+        (x1 - want).abs() < 8.0 && (y1 - y0).abs() < 6.0,
+        "marker at {x1},{y1}, expected {want},{y0}: {v}"
+    );
+    // Presets.
+    let near = |a: f64, b: f64| (a - b).abs() < 1e-3;
+    assert!(near(f(&["status_elsewhere", "pan"]), 0.75));
+    assert!(
+        near(f(&["status_at_preset", "pan"]), -0.25)
+            && near(f(&["status_at_preset", "tilt"]), 0.5)
+            && near(f(&["status_at_preset", "zoom"]), 0.2),
+        "{v}"
+    );
+    let presets = v["presets"].as_array().expect("presets");
+    assert_eq!(presets.len(), 1, "{v}");
+    assert_eq!(presets[0]["name"], "door");
+    assert_eq!(v["presets_after_remove"], 0, "{v}");
+}
+
 /// Every ver10 operation answers, and its answer is valid against the ONVIF schemas;
 /// bad requests get the right faults and statuses.
 #[test]
@@ -180,6 +254,7 @@ fn server_answers_are_schema_valid_and_faults_are_right() {
     const TSE: &str = "http://www.onvif.org/ver10/search/wsdl";
     const TRP: &str = "http://www.onvif.org/ver10/replay/wsdl";
     const TMD: &str = "http://www.onvif.org/ver10/deviceIO/wsdl";
+    const TPTZ: &str = "http://www.onvif.org/ver20/ptz/wsdl";
     let p = "<ProfileToken>cam1</ProfileToken>";
     let ops: Vec<(&str, &str, &str, &str)> = vec![
         ("device", TDS, "GetSystemDateAndTime", ""),
@@ -214,6 +289,12 @@ fn server_answers_are_schema_valid_and_faults_are_right() {
         ("replay", TRP, "GetReplayUri", "<StreamSetup><tt:Stream>RTP-Unicast</tt:Stream><tt:Transport><tt:Protocol>RTSP</tt:Protocol></tt:Transport></StreamSetup><RecordingToken>cam1</RecordingToken>"),
         ("replay", TRP, "GetServiceCapabilities", ""),
         ("replay", TRP, "GetReplayConfiguration", ""),
+        ("ptz", TPTZ, "GetServiceCapabilities", ""),
+        ("ptz", TPTZ, "GetNodes", ""),
+        ("ptz", TPTZ, "GetConfigurations", ""),
+        ("ptz", TPTZ, "GetConfigurationOptions", "<ConfigurationToken>PTZ_cam1</ConfigurationToken>"),
+        ("ptz", TPTZ, "GetStatus", p),
+        ("ptz", TPTZ, "GetPresets", p),
     ];
     let mut failures = Vec::new();
     for (svc, nsuri, op, args) in &ops {
@@ -579,6 +660,7 @@ fn users_of_the_server_authenticate_onvif_requests() {
     let users = dir.join("users.toml");
     add_user(&users, "ada", "admin", "ada-pw-1", &["--wsse"]);
     add_user(&users, "vera", "viewer", "vera-pw-2", &[]);
+    add_user(&users, "otto", "operator", "otto-pw-3", &[]);
     let (_discovery, port) = discovery_port();
     let server = start_server_in(
         dir,
@@ -630,7 +712,7 @@ fn users_of_the_server_authenticate_onvif_requests() {
     // password gets 401.
     let curl = require_tool("curl", "curl");
     let url = format!("http://127.0.0.1:{}/onvif/media_service", server.http_port);
-    let run = |cred: &str| {
+    let digest = |cred: &str, url: &str, body: &str| {
         let out = Command::new(&curl)
             .args([
                 "-s",
@@ -646,17 +728,36 @@ fn users_of_the_server_authenticate_onvif_requests() {
                 "-H",
                 "Content-Type: application/soap+xml",
                 "--data-binary",
-                &profiles,
+                body,
             ])
-            .arg(&url)
+            .arg(url)
             .output()
             .unwrap();
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
+    let run = |cred: &str| digest(cred, &url, &profiles);
     let ok = run("vera:vera-pw-2");
     assert!(ok.ends_with("\n200") && ok.contains("cam1"), "{ok}");
     let bad = run("vera:wrong");
     assert!(bad.ends_with("\n401"), "{bad}");
+    // PTZ: a viewer reads the status but may not move the head; an operator may.
+    const TPTZ: &str = "http://www.onvif.org/ver20/ptz/wsdl";
+    let ptz = format!("http://127.0.0.1:{}/onvif/ptz_service", server.http_port);
+    let p = "<ProfileToken>cam1</ProfileToken>";
+    let status = envelope(TPTZ, "GetStatus", p);
+    let mv = envelope(
+        TPTZ,
+        "AbsoluteMove",
+        &format!("{p}<Position><tt:PanTilt x=\"0.5\" y=\"0\"/></Position>"),
+    );
+    let r = digest("vera:vera-pw-2", &ptz, &status);
+    assert!(r.ends_with("\n200"), "{r}");
+    let r = digest("vera:vera-pw-2", &ptz, &mv);
+    assert!(r.ends_with("\n400") && r.contains("NotAuthorized"), "{r}");
+    let r = digest("otto:otto-pw-3", &ptz, &mv);
+    assert!(r.ends_with("\n200"), "{r}");
+    let r = digest("vera:vera-pw-2", &ptz, &status);
+    assert!(r.contains("x=\"0.500000\""), "the operator moved it: {r}");
     // The onvif-zeep client (WS-Security) runs its whole flow with the admin's credentials,
     // and fails with a wrong password.
     let script = concat!(
@@ -680,7 +781,7 @@ fn users_of_the_server_authenticate_onvif_requests() {
     assert!(!ok, "a wrong password must fail");
     // No password or token ever reaches the log.
     let log = server.log();
-    for secret in ["ada-pw-1", "vera-pw-2"] {
+    for secret in ["ada-pw-1", "vera-pw-2", "otto-pw-3"] {
         assert!(!log.contains(secret), "{secret} in the log");
     }
 }

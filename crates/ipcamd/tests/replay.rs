@@ -174,7 +174,12 @@ fn reverse_gops_over_udp_and_intra_through_the_http_tunnel() {
         a.transport = TransportArg::Udp;
     });
     let v = units(&r, 0);
-    assert!(units(&r, 1).is_empty(), "no audio in reverse");
+    // No audio in reverse but its T: its first two units from the start point, latest
+    // first, each its own GOP (D).
+    let a = units(&r, 1);
+    assert_eq!(a.len(), 2, "audio: only the units that carry its T");
+    assert!(a[0].0 > a[1].0 && a.iter().all(|u| u.1 && u.3));
+    assert_eq!((a[0].4, a[1].4), (false, true));
     let gops: Vec<f64> = v.iter().filter(|u| u.3).map(|u| secs(u.0)).collect();
     assert_eq!(
         gops,
@@ -346,13 +351,18 @@ impl Raw {
         }
     }
 
-    /// Video units (channel 0) with the extension: (capture µs, flags, cseq byte, seq).
+    /// Video units (channel 0) with the extension, from the first packet of each unit
+    /// (every packet carries it): (capture µs, flags, cseq byte, seq).
     fn video(&self) -> Vec<(i64, u8, u8, u16)> {
-        self.packets
-            .iter()
-            .filter(|(c, _)| *c == 0)
-            .filter_map(|(_, p)| ext(p))
-            .collect()
+        let mut after_marker = true;
+        let mut out = Vec::new();
+        for (_, p) in self.packets.iter().filter(|(c, _)| *c == 0) {
+            if after_marker {
+                out.extend(ext(p));
+            }
+            after_marker = p.get(1).is_some_and(|b| b & 0x80 != 0);
+        }
+        out
     }
 
     fn setup(&mut self, url: &str) -> String {
@@ -444,6 +454,29 @@ fn describe_tags_and_bad_play_headers() {
     let v = c.video();
     assert_eq!(secs(v[0].0), 2.0);
     assert_eq!(v.len(), 26);
+    // The extension is on every packet, D only on a unit's first, T only on its last: the
+    // last unit (the keyframe at 3 s: parameter sets and fragments) ends with T.
+    let video: Vec<&Vec<u8>> = c
+        .packets
+        .iter()
+        .filter(|(ch, _)| *ch == 0)
+        .map(|(_, p)| p)
+        .collect();
+    assert!(video.iter().all(|p| ext(p).is_some()), "every packet");
+    let last_unit: Vec<(i64, u8)> = video
+        .iter()
+        .filter_map(|p| ext(p))
+        .filter(|u| secs(u.0) == 3.0)
+        .map(|u| (u.0, u.1))
+        .collect();
+    assert!(last_unit.len() > 1, "a keyframe spans several packets");
+    let t: Vec<bool> = last_unit.iter().map(|u| u.1 & 0x10 != 0).collect();
+    assert_eq!(t.iter().filter(|&&t| t).count(), 1);
+    assert_eq!(t.last(), Some(&true), "T on the last packet");
+    assert!(
+        last_unit.iter().all(|u| u.1 & 0x80 != 0),
+        "C on every packet"
+    );
 }
 
 #[test]
@@ -526,8 +559,16 @@ fn ffmpeg_plays_the_replay_url_forward_in_real_time() {
     );
 }
 
+/// One GStreamer client at a time: two of them beside the server starve on 2 cores.
+static GST: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn gst_turn() -> std::sync::MutexGuard<'static, ()> {
+    GST.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 #[test]
 fn gstreamer_onvif_mode_forward_and_reverse() {
+    let _turn = gst_turn();
     let server = fixture();
     let python = std::path::PathBuf::from("/usr/bin/python3");
     assert!(
@@ -589,15 +630,117 @@ fn gstreamer_onvif_mode_forward_and_reverse() {
         "-1".into(),
         "intra".into(),
     ]);
-    let rx = last_play(&v, "received");
+    let all = last_play(&v, "received");
+    let (audio, rx): (Vec<_>, Vec<_>) = all.into_iter().partition(|u| u.0 == "audio");
     let times: Vec<f64> = rx.iter().map(|u| u.1).collect();
     let mut want: Vec<f64> = (10..=19).chain(40..=50).map(f64::from).collect();
     want.reverse();
     assert_eq!(times, want);
     assert!(rx.iter().all(|u| u.0 == "video" && u.2 && u.4));
+    // Audio: only the two units at the start point that carry its T.
+    let t: Vec<bool> = audio.iter().map(|u| u.5).collect();
+    assert_eq!(t, [false, true], "{audio:?}");
     let ends: Vec<f64> = rx.iter().filter(|u| u.3).map(|u| u.1).collect();
     assert_eq!(ends, vec![40.0]);
     assert!(rx.last().unwrap().5);
+}
+
+/// What a GStreamer application receives (docs/replay.md "GStreamer as a peer"):
+/// `rtspsrc onvif-mode=true` with `Rate-Control: no`, rtponvifparse, rtph264depay and an
+/// appsink on video, a fakesink on audio; a flushing seek once the first PLAY flows.
+/// Returns (capture time in seconds from T0, keyframe) of each buffer the appsink got from
+/// the seek's segment.
+fn gst_appsink(
+    server: &ServerProc,
+    from: i64,
+    to: i64,
+    rate: &str,
+    intra: bool,
+) -> Vec<(f64, bool)> {
+    let python = std::path::PathBuf::from("/usr/bin/python3");
+    assert!(
+        python.is_file(),
+        "needs /usr/bin/python3 with python3-gi (scripts/test.sh)"
+    );
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/clients/gst_replay_appsink.py"
+    );
+    let t0 = T0 / SEC;
+    let mut cmd = Command::new(&python);
+    cmd.arg(script).arg(server.url("replay/lobby")).args([
+        (t0 + from).to_string(),
+        (t0 + to).to_string(),
+        rate.into(),
+    ]);
+    if intra {
+        cmd.arg("intra");
+    }
+    let (ok, stdout, stderr) = run_with_timeout(&mut cmd, Duration::from_secs(60));
+    assert!(ok, "gst_replay_appsink.py failed: {stderr}\n{stdout}");
+    let v: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    v["frames"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            let t = f[0].as_f64().unwrap() - t0 as f64;
+            ((t * 100.0).round() / 100.0, f[1].as_bool().unwrap())
+        })
+        .collect()
+}
+
+#[test]
+fn gstreamer_application_receives_reverse_frames_with_capture_times() {
+    let _turn = gst_turn();
+    let server = fixture();
+    // Reverse, key units only, from 50 s down to 10 s, across the gap: keyframes latest
+    // first. (GStreamer 1.22's rtspsrc drops the first unit after a seek, here the one at
+    // 50 s: docs/replay.md.)
+    let f = gst_appsink(&server, 10, 50, "-1", true);
+    let times: Vec<f64> = f.iter().map(|u| u.0).collect();
+    assert!(f.len() >= 19, "{} frames: {times:?}", f.len());
+    assert!(f.iter().all(|u| u.1), "keyframes only");
+    assert!(
+        times.windows(2).all(|w| w[1] < w[0]),
+        "reverse order: {times:?}"
+    );
+    let mut want: Vec<f64> = (10..=19).chain(40..=50).map(f64::from).collect();
+    want.reverse();
+    assert!(
+        times.iter().all(|t| want.contains(t)),
+        "capture times: {times:?}"
+    );
+    assert_eq!(times.last(), Some(&10.0));
+
+    // Reverse, all frames, from 50 s down to 40 s: GOPs latest first, each in decode
+    // order, with the capture time of every frame.
+    let f = gst_appsink(&server, 40, 50, "-1", false);
+    assert!(f.len() >= 225, "{} frames", f.len());
+    let keys: Vec<f64> = f.iter().filter(|u| u.1).map(|u| u.0).collect();
+    let want: Vec<f64> = (40..=49).rev().map(f64::from).collect();
+    assert!(keys.ends_with(&want), "GOPs: {keys:?}");
+    for w in f.windows(2) {
+        if w[1].1 {
+            assert!(
+                w[1].0 < w[0].0,
+                "a GOP starts earlier than the one before: {w:?}"
+            );
+        } else {
+            assert!(
+                (w[1].0 - w[0].0 - 0.04).abs() < 0.005,
+                "frames of a GOP in order, 40 ms apart: {w:?}"
+            );
+        }
+    }
+    assert!(f.iter().all(|u| (40.0..=50.0).contains(&u.0)));
+
+    // Forward, the same way: every frame in order (the keyframe at 45 s is the unit
+    // rtspsrc drops; 48 s, the segment's stop, is clipped by the sink).
+    let f = gst_appsink(&server, 45, 48, "1", false);
+    assert!(f.len() >= 70, "{} frames", f.len());
+    assert!(f.windows(2).all(|w| w[1].0 > w[0].0));
+    assert!(f.iter().all(|u| (45.0..48.0).contains(&u.0)));
 }
 
 #[test]

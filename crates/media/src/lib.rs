@@ -20,6 +20,7 @@ pub mod file;
 pub mod font;
 pub mod ingest;
 pub mod pacer;
+pub mod ptz;
 pub mod synthetic;
 
 /// One access unit: a video frame or an audio frame (or a few audio frames).

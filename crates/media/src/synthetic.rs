@@ -14,6 +14,10 @@
 //! at `start + n / fps`, audio frame `k` at `start + k * 20 ms`, computed from the index
 //! each time (no accumulated rounding drift).
 //!
+//! With a virtual PTZ head ([`SyntheticCamera::with_ptz`], docs/ptz.md) the scene is seen
+//! through it: the bars shift with the pan, and a spring-green square marks the scene's
+//! origin, drawn where the head's pan/tilt puts it and as large as its zoom makes it.
+//!
 //! Left out: B-frames, interlace, frame-rate or bitrate changes after construction,
 //! noise/texture (the picture is easy to compress on purpose), any audio besides the beep.
 
@@ -31,6 +35,7 @@ use openh264::formats::YUVSource;
 use openh264::OpenH264API;
 
 use crate::font::{self, Plane};
+use crate::ptz::{PtzHandle, PtzVector};
 use crate::{AccessUnit, Source, SourceError};
 
 /// The video codec of the synthetic camera.
@@ -105,6 +110,7 @@ pub struct SyntheticCamera {
     /// The next video unit, already encoded (so its wallclock can be compared with audio).
     pending_video: Option<AccessUnit>,
     beeper: Option<Beeper>,
+    ptz: Option<PtzHandle>,
 }
 
 impl SyntheticCamera {
@@ -146,6 +152,7 @@ impl SyntheticCamera {
             next_frame: 0,
             pending_video: None,
             beeper: cfg.audio.then(|| Beeper::new(start)),
+            ptz: None,
         };
         camera.fill_pending_video()?;
         let video_track = match &camera.encoder {
@@ -171,6 +178,13 @@ impl SyntheticCamera {
         Ok(camera)
     }
 
+    /// Draws the scene through `head` from the next picture on (the picture already
+    /// encoded to learn the parameter sets is drawn without it).
+    pub fn with_ptz(mut self, head: PtzHandle) -> Self {
+        self.ptz = Some(head);
+        self
+    }
+
     /// Picture size actually produced (after the rounding described on [`SyntheticConfig`]).
     pub fn picture_size(&self) -> (u32, u32) {
         (self.picture.width as u32, self.picture.height as u32)
@@ -191,7 +205,11 @@ impl SyntheticCamera {
             let n = self.next_frame;
             self.next_frame += 1;
             let wallclock = self.frame_wallclock(n);
-            self.picture.draw(n, wallclock);
+            let view = self.ptz.as_ref().map(|h| match h.lock() {
+                Ok(p) => p.position(wallclock),
+                Err(poisoned) => poisoned.into_inner().position(wallclock),
+            });
+            self.picture.draw(n, wallclock, view);
             let ts_ms = (u128::from(n) * 1000 / u128::from(self.fps)) as u64;
             let encoded = match &mut self.encoder {
                 VideoEncoder::H264(h) => h.encode(&self.picture, n, ts_ms)?,
@@ -288,6 +306,9 @@ const SCROLL_STEP: usize = 4;
 /// The bouncing box: orange, moving this many pixels per frame on each axis.
 const BOX_COLOUR: (u8, u8, u8) = (152, 50, 188);
 const BOX_SPEED: (usize, usize) = (6, 4);
+/// The PTZ marker: spring green (RGB 0, 255, 128), a colour found nowhere else in the
+/// picture; a sixth of the picture height at zoom 0.
+const MARKER_COLOUR: (u8, u8, u8) = (157, 110, 25);
 /// OSD: white text on a near-black box with neutral chroma.
 const TEXT_Y: u8 = 235;
 const TEXT_BG_Y: u8 = 16;
@@ -347,13 +368,16 @@ impl Picture {
         }
     }
 
-    /// Draws frame `n`, captured at `wallclock`.
-    fn draw(&mut self, n: u64, wallclock: UnixMicros) {
+    /// Draws frame `n`, captured at `wallclock`, seen through a PTZ head at `view`.
+    fn draw(&mut self, n: u64, wallclock: UnixMicros, view: Option<PtzVector>) {
         let (w, h) = (self.width, self.height);
         let cw = w / 2;
 
-        // Background: bars scrolling to the left.
-        let off = ((n % w as u64) as usize * SCROLL_STEP) % w;
+        // Background: bars scrolling to the left, shifted by the pan.
+        let pan_px = view.map_or(0, |v| {
+            (v.pan * w as f64 / 2.0 * zoom_factor(v.zoom)).rem_euclid(w as f64) as usize
+        });
+        let off = ((n % w as u64) as usize * SCROLL_STEP + (pan_px & !1)) % w;
         let coff = off / 2;
         for row in self.y.chunks_exact_mut(w) {
             row.copy_from_slice(&self.bars_y[off..off + w]);
@@ -371,6 +395,10 @@ impl Picture {
         let by = triangle(n.wrapping_mul(BOX_SPEED.1 as u64), h - side) & !1;
         self.fill(bx, by, side, side, BOX_COLOUR);
 
+        if let Some(v) = view {
+            self.marker(v);
+        }
+
         // OSD: capture time, then label and frame number.
         let margin = 8;
         self.text.clear();
@@ -379,6 +407,25 @@ impl Picture {
         self.text.clear();
         let _ = write!(self.text, "{}  frame {n}", self.label);
         self.label_box(margin, y0 + h0 + self.info_scale, self.info_scale);
+    }
+
+    /// The PTZ marker: the scene's origin seen through the head. Pan right (+) moves the
+    /// scene, and the marker, left; tilt up (+) moves it down; zoom enlarges it and its
+    /// distance from the centre (up to 4x at zoom 1).
+    fn marker(&mut self, v: PtzVector) {
+        let (w, h) = (self.width as f64, self.height as f64);
+        let s = zoom_factor(v.zoom);
+        let side = (h / 6.0 * s).max(2.0);
+        let cx = w / 2.0 - v.pan * w / 2.0 * s;
+        let cy = h / 2.0 + v.tilt * h / 2.0 * s;
+        let (x0, y0) = ((cx - side / 2.0).max(0.0), (cy - side / 2.0).max(0.0));
+        let (x1, y1) = ((cx + side / 2.0).min(w), (cy + side / 2.0).min(h));
+        if x1 <= x0 || y1 <= y0 {
+            return;
+        }
+        let (x, y) = (x0 as usize & !1, y0 as usize & !1);
+        let (mw, mh) = ((x1 as usize - x) & !1, (y1 as usize - y) & !1);
+        self.fill(x, y, mw, mh, MARKER_COLOUR);
     }
 
     /// Draws `self.text` as a label and neutralises the chroma under it.
@@ -426,6 +473,11 @@ impl Picture {
             .fill_rect(x / 2, y / 2, w / 2, h / 2, value);
         }
     }
+}
+
+/// How much a PTZ zoom (0..1) magnifies the scene: 1x to 4x.
+fn zoom_factor(zoom: f64) -> f64 {
+    1.0 + 3.0 * zoom.clamp(0.0, 1.0)
 }
 
 /// Position `p` folded into `0..=range` back and forth (a triangle wave).
@@ -1146,15 +1198,61 @@ mod tests {
     #[test]
     fn picture_moves_and_shows_the_time() {
         let mut p = Picture::new(640, 360, "cam1");
-        p.draw(0, T0);
+        p.draw(0, T0, None);
         let first = p.y.clone();
-        p.draw(1, T0 + 40_000);
+        p.draw(1, T0 + 40_000, None);
         assert_ne!(first, p.y, "picture changes from frame to frame");
         // The OSD box (near-black background + white text) sits at the top left.
         let row = 8 + p.time_scale + 2; // inside the first text row of glyphs
         let line = &p.y[row * 640..row * 640 + 640];
         assert!(line[..400].contains(&TEXT_Y));
         assert!(line[..400].contains(&TEXT_BG_Y));
+    }
+
+    /// Centroid and pixel count of the PTZ marker (its luma is found nowhere else).
+    fn marker_at(p: &Picture) -> (f64, f64, usize) {
+        let (mut sx, mut sy, mut n) = (0usize, 0usize, 0usize);
+        for (i, &y) in p.y.iter().enumerate() {
+            if y == MARKER_COLOUR.0 {
+                sx += i % p.width;
+                sy += i / p.width;
+                n += 1;
+            }
+        }
+        let n1 = n.max(1) as f64;
+        (sx as f64 / n1, sy as f64 / n1, n)
+    }
+
+    #[test]
+    fn ptz_view_moves_and_scales_the_marker() {
+        let mut p = Picture::new(640, 360, "cam1");
+        p.draw(0, T0, None);
+        assert_eq!(marker_at(&p).2, 0, "no marker without a head");
+        let view = |pan, tilt, zoom| Some(PtzVector { pan, tilt, zoom });
+        p.draw(0, T0, view(0.0, 0.0, 0.0));
+        let (x0, y0, n0) = marker_at(&p);
+        assert!(
+            (x0 - 320.0).abs() < 2.0 && (y0 - 180.0).abs() < 2.0,
+            "{x0},{y0}"
+        );
+        // Pan right by 0.5: the scene moves left by a quarter of the width.
+        p.draw(0, T0, view(0.5, 0.0, 0.0));
+        let (x, y, _) = marker_at(&p);
+        assert!(
+            (x - 160.0).abs() < 2.0 && (y - 180.0).abs() < 2.0,
+            "{x},{y}"
+        );
+        // Tilt up: the scene moves down.
+        p.draw(0, T0, view(0.0, 0.5, 0.0));
+        assert!((marker_at(&p).1 - 270.0).abs() < 2.0);
+        // Zoom 1/3: twice as large (four times the pixels), twice as far from the centre.
+        p.draw(0, T0, view(0.25, 0.0, 1.0 / 3.0));
+        let (x, _, n) = marker_at(&p);
+        assert!((x - 160.0).abs() < 2.0, "{x}");
+        assert!((n as f64 / n0 as f64 - 4.0).abs() < 0.3, "{n} vs {n0}");
+        // Out of view: nothing drawn, no panic.
+        p.draw(0, T0, view(1.0, 1.0, 1.0));
+        assert_eq!(marker_at(&p).2, 0);
     }
 
     /// Draw and encode times per frame; run with `--release -- --nocapture` for figures.
@@ -1172,7 +1270,7 @@ mod tests {
             let mut bytes = 0;
             for n in 1..=FRAMES {
                 let t0 = Instant::now();
-                cam.picture.draw(n, T0 + n as i64 * 40_000);
+                cam.picture.draw(n, T0 + n as i64 * 40_000, None);
                 let t1 = Instant::now();
                 let size = match &mut cam.encoder {
                     VideoEncoder::H264(h) => h

@@ -59,6 +59,7 @@ pub mod ns {
     pub const WSD: &str = "http://schemas.xmlsoap.org/ws/2005/04/discovery";
     pub const DN: &str = "http://www.onvif.org/ver10/network/wsdl";
     pub const TEV: &str = "http://www.onvif.org/ver10/events/wsdl";
+    pub const TPTZ: &str = "http://www.onvif.org/ver20/ptz/wsdl";
     pub const WSNT: &str = "http://docs.oasis-open.org/wsn/b-2";
     pub const WSTOP: &str = "http://docs.oasis-open.org/wsn/t-1";
     /// WS-Addressing 1.0 (the event service's endpoint references).

@@ -31,6 +31,8 @@ pub struct DeviceModel {
     pub session_timeout_s: u64,
     /// The Event service's limit of open subscriptions (MaxPullPoints).
     pub max_pull_points: usize,
+    /// Cameras (profile tokens) with a PTZ head.
+    pub ptz: Vec<String>,
 }
 
 impl DeviceModel {

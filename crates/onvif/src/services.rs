@@ -21,6 +21,7 @@ use crate::wsse::{authorize, AccessClass, NonceCache, SoapAuth};
 use crate::xml::{el, escape};
 
 pub mod event_service;
+pub mod ptz_service;
 
 use event_service::Reply;
 pub use event_service::{EventContext, PendingPull};
@@ -46,6 +47,7 @@ pub fn service_namespace(path: &str) -> Option<&'static str> {
         "/onvif/search_service" => ns::TSE,
         "/onvif/replay_service" => ns::TRP,
         "/onvif/events_service" => ns::TEV,
+        "/onvif/ptz_service" => ns::TPTZ,
         p if p.starts_with(event_service::SUBSCRIPTION_PATH) => ns::TEV,
         _ => return None,
     })
@@ -91,6 +93,19 @@ pub fn handle_with_events(
     nonces: &mut NonceCache,
     events: Option<EventContext>,
 ) -> Outcome {
+    handle_with_state(body, model, auth, http_user, nonces, events, None)
+}
+
+/// [`handle_with_events`] with the PTZ heads too (None: the PTZ operations fault).
+pub fn handle_with_state(
+    body: &[u8],
+    model: &DeviceModel,
+    auth: &dyn SoapAuth,
+    http_user: Option<(&str, crate::Role)>,
+    nonces: &mut NonceCache,
+    events: Option<EventContext>,
+    ptz: Option<&dyn ptz_service::PtzHeads>,
+) -> Outcome {
     let req = match parse_request(body) {
         Ok(r) => r,
         Err(f) => return Outcome::Done(fault("?", f)),
@@ -130,6 +145,12 @@ pub fn handle_with_events(
                 }
             }
             None => Err(Fault::action_not_supported(&req.namespace, &req.action)),
+        }
+    } else if req.namespace == ns::TPTZ {
+        match (ptz, crate::xml::parse(body, &[])) {
+            (Some(heads), Ok(doc)) => ptz_service::dispatch(&req, &doc, model, heads),
+            (None, _) => Err(Fault::action_not_supported(&req.namespace, &req.action)),
+            (_, Err(e)) => Err(Fault::not_well_formed(e)),
         }
     } else {
         dispatch(&req, model)
@@ -228,6 +249,22 @@ pub fn access_class(namespace: &str, action: &str) -> Option<AccessClass> {
             | "SetSynchronizationPoint",
         ) => ReadMedia,
         (ns::WSNT, "Renew" | "Unsubscribe") => ReadMedia,
+        (ns::TPTZ, "GetServiceCapabilities") => PreAuth,
+        (
+            ns::TPTZ,
+            "GetNodes"
+            | "GetNode"
+            | "GetConfigurations"
+            | "GetConfiguration"
+            | "GetConfigurationOptions"
+            | "GetStatus"
+            | "GetPresets",
+        ) => ReadMedia,
+        (
+            ns::TPTZ,
+            "ContinuousMove" | "AbsoluteMove" | "RelativeMove" | "Stop" | "SetPreset"
+            | "GotoPreset" | "RemovePreset",
+        ) => Actuate,
         _ => return None,
     };
     Some(c)
@@ -286,7 +323,7 @@ fn device(req: &Request, m: &DeviceModel) -> Result<String, Fault> {
                     format!("unknown capability category {cat:?}"),
                 ));
             }
-            if matches!(cat, "Analytics" | "Imaging" | "PTZ") {
+            if matches!(cat, "Analytics" | "Imaging") || (cat == "PTZ" && m.ptz.is_empty()) {
                 return Err(Fault::receiver(
                     "ter:ActionNotSupported",
                     Some("ter:NoSuchService"),
@@ -313,6 +350,9 @@ fn device(req: &Request, m: &DeviceModel) -> Result<String, Fault> {
                     m.xaddr("media")
                 );
             }
+            if (all || cat == "PTZ") && !m.ptz.is_empty() {
+                s += &format!("<tt:PTZ><tt:XAddr>{}</tt:XAddr></tt:PTZ>", m.xaddr("ptz"));
+            }
             if all {
                 let outputs = m.cameras.iter().filter(|c| !c.backchannel.is_empty()).count();
                 let audio = m.cameras.iter().filter(|c| c.audio.is_some()).count();
@@ -330,7 +370,8 @@ fn device(req: &Request, m: &DeviceModel) -> Result<String, Fault> {
         "GetServices" => {
             let with_caps = req.arg("IncludeCapability") == Some("true");
             let mut s = String::from("<tds:GetServicesResponse>");
-            for (path, nsuri, prefix) in SERVICES {
+            let ptz = (!m.ptz.is_empty()).then_some(("ptz", ns::TPTZ, "tptz"));
+            for (path, nsuri, prefix) in SERVICES.into_iter().chain(ptz) {
                 let caps = if with_caps {
                     format!(
                         "<tds:Capabilities>{}</tds:Capabilities>",
@@ -419,6 +460,9 @@ fn service_capabilities(nsuri: &str, prefix: &str, m: &DeviceModel) -> String {
     let video = m.cameras.iter().filter(|c| c.video.is_some()).count();
     if nsuri == ns::TEV {
         return event_service::capabilities(m.max_pull_points);
+    }
+    if nsuri == ns::TPTZ {
+        return ptz_service::capabilities();
     }
     let inner = match nsuri {
         ns::TDS => "<tds:Network IPFilter=\"false\" ZeroConfiguration=\"false\" IPVersion6=\"false\" DynDNS=\"false\"/><tds:Security UsernameToken=\"true\" HttpDigest=\"true\"/><tds:System DiscoveryResolve=\"false\" DiscoveryBye=\"true\" RemoteDiscovery=\"false\" SystemBackup=\"false\" SystemLogging=\"false\" FirmwareUpgrade=\"false\"/>".to_owned(),
@@ -587,13 +631,23 @@ fn profile_v10(c: &CameraModel, m: &DeviceModel, tag: &str) -> String {
         _ => String::new(),
     };
     format!(
-        "<{tag} token=\"{n}\" fixed=\"true\"><tt:Name>{n}</tt:Name>{}{}{}{}{ext}</{tag}>",
+        "<{tag} token=\"{n}\" fixed=\"true\"><tt:Name>{n}</tt:Name>{}{}{}{}{}{ext}</{tag}>",
         video_source_config(c, "tt:VideoSourceConfiguration").unwrap_or_default(),
         audio_source_config(c, "tt:AudioSourceConfiguration").unwrap_or_default(),
         video_encoder_config(c, "tt:VideoEncoderConfiguration", t).unwrap_or_default(),
         audio_encoder_config(c, "tt:AudioEncoderConfiguration", t).unwrap_or_default(),
+        ptz_config(c, m, "tt:PTZConfiguration"),
         n = escape(&c.name)
     )
+}
+
+/// The profile's PTZ configuration, if its camera has a head.
+fn ptz_config(c: &CameraModel, m: &DeviceModel, tag: &str) -> String {
+    if m.ptz.contains(&c.name) {
+        ptz_service::configuration(&c.name, tag)
+    } else {
+        String::new()
+    }
 }
 
 /// Every camera's `what` element, or the one a `ConfigurationToken` names.
@@ -809,11 +863,12 @@ fn media2(req: &Request, m: &DeviceModel) -> Result<String, Fault> {
             cams.iter()
                 .map(|c| {
                     format!(
-                        "<tr2:Profiles token=\"{n}\" fixed=\"true\"><tr2:Name>{n}</tr2:Name><tr2:Configurations>{}{}{}{}{}{}</tr2:Configurations></tr2:Profiles>",
+                        "<tr2:Profiles token=\"{n}\" fixed=\"true\"><tr2:Name>{n}</tr2:Name><tr2:Configurations>{}{}{}{}{}{}{}</tr2:Configurations></tr2:Profiles>",
                         video_source_config(c, "tr2:VideoSource").unwrap_or_default(),
                         audio_source_config(c, "tr2:AudioSource").unwrap_or_default(),
                         video_encoder2(c).unwrap_or_default(),
                         audio_encoder2(c, "tr2:AudioEncoder").unwrap_or_default(),
+                        ptz_config(c, m, "tr2:PTZ"),
                         audio_output_config(c, "tr2:AudioOutput").unwrap_or_default(),
                         audio_decoder_config(c, "tr2:AudioDecoder").unwrap_or_default(),
                         n = escape(&c.name)

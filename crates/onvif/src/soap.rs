@@ -149,7 +149,7 @@ impl Fault {
 /// A SOAP 1.2 envelope around `body` with every namespace prefix the responses use.
 pub fn envelope(body: &str) -> String {
     format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<env:Envelope xmlns:env=\"{}\" xmlns:tt=\"{}\" xmlns:tds=\"{}\" xmlns:trt=\"{}\" xmlns:tr2=\"{}\" xmlns:tmd=\"{}\" xmlns:trc=\"{}\" xmlns:tse=\"{}\" xmlns:trp=\"{}\" xmlns:ter=\"{}\" xmlns:tev=\"{}\" xmlns:wsnt=\"{}\" xmlns:wstop=\"{}\" xmlns:wsa5=\"{}\" xmlns:tns1=\"{}\" xmlns:xs=\"{}\"><env:Body>{body}</env:Body></env:Envelope>\n",
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<env:Envelope xmlns:env=\"{}\" xmlns:tt=\"{}\" xmlns:tds=\"{}\" xmlns:trt=\"{}\" xmlns:tr2=\"{}\" xmlns:tmd=\"{}\" xmlns:trc=\"{}\" xmlns:tse=\"{}\" xmlns:trp=\"{}\" xmlns:ter=\"{}\" xmlns:tev=\"{}\" xmlns:wsnt=\"{}\" xmlns:wstop=\"{}\" xmlns:wsa5=\"{}\" xmlns:tns1=\"{}\" xmlns:xs=\"{}\" xmlns:tptz=\"{}\"><env:Body>{body}</env:Body></env:Envelope>\n",
         ns::SOAP12,
         ns::TT,
         ns::TDS,
@@ -166,6 +166,7 @@ pub fn envelope(body: &str) -> String {
         ns::WSA5,
         ns::TNS1,
         ns::XS,
+        ns::TPTZ,
     )
 }
 

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Service WSDLs whose `<xs:schema>` is extracted, and the schema file name written.
-const WSDLS: [(&str, &str); 7] = [
+const WSDLS: [(&str, &str); 8] = [
     ("devicemgmt.wsdl", "device.xsd"),
     ("media.wsdl", "media.xsd"),
     ("deviceio.wsdl", "deviceio.xsd"),
@@ -14,6 +14,7 @@ const WSDLS: [(&str, &str); 7] = [
     ("search.wsdl", "search.xsd"),
     ("replay.wsdl", "replay.xsd"),
     ("events.wsdl", "events.xsd"),
+    ("ptz.wsdl", "ptz.xsd"),
 ];
 
 fn source_dir() -> PathBuf {

@@ -194,6 +194,8 @@ pub enum AccessClass {
     ReadSystem,
     /// Administrators only (GetUsers).
     ReadSystemSecret,
+    /// Operators and administrators: moving things (PTZ moves and presets).
+    Actuate,
 }
 
 impl AccessClass {
@@ -202,6 +204,7 @@ impl AccessClass {
         match self {
             AccessClass::PreAuth | AccessClass::ReadMedia | AccessClass::ReadSystem => true,
             AccessClass::ReadSystemSecret => role == Role::Administrator,
+            AccessClass::Actuate => role != Role::User,
         }
     }
 }

@@ -21,6 +21,11 @@
 //! `Frames: intra` sends video keyframes only (no audio: a stream of audio fragments one
 //! per GOP is of no use); `intra/<ms>` keeps keyframes at least that far apart on the
 //! recording timeline; `predicted` drops disposable (non-reference) pictures.
+//!
+//! A set-up track that the delivery does not send (audio in reverse or with `Frames:
+//! intra`) still gets its T: the delivery opens with that track's [`SILENT_UNITS`] units
+//! at the start point, in the delivery's direction, T on the last (docs/replay.md
+//! "Tracks a delivery does not send").
 
 use std::collections::VecDeque;
 
@@ -34,6 +39,12 @@ use crate::StoreError;
 /// knowing whether it is the track's last (T stays clear): bounds the hold queue for
 /// sparse tracks.
 const HOLD_US: i64 = 2_000_000;
+
+/// Units sent at the start point for a set-up track the delivery does not send, the last
+/// one with T. Two, not one: GStreamer's `rtspsrc` in ONVIF mode discards the first access
+/// unit of every stream after a seek (docs/replay.md "GStreamer as a peer"), and the T of
+/// a lone unit would never reach its `rtponvifparse`.
+pub const SILENT_UNITS: usize = 2;
 
 /// Which frames a delivery sends (ONVIF `Frames`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,6 +113,8 @@ pub struct Replay {
     finished: bool,
     first_sent: bool,
     last_key: Option<UnixMicros>,
+    /// Units of the tracks this delivery does not send, sent first (see the module doc).
+    silent: VecDeque<ReplayUnit>,
 }
 
 impl Replay {
@@ -116,7 +129,7 @@ impl Replay {
             (None, None, Direction::Reverse) => UnixMicros::MAX,
         };
         let start_point = reader.seek(t, params.direction)?;
-        Ok(Replay {
+        let mut replay = Replay {
             reader,
             params,
             kinds,
@@ -127,7 +140,79 @@ impl Replay {
             finished: false,
             first_sent: false,
             last_key: None,
-        })
+            silent: VecDeque::new(),
+        };
+        if replay.start_point.is_some() && replay.params.resume_after.is_none() {
+            replay.silent = replay.silent_units()?;
+            if !replay.silent.is_empty() {
+                // Reading them moved the forward cursor: place both cursors again.
+                replay.reader.seek(t, replay.params.direction)?;
+            }
+        }
+        Ok(replay)
+    }
+
+    /// The set-up tracks this delivery sends nothing of: audio (any track that is not
+    /// video) in reverse or with `Frames: intra`.
+    fn silent_tracks(&self) -> Vec<usize> {
+        let skips_audio = self.params.direction == Direction::Reverse
+            || matches!(self.params.frames, FrameFilter::Intra { .. });
+        if !skips_audio {
+            return Vec::new();
+        }
+        let mut t: Vec<usize> = self
+            .params
+            .tracks
+            .iter()
+            .copied()
+            .filter(|&t| !self.is_video(t))
+            .collect();
+        t.dedup();
+        t
+    }
+
+    /// The first [`SILENT_UNITS`] units of each silent track from the start point on (at
+    /// most [`HOLD_US`] of recording later), in delivery order, flagged: clean points, D on
+    /// each in reverse (each is its own GOP there), T on the last of each track.
+    fn silent_units(&mut self) -> Result<VecDeque<ReplayUnit>, StoreError> {
+        let tracks = self.silent_tracks();
+        let Some(from) = self.start_point else {
+            return Ok(VecDeque::new());
+        };
+        let mut per_track: Vec<Vec<StoredFrame>> = tracks.iter().map(|_| Vec::new()).collect();
+        while per_track.iter().any(|v| v.len() < SILENT_UNITS) {
+            let Some(f) = self.reader.next_forward()? else {
+                break;
+            };
+            if f.wallclock > from.saturating_add(HOLD_US) {
+                break;
+            }
+            if let Some(v) = tracks
+                .iter()
+                .position(|&t| t == f.track)
+                .and_then(|i| per_track.get_mut(i))
+            {
+                if v.len() < SILENT_UNITS {
+                    v.push(f);
+                }
+            }
+        }
+        let reverse = self.params.direction == Direction::Reverse;
+        let mut out = VecDeque::new();
+        for mut frames in per_track {
+            if reverse {
+                frames.reverse();
+            }
+            let n = frames.len();
+            for (i, f) in frames.into_iter().enumerate() {
+                let mut u = unit(f, i + 1 == n);
+                u.flags.clean = true;
+                u.flags.end = false;
+                u.flags.discontinuity = reverse;
+                out.push_back(u);
+            }
+        }
+        Ok(out)
     }
 
     /// The wallclock of the unit the delivery starts with, if footage exists there.
@@ -149,7 +234,7 @@ impl Replay {
         if self.finished {
             return Ok(Batch::Finished);
         }
-        let mut out = Vec::new();
+        let mut out: Vec<ReplayUnit> = self.silent.drain(..).collect();
         match self.params.direction {
             Direction::Forward => self.forward(&mut out, max_units, max_bytes)?,
             Direction::Reverse => self.reverse(&mut out, max_units, max_bytes)?,

@@ -9,7 +9,9 @@ use std::time::Duration;
 use common::*;
 use ipcamd_media::AccessUnit;
 use ipcamd_proto::time::UnixMicros;
-use ipcamd_store::replay::{Batch, FrameFilter, Pacing, Replay, ReplayParams, ReplayUnit};
+use ipcamd_store::replay::{
+    Batch, FrameFilter, Pacing, Replay, ReplayParams, ReplayUnit, SILENT_UNITS,
+};
 use ipcamd_store::{Direction, Store};
 
 struct Fixture {
@@ -65,6 +67,26 @@ fn keys_in(units: &[AccessUnit], from: UnixMicros, to: UnixMicros) -> Vec<UnixMi
         .into_iter()
         .filter(|&k| k >= from && k < to)
         .collect()
+}
+
+/// The units of the tracks a delivery does not send (audio in reverse or with `Frames:
+/// intra`), which open it, and the rest; checks their flags: clean points, D on each in
+/// reverse, T on the last only, in the delivery's direction.
+fn split_silent(out: &[ReplayUnit], reverse: bool) -> (&[ReplayUnit], &[ReplayUnit]) {
+    let n = out.iter().take_while(|u| u.frame.track == 1).count();
+    let (silent, rest) = out.split_at(n);
+    assert_eq!(
+        silent.len(),
+        SILENT_UNITS,
+        "the audio track's units at the start"
+    );
+    assert!(silent.iter().all(|u| u.flags.clean && !u.flags.end));
+    assert!(silent.iter().all(|u| u.flags.discontinuity == reverse));
+    let t: Vec<bool> = silent.iter().map(|u| u.flags.terminal).collect();
+    assert_eq!(t, [false, true], "T on the last");
+    let w = silent[1].frame.wallclock - silent[0].frame.wallclock;
+    assert!(if reverse { w < 0 } else { w > 0 }, "in delivery order");
+    (silent, rest)
 }
 
 fn terminal_tracks(out: &[ReplayUnit]) -> Vec<usize> {
@@ -167,7 +189,9 @@ fn forward_intra_with_interval_and_resume() {
     p.frames = FrameFilter::Intra {
         interval_us: Some(2 * SEC),
     };
-    let (_, out) = run(&f, p);
+    let (_, all) = run(&f, p);
+    let (silent, out) = split_silent(&all, false);
+    assert_eq!(silent[0].frame.wallclock, T0, "from the start point");
     let ks = keys_in(&f.units, T0, T0 + 9 * SEC + 1);
     let got: Vec<UnixMicros> = out.iter().map(|u| u.frame.wallclock).collect();
     let want: Vec<UnixMicros> = ks.iter().copied().step_by(2).collect();
@@ -189,13 +213,16 @@ fn forward_intra_with_interval_and_resume() {
 fn reverse_gops_in_reverse_order_with_flags() {
     let f = fixture();
     let start = T0 + 25 * SEC + 500_000;
-    let (sp, out) = run(&f, params(Some(start), None, Direction::Reverse));
+    let (sp, all) = run(&f, params(Some(start), None, Direction::Reverse));
     let ks = keys(&f.units);
     let key = ks.iter().copied().filter(|&k| k <= start).max();
     assert_eq!(sp, key);
+    // Audio is not sent in reverse, but gets its T: its first units from the start point.
+    let (silent, out) = split_silent(&all, true);
+    assert!(silent.iter().all(|u| Some(u.frame.wallclock) >= key));
     assert!(
         out.iter().all(|u| u.frame.track == 0),
-        "no audio in reverse"
+        "no more audio in reverse"
     );
     assert!(out.iter().all(|u| u.frame.wallclock <= start));
     // GOP keys: every key at or before the start point, latest first.
@@ -233,7 +260,7 @@ fn reverse_gops_in_reverse_order_with_flags() {
     assert!(ends[1] > T0 && ends[1] < T0 + SEC);
     let last = out.last().unwrap();
     assert!(last.flags.terminal && last.flags.end);
-    assert_eq!(terminal_tracks(&out), vec![0]);
+    assert_eq!(terminal_tracks(&all), vec![1, 0]);
 }
 
 #[test]
@@ -241,8 +268,9 @@ fn reverse_start_in_gap_closed_range_and_intra() {
     let f = fixture();
     let ks = keys(&f.units);
     let last_of_first = ks.iter().copied().filter(|&k| k < T0 + 10 * SEC).max();
-    let (sp, out) = run(&f, params(Some(T0 + 15 * SEC), None, Direction::Reverse));
+    let (sp, all) = run(&f, params(Some(T0 + 15 * SEC), None, Direction::Reverse));
     assert_eq!(sp, last_of_first);
+    let (_, out) = split_silent(&all, true);
     assert_eq!(out[0].frame.wallclock, last_of_first.unwrap());
 
     // Closed reverse range: from the later time back to the earlier one.
@@ -252,7 +280,8 @@ fn reverse_start_in_gap_closed_range_and_intra() {
         Direction::Reverse,
     );
     p.frames = FrameFilter::Intra { interval_us: None };
-    let (_, out) = run(&f, p);
+    let (_, all) = run(&f, p);
+    let (_, out) = split_silent(&all, true);
     let got: Vec<UnixMicros> = out.iter().map(|u| u.frame.wallclock).collect();
     let mut want = keys_in(&f.units, T0 + 22 * SEC, T0 + 25 * SEC + 500_001);
     want.reverse();
@@ -262,7 +291,7 @@ fn reverse_start_in_gap_closed_range_and_intra() {
     );
     assert!(out.iter().all(|u| u.flags.discontinuity && u.flags.clean));
     assert!(out.last().unwrap().flags.terminal);
-    assert_eq!(terminal_tracks(&out).len(), 1);
+    assert_eq!(terminal_tracks(&all), vec![1, 0]);
 }
 
 #[test]

@@ -11,11 +11,12 @@ times START and END (Unix seconds; GStreamer's ONVIF mode sends them as `Range: 
 RATE (-1 for reverse; `Scale`), "intra" for the key-unit trick mode (`Frames: intra`).
 Records the ONVIF replay header extension of every RTP packet that carries one, twice:
 as rtspsrc received it from the network (the input of its jitterbuffer: "received") and
-as rtspsrc hands it out (before rtponvifparse: "packets"). In reverse, GStreamer 1.22's
-jitterbuffer in live mode holds the data (its non-live mode, the example's
-`is-live=false`, crashes in 1.22), so reverse is checked on "received". Stops at EOS, after 20 s, or 3 s
+as rtspsrc hands it out (before rtponvifparse: "packets"). The wire-level checks (GOP
+order, flags, CSeq) use "received"; what an application gets out of the pipeline is
+checked by gst_replay_appsink.py. Stops at EOS, after 20 s, or 3 s
 after the last packet.
-Prints one JSON line: {"packets": [[cseq, media, ntp_seconds_unix, C, E, D, T, seq], ...],
+Prints one JSON line: {"packets": [[cseq, media, ntp_seconds_unix, C, E, D, T, seq], ...]
+(one entry per unit: the packets of a unit, which all carry the extension, are merged),
 "received": [same], "parsed": N (buffers out of rtponvifparse), "errors": [...]}.
 """
 import json
@@ -82,8 +83,17 @@ def main():
         ntp = sec - NTP_UNIX + frac / 2**32
         if media is None:
             media = "video" if data[1] & 0x7F >= 96 or data[1] & 0x7F == 26 else "audio"
-        out.append([cseq, media, ntp, bool(flags & 0x80), bool(flags & 0x40),
-                        bool(flags & 0x20), bool(flags & 0x10), seq])
+        entry = [cseq, media, ntp, bool(flags & 0x80), bool(flags & 0x40),
+                 bool(flags & 0x20), bool(flags & 0x10), seq]
+        # ipcamd repeats the extension on every packet of a unit (D on the first, T on
+        # the last): one entry per unit, its flags the union.
+        prev = next((e for e in reversed(out) if e[1] == media), None)
+        if prev is not None and prev[0] == cseq and prev[2] == ntp and prev[7] + 1 == seq:
+            for i in range(3, 7):
+                prev[i] = prev[i] or entry[i]
+            prev[7] = seq
+            return
+        out.append(entry)
 
     def on_src_pad(_src, pad):
         caps = pad.get_current_caps() or pad.query_caps(None)

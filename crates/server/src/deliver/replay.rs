@@ -1,7 +1,7 @@
 //! The ONVIF replay pump (docs/onvif.md "Replay"; docs/replay.md): sends what the store's
 //! replay selection ([`ipcamd_store::replay`]) picks, paced as [`Pacing`] says with
 //! `Rate-Control: yes` or as fast as the transport takes it with `no`, each unit packetized
-//! with the 0xABAC header extension on its first packet. The PLAY rules (headers, queueing,
+//! with the 0xABAC header extension on every packet (D on the first, T on the last). The PLAY rules (headers, queueing,
 //! `Immediate`, resume after PAUSE) are the session core's
 //! (`ipcamd_proto::rtsp::server::replay`); this is the I/O half. Hand-written (no crate
 //! does ONVIF replay).
@@ -414,24 +414,33 @@ impl Wire {
             discontinuity: u.flags.discontinuity,
             terminal: u.flags.terminal,
             cseq,
-        }
-        .to_bytes();
+        };
+        let last = self.payloads.len().saturating_sub(1);
         for (k, p) in self.payloads.iter().enumerate() {
-            // The replay extension on the first packet of the unit; a JPEG header
-            // extension is appended to it in the same header extension (docs/mjpeg.md).
+            // The replay extension on every packet of the unit (the standard asks for the
+            // first; every packet gives GStreamer's rtponvifparse the capture time of the
+            // whole unit): D on the first packet only, T on the last only (docs/replay.md
+            // "Header extension on every packet"). A JPEG header extension is appended to
+            // the first packet's (docs/mjpeg.md).
+            let body = OnvifReplayExt {
+                discontinuity: ext.discontinuity && k == 0,
+                terminal: ext.terminal && k == last,
+                ..ext
+            }
+            .to_bytes();
             let with_jpeg = p
                 .header_ext
                 .as_ref()
                 .filter(|_| k == 0)
-                .map(|j| replay_ext_with_jpeg(&ext, j));
-            let body: &[u8] = with_jpeg.as_deref().unwrap_or(&ext);
+                .map(|j| replay_ext_with_jpeg(&body, j));
+            let body: &[u8] = with_jpeg.as_deref().unwrap_or(&body);
             let header = RtpHeader {
                 payload_type: o.payload_type,
                 marker: p.marker,
                 sequence: o.seq,
                 timestamp: ts.wrapping_add(p.ts_offset),
                 ssrc: o.sr.ssrc,
-                extension: (k == 0).then_some(RtpExtension {
+                extension: Some(RtpExtension {
                     profile: OnvifReplayExt::PROFILE,
                     data: body,
                 }),
@@ -447,7 +456,7 @@ impl Wire {
                     if self.tcp_writer.is_none() {
                         self.tcp_writer = Some(writer.clone());
                     }
-                    let len = 12 + if k == 0 { 4 + body.len() } else { 0 } + p.data.len();
+                    let len = 12 + 4 + body.len() + p.data.len();
                     self.tcp.put_slice(&write_interleaved(*rtp_channel, len));
                     write_rtp(&header, &p.data, &mut self.tcp);
                 }

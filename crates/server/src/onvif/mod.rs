@@ -17,6 +17,7 @@
 pub mod discovery;
 pub mod events;
 pub mod model;
+pub mod ptz;
 pub mod snapshot;
 
 use std::collections::HashMap;
@@ -55,6 +56,8 @@ pub struct OnvifOptions {
     pub motion: HashMap<String, events::MotionPeriods>,
     /// Event service limits (subscriptions per user and in all, queue length, ...).
     pub event_limits: ipcamd_onvif::events::EventLimits,
+    /// The virtual PTZ heads of synthetic cameras, by camera (the PTZ service).
+    pub ptz: HashMap<String, ipcamd_media::ptz::PtzHandle>,
 }
 
 impl Default for OnvifOptions {
@@ -67,6 +70,7 @@ impl Default for OnvifOptions {
             model: "ipcamd".into(),
             motion: HashMap::new(),
             event_limits: Default::default(),
+            ptz: HashMap::new(),
         }
     }
 }
@@ -317,7 +321,7 @@ pub async fn soap(
     let outcome = {
         let mut nonces = lock(&onvif.nonces);
         let mut bus = onvif.events.bus();
-        ipcamd_onvif::services::handle_with_events(
+        ipcamd_onvif::services::handle_with_state(
             body,
             &model,
             onvif.soap_auth.as_ref(),
@@ -328,6 +332,7 @@ pub async fn soap(
                 path,
                 new_id: &new_id,
             }),
+            Some(&ptz::Heads(&onvif.options.ptz)),
         )
     };
     let resp = match outcome {

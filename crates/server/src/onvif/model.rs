@@ -36,6 +36,11 @@ pub async fn device_model(onvif: &Onvif, host: &str, local: SocketAddr) -> Devic
     };
     let http_port = onvif.http_addr.map(|a| a.port()).unwrap_or(80);
     let o = &onvif.options;
+    let ptz = cameras
+        .iter()
+        .filter(|c| o.ptz.contains_key(&c.name))
+        .map(|c| c.name.clone())
+        .collect();
     DeviceModel {
         manufacturer: o.manufacturer.clone(),
         model: o.model.clone(),
@@ -66,6 +71,7 @@ pub async fn device_model(onvif: &Onvif, host: &str, local: SocketAddr) -> Devic
         users: onvif.soap_auth.users(),
         session_timeout_s: onvif.session_timeout.as_secs(),
         max_pull_points: o.event_limits.total,
+        ptz,
     }
 }
 
