@@ -251,7 +251,8 @@ async fn poll_states(events: &Events, s: &Sources) {
         let t = now();
         for c in s.cameras.sorted() {
             let offline = c.stream.offline_reason();
-            let mut data = vec![("Online", flag(offline.is_none()))];
+            let online = offline.is_none();
+            let mut data = vec![("Online", flag(online))];
             if let Some(why) = offline {
                 data.push(("Reason", why));
             }
@@ -270,7 +271,8 @@ async fn poll_states(events: &Events, s: &Sources) {
                 ));
             }
             if let Some(active) = recordings.get(c.name.as_str()) {
-                let state = if active.load(Ordering::Relaxed) {
+                // An offline camera's recording writes nothing: Idle until its source is back.
+                let state = if active.load(Ordering::Relaxed) && online {
                     "Active"
                 } else {
                     "Idle"
