@@ -49,3 +49,6 @@ echo "== fuzz smoke run"
 
 echo "== bench/run --smoke (benchmarks at a tiny size: must still produce the table)"
 BENCH_CARGO_FEATURES=ipcamd/alsa /usr/bin/python3 bench/run --smoke
+
+echo "== bench/soak.py --minutes 2 (clients coming and going; RSS, fds, threads flat; no gap)"
+/usr/bin/python3 bench/soak.py --minutes 2 --bin-dir target/debug --out target/soak-ci.md --csv target/soak-ci.csv
