@@ -194,6 +194,11 @@ pub enum AccessClass {
     ReadSystem,
     /// Administrators only (GetUsers).
     ReadSystemSecret,
+    /// Operators and administrators: changing what the device does (encoder settings,
+    /// recording job modes).
+    Actuate,
+    /// Administrators only: changing the system (users, scopes, host name, clock).
+    WriteSystem,
 }
 
 impl AccessClass {
@@ -201,7 +206,8 @@ impl AccessClass {
     pub fn allows(self, role: Role) -> bool {
         match self {
             AccessClass::PreAuth | AccessClass::ReadMedia | AccessClass::ReadSystem => true,
-            AccessClass::ReadSystemSecret => role == Role::Administrator,
+            AccessClass::Actuate => role >= Role::Operator,
+            AccessClass::ReadSystemSecret | AccessClass::WriteSystem => role == Role::Administrator,
         }
     }
 }
