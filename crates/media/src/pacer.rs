@@ -6,9 +6,14 @@
 //! back-off (1 s doubling to 30 s); its stream keeps its tracks and RTP numbering, so
 //! readers see a pause, not a new stream. Meanwhile the stream is marked offline
 //! ([`Stream::offline_reason`]) so that the server answers 503.
+//!
+//! A source can also be replaced while it runs ([`SourceSwitch::replace`]: an encoder
+//! restarted with new settings): the thread takes the new source before its next unit,
+//! sets the stream's tracks to the new source's (same codecs: readers go on, with the new
+//! parameter sets) and continues the media time as after a restart.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use ipcamd_proto::time::UnixMicros;
@@ -33,6 +38,42 @@ pub struct LiveSource {
     pub stream: Arc<Stream>,
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
+    switch: SourceSwitch,
+}
+
+/// A source and the factory that re-creates it after a failure, waiting for the pacing
+/// thread to take them.
+type Pending = Option<(Box<dyn Source>, SourceFactory)>;
+
+/// Hands a new source to a running [`LiveSource`]'s thread (cloneable, for whoever
+/// changes the camera's settings).
+#[derive(Clone)]
+pub struct SourceSwitch {
+    pending: Arc<Mutex<Pending>>,
+}
+
+impl SourceSwitch {
+    /// Replaces the source (already opened, so that its errors are the caller's) and the
+    /// factory used after a failure. The thread switches before its next access unit; a
+    /// replacement not taken yet is superseded.
+    pub fn replace(&self, source: Box<dyn Source>, factory: SourceFactory) {
+        *self.pending.lock().unwrap_or_else(|e| e.into_inner()) = Some((source, factory));
+    }
+
+    /// Whether a replacement waits for the thread to take it.
+    pub fn pending(&self) -> bool {
+        self.pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some()
+    }
+
+    fn take(&self) -> Pending {
+        self.pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+    }
 }
 
 impl LiveSource {
@@ -42,20 +83,30 @@ impl LiveSource {
         let first = factory(now_micros())?;
         let stream = Stream::new(name, first.tracks().to_vec());
         let stop = Arc::new(AtomicBool::new(false));
+        let switch = SourceSwitch {
+            pending: Arc::new(Mutex::new(None)),
+        };
         let thread = {
             let stream = stream.clone();
             let stop = stop.clone();
             let name = name.to_owned();
+            let switch = switch.clone();
             std::thread::Builder::new()
                 .name(format!("source-{name}"))
-                .spawn(move || run(&name, first, factory, &stream, &stop))
+                .spawn(move || run(&name, first, factory, &stream, &stop, &switch))
                 .map_err(|e| SourceError::Encoder(format!("cannot start source thread: {e}")))?
         };
         Ok(LiveSource {
             stream,
             stop,
             thread: Some(thread),
+            switch,
         })
+    }
+
+    /// The handle that replaces this camera's source while it runs.
+    pub fn switch(&self) -> SourceSwitch {
+        self.switch.clone()
     }
 
     pub fn stop(&mut self) {
@@ -83,12 +134,27 @@ fn sleep_until(deadline: Instant, stop: &AtomicBool) {
     }
 }
 
+/// [`sleep_until`] that also ends (false) within 5 ms of a replacement source arriving.
+fn sleep_unless_switched(deadline: Instant, stop: &AtomicBool, switch: &SourceSwitch) -> bool {
+    loop {
+        let now = Instant::now();
+        if now >= deadline || stop.load(Ordering::Relaxed) {
+            return true;
+        }
+        if switch.pending() {
+            return false;
+        }
+        std::thread::sleep((deadline - now).min(Duration::from_millis(5)));
+    }
+}
+
 fn run(
     name: &str,
     mut source: Box<dyn Source>,
     mut factory: SourceFactory,
     stream: &Stream,
     stop: &AtomicBool,
+    switch: &SourceSwitch,
 ) {
     let mut backoff = Duration::from_secs(1);
     let mut timeline = Timeline::new(stream);
@@ -98,6 +164,15 @@ fn run(
         let result = loop {
             if stop.load(Ordering::Relaxed) {
                 return;
+            }
+            if let Some((new, new_factory)) = switch.take() {
+                let what = stream.set_tracks(new.tracks().to_vec());
+                tracing::info!(camera = name, change = ?what, "source replaced");
+                source = new;
+                factory = new_factory;
+                timeline.replaced(stream);
+                origin = None;
+                stream.set_offline(None);
             }
             let au = match source.next_au() {
                 Ok(au) => au,
@@ -114,8 +189,9 @@ fn run(
                     "source is slower than real time; re-anchoring its clock"
                 );
                 origin = Some((au.wallclock, now));
-            } else {
-                sleep_until(due, stop);
+            } else if !sleep_unless_switched(due, stop, switch) {
+                // A new source waits: this unit of the old one is not sent.
+                continue;
             }
             stream.push(timeline.continue_pts(au));
             backoff = Duration::from_secs(1);
@@ -176,6 +252,17 @@ impl Timeline {
 
     fn restarted(&mut self) {
         self.rebase.iter_mut().for_each(|r| *r = true);
+    }
+
+    /// Another source with the stream's (possibly new) tracks: tracks that stayed
+    /// continue their media time, new ones start afresh.
+    fn replaced(&mut self, stream: &Stream) {
+        let rates: Vec<u32> = stream.tracks().iter().map(|t| t.clock_rate()).collect();
+        if rates != self.clock_rates {
+            *self = Timeline::new(stream);
+        } else {
+            self.restarted();
+        }
     }
 
     fn continue_pts(&mut self, mut au: crate::AccessUnit) -> crate::AccessUnit {
