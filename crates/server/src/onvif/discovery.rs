@@ -46,7 +46,11 @@ fn announce_for(onvif: &Onvif, ip: IpAddr) -> Announce {
     Announce {
         endpoint: onvif.endpoint.clone(),
         xaddrs: format!("http://{host}:{http_port}/onvif/device_service"),
-        scopes: scopes(&onvif.options),
+        // The fixed scopes, then those set over ONVIF (SetScopes/AddScopes).
+        scopes: scopes(&onvif.options)
+            .into_iter()
+            .chain(onvif.state.get().scopes)
+            .collect(),
         metadata_version: 1,
     }
 }
