@@ -286,3 +286,92 @@ impl Timeline {
         au
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::synthetic::{SyntheticCamera, SyntheticConfig};
+    use ipcamd_proto::codec::CodecParams;
+    use ipcamd_proto::probe::h264_picture_size;
+
+    fn factory(width: u32, height: u32) -> SourceFactory {
+        Box::new(move |now| -> Result<Box<dyn Source>, SourceError> {
+            let cfg = SyntheticConfig {
+                width,
+                height,
+                fps: 25,
+                audio: true,
+                ..SyntheticConfig::default()
+            };
+            Ok(Box::new(SyntheticCamera::new(cfg, now)?))
+        })
+    }
+
+    fn size(t: &ipcamd_proto::codec::TrackInfo) -> Option<(u32, u32)> {
+        match &t.codec {
+            CodecParams::H264 { sps, .. } => h264_picture_size(sps),
+            _ => None,
+        }
+    }
+
+    /// A replaced source: the stream's tracks carry the new SPS, a reader that stays gets a
+    /// keyframe with it soon after, and the sequence numbers and media times go on.
+    #[tokio::test]
+    async fn replaced_source_keeps_readers_with_new_parameters() {
+        let live = LiveSource::start("t", factory(320, 180)).unwrap();
+        let (mut reader, _) = live.stream.subscribe();
+        let mut last: Vec<Option<(u16, u32)>> = vec![None; 2];
+        let mut check = |f: &crate::fanout::Frame| {
+            let slot = &mut last[f.track];
+            if let Some((seq, ts)) = *slot {
+                assert_eq!(f.first_seq, seq.wrapping_add(1), "track {} seq", f.track);
+                assert!(
+                    f.rtp_timestamp.wrapping_sub(ts) < u32::MAX / 2,
+                    "track {} time",
+                    f.track
+                );
+            }
+            *slot = Some((
+                f.first_seq.wrapping_add(f.packets.len() as u16 - 1),
+                f.rtp_timestamp,
+            ));
+        };
+        for _ in 0..10 {
+            match reader.recv().await {
+                crate::fanout::Next::Frame(f) => check(&f),
+                crate::fanout::Next::Closed => panic!("closed"),
+            }
+        }
+        assert_eq!(size(&live.stream.tracks()[0]), Some((320, 180)));
+        let mut f = factory(640, 360);
+        let new = f(now_micros()).unwrap();
+        let asked = Instant::now();
+        live.switch().replace(new, f);
+        let keyframe = loop {
+            match reader.recv().await {
+                crate::fanout::Next::Frame(f) => {
+                    check(&f);
+                    if f.video
+                        && f.keyframe
+                        && live.stream.tracks().first().and_then(size) == Some((640, 360))
+                    {
+                        break asked.elapsed();
+                    }
+                }
+                crate::fanout::Next::Closed => panic!("the reader was ended"),
+            }
+            assert!(asked.elapsed() < Duration::from_secs(5), "no new keyframe");
+        };
+        assert!(!live.switch().pending());
+        println!(
+            "replace -> new keyframe at a reader: {} ms",
+            keyframe.as_millis()
+        );
+        for _ in 0..10 {
+            match reader.recv().await {
+                crate::fanout::Next::Frame(f) => check(&f),
+                crate::fanout::Next::Closed => panic!("closed"),
+            }
+        }
+    }
+}
