@@ -178,9 +178,10 @@ impl Users {
         let body =
             toml::to_string(&file).map_err(|e| format!("cannot write the users file: {e}"))?;
         Ok(format!(
-            "# ipcamd users: written by `ipcamd user add/remove`. md5/sha256 are hashes of\n\
-             # name:realm:password, never the password; wsse_password (only with --wsse) IS the\n\
-             # password, which is why this file is readable by its owner only.\n{body}"
+            "# ipcamd users: written by `ipcamd user add/remove` and ONVIF CreateUsers, SetUser and\n\
+             # DeleteUsers. md5/sha256 are hashes of name:realm:password, never the password;\n\
+             # wsse_password (`user add --wsse`, users made over ONVIF) IS the password, which is\n\
+             # why this file is readable by its owner only.\n{body}"
         ))
     }
 
