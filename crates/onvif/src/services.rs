@@ -148,7 +148,7 @@ pub fn handle_with_events(
             }
             None => Err(Fault::action_not_supported(&req.namespace, &req.action)),
         }
-    } else if let Some(write) = change::dispatch(&req, model) {
+    } else if let Some(write) = writes(&req, model) {
         return match write {
             Ok(apply) => Outcome::Apply(apply),
             Err(f) => Outcome::Done(fault(&action, f)),
@@ -164,6 +164,16 @@ pub fn handle_with_events(
         },
         Err(f) => fault(&action, f),
     })
+}
+
+/// The write operations: None for any other operation.
+fn writes(req: &Request, m: &DeviceModel) -> Option<Result<Apply, Fault>> {
+    match (req.namespace.as_str(), req.action.as_str()) {
+        (ns::TRT, "SetVideoEncoderConfiguration") => Some(encoder::set(req, m, false)),
+        (ns::TR2, "SetVideoEncoderConfiguration") => Some(encoder::set(req, m, true)),
+        (ns::TRC, "SetRecordingJobMode") => Some(recording_control::set_job_mode(req, m)),
+        _ => change::dispatch(req, m),
+    }
 }
 
 pub(crate) fn fault(action: &str, f: Fault) -> Response {

@@ -357,7 +357,10 @@ mod tests {
         assert_eq!(r.arg("@token"), Some("VideoEncoder_a&b"));
         assert_eq!(r.arg("@GovLength"), Some("10"));
         assert_eq!(r.arg("@ignored"), None);
-        assert!(!r.args.iter().any(|(k, _)| k.contains("xmlns") || k == "@tt"));
+        assert!(!r
+            .args
+            .iter()
+            .any(|(k, _)| k.contains("xmlns") || k == "@tt"));
         assert_eq!(r.arg("Name"), Some("n"));
         let bad = x.replace("GovLength=\"10\"", "GovLength=\"&bogus;\"");
         assert!(parse_request(bad.as_bytes()).is_err());

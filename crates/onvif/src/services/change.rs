@@ -1,8 +1,9 @@
 //! The operations that change the device: users (ONVIF Core §8.4: CreateUsers, DeleteUsers,
 //! SetUser), scopes (§8.3: SetScopes, AddScopes, RemoveScopes), the host name (§8.2:
-//! SetHostname), the video encoder (Media ver10 and Media2 SetVideoEncoderConfiguration,
-//! in [`super::encoder`]) and recording job modes (Recording Control SetRecordingJobMode,
-//! in [`super::recording_control`]).
+//! SetHostname); and the [`Change`]s and [`Apply`] of every write, those of the video
+//! encoder (Media ver10 and Media2 SetVideoEncoderConfiguration, `encoder.rs`) and of
+//! recording job modes (Recording Control SetRecordingJobMode, `recording_control.rs`)
+//! included.
 //!
 //! Everything a request asks is checked here against the [`DeviceModel`] (existing users
 //! and the last administrator, fixed scopes, the encoder's options), so a request either
@@ -107,7 +108,7 @@ pub(super) fn empty(prefix: &str, action: &str) -> String {
     format!("<{prefix}:{action}Response></{prefix}:{action}Response>")
 }
 
-/// The write operations: None for any other operation.
+/// The Device service's write operations: None for any other operation.
 pub(super) fn dispatch(req: &Request, m: &DeviceModel) -> Option<Result<Apply, Fault>> {
     let a = req.action.as_str();
     Some(match (req.namespace.as_str(), a) {
@@ -116,9 +117,6 @@ pub(super) fn dispatch(req: &Request, m: &DeviceModel) -> Option<Result<Apply, F
         (ns::TDS, "SetUser") => set_users(req, m),
         (ns::TDS, "SetScopes" | "AddScopes" | "RemoveScopes") => scopes(req, m),
         (ns::TDS, "SetHostname") => hostname(req),
-        (ns::TRT, "SetVideoEncoderConfiguration") => super::encoder::set(req, m, false),
-        (ns::TR2, "SetVideoEncoderConfiguration") => super::encoder::set(req, m, true),
-        (ns::TRC, "SetRecordingJobMode") => super::recording_control::set_job_mode(req, m),
         _ => return None,
     })
 }
