@@ -32,6 +32,8 @@ pub struct SyntheticEncoder {
     config: Mutex<CameraConfig>,
     switch: SourceSwitch,
     stream: Arc<Stream>,
+    /// One restart at a time (a second would supersede the first's source unseen).
+    restarting: Mutex<()>,
 }
 
 impl SyntheticEncoder {
@@ -44,6 +46,7 @@ impl SyntheticEncoder {
             config: Mutex::new(config),
             switch,
             stream,
+            restarting: Mutex::new(()),
         }
     }
 
@@ -117,6 +120,7 @@ impl Encoder for SyntheticEncoder {
     }
 
     fn apply(&self, s: &VideoSettings) -> Result<(), String> {
+        let _one = self.restarting.lock().unwrap_or_else(|e| e.into_inner());
         let cfg = with_settings(&self.config(), s);
         let mut factory = crate::source_factory(&cfg);
         // Opened here, so that a setting the encoder refuses is the caller's fault answer.

@@ -1352,3 +1352,104 @@ fn zeep_sets_encoder_users_scopes_and_recording_and_it_persists() {
         assert!(!log.contains(secret), "{secret} in the log");
     }
 }
+
+/// Media2 SetVideoEncoderConfiguration (raw SOAP: onvif-zeep has no Media2 WSDL) changes
+/// what ffprobe sees; a file camera's encoder cannot be changed (ter:ConfigModify naming
+/// the file), and its options list what it sends.
+#[test]
+fn media2_encoder_change_and_a_fixed_camera() {
+    const TR2: &str = "http://www.onvif.org/ver20/media/wsdl";
+    const TRT: &str = "http://www.onvif.org/ver10/media/wsdl";
+    let (_discovery, port) = discovery_port();
+    let server = start_server_with(
+        &format!("\n[onvif]\ndiscovery_port = {port}\n"),
+        &format!(
+            "{SMALL_CAMERA}\n[[camera]]\nname = \"f\"\nsource = \"file\"\nrecord = false\npath = \"{}/../media/testdata/h264_aac.mp4\"\n",
+            env!("CARGO_MANIFEST_DIR")
+        ),
+    );
+    let (s, b) = post(
+        server.http_port,
+        "/onvif/media2_service",
+        &envelope(
+            TR2,
+            "GetVideoEncoderConfigurationOptions",
+            "<ConfigurationToken>VideoEncoder_cam1</ConfigurationToken>",
+        ),
+    );
+    assert_eq!(s, 200, "{b}");
+    assert!(
+        b.contains("<tt:Width>640</tt:Width><tt:Height>360</tt:Height>"),
+        "{b}"
+    );
+    let (s, b) = post(
+        server.http_port,
+        "/onvif/media2_service",
+        &envelope(TR2, "SetVideoEncoderConfiguration", "<Configuration token=\"VideoEncoder_cam1\" GovLength=\"10\"><tt:Name>VideoEncoder_cam1</tt:Name><tt:UseCount>1</tt:UseCount><tt:Encoding>H264</tt:Encoding><tt:Resolution><tt:Width>640</tt:Width><tt:Height>360</tt:Height></tt:Resolution><tt:RateControl ConstantBitRate=\"false\"><tt:FrameRateLimit>10.0</tt:FrameRateLimit><tt:BitrateLimit>400</tt:BitrateLimit></tt:RateControl></Configuration>"),
+    );
+    assert_eq!(s, 200, "{b}");
+    let probe = ffprobe_streams(&server.url("cam1"), &["-rtsp_transport", "tcp"]);
+    assert!(
+        probe.contains("codec_name=h264|width=640|height=360"),
+        "{probe}"
+    );
+    let (_, b) = post(
+        server.http_port,
+        "/onvif/media2_service",
+        &envelope(
+            TR2,
+            "GetVideoEncoderConfigurations",
+            "<ConfigurationToken>VideoEncoder_cam1</ConfigurationToken>",
+        ),
+    );
+    assert!(
+        b.contains("GovLength=\"10\"") && b.contains("<tt:FrameRateLimit>10</tt:FrameRateLimit>"),
+        "{b}"
+    );
+
+    // The file camera.
+    let before = ffprobe_streams(&server.url("f"), &["-rtsp_transport", "tcp"]);
+    for (path, ns) in [
+        ("/onvif/media2_service", TR2),
+        ("/onvif/media_service", TRT),
+    ] {
+        let (s, b) = post(
+            server.http_port,
+            path,
+            &envelope(ns, "SetVideoEncoderConfiguration", "<Configuration token=\"VideoEncoder_f\"><tt:RateControl><tt:FrameRateLimit>5</tt:FrameRateLimit></tt:RateControl></Configuration>"),
+        );
+        assert_eq!(s, 400, "{b}");
+        assert!(
+            b.contains("ter:ConfigModify") && b.contains("replays a file"),
+            "{b}"
+        );
+    }
+    let (s, b) = post(
+        server.http_port,
+        "/onvif/media_service",
+        &envelope(
+            TRT,
+            "GetVideoEncoderConfigurationOptions",
+            "<ProfileToken>f</ProfileToken>",
+        ),
+    );
+    assert_eq!(s, 200, "{b}");
+    let width = before
+        .split("width=")
+        .nth(1)
+        .and_then(|w| w.split('|').next())
+        .unwrap_or("?");
+    assert!(
+        b.contains(&format!("<tt:Width>{width}</tt:Width>")),
+        "{before}: {b}"
+    );
+    assert_eq!(
+        b.matches("<tt:ResolutionsAvailable>").count(),
+        2,
+        "one size (H264 and Extension): {b}"
+    );
+    assert_eq!(
+        before,
+        ffprobe_streams(&server.url("f"), &["-rtsp_transport", "tcp"])
+    );
+}
