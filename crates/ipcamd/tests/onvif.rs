@@ -1453,3 +1453,63 @@ fn media2_encoder_change_and_a_fixed_camera() {
         ffprobe_streams(&server.url("f"), &["-rtsp_transport", "tcp"])
     );
 }
+
+/// A reader connected before SetVideoEncoderConfiguration keeps its session: ffprobe
+/// decodes frames of the old size, then of the new one, without an error.
+#[test]
+fn a_reader_goes_on_across_an_encoder_change() {
+    const TRT: &str = "http://www.onvif.org/ver10/media/wsdl";
+    let (_discovery, port) = discovery_port();
+    let server = start_server_with(
+        &format!("\n[onvif]\ndiscovery_port = {port}\n"),
+        SMALL_CAMERA,
+    );
+    let ffprobe = require_tool("ffprobe", "ffmpeg");
+    let url = server.url("cam1");
+    let reader = std::thread::spawn(move || {
+        run_with_timeout(
+            Command::new(ffprobe).args([
+                "-v",
+                "error",
+                "-rtsp_transport",
+                "tcp",
+                "-select_streams",
+                "v",
+                "-read_intervals",
+                "%+6",
+                "-show_entries",
+                "frame=width,height",
+                "-of",
+                "csv=p=0",
+                &url,
+            ]),
+            Duration::from_secs(40),
+        )
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    let (s, b) = post(
+        server.http_port,
+        "/onvif/media_service",
+        &envelope(TRT, "SetVideoEncoderConfiguration", "<Configuration token=\"VideoEncoder_cam1\"><tt:Resolution><tt:Width>640</tt:Width><tt:Height>360</tt:Height></tt:Resolution></Configuration>"),
+    );
+    assert_eq!(s, 200, "{b}");
+    let (ok, out, err) = reader.join().expect("reader thread");
+    assert!(ok, "ffprobe across the change: {err}\n{}", server.log());
+    let sizes: Vec<&str> = out
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    let first_new = sizes.iter().position(|s| *s == "640,360");
+    assert!(
+        sizes.first() == Some(&"320,180") && first_new.is_some(),
+        "frame sizes: {sizes:?}"
+    );
+    assert!(
+        sizes[first_new.unwrap_or(0)..]
+            .iter()
+            .all(|s| *s == "640,360"),
+        "after the change only the new size: {sizes:?}"
+    );
+    assert!(err.trim().is_empty(), "decoder errors: {err}");
+}
