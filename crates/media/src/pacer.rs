@@ -13,7 +13,7 @@
 //! parameter sets) and continues the media time as after a restart.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use ipcamd_proto::time::UnixMicros;
@@ -49,7 +49,7 @@ type Pending = Option<(Box<dyn Source>, SourceFactory)>;
 /// changes the camera's settings).
 #[derive(Clone)]
 pub struct SourceSwitch {
-    pending: Arc<Mutex<Pending>>,
+    pending: Arc<(Mutex<Pending>, Condvar)>,
 }
 
 impl SourceSwitch {
@@ -57,12 +57,15 @@ impl SourceSwitch {
     /// factory used after a failure. The thread switches before its next access unit; a
     /// replacement not taken yet is superseded.
     pub fn replace(&self, source: Box<dyn Source>, factory: SourceFactory) {
-        *self.pending.lock().unwrap_or_else(|e| e.into_inner()) = Some((source, factory));
+        let (slot, arrived) = &*self.pending;
+        *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some((source, factory));
+        arrived.notify_all();
     }
 
     /// Whether a replacement waits for the thread to take it.
     pub fn pending(&self) -> bool {
         self.pending
+            .0
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .is_some()
@@ -70,9 +73,20 @@ impl SourceSwitch {
 
     fn take(&self) -> Pending {
         self.pending
+            .0
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .take()
+    }
+
+    /// Waits up to `limit` for a replacement; true when one waits.
+    fn wait(&self, limit: Duration) -> bool {
+        let (slot, arrived) = &*self.pending;
+        let guard = slot.lock().unwrap_or_else(|e| e.into_inner());
+        let (guard, _) = arrived
+            .wait_timeout_while(guard, limit, |p| p.is_none())
+            .unwrap_or_else(|e| e.into_inner());
+        guard.is_some()
     }
 }
 
@@ -84,7 +98,7 @@ impl LiveSource {
         let stream = Stream::new(name, first.tracks().to_vec());
         let stop = Arc::new(AtomicBool::new(false));
         let switch = SourceSwitch {
-            pending: Arc::new(Mutex::new(None)),
+            pending: Arc::new((Mutex::new(None), Condvar::new())),
         };
         let thread = {
             let stream = stream.clone();
@@ -134,17 +148,16 @@ fn sleep_until(deadline: Instant, stop: &AtomicBool) {
     }
 }
 
-/// [`sleep_until`] that also ends (false) within 5 ms of a replacement source arriving.
+/// [`sleep_until`] that also ends (false) as soon as a replacement source arrives.
 fn sleep_unless_switched(deadline: Instant, stop: &AtomicBool, switch: &SourceSwitch) -> bool {
     loop {
         let now = Instant::now();
         if now >= deadline || stop.load(Ordering::Relaxed) {
             return true;
         }
-        if switch.pending() {
+        if switch.wait((deadline - now).min(Duration::from_millis(50))) {
             return false;
         }
-        std::thread::sleep((deadline - now).min(Duration::from_millis(5)));
     }
 }
 
