@@ -2,8 +2,10 @@
 //! `onvif-zeep` client (PyPI; validates every answer against the ONVIF WSDLs), libonvif's
 //! `onvif-util` (Debian `onvif-tools`; finds the camera by WS-Discovery only, so its test
 //! runs the server in a network namespace: onvif-util turns multicast loopback off), then
-//! ffprobe on the URIs they were given and `ipcamd talk` on the backchannel; and every
-//! ver10 answer of the running server checked against the ONVIF schemas with xmllint.
+//! ffprobe on the URIs they were given and `ipcamd talk` on the backchannel; both clients
+//! also change the settings (encoder, users, scopes, recording job mode, the clock), which
+//! ffprobe, RTSP Digest, the HTTP API and a restart check; and every ver10 answer of the
+//! running server checked against the ONVIF schemas with xmllint.
 
 mod common;
 
@@ -515,6 +517,9 @@ impl Drop for Killed {
     }
 }
 
+/// libonvif's onvif-util finds the camera by WS-Discovery, gets the profiles, stream URI
+/// and time, the encoder options, sets resolution, frame rate, GOP length and bitrate
+/// (ffprobe sees the new size), and gets its `sync_time` (a manual time) refused.
 #[test]
 fn onvif_util_discovers_the_camera_and_gets_a_playable_stream() {
     let onvif_util = require_tool("onvif-util", "onvif-tools");
@@ -563,7 +568,9 @@ fn onvif_util_discovers_the_camera_and_gets_a_playable_stream() {
         .spawn()
         .expect("run onvif-util");
     if let Some(mut stdin) = child.stdin.take() {
-        let _ = stdin.write_all(b"get profiles\nget rtsp\nget time\nquit\n");
+        let _ = stdin.write_all(
+            b"get profiles\nget rtsp\nget time\nget video options\nset resolution 640x360\nset framerate 15\nset gov_length 30\nset bitrate 800\nget video\nsync_time\nquit\n",
+        );
     }
     let out = child.wait_with_output().expect("onvif-util output");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -576,8 +583,26 @@ fn onvif_util_discovers_the_camera_and_gets_a_playable_stream() {
     assert!(stdout.contains("Time Set By: NTP"), "{stdout}");
     let uri = format!("rtsp://{camera}:{rtsp_port}/cam1");
     assert!(stdout.contains(&uri), "{stdout}");
+    // The encoder settings it offers and takes; its sync_time (a manual time) is refused.
+    for said in [
+        "640 x 360",
+        "Max Frame Rate: 60",
+        "Max Gov Length: 600",
+        "Max Bit Rate: 20000",
+        "Resolution was set to 640 x 360",
+        "Frame Rate was set to 15",
+        "Gov Length was set to 30",
+        "Bitrate was set to 800",
+        "Bit Rate:   800",
+        "ERROR: set system date and time - ter:ActionNotSupported",
+    ] {
+        assert!(stdout.contains(said), "{said:?} missing:\n{stdout}");
+    }
     let streams = ffprobe_streams(&uri, &["-rtsp_transport", "tcp"]);
-    assert!(streams.contains("codec_name=h264"), "{streams}");
+    assert!(
+        streams.contains("codec_name=h264|width=640|height=360"),
+        "{streams}\n{stdout}\nserver:\n{server_log}"
+    );
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }
