@@ -1268,7 +1268,7 @@ fn zeep_sets_encoder_users_scopes_and_recording_and_it_persists() {
             .contains("FixedUser"),
         "{v}"
     );
-    let vic = ffprobe_streams(&url("vic:vic-pw-1", &server), &["-rtsp_transport", "tcp"]);
+    let vic = ffprobe_streams(&url("vic:vic-pw-1b", &server), &["-rtsp_transport", "tcp"]);
     assert!(vic.contains("codec_name=h264|width=640"), "{vic}");
     let ffprobe = require_tool("ffprobe", "ffmpeg");
     let (ok, _, _) = run_with_timeout(
@@ -1277,12 +1277,13 @@ fn zeep_sets_encoder_users_scopes_and_recording_and_it_persists() {
             "error",
             "-rtsp_transport",
             "tcp",
-            &url("vic:wrong", &server),
+            // The password before SetUser changed it.
+            &url("vic:vic-pw-1", &server),
         ]),
         Duration::from_secs(30),
     );
-    assert!(!ok, "a wrong password must not play");
-    let r = zeep_config(&server, "vic", "vic-pw-1", "refused", "");
+    assert!(!ok, "the old password must not play");
+    let r = zeep_config(&server, "vic", "vic-pw-1b", "refused", "");
     assert_eq!(r["profiles"], serde_json::json!(["cam1"]), "{r}");
     for what in ["create_users_refused", "job_mode_refused"] {
         assert_eq!(r[what][0], true, "{what}: {r}");
@@ -1350,7 +1351,7 @@ fn zeep_sets_encoder_users_scopes_and_recording_and_it_persists() {
     assert_eq!(r["hostname"], "ipcamd-test-box", "{r}");
     assert_eq!(r["job_mode"], "Idle", "{r}");
     // The users made over ONVIF are still there, for WS-Security and RTSP Digest.
-    let v2 = zeep_config(&server, "vic", "vic-pw-1", "refused", "");
+    let v2 = zeep_config(&server, "vic", "vic-pw-1b", "refused", "");
     assert_eq!(v2["profiles"], serde_json::json!(["cam1"]), "{v2}");
     let after = ffprobe_streams(&url("olaf:olaf-pw-2", &server), &["-rtsp_transport", "tcp"]);
     assert!(
@@ -1373,7 +1374,7 @@ fn zeep_sets_encoder_users_scopes_and_recording_and_it_persists() {
         server.log()
     );
     let log = server.log();
-    for secret in ["vic-pw-1", "olaf-pw-2", "ada-pw-1"] {
+    for secret in ["vic-pw-1", "olaf-pw-2", "ada-pw-1", "tmp-pw-3"] {
         assert!(!log.contains(secret), "{secret} in the log");
     }
 }

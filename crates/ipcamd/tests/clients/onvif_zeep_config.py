@@ -5,7 +5,8 @@ clock, the recording job's mode; and reads them back.
 Usage: onvif_zeep_config.py HOST PORT USER PASSWORD STEP [ARG]
 STEP:
   set       GetVideoEncoderConfigurationOptions, SetVideoEncoderConfiguration (ARG =
-            WIDTHxHEIGHT, from the options), CreateUsers vic (User) and olaf (Operator),
+            WIDTHxHEIGHT, from the options), CreateUsers vic (User), olaf (Operator) and
+            tmp, DeleteUsers tmp, SetUser (vic's password becomes vic-pw-1b),
             AddScopes, SetHostname, SetSystemDateAndTime (Manual: a fault is expected),
             FindEvents, FindPTZPosition (a fault is expected)
   jobmode   SetRecordingJobMode ARG (Active or Idle), then GetRecordingJobState
@@ -92,9 +93,13 @@ if step == "set":
             "User": [
                 {"Username": "vic", "Password": "vic-pw-1", "UserLevel": "User"},
                 {"Username": "olaf", "Password": "olaf-pw-2", "UserLevel": "Operator"},
+                {"Username": "tmp", "Password": "tmp-pw-3", "UserLevel": "User"},
             ]
         }
     )
+    dev.DeleteUsers({"Username": ["tmp"]})
+    # vic's password changes (SetUser), its level stays.
+    dev.SetUser({"User": [{"Username": "vic", "Password": "vic-pw-1b", "UserLevel": "User"}]})
     out["clash_refused"] = fault(
         lambda: dev.CreateUsers({"User": [{"Username": "vic", "Password": "x", "UserLevel": "User"}]})
     )
