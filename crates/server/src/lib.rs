@@ -13,7 +13,8 @@
 //!    |        +--> deliver/ --- live, replay pump, wire, udp, rtcp
 //!    |        +--> talk/ ------ backchannel outputs and talkers --> record/talk
 //!    +--> http/ --- one HTTP/1.1 layer: tunnel (-> rtsp), api, and
-//!             +--> onvif/ --- SOAP services, snapshots, discovery
+//!             +--> onvif/ --- SOAP services (writes carried out in apply, kept in the
+//!                             state file), snapshots, discovery
 //!   upstream/ - proxied cameras: the RTSP client feeding a camera's stream
 //!   publish/ -- published cameras: a publisher's media into the camera's stream (called
 //!               by rtsp/ as the session core says), exec sources (a child that publishes)
