@@ -327,7 +327,7 @@ fn server_answers_are_schema_valid_and_faults_are_right() {
 }
 
 /// WS-Discovery: Hello at start and Bye at shutdown on the multicast group, ProbeMatches
-/// to a unicast Probe naming the device service.
+/// to a unicast Probe naming the device service, a Hello again when a scope is added.
 #[test]
 fn discovery_hello_probe_bye() {
     let _route = MULTICAST_ROUTE.lock().unwrap_or_else(|e| e.into_inner());
@@ -412,6 +412,38 @@ fn discovery_hello_probe_bye() {
         client.recv_from(&mut buf).is_ok(),
         "no answer after garbage"
     );
+    // A scope set over ONVIF: a Hello with it and MetadataVersion 2.
+    let lyon = "onvif://www.onvif.org/location/city/Lyon";
+    let (s, b) = post(
+        server.http_port,
+        "/onvif/device_service",
+        &envelope(
+            "http://www.onvif.org/ver10/device/wsdl",
+            "AddScopes",
+            &format!("<ScopeItem>{lyon}</ScopeItem>"),
+        ),
+    );
+    assert_eq!(s, 200, "{b}");
+    let hello2 = loop {
+        let (n, _) = listener
+            .recv_from(&mut buf)
+            .unwrap_or_else(|e| panic!("no Hello after AddScopes: {e}; log:\n{}", server.log()));
+        let m = String::from_utf8_lossy(&buf[..n]).into_owned();
+        if m.contains("<d:Hello>") {
+            break m;
+        }
+    };
+    assert!(
+        hello2.contains(lyon) && hello2.contains("<d:MetadataVersion>2</d:MetadataVersion>"),
+        "{hello2}"
+    );
+    client
+        .send_to(probe.as_bytes(), ("127.0.0.1", port))
+        .expect("send");
+    let (n, _) = client
+        .recv_from(&mut buf)
+        .expect("ProbeMatches after AddScopes");
+    assert!(String::from_utf8_lossy(&buf[..n]).contains(lyon));
     // Bye on SIGTERM.
     let pid = server.child.id().to_string();
     let _ = Command::new("kill").args(["-TERM", &pid]).status();

@@ -128,9 +128,14 @@ pub async fn apply(onvif: &Onvif, change: &Change) -> Result<(), Fault> {
             tracing::info!(scopes = ?list, "ONVIF: configurable scopes set");
             onvif
                 .state
-                .update(move |st| st.scopes = list)
+                .update(move |st| {
+                    st.scopes = list;
+                    st.metadata_version = Some(st.metadata_version.unwrap_or(1).saturating_add(1));
+                })
                 .await
-                .map_err(action)
+                .map_err(action)?;
+            onvif.scopes_changed.notify_one();
+            Ok(())
         }
         Change::Hostname(name) => {
             let name = name.clone();

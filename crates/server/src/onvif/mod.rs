@@ -116,6 +116,8 @@ pub struct Onvif {
     pub state: state::StateFile,
     /// The recording jobs, by camera.
     pub jobs: HashMap<String, RecordingJob>,
+    /// Woken when the scopes change: WS-Discovery multicasts a Hello with them.
+    pub scopes_changed: tokio::sync::Notify,
     /// The device's WS-Discovery endpoint (`urn:uuid:...`), stable for a host and port.
     pub endpoint: String,
     pub http_addr: Option<SocketAddr>,
@@ -146,6 +148,7 @@ impl Onvif {
             events: Arc::new(events::Events::new(p.options.event_limits)),
             state: state::StateFile::new(p.options.state_file.clone(), p.options.state.clone()),
             jobs: p.jobs,
+            scopes_changed: tokio::sync::Notify::new(),
             options: p.options,
             cameras: p.cameras,
             store: p.store,

@@ -30,6 +30,10 @@ pub struct DeviceState {
     /// SetScopes/AddScopes/RemoveScopes: the configurable scopes (discovery and GetScopes).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub scopes: Vec<String>,
+    /// WS-Discovery MetadataVersion: 1, raised with every change of the scopes (and kept
+    /// across restarts, as WS-Discovery wants it to only grow).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata_version: Option<u32>,
     /// Per camera: encoder settings and recording job mode.
     #[serde(default, rename = "camera", skip_serializing_if = "BTreeMap::is_empty")]
     pub cameras: BTreeMap<String, CameraState>,
