@@ -5,6 +5,7 @@
 
 mod config;
 mod discover;
+mod encoder;
 mod users;
 
 use std::collections::HashMap;
@@ -400,6 +401,16 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         .filter(|c| c.source == SourceKind::Synthetic)
         .map(|c| (c.name.clone(), ipcamd_media::ptz::new_handle()))
         .collect();
+    // What ONVIF clients set, on top of the configuration (README "ONVIF services").
+    let state_file = config
+        .server
+        .data_dir
+        .join(ipcamd_server::onvif::state::FILE_NAME);
+    let state = ipcamd_server::onvif::state::DeviceState::load(&state_file)?;
+    apply_state(&mut config, &state, &state_file);
+    let mut onvif = onvif_options(&config, &ptz);
+    onvif.state_file = Some(state_file);
+    onvif.state = state;
     let options = ServerOptions {
         rtsp_listen: config.server.rtsp_listen,
         http_listen: config.http_listen()?,
@@ -410,7 +421,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         )?),
         tls: config.tls_options()?,
         limits: config.limits.limits(),
-        onvif: onvif_options(&config, &ptz),
+        onvif,
         metrics: config.metrics.options()?,
         webrtc: config.webrtc.options()?,
         ..ServerOptions::default()
@@ -420,6 +431,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     for c in &config.cameras {
         let mut relay = None;
         let mut publish = None;
+        let mut encoder: Option<Arc<dyn ipcamd_server::cameras::Encoder>> = None;
         let (stream, upstream) = match c.source {
             SourceKind::Rtsp | SourceKind::Onvif => {
                 let transport = match c.transport.as_str() {
@@ -476,6 +488,14 @@ fn serve(args: ServeArgs) -> Result<(), String> {
                 let src = LiveSource::start(&c.name, source_factory(c, ptz.get(&c.name).cloned()))
                     .map_err(|e| format!("camera {:?}: {e}", c.name))?;
                 let stream = src.stream.clone();
+                if c.source == SourceKind::Synthetic {
+                    encoder = Some(Arc::new(encoder::SyntheticEncoder::new(
+                        c.clone(),
+                        src.switch(),
+                        stream.clone(),
+                        ptz.get(&c.name).cloned(),
+                    )));
+                }
                 live.push(src);
                 (stream, None)
             }
@@ -487,6 +507,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
             record: c.record,
             upstream,
             publish,
+            encoder,
         });
     }
     // The store is opened when a camera records, or when recordings exist (imported
@@ -516,6 +537,34 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         l.stop();
     }
     Ok(())
+}
+
+/// The encoder settings ONVIF clients set (the state file) replace the configuration's, for
+/// the synthetic cameras that still exist; others are ignored with a warning.
+fn apply_state(
+    config: &mut Config,
+    state: &ipcamd_server::onvif::state::DeviceState,
+    path: &std::path::Path,
+) {
+    for (name, cam) in &state.cameras {
+        let Some(v) = cam.video else { continue };
+        match config.cameras.iter_mut().find(|c| c.name == *name) {
+            Some(c) if c.source == SourceKind::Synthetic => {
+                let s = ipcamd_server::cameras::VideoSettings {
+                    width: v.width,
+                    height: v.height,
+                    fps: v.fps,
+                    bitrate_kbps: v.bitrate_kbps,
+                    gov_length: v.gov_length,
+                };
+                *c = encoder::with_settings(c, &s);
+                tracing::info!(camera = %name, width = v.width, height = v.height, fps = v.fps, bitrate_kbps = v.bitrate_kbps, gov_length = v.gov_length, file = %path.display(), "encoder settings set over ONVIF replace the configuration's");
+            }
+            _ => {
+                tracing::warn!(camera = %name, file = %path.display(), "encoder settings for a camera that is not a synthetic camera of the configuration: ignored")
+            }
+        }
+    }
 }
 
 /// Opens a local camera's source; a synthetic camera is seen through `ptz`, if given.
@@ -760,5 +809,6 @@ fn onvif_options(
             ..Default::default()
         },
         ptz: ptz.clone(),
+        ..Default::default()
     }
 }

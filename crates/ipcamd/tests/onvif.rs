@@ -2,8 +2,10 @@
 //! `onvif-zeep` client (PyPI; validates every answer against the ONVIF WSDLs), libonvif's
 //! `onvif-util` (Debian `onvif-tools`; finds the camera by WS-Discovery only, so its test
 //! runs the server in a network namespace: onvif-util turns multicast loopback off), then
-//! ffprobe on the URIs they were given and `ipcamd talk` on the backchannel; and every
-//! ver10 answer of the running server checked against the ONVIF schemas with xmllint.
+//! ffprobe on the URIs they were given and `ipcamd talk` on the backchannel; both clients
+//! also change the settings (encoder, users, scopes, recording job mode, the clock), which
+//! ffprobe, RTSP Digest, the HTTP API and a restart check; and every ver10 answer of the
+//! running server checked against the ONVIF schemas with xmllint.
 
 mod common;
 
@@ -277,6 +279,23 @@ fn server_answers_are_schema_valid_and_faults_are_right() {
         ("media", TRT, "GetAudioOutputConfigurations", ""),
         ("media", TRT, "GetAudioDecoderConfigurations", ""),
         ("media", TRT, "GetAudioDecoderConfigurationOptions", p),
+        ("media", TRT, "GetVideoEncoderConfigurationOptions", p),
+        // The camera's own settings again (320x180, 25 fps, 500 kbit/s, 2 s GOPs).
+        ("media", TRT, "SetVideoEncoderConfiguration", "<Configuration token=\"VideoEncoder_cam1\"><tt:Name>VideoEncoder_cam1</tt:Name><tt:UseCount>1</tt:UseCount><tt:Encoding>H264</tt:Encoding><tt:Resolution><tt:Width>320</tt:Width><tt:Height>180</tt:Height></tt:Resolution><tt:Quality>5</tt:Quality><tt:RateControl><tt:FrameRateLimit>25</tt:FrameRateLimit><tt:EncodingInterval>1</tt:EncodingInterval><tt:BitrateLimit>500</tt:BitrateLimit></tt:RateControl><tt:H264><tt:GovLength>50</tt:GovLength><tt:H264Profile>Baseline</tt:H264Profile></tt:H264><tt:SessionTimeout>PT60S</tt:SessionTimeout></Configuration><ForcePersistence>true</ForcePersistence>"),
+        ("device", TDS, "GetNTP", ""),
+        ("device", TDS, "SetScopes", "<Scopes>onvif://www.onvif.org/location/city/Lyon</Scopes>"),
+        ("device", TDS, "AddScopes", "<ScopeItem>onvif://www.onvif.org/location/floor/2</ScopeItem>"),
+        ("device", TDS, "RemoveScopes", "<ScopeItem>onvif://www.onvif.org/location/floor/2</ScopeItem>"),
+        ("device", TDS, "SetHostname", "<Name>schema-box</Name>"),
+        ("device", TDS, "SetSystemDateAndTime", "<DateTimeType>NTP</DateTimeType><DaylightSavings>false</DaylightSavings><TimeZone><tt:TZ>UTC0</tt:TZ></TimeZone>"),
+        ("recording", TRC, "GetRecordingConfiguration", "<RecordingToken>cam1</RecordingToken>"),
+        ("recording", TRC, "GetTrackConfiguration", "<RecordingToken>cam1</RecordingToken><TrackToken>VIDEO001</TrackToken>"),
+        ("recording", TRC, "GetRecordingJobConfiguration", "<JobToken>Job_cam1</JobToken>"),
+        ("recording", TRC, "SetRecordingJobMode", "<JobToken>Job_cam1</JobToken><Mode>Active</Mode>"),
+        ("recording", TRC, "GetRecordingJobState", "<JobToken>Job_cam1</JobToken>"),
+        ("search", TSE, "FindEvents", "<StartPoint>2020-01-01T00:00:00Z</StartPoint><Scope/><SearchFilter/><IncludeStartState>true</IncludeStartState><KeepAliveTime>PT10S</KeepAliveTime>"),
+        ("search", TSE, "GetEventSearchResults", "<SearchToken>events:1577836800000000:::1:</SearchToken><MinResults>1</MinResults><WaitTime>PT1S</WaitTime>"),
+        ("search", TSE, "GetSearchState", "<SearchToken>search:*</SearchToken>"),
         ("deviceio", TRT, "GetAudioOutputs", ""),
         ("deviceio", TMD, "GetServiceCapabilities", ""),
         ("recording", TRC, "GetRecordings", ""),
@@ -317,10 +336,20 @@ fn server_answers_are_schema_valid_and_faults_are_right() {
     let (s, b) = post(
         server.http_port,
         "/onvif/media_service",
-        &envelope(TRT, "SetVideoEncoderConfiguration", ""),
+        &envelope(TRT, "SetVideoSourceConfiguration", ""),
     );
     assert_eq!(s, 500, "{b}");
     assert!(b.contains("ter:ActionNotSupported"), "{b}");
+    let (s, b) = post(
+        server.http_port,
+        "/onvif/media_service",
+        &envelope(TRT, "SetVideoEncoderConfiguration", "<Configuration token=\"VideoEncoder_cam1\"><tt:Resolution><tt:Width>333</tt:Width><tt:Height>180</tt:Height></tt:Resolution></Configuration>"),
+    );
+    assert_eq!(s, 400, "{b}");
+    assert!(
+        b.contains("ter:ConfigModify") && b.contains("333x180"),
+        "{b}"
+    );
     let (s, b) = post(
         server.http_port,
         "/onvif/media_service",
@@ -345,16 +374,41 @@ fn server_answers_are_schema_valid_and_faults_are_right() {
     );
     assert_eq!(s, 404);
     // The service is still up after all that.
-    let (s, _) = post(
+    let (s, b) = post(
         server.http_port,
         "/onvif/device_service",
         &envelope(TDS, "GetHostname", ""),
     );
     assert_eq!(s, 200);
+    assert!(b.contains("<tt:Name>schema-box</tt:Name>"), "{b}");
+    // Last (every request needs credentials afterwards): the first users, one of them an
+    // administrator.
+    let (s, b) = post(
+        server.http_port,
+        "/onvif/device_service",
+        &envelope(TDS, "CreateUsers", "<User><tt:Username>op</tt:Username><tt:Password>pw</tt:Password><tt:UserLevel>Operator</tt:UserLevel></User>"),
+    );
+    assert_eq!(s, 400, "{b}");
+    assert!(b.contains("ter:FixedUser"), "{b}");
+    let (s, b) = post(
+        server.http_port,
+        "/onvif/device_service",
+        &envelope(TDS, "CreateUsers", "<User><tt:Username>root</tt:Username><tt:Password>pw-root</tt:Password><tt:UserLevel>Administrator</tt:UserLevel></User>"),
+    );
+    assert_eq!(s, 200, "{b}");
+    if let Err(e) = ipcamd_onvif::testing::validate(&b, &all, &dir.join("doc.xml")) {
+        panic!("CreateUsers: {e}");
+    }
+    let (s, _) = post(
+        server.http_port,
+        "/onvif/device_service",
+        &envelope(TDS, "GetHostname", ""),
+    );
+    assert_eq!(s, 401, "open access ends with the first user");
 }
 
 /// WS-Discovery: Hello at start and Bye at shutdown on the multicast group, ProbeMatches
-/// to a unicast Probe naming the device service.
+/// to a unicast Probe naming the device service, a Hello again when a scope is added.
 #[test]
 fn discovery_hello_probe_bye() {
     let _route = MULTICAST_ROUTE.lock().unwrap_or_else(|e| e.into_inner());
@@ -439,6 +493,38 @@ fn discovery_hello_probe_bye() {
         client.recv_from(&mut buf).is_ok(),
         "no answer after garbage"
     );
+    // A scope set over ONVIF: a Hello with it and MetadataVersion 2.
+    let lyon = "onvif://www.onvif.org/location/city/Lyon";
+    let (s, b) = post(
+        server.http_port,
+        "/onvif/device_service",
+        &envelope(
+            "http://www.onvif.org/ver10/device/wsdl",
+            "AddScopes",
+            &format!("<ScopeItem>{lyon}</ScopeItem>"),
+        ),
+    );
+    assert_eq!(s, 200, "{b}");
+    let hello2 = loop {
+        let (n, _) = listener
+            .recv_from(&mut buf)
+            .unwrap_or_else(|e| panic!("no Hello after AddScopes: {e}; log:\n{}", server.log()));
+        let m = String::from_utf8_lossy(&buf[..n]).into_owned();
+        if m.contains("<d:Hello>") {
+            break m;
+        }
+    };
+    assert!(
+        hello2.contains(lyon) && hello2.contains("<d:MetadataVersion>2</d:MetadataVersion>"),
+        "{hello2}"
+    );
+    client
+        .send_to(probe.as_bytes(), ("127.0.0.1", port))
+        .expect("send");
+    let (n, _) = client
+        .recv_from(&mut buf)
+        .expect("ProbeMatches after AddScopes");
+    assert!(String::from_utf8_lossy(&buf[..n]).contains(lyon));
     // Bye on SIGTERM.
     let pid = server.child.id().to_string();
     let _ = Command::new("kill").args(["-TERM", &pid]).status();
@@ -544,6 +630,9 @@ impl Drop for Killed {
     }
 }
 
+/// libonvif's onvif-util finds the camera by WS-Discovery, gets the profiles, stream URI
+/// and time, the encoder options, sets resolution, frame rate, GOP length and bitrate
+/// (ffprobe sees the new size), and gets its `sync_time` (a manual time) refused.
 #[test]
 fn onvif_util_discovers_the_camera_and_gets_a_playable_stream() {
     let onvif_util = require_tool("onvif-util", "onvif-tools");
@@ -592,7 +681,9 @@ fn onvif_util_discovers_the_camera_and_gets_a_playable_stream() {
         .spawn()
         .expect("run onvif-util");
     if let Some(mut stdin) = child.stdin.take() {
-        let _ = stdin.write_all(b"get profiles\nget rtsp\nget time\nquit\n");
+        let _ = stdin.write_all(
+            b"get profiles\nget rtsp\nget time\nget video options\nset resolution 640x360\nset framerate 15\nset gov_length 30\nset bitrate 800\nget video\nsync_time\nquit\n",
+        );
     }
     let out = child.wait_with_output().expect("onvif-util output");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -605,8 +696,26 @@ fn onvif_util_discovers_the_camera_and_gets_a_playable_stream() {
     assert!(stdout.contains("Time Set By: NTP"), "{stdout}");
     let uri = format!("rtsp://{camera}:{rtsp_port}/cam1");
     assert!(stdout.contains(&uri), "{stdout}");
+    // The encoder settings it offers and takes; its sync_time (a manual time) is refused.
+    for said in [
+        "640 x 360",
+        "Max Frame Rate: 60",
+        "Max Gov Length: 600",
+        "Max Bit Rate: 20000",
+        "Resolution was set to 640 x 360",
+        "Frame Rate was set to 15",
+        "Gov Length was set to 30",
+        "Bitrate was set to 800",
+        "Bit Rate:   800",
+        "ERROR: set system date and time - ter:ActionNotSupported",
+    ] {
+        assert!(stdout.contains(said), "{said:?} missing:\n{stdout}");
+    }
     let streams = ffprobe_streams(&uri, &["-rtsp_transport", "tcp"]);
-    assert!(streams.contains("codec_name=h264"), "{streams}");
+    assert!(
+        streams.contains("codec_name=h264|width=640|height=360"),
+        "{streams}\n{stdout}\nserver:\n{server_log}"
+    );
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -1126,4 +1235,440 @@ fn event_answers_are_schema_valid_and_100_subscriptions() {
     let (s, b) = pull(&sub, "PT0S");
     assert_eq!(s, 400, "{b}");
     assert!(b.contains("ter:ResourceUnknown"), "{b}");
+}
+
+/// Runs the onvif-zeep configuration client (`clients/onvif_zeep_config.py`) as `user`;
+/// its JSON.
+fn zeep_config(
+    server: &ServerProc,
+    user: &str,
+    password: &str,
+    step: &str,
+    arg: &str,
+) -> serde_json::Value {
+    let (ok, stdout, stderr) = run_with_timeout(
+        Command::new(venv_python())
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/clients/onvif_zeep_config.py"
+            ))
+            .args([
+                "127.0.0.1",
+                &server.http_port.to_string(),
+                user,
+                password,
+                step,
+                arg,
+            ]),
+        Duration::from_secs(90),
+    );
+    assert!(
+        ok,
+        "onvif-zeep {step} as {user} failed:\n{stdout}\n{stderr}\nserver log:\n{}",
+        server.log()
+    );
+    serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|e| panic!("JSON from the client ({e}): {stdout}"))
+}
+
+/// `GET /api/recordings/cam1` with HTTP Digest (curl): whether its last section is being
+/// written, and the number of sections.
+fn recording_now(server: &ServerProc, cred: &str) -> (bool, usize) {
+    let curl = require_tool("curl", "curl");
+    let out = Command::new(curl)
+        .args(["-s", "--digest", "-u", cred])
+        .arg(format!(
+            "http://127.0.0.1:{}/api/recordings/cam1",
+            server.http_port
+        ))
+        .output()
+        .expect("curl");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "/api/recordings/cam1 ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    });
+    let sections = v["sections"].as_array().cloned().unwrap_or_default();
+    let writing = sections
+        .last()
+        .is_some_and(|s| s["recording"].as_bool() == Some(true));
+    (writing, sections.len())
+}
+
+/// Polls [`recording_now`] until the last section's writing state is `want` (10 s).
+fn wait_recording(server: &ServerProc, cred: &str, want: bool) -> (bool, usize) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let now = recording_now(server, cred);
+        if now.0 == want || Instant::now() > deadline {
+            return now;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Configuration through onvif-zeep, end to end: SetVideoEncoderConfiguration changes
+/// what ffprobe sees on a fresh connection; CreateUsers makes users that RTSP Digest and
+/// WS-Security take at once, and a User-level one is refused the administrator's and
+/// operator's operations; SetRecordingJobMode Idle stops the recording (the HTTP API
+/// shows it) and Active resumes it; everything set survives a restart of the server.
+#[test]
+fn zeep_sets_encoder_users_scopes_and_recording_and_it_persists() {
+    let dir = test_dir();
+    let users = dir.join("users.toml");
+    add_user(&users, "ada", "admin", "ada-pw-1", &["--wsse"]);
+    let (_discovery, port) = discovery_port();
+    let mut server = start_server_in(
+        dir,
+        &format!(
+            "\n[auth]\nusers_file = \"{}\"\n[onvif]\ndiscovery_port = {port}\n",
+            users.display()
+        ),
+        SMALL_CAMERA,
+    );
+    let ada = "ada:ada-pw-1";
+    assert!(wait_recording(&server, ada, true).0, "{}", server.log());
+    let url = |cred: &str, s: &ServerProc| format!("rtsp://{cred}@127.0.0.1:{}/cam1", s.rtsp_port);
+    let before = ffprobe_streams(&url(ada, &server), &["-rtsp_transport", "tcp"]);
+    assert!(
+        before.contains("codec_name=h264|width=320|height=180"),
+        "{before}"
+    );
+
+    // The encoder: options, then a size from them.
+    let started = Instant::now();
+    let v = zeep_config(&server, "ada", "ada-pw-1", "set", "640x360");
+    println!(
+        "onvif-zeep set step: {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    assert!(
+        v["resolutions"]
+            .as_array()
+            .is_some_and(|r| r.contains(&serde_json::json!("640x360"))),
+        "{v}"
+    );
+    assert_eq!(v["fps_range"], serde_json::json!([1, 60]), "{v}");
+    assert_eq!(v["gov_range"], serde_json::json!([1, 600]), "{v}");
+    assert_eq!(
+        (v["width"].as_u64(), v["height"].as_u64()),
+        (Some(640), Some(360)),
+        "{v}"
+    );
+    assert_eq!(
+        (v["fps"].as_u64(), v["gov_length"].as_u64()),
+        (Some(15), Some(30)),
+        "{v}"
+    );
+    assert_eq!(v["fps_1000_refused"][0], true, "{v}");
+    assert!(
+        v["fps_1000_refused"][1]
+            .as_str()
+            .unwrap_or_default()
+            .contains("ConfigModify"),
+        "{v}"
+    );
+    let after = ffprobe_streams(&url(ada, &server), &["-rtsp_transport", "tcp"]);
+    assert!(
+        after.contains("codec_name=h264|width=640|height=360"),
+        "{after}"
+    );
+    // The restart is logged with its duration.
+    let log = server.log();
+    let restart = log
+        .lines()
+        .find(|l| l.contains("video encoder restarted"))
+        .unwrap_or_else(|| panic!("no restart in the log:\n{log}"));
+    println!(
+        "encoder restart: {}",
+        restart.split("restart_ms=").nth(1).unwrap_or("?")
+    );
+
+    // Users: made, refused where ONVIF says so, and working at once for RTSP Digest and
+    // WS-Security.
+    assert_eq!(
+        v["users"],
+        serde_json::json!(["ada:Administrator", "olaf:Operator", "vic:User"]),
+        "{v}"
+    );
+    assert_eq!(v["clash_refused"][0], true, "{v}");
+    assert_eq!(v["last_admin_refused"][0], true, "{v}");
+    assert!(
+        v["last_admin_refused"][1]
+            .as_str()
+            .unwrap_or_default()
+            .contains("FixedUser"),
+        "{v}"
+    );
+    let vic = ffprobe_streams(&url("vic:vic-pw-1b", &server), &["-rtsp_transport", "tcp"]);
+    assert!(vic.contains("codec_name=h264|width=640"), "{vic}");
+    let ffprobe = require_tool("ffprobe", "ffmpeg");
+    let (ok, _, _) = run_with_timeout(
+        Command::new(&ffprobe).args([
+            "-v",
+            "error",
+            "-rtsp_transport",
+            "tcp",
+            // The password before SetUser changed it.
+            &url("vic:vic-pw-1", &server),
+        ]),
+        Duration::from_secs(30),
+    );
+    assert!(!ok, "the old password must not play");
+    let r = zeep_config(&server, "vic", "vic-pw-1b", "refused", "");
+    assert_eq!(r["profiles"], serde_json::json!(["cam1"]), "{r}");
+    for what in ["create_users_refused", "job_mode_refused"] {
+        assert_eq!(r[what][0], true, "{what}: {r}");
+        assert!(
+            r[what][1]
+                .as_str()
+                .unwrap_or_default()
+                .contains("NotAuthorized"),
+            "{what}: {r}"
+        );
+    }
+
+    // Scopes, host name, the clock, the event search.
+    assert_eq!(
+        v["scopes"],
+        serde_json::json!(["Configurable onvif://www.onvif.org/location/city/Lyon"]),
+        "{v}"
+    );
+    assert_eq!(v["hostname"], "ipcamd-test-box", "{v}");
+    assert_eq!(v["manual_time_refused"][0], true, "{v}");
+    assert!(
+        v["manual_time_refused"][1]
+            .as_str()
+            .unwrap_or_default()
+            .contains("ActionNotSupported"),
+        "{v}"
+    );
+    assert_eq!(v["date_time_type"], "NTP", "{v}");
+    assert_eq!(v["events_state"], "Completed", "{v}");
+    assert!(v["events"].as_u64().unwrap_or(0) >= 1, "{v}");
+    assert_eq!(v["ptz_search_refused"][0], true, "{v}");
+    assert_eq!(v["recording_content"], "continuous", "{v}");
+
+    // Recording: Idle stops it (the HTTP API shows the section closed).
+    let j = zeep_config(&server, "ada", "ada-pw-1", "jobmode", "Idle");
+    assert_eq!(j["job_mode"], "Idle", "{j}");
+    let (writing, sections) = wait_recording(&server, ada, false);
+    assert!(!writing, "still recording after Idle:\n{}", server.log());
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        recording_now(&server, ada),
+        (false, sections),
+        "nothing new while Idle"
+    );
+
+    // A restart: the state file and the users file bring everything back.
+    let pid = server.child.id().to_string();
+    let _ = Command::new("kill").args(["-TERM", &pid]).status();
+    let _ = server.child.wait();
+    let state =
+        std::fs::read_to_string(server.dir.join("data/onvif-state.toml")).expect("the state file");
+    assert!(
+        state.contains("width = 640") && state.contains("recording = false"),
+        "{state}"
+    );
+    server.restart();
+    let r = zeep_config(&server, "ada", "ada-pw-1", "read", "");
+    assert_eq!(
+        (r["width"].as_u64(), r["height"].as_u64(), r["fps"].as_u64()),
+        (Some(640), Some(360), Some(15)),
+        "{r}"
+    );
+    assert_eq!(r["users"], v["users"], "{r}");
+    assert_eq!(r["scopes"], v["scopes"], "{r}");
+    assert_eq!(r["hostname"], "ipcamd-test-box", "{r}");
+    assert_eq!(r["job_mode"], "Idle", "{r}");
+    // The users made over ONVIF are still there, for WS-Security and RTSP Digest.
+    let v2 = zeep_config(&server, "vic", "vic-pw-1b", "refused", "");
+    assert_eq!(v2["profiles"], serde_json::json!(["cam1"]), "{v2}");
+    let after = ffprobe_streams(&url("olaf:olaf-pw-2", &server), &["-rtsp_transport", "tcp"]);
+    assert!(
+        after.contains("codec_name=h264|width=640|height=360"),
+        "{after}"
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        !recording_now(&server, ada).0,
+        "recording after a restart while Idle"
+    );
+
+    // Active again (an Operator may): a new section is written.
+    let j = zeep_config(&server, "olaf", "olaf-pw-2", "jobmode", "Active");
+    assert_eq!(j["job_mode"], "Active", "{j}");
+    let (writing, n) = wait_recording(&server, ada, true);
+    assert!(
+        writing && n > sections,
+        "not recording after Active ({n} sections):\n{}",
+        server.log()
+    );
+    let log = server.log();
+    for secret in ["vic-pw-1", "olaf-pw-2", "ada-pw-1", "tmp-pw-3"] {
+        assert!(!log.contains(secret), "{secret} in the log");
+    }
+}
+
+/// Media2 SetVideoEncoderConfiguration (raw SOAP: onvif-zeep has no Media2 WSDL) changes
+/// what ffprobe sees; a file camera's encoder cannot be changed (ter:ConfigModify naming
+/// the file), and its options list what it sends.
+#[test]
+fn media2_encoder_change_and_a_fixed_camera() {
+    const TR2: &str = "http://www.onvif.org/ver20/media/wsdl";
+    const TRT: &str = "http://www.onvif.org/ver10/media/wsdl";
+    let (_discovery, port) = discovery_port();
+    let server = start_server_with(
+        &format!("\n[onvif]\ndiscovery_port = {port}\n"),
+        &format!(
+            "{SMALL_CAMERA}\n[[camera]]\nname = \"f\"\nsource = \"file\"\nrecord = false\npath = \"{}/../media/testdata/h264_aac.mp4\"\n",
+            env!("CARGO_MANIFEST_DIR")
+        ),
+    );
+    let (s, b) = post(
+        server.http_port,
+        "/onvif/media2_service",
+        &envelope(
+            TR2,
+            "GetVideoEncoderConfigurationOptions",
+            "<ConfigurationToken>VideoEncoder_cam1</ConfigurationToken>",
+        ),
+    );
+    assert_eq!(s, 200, "{b}");
+    assert!(
+        b.contains("<tt:Width>640</tt:Width><tt:Height>360</tt:Height>"),
+        "{b}"
+    );
+    let (s, b) = post(
+        server.http_port,
+        "/onvif/media2_service",
+        &envelope(TR2, "SetVideoEncoderConfiguration", "<Configuration token=\"VideoEncoder_cam1\" GovLength=\"10\"><tt:Name>VideoEncoder_cam1</tt:Name><tt:UseCount>1</tt:UseCount><tt:Encoding>H264</tt:Encoding><tt:Resolution><tt:Width>640</tt:Width><tt:Height>360</tt:Height></tt:Resolution><tt:RateControl ConstantBitRate=\"false\"><tt:FrameRateLimit>10.0</tt:FrameRateLimit><tt:BitrateLimit>400</tt:BitrateLimit></tt:RateControl></Configuration>"),
+    );
+    assert_eq!(s, 200, "{b}");
+    let probe = ffprobe_streams(&server.url("cam1"), &["-rtsp_transport", "tcp"]);
+    assert!(
+        probe.contains("codec_name=h264|width=640|height=360"),
+        "{probe}"
+    );
+    let (_, b) = post(
+        server.http_port,
+        "/onvif/media2_service",
+        &envelope(
+            TR2,
+            "GetVideoEncoderConfigurations",
+            "<ConfigurationToken>VideoEncoder_cam1</ConfigurationToken>",
+        ),
+    );
+    assert!(
+        b.contains("GovLength=\"10\"") && b.contains("<tt:FrameRateLimit>10</tt:FrameRateLimit>"),
+        "{b}"
+    );
+
+    // The file camera.
+    let before = ffprobe_streams(&server.url("f"), &["-rtsp_transport", "tcp"]);
+    for (path, ns) in [
+        ("/onvif/media2_service", TR2),
+        ("/onvif/media_service", TRT),
+    ] {
+        let (s, b) = post(
+            server.http_port,
+            path,
+            &envelope(ns, "SetVideoEncoderConfiguration", "<Configuration token=\"VideoEncoder_f\"><tt:RateControl><tt:FrameRateLimit>5</tt:FrameRateLimit></tt:RateControl></Configuration>"),
+        );
+        assert_eq!(s, 400, "{b}");
+        assert!(
+            b.contains("ter:ConfigModify") && b.contains("replays a file"),
+            "{b}"
+        );
+    }
+    let (s, b) = post(
+        server.http_port,
+        "/onvif/media_service",
+        &envelope(
+            TRT,
+            "GetVideoEncoderConfigurationOptions",
+            "<ProfileToken>f</ProfileToken>",
+        ),
+    );
+    assert_eq!(s, 200, "{b}");
+    let width = before
+        .split("width=")
+        .nth(1)
+        .and_then(|w| w.split('|').next())
+        .unwrap_or("?");
+    assert!(
+        b.contains(&format!("<tt:Width>{width}</tt:Width>")),
+        "{before}: {b}"
+    );
+    assert_eq!(
+        b.matches("<tt:ResolutionsAvailable>").count(),
+        2,
+        "one size (H264 and Extension): {b}"
+    );
+    assert_eq!(
+        before,
+        ffprobe_streams(&server.url("f"), &["-rtsp_transport", "tcp"])
+    );
+}
+
+/// A reader connected before SetVideoEncoderConfiguration keeps its session: ffprobe
+/// decodes frames of the old size, then of the new one, without an error.
+#[test]
+fn a_reader_goes_on_across_an_encoder_change() {
+    const TRT: &str = "http://www.onvif.org/ver10/media/wsdl";
+    let (_discovery, port) = discovery_port();
+    let server = start_server_with(
+        &format!("\n[onvif]\ndiscovery_port = {port}\n"),
+        SMALL_CAMERA,
+    );
+    let ffprobe = require_tool("ffprobe", "ffmpeg");
+    let url = server.url("cam1");
+    let reader = std::thread::spawn(move || {
+        run_with_timeout(
+            Command::new(ffprobe).args([
+                "-v",
+                "error",
+                "-rtsp_transport",
+                "tcp",
+                "-select_streams",
+                "v",
+                "-read_intervals",
+                "%+6",
+                "-show_entries",
+                "frame=width,height",
+                "-of",
+                "csv=p=0",
+                &url,
+            ]),
+            Duration::from_secs(40),
+        )
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    let (s, b) = post(
+        server.http_port,
+        "/onvif/media_service",
+        &envelope(TRT, "SetVideoEncoderConfiguration", "<Configuration token=\"VideoEncoder_cam1\"><tt:Resolution><tt:Width>640</tt:Width><tt:Height>360</tt:Height></tt:Resolution></Configuration>"),
+    );
+    assert_eq!(s, 200, "{b}");
+    let (ok, out, err) = reader.join().expect("reader thread");
+    assert!(ok, "ffprobe across the change: {err}\n{}", server.log());
+    let sizes: Vec<&str> = out
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    let first_new = sizes.iter().position(|s| *s == "640,360");
+    assert!(
+        sizes.first() == Some(&"320,180") && first_new.is_some(),
+        "frame sizes: {sizes:?}"
+    );
+    assert!(
+        sizes[first_new.unwrap_or(0)..]
+            .iter()
+            .all(|s| *s == "640,360"),
+        "after the change only the new size: {sizes:?}"
+    );
+    assert!(err.trim().is_empty(), "decoder errors: {err}");
 }

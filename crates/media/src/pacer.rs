@@ -6,9 +6,14 @@
 //! back-off (1 s doubling to 30 s); its stream keeps its tracks and RTP numbering, so
 //! readers see a pause, not a new stream. Meanwhile the stream is marked offline
 //! ([`Stream::offline_reason`]) so that the server answers 503.
+//!
+//! A source can also be replaced while it runs ([`SourceSwitch::replace`]: an encoder
+//! restarted with new settings): the thread takes the new source before its next unit,
+//! sets the stream's tracks to the new source's (same codecs: readers go on, with the new
+//! parameter sets) and continues the media time as after a restart.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use ipcamd_proto::time::UnixMicros;
@@ -33,6 +38,56 @@ pub struct LiveSource {
     pub stream: Arc<Stream>,
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
+    switch: SourceSwitch,
+}
+
+/// A source and the factory that re-creates it after a failure, waiting for the pacing
+/// thread to take them.
+type Pending = Option<(Box<dyn Source>, SourceFactory)>;
+
+/// Hands a new source to a running [`LiveSource`]'s thread (cloneable, for whoever
+/// changes the camera's settings).
+#[derive(Clone)]
+pub struct SourceSwitch {
+    pending: Arc<(Mutex<Pending>, Condvar)>,
+}
+
+impl SourceSwitch {
+    /// Replaces the source (already opened, so that its errors are the caller's) and the
+    /// factory used after a failure. The thread switches before its next access unit; a
+    /// replacement not taken yet is superseded.
+    pub fn replace(&self, source: Box<dyn Source>, factory: SourceFactory) {
+        let (slot, arrived) = &*self.pending;
+        *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some((source, factory));
+        arrived.notify_all();
+    }
+
+    /// Whether a replacement waits for the thread to take it.
+    pub fn pending(&self) -> bool {
+        self.pending
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some()
+    }
+
+    fn take(&self) -> Pending {
+        self.pending
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+    }
+
+    /// Waits up to `limit` for a replacement; true when one waits.
+    fn wait(&self, limit: Duration) -> bool {
+        let (slot, arrived) = &*self.pending;
+        let guard = slot.lock().unwrap_or_else(|e| e.into_inner());
+        let (guard, _) = arrived
+            .wait_timeout_while(guard, limit, |p| p.is_none())
+            .unwrap_or_else(|e| e.into_inner());
+        guard.is_some()
+    }
 }
 
 impl LiveSource {
@@ -42,20 +97,30 @@ impl LiveSource {
         let first = factory(now_micros())?;
         let stream = Stream::new(name, first.tracks().to_vec());
         let stop = Arc::new(AtomicBool::new(false));
+        let switch = SourceSwitch {
+            pending: Arc::new((Mutex::new(None), Condvar::new())),
+        };
         let thread = {
             let stream = stream.clone();
             let stop = stop.clone();
             let name = name.to_owned();
+            let switch = switch.clone();
             std::thread::Builder::new()
                 .name(format!("source-{name}"))
-                .spawn(move || run(&name, first, factory, &stream, &stop))
+                .spawn(move || run(&name, first, factory, &stream, &stop, &switch))
                 .map_err(|e| SourceError::Encoder(format!("cannot start source thread: {e}")))?
         };
         Ok(LiveSource {
             stream,
             stop,
             thread: Some(thread),
+            switch,
         })
+    }
+
+    /// The handle that replaces this camera's source while it runs.
+    pub fn switch(&self) -> SourceSwitch {
+        self.switch.clone()
     }
 
     pub fn stop(&mut self) {
@@ -83,12 +148,26 @@ fn sleep_until(deadline: Instant, stop: &AtomicBool) {
     }
 }
 
+/// [`sleep_until`] that also ends (false) as soon as a replacement source arrives.
+fn sleep_unless_switched(deadline: Instant, stop: &AtomicBool, switch: &SourceSwitch) -> bool {
+    loop {
+        let now = Instant::now();
+        if now >= deadline || stop.load(Ordering::Relaxed) {
+            return true;
+        }
+        if switch.wait((deadline - now).min(Duration::from_millis(50))) {
+            return false;
+        }
+    }
+}
+
 fn run(
     name: &str,
     mut source: Box<dyn Source>,
     mut factory: SourceFactory,
     stream: &Stream,
     stop: &AtomicBool,
+    switch: &SourceSwitch,
 ) {
     let mut backoff = Duration::from_secs(1);
     let mut timeline = Timeline::new(stream);
@@ -98,6 +177,15 @@ fn run(
         let result = loop {
             if stop.load(Ordering::Relaxed) {
                 return;
+            }
+            if let Some((new, new_factory)) = switch.take() {
+                let what = stream.set_tracks(new.tracks().to_vec());
+                tracing::info!(camera = name, change = ?what, "source replaced");
+                source = new;
+                factory = new_factory;
+                timeline.replaced(stream);
+                origin = None;
+                stream.set_offline(None);
             }
             let au = match source.next_au() {
                 Ok(au) => au,
@@ -114,8 +202,9 @@ fn run(
                     "source is slower than real time; re-anchoring its clock"
                 );
                 origin = Some((au.wallclock, now));
-            } else {
-                sleep_until(due, stop);
+            } else if !sleep_unless_switched(due, stop, switch) {
+                // A new source waits: this unit of the old one is not sent.
+                continue;
             }
             stream.push(timeline.continue_pts(au));
             backoff = Duration::from_secs(1);
@@ -178,6 +267,17 @@ impl Timeline {
         self.rebase.iter_mut().for_each(|r| *r = true);
     }
 
+    /// Another source with the stream's (possibly new) tracks: tracks that stayed
+    /// continue their media time, new ones start afresh.
+    fn replaced(&mut self, stream: &Stream) {
+        let rates: Vec<u32> = stream.tracks().iter().map(|t| t.clock_rate()).collect();
+        if rates != self.clock_rates {
+            *self = Timeline::new(stream);
+        } else {
+            self.restarted();
+        }
+    }
+
     fn continue_pts(&mut self, mut au: crate::AccessUnit) -> crate::AccessUnit {
         let (Some(state), Some(rebase), Some(&rate)) = (
             self.state.get_mut(au.track),
@@ -197,5 +297,94 @@ impl Timeline {
         au.pts = (au.pts as i128 + state.0).max(0) as u64;
         state.1 = Some((au.pts, au.wallclock));
         au
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::synthetic::{SyntheticCamera, SyntheticConfig};
+    use ipcamd_proto::codec::CodecParams;
+    use ipcamd_proto::probe::h264_picture_size;
+
+    fn factory(width: u32, height: u32) -> SourceFactory {
+        Box::new(move |now| -> Result<Box<dyn Source>, SourceError> {
+            let cfg = SyntheticConfig {
+                width,
+                height,
+                fps: 25,
+                audio: true,
+                ..SyntheticConfig::default()
+            };
+            Ok(Box::new(SyntheticCamera::new(cfg, now)?))
+        })
+    }
+
+    fn size(t: &ipcamd_proto::codec::TrackInfo) -> Option<(u32, u32)> {
+        match &t.codec {
+            CodecParams::H264 { sps, .. } => h264_picture_size(sps),
+            _ => None,
+        }
+    }
+
+    /// A replaced source: the stream's tracks carry the new SPS, a reader that stays gets a
+    /// keyframe with it soon after, and the sequence numbers and media times go on.
+    #[tokio::test]
+    async fn replaced_source_keeps_readers_with_new_parameters() {
+        let live = LiveSource::start("t", factory(320, 180)).unwrap();
+        let (mut reader, _) = live.stream.subscribe();
+        let mut last: Vec<Option<(u16, u32)>> = vec![None; 2];
+        let mut check = |f: &crate::fanout::Frame| {
+            let slot = &mut last[f.track];
+            if let Some((seq, ts)) = *slot {
+                assert_eq!(f.first_seq, seq.wrapping_add(1), "track {} seq", f.track);
+                assert!(
+                    f.rtp_timestamp.wrapping_sub(ts) < u32::MAX / 2,
+                    "track {} time",
+                    f.track
+                );
+            }
+            *slot = Some((
+                f.first_seq.wrapping_add(f.packets.len() as u16 - 1),
+                f.rtp_timestamp,
+            ));
+        };
+        for _ in 0..10 {
+            match reader.recv().await {
+                crate::fanout::Next::Frame(f) => check(&f),
+                crate::fanout::Next::Closed => panic!("closed"),
+            }
+        }
+        assert_eq!(size(&live.stream.tracks()[0]), Some((320, 180)));
+        let mut f = factory(640, 360);
+        let new = f(now_micros()).unwrap();
+        let asked = Instant::now();
+        live.switch().replace(new, f);
+        let keyframe = loop {
+            match reader.recv().await {
+                crate::fanout::Next::Frame(f) => {
+                    check(&f);
+                    if f.video
+                        && f.keyframe
+                        && live.stream.tracks().first().and_then(size) == Some((640, 360))
+                    {
+                        break asked.elapsed();
+                    }
+                }
+                crate::fanout::Next::Closed => panic!("the reader was ended"),
+            }
+            assert!(asked.elapsed() < Duration::from_secs(5), "no new keyframe");
+        };
+        assert!(!live.switch().pending());
+        println!(
+            "replace -> new keyframe at a reader: {} ms",
+            keyframe.as_millis()
+        );
+        for _ in 0..10 {
+            match reader.recv().await {
+                crate::fanout::Next::Frame(f) => check(&f),
+                crate::fanout::Next::Closed => panic!("closed"),
+            }
+        }
     }
 }

@@ -10,7 +10,9 @@
 //! - [`soap`]: envelope parsing (quick-xml), faults.
 //! - [`wsse`]: WS-Security UsernameToken PasswordDigest, access classes, [`wsse::SoapAuth`].
 //! - [`model`]: the plain-data device snapshot.
-//! - [`services`]: dispatch of every operation to its response.
+//! - [`services`]: dispatch of every operation to its response; a write (encoder settings,
+//!   users, scopes, host name, recording job mode) is checked against the model and comes
+//!   out as a [`services::Change`] for the server to carry out and persist.
 //! - [`events`]: the Event service's state (property values, pull-point subscriptions,
 //!   their queues and expiry), fed by the server and read by the event operations.
 //! - [`discovery`]: WS-Discovery (2005/04) Probe parsing, ProbeMatches/Hello/Bye; and the

@@ -28,6 +28,11 @@ pub struct DeviceModel {
     pub cameras: Vec<CameraModel>,
     pub recordings: Vec<RecordingModel>,
     pub users: Vec<(String, Role)>,
+    /// Scopes set over ONVIF (SetScopes/AddScopes), reported as `Configurable` after the
+    /// fixed [`DeviceModel::scopes`].
+    pub configurable_scopes: Vec<String>,
+    /// The recording jobs: one per camera recorded continuously.
+    pub jobs: Vec<JobModel>,
     pub session_timeout_s: u64,
     /// The Event service's limit of open subscriptions (MaxPullPoints).
     pub max_pull_points: usize,
@@ -143,10 +148,66 @@ pub struct AudioModel {
     pub bitrate_kbps: u32,
 }
 
+/// What may be set of a camera's video encoder (SetVideoEncoderConfiguration), and the
+/// choices GetVideoEncoderConfigurationOptions lists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EncoderControl {
+    /// The encoding cannot be changed; the reason names the source (a file, a proxied
+    /// camera, a publisher).
+    Fixed(String),
+    Configurable(VideoOptions),
+}
+
+impl Default for EncoderControl {
+    fn default() -> Self {
+        EncoderControl::Fixed("the camera's encoding is not ipcamd's to change".into())
+    }
+}
+
+/// The values a configurable encoder accepts (ranges are inclusive).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VideoOptions {
+    /// Picture sizes offered, (width, height).
+    pub resolutions: Vec<(u32, u32)>,
+    pub fps: (u32, u32),
+    pub bitrate_kbps: (u32, u32),
+    pub gov_length: (u32, u32),
+}
+
+/// New encoder settings, as SetVideoEncoderConfiguration asks them (checked against the
+/// camera's [`VideoOptions`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VideoSettings {
+    pub width: u32,
+    pub height: u32,
+    pub fps: u32,
+    pub bitrate_kbps: u32,
+    pub gov_length: u32,
+}
+
+/// A recording job (Recording Control): token `Job_<camera>`, recording `<camera>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobModel {
+    /// The recording (camera) name.
+    pub recording: String,
+    /// The job's mode: `Active` (true) or `Idle`.
+    pub active: bool,
+    /// Whether the recording writes a section now (Active and the camera delivers).
+    pub writing: bool,
+}
+
+impl JobModel {
+    pub fn token(&self) -> String {
+        format!("Job_{}", self.recording)
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct CameraModel {
     pub name: String,
     pub video: Option<VideoModel>,
+    /// Whether (and within what) its video encoder may be changed.
+    pub encoder: EncoderControl,
     pub audio: Option<AudioModel>,
     /// Codecs the backchannel decodes (empty: no audio output).
     pub backchannel: Vec<AudioModel>,

@@ -4,8 +4,11 @@
 //! namespace and name, access check, response body. Responses are built as text in the
 //! element order of the ONVIF XSDs (checked by the schema tests of the server crate).
 //!
-//! Read-only: every Set*/Create*/Delete* operation answers `ter:ActionNotSupported`, as do
-//! the operations not listed in [`access_class`]. Searches complete at once (the whole
+//! Writes ([`change`]): the operations that change the device (encoder settings, users,
+//! scopes, host name, recording job modes) are checked here against the model and come
+//! out as an [`Outcome::Apply`]: a [`Change`] for the server to carry out and persist, and
+//! the answer to send once it did ([`Apply::answer`]). Operations not listed in
+//! [`access_class`] answer `ter:ActionNotSupported`. Searches complete at once (the whole
 //! answer is known when FindRecordings runs), so GetRecordingSearchResults returns
 //! `Completed` with every match; search tokens are not kept between requests (any token is
 //! accepted and answered from the current snapshot).
@@ -20,9 +23,13 @@ use crate::soap::{envelope, parse_request, Fault, Request};
 use crate::wsse::{authorize, AccessClass, NonceCache, SoapAuth};
 use crate::xml::{el, escape};
 
+pub mod change;
+mod encoder;
 pub mod event_service;
 pub mod ptz_service;
+mod recording_control;
 
+pub use change::{Apply, Change, UserChange};
 use event_service::Reply;
 pub use event_service::{EventContext, PendingPull};
 
@@ -64,6 +71,14 @@ pub fn handle(
 ) -> Response {
     match handle_with_events(body, model, auth, http_user, nonces, None) {
         Outcome::Done(r) => r,
+        Outcome::Apply(a) => {
+            let f = Fault::receiver(
+                "ter:Action",
+                None,
+                format!("{}: nothing here carries out changes", a.action),
+            );
+            a.answer(Err(f))
+        }
         Outcome::Wait(p) => fault(
             "PullMessages",
             Fault::receiver(
@@ -81,6 +96,8 @@ pub fn handle(
 pub enum Outcome {
     Done(Response),
     Wait(PendingPull),
+    /// A valid write: carry out the change, then answer with [`Apply::answer`].
+    Apply(Apply),
 }
 
 /// Handles one SOAP request end to end; `events` is the Event service's state (None: the
@@ -152,6 +169,11 @@ pub fn handle_with_state(
             (None, _) => Err(Fault::action_not_supported(&req.namespace, &req.action)),
             (_, Err(e)) => Err(Fault::not_well_formed(e)),
         }
+    } else if let Some(write) = writes(&req, model) {
+        return match write {
+            Ok(apply) => Outcome::Apply(apply),
+            Err(f) => Outcome::Done(fault(&action, f)),
+        };
     } else {
         dispatch(&req, model)
     };
@@ -165,7 +187,17 @@ pub fn handle_with_state(
     })
 }
 
-fn fault(action: &str, f: Fault) -> Response {
+/// The write operations: None for any other operation.
+fn writes(req: &Request, m: &DeviceModel) -> Option<Result<Apply, Fault>> {
+    match (req.namespace.as_str(), req.action.as_str()) {
+        (ns::TRT, "SetVideoEncoderConfiguration") => Some(encoder::set(req, m, false)),
+        (ns::TR2, "SetVideoEncoderConfiguration") => Some(encoder::set(req, m, true)),
+        (ns::TRC, "SetRecordingJobMode") => Some(recording_control::set_job_mode(req, m)),
+        _ => change::dispatch(req, m),
+    }
+}
+
+pub(crate) fn fault(action: &str, f: Fault) -> Response {
     Response {
         status: f.http_status(),
         body: f.to_xml(),
@@ -194,6 +226,20 @@ pub fn access_class(namespace: &str, action: &str) -> Option<AccessClass> {
             | "GetDiscoveryMode",
         ) => ReadSystem,
         (ns::TDS, "GetUsers") => ReadSystemSecret,
+        (
+            ns::TDS,
+            "CreateUsers"
+            | "DeleteUsers"
+            | "SetUser"
+            | "SetScopes"
+            | "AddScopes"
+            | "RemoveScopes"
+            | "SetHostname"
+            | "SetSystemDateAndTime",
+        ) => WriteSystem,
+        (ns::TDS, "GetNTP") => ReadSystem,
+        (ns::TRT | ns::TR2, "SetVideoEncoderConfiguration") => Actuate,
+        (ns::TRC, "SetRecordingJobMode") => Actuate,
         (ns::TRT | ns::TR2 | ns::TMD | ns::TRC | ns::TSE | ns::TRP, "GetServiceCapabilities") => {
             PreAuth
         }
@@ -214,7 +260,8 @@ pub fn access_class(namespace: &str, action: &str) -> Option<AccessClass> {
             | "GetAudioOutputs"
             | "GetAudioOutputConfigurations"
             | "GetAudioDecoderConfigurations"
-            | "GetAudioDecoderConfigurationOptions",
+            | "GetAudioDecoderConfigurationOptions"
+            | "GetVideoEncoderConfigurationOptions",
         ) => ReadMedia,
         (
             ns::TR2,
@@ -227,9 +274,18 @@ pub fn access_class(namespace: &str, action: &str) -> Option<AccessClass> {
             | "GetAudioEncoderConfigurations"
             | "GetAudioOutputConfigurations"
             | "GetAudioDecoderConfigurations"
-            | "GetAudioDecoderConfigurationOptions",
+            | "GetAudioDecoderConfigurationOptions"
+            | "GetVideoEncoderConfigurationOptions",
         ) => ReadMedia,
-        (ns::TRC, "GetRecordings" | "GetRecordingJobs") => ReadMedia,
+        (
+            ns::TRC,
+            "GetRecordings"
+            | "GetRecordingJobs"
+            | "GetRecordingConfiguration"
+            | "GetTrackConfiguration"
+            | "GetRecordingJobConfiguration"
+            | "GetRecordingJobState",
+        ) => ReadMedia,
         (
             ns::TSE,
             "GetRecordingSummary"
@@ -237,7 +293,12 @@ pub fn access_class(namespace: &str, action: &str) -> Option<AccessClass> {
             | "FindRecordings"
             | "GetRecordingSearchResults"
             | "EndSearch"
-            | "GetMediaAttributes",
+            | "GetMediaAttributes"
+            | "FindEvents"
+            | "GetEventSearchResults"
+            | "GetSearchState"
+            | "FindPTZPosition"
+            | "GetPTZPositionSearchResults",
         ) => ReadMedia,
         (ns::TRP, "GetReplayUri" | "GetReplayConfiguration") => ReadMedia,
         (ns::TEV, "GetServiceCapabilities") => PreAuth,
@@ -401,6 +462,12 @@ fn device(req: &Request, m: &DeviceModel) -> Result<String, Fault> {
                     el("tt:ScopeItem", sc)
                 );
             }
+            for sc in &m.configurable_scopes {
+                s += &format!(
+                    "<tds:Scopes><tt:ScopeDef>Configurable</tt:ScopeDef>{}</tds:Scopes>",
+                    el("tt:ScopeItem", sc)
+                );
+            }
             s + "</tds:GetScopesResponse>"
         }
         "GetHostname" => format!(
@@ -422,6 +489,11 @@ fn device(req: &Request, m: &DeviceModel) -> Result<String, Fault> {
             }
             s + "</tds:GetNetworkInterfacesResponse>"
         }
+        "SetSystemDateAndTime" => {
+            set_date_and_time(req)?;
+            change::empty("tds", "SetSystemDateAndTime")
+        }
+        "GetNTP" => "<tds:GetNTPResponse><tds:NTPInformation><tt:FromDHCP>false</tt:FromDHCP></tds:NTPInformation></tds:GetNTPResponse>".to_owned(),
         "GetUsers" => {
             let mut s = String::from("<tds:GetUsersResponse>");
             for (name, role) in &m.users {
@@ -435,6 +507,46 @@ fn device(req: &Request, m: &DeviceModel) -> Result<String, Fault> {
         }
         _ => return Err(Fault::action_not_supported(&req.namespace, &req.action)),
     })
+}
+
+/// SetSystemDateAndTime as far as a process may: the clock is the host's (kept by NTP or
+/// whoever runs the host), so `NTP` with UTC is accepted as what already holds and a manual
+/// time is refused, as is a time zone other than UTC (answers are in UTC).
+fn set_date_and_time(req: &Request) -> Result<(), Fault> {
+    match req.arg("DateTimeType") {
+        Some("NTP") => {}
+        Some("Manual") => {
+            return Err(Fault::receiver(
+                "ter:ActionNotSupported",
+                None,
+                "ipcamd is a process and does not set the system clock: its time is the host's; set the host's clock (NTP, timedatectl) or send DateTimeType NTP",
+            ))
+        }
+        other => {
+            return Err(Fault::invalid_arg(
+                "ter:InvalidArgs",
+                format!(
+                    "DateTimeType {:?}: use NTP (Manual is refused)",
+                    other.unwrap_or_default()
+                ),
+            ))
+        }
+    }
+    if let Some(tz) = req.arg("TZ") {
+        let utc = tz.is_empty()
+            || [
+                "UTC", "GMT", "UTC0", "GMT0", "UTC+0", "UTC-0", "GMT+0", "GMT-0", "Z", "Etc/UTC",
+            ]
+            .iter()
+            .any(|u| tz.eq_ignore_ascii_case(u));
+        if !utc {
+            return Err(Fault::invalid_arg(
+                "ter:InvalidTimeZone",
+                format!("time zone {tz:?}: this device keeps and reports UTC (UTC0) only"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// (service path name, namespace, prefix) of every service, in GetServices order.
@@ -465,7 +577,7 @@ fn service_capabilities(nsuri: &str, prefix: &str, m: &DeviceModel) -> String {
         return ptz_service::capabilities();
     }
     let inner = match nsuri {
-        ns::TDS => "<tds:Network IPFilter=\"false\" ZeroConfiguration=\"false\" IPVersion6=\"false\" DynDNS=\"false\"/><tds:Security UsernameToken=\"true\" HttpDigest=\"true\"/><tds:System DiscoveryResolve=\"false\" DiscoveryBye=\"true\" RemoteDiscovery=\"false\" SystemBackup=\"false\" SystemLogging=\"false\" FirmwareUpgrade=\"false\"/>".to_owned(),
+        ns::TDS => format!("<tds:Network IPFilter=\"false\" ZeroConfiguration=\"false\" IPVersion6=\"false\" DynDNS=\"false\"/><tds:Security UsernameToken=\"true\" HttpDigest=\"true\" MaxUsers=\"{}\"/><tds:System DiscoveryResolve=\"false\" DiscoveryBye=\"true\" RemoteDiscovery=\"false\" SystemBackup=\"false\" SystemLogging=\"false\" FirmwareUpgrade=\"false\"/>", change::MAX_USERS),
         ns::TRT => format!(
             "<trt:ProfileCapabilities MaximumNumberOfProfiles=\"{}\"/><trt:StreamingCapabilities RTPMulticast=\"false\" RTP_TCP=\"true\" RTP_RTSP_TCP=\"true\"/>",
             m.cameras.len()
@@ -479,8 +591,8 @@ fn service_capabilities(nsuri: &str, prefix: &str, m: &DeviceModel) -> String {
     let attrs = match nsuri {
         ns::TRT | ns::TR2 => " SnapshotUri=\"true\"".to_owned(),
         ns::TMD => format!(" VideoSources=\"{video}\" VideoOutputs=\"0\" AudioSources=\"{audio}\" AudioOutputs=\"{outputs}\" RelayOutputs=\"0\""),
-        ns::TRC => format!(" DynamicRecordings=\"false\" DynamicTracks=\"false\" MaxRecordings=\"{}\" MaxRecordingJobs=\"{}\"", m.cameras.len(), m.cameras.len()),
-        ns::TSE => " MetadataSearch=\"false\"".to_owned(),
+        ns::TRC => format!(" DynamicRecordings=\"false\" DynamicTracks=\"false\" MaxRecordings=\"{}\" MaxRecordingJobs=\"{}\" Options=\"false\" MetadataRecording=\"false\"", m.cameras.len(), m.jobs.len()),
+        ns::TSE => " MetadataSearch=\"false\" GeneralStartEvents=\"true\"".to_owned(),
         ns::TRP => format!(
             " ReversePlayback=\"true\" SessionTimeoutRange=\"{0} {0}\" RTP_RTSP_TCP=\"true\"",
             m.session_timeout_s
@@ -794,6 +906,7 @@ fn media(req: &Request, m: &DeviceModel) -> Result<String, Fault> {
             };
             format!("<trt:Options>{}</trt:Options>", decoder_options_v10(c))
         }
+        "GetVideoEncoderConfigurationOptions" => encoder::options_v10(req, m)?,
         _ => return Err(Fault::action_not_supported(&req.namespace, a)),
     };
     Ok(format!("<trt:{a}Response>{body}</trt:{a}Response>"))
@@ -931,6 +1044,7 @@ fn media2(req: &Request, m: &DeviceModel) -> Result<String, Fault> {
                 })
                 .collect()
         }
+        "GetVideoEncoderConfigurationOptions" => encoder::options_v20(req, m)?,
         _ => return Err(Fault::action_not_supported(&req.namespace, a)),
     };
     Ok(format!("<tr2:{a}Response>{body}</tr2:{a}Response>"))
@@ -987,6 +1101,9 @@ fn source_info(r: &RecordingModel, m: &DeviceModel) -> String {
 
 fn recording(req: &Request, m: &DeviceModel) -> Result<String, Fault> {
     let a = req.action.as_str();
+    if let Some(body) = recording_control::read(req, m) {
+        return Ok(format!("<trc:{a}Response>{}</trc:{a}Response>", body?));
+    }
     let body = match a {
         "GetServiceCapabilities" => service_capabilities(ns::TRC, "trc", m),
         "GetRecordings" => m
@@ -1009,19 +1126,6 @@ fn recording(req: &Request, m: &DeviceModel) -> Result<String, Fault> {
                     "<trc:RecordingItem>{}<tt:Configuration><tt:Source>{}</tt:Source><tt:Content>continuous</tt:Content><tt:MaximumRetentionTime>PT0S</tt:MaximumRetentionTime></tt:Configuration><tt:Tracks>{tracks}</tt:Tracks></trc:RecordingItem>",
                     el("tt:RecordingToken", &r.token),
                     source_info(r, m)
-                )
-            })
-            .collect(),
-        "GetRecordingJobs" => m
-            .recordings
-            .iter()
-            .filter(|r| r.recording)
-            .map(|r| {
-                format!(
-                    "<trc:JobItem>{}<tt:JobConfiguration>{}<tt:Mode>Active</tt:Mode><tt:Priority>1</tt:Priority><tt:Source><tt:SourceToken Type=\"http://www.onvif.org/ver10/schema/Profile\">{}</tt:SourceToken></tt:Source></tt:JobConfiguration></trc:JobItem>",
-                    el("tt:JobToken", format!("Job_{}", r.token)),
-                    el("tt:RecordingToken", &r.token),
-                    el("tt:Token", &r.token)
                 )
             })
             .collect(),
@@ -1076,6 +1180,9 @@ fn found<'a>(req: &Request, m: &'a DeviceModel) -> Vec<&'a RecordingModel> {
 
 fn search(req: &Request, m: &DeviceModel) -> Result<String, Fault> {
     let a = req.action.as_str();
+    if let Some(body) = recording_control::search(req, m) {
+        return Ok(format!("<tse:{a}Response>{}</tse:{a}Response>", body?));
+    }
     let body = match a {
         "GetServiceCapabilities" => service_capabilities(ns::TSE, "tse", m),
         "GetRecordingSummary" => {

@@ -27,7 +27,9 @@ pub struct Request {
     /// Local name of the Body's first element, e.g. `GetProfiles`.
     pub action: String,
     /// Every element with text inside the operation element, in document order, as
-    /// (local name, text): `ProfileToken`, `Protocol`, `Stream`, ...
+    /// (local name, text): `ProfileToken`, `Protocol`, `Stream`, ...; and the attributes
+    /// of the elements inside the operation element (not namespace declarations) as
+    /// (`@` + local name, value), where their element starts: `@token`, `@GovLength`.
     pub args: Vec<(String, String)>,
     /// WS-Security UsernameToken from the Header, if any.
     pub username_token: Option<UsernameToken>,
@@ -226,6 +228,23 @@ pub fn parse_request(body: &[u8]) -> Result<Request, Fault> {
                     req.namespace = nsuri.clone();
                     req.action = local.clone();
                     op_depth = Some(depth);
+                } else if op_depth.is_some_and(|d| depth > d) {
+                    for a in e.attributes() {
+                        let a = a.map_err(|e| {
+                            Fault::not_well_formed(format!("malformed attribute: {e}"))
+                        })?;
+                        let key = a.key;
+                        if key.as_namespace_binding().is_some() {
+                            continue;
+                        }
+                        let value = a.unescape_value().map_err(|e| {
+                            Fault::not_well_formed(format!("malformed attribute value: {e}"))
+                        })?;
+                        req.args.push((
+                            format!("@{}", String::from_utf8_lossy(key.local_name().as_ref())),
+                            value.into_owned(),
+                        ));
+                    }
                 } else if local == "UsernameToken" && nsuri == ns::WSSE {
                     in_token = true;
                 } else if in_token && local == "Password" {
@@ -330,6 +349,22 @@ mod tests {
         assert_eq!(t.nonce, "LKqI6G/AikKCQrN0zqZFlg==");
         assert_eq!(t.created, "2010-09-16T07:50:45Z");
         assert!(t.password_type.ends_with("#PasswordDigest"));
+    }
+
+    #[test]
+    fn attributes_inside_the_operation_are_arguments() {
+        let x = r#"<e:Envelope xmlns:e="http://www.w3.org/2003/05/soap-envelope"><e:Body><SetVideoEncoderConfiguration xmlns="http://www.onvif.org/ver20/media/wsdl" ignored="op"><Configuration token="VideoEncoder_a&amp;b" GovLength="10" xmlns:tt="http://www.onvif.org/ver10/schema"><tt:Name>n</tt:Name></Configuration></SetVideoEncoderConfiguration></e:Body></e:Envelope>"#;
+        let r = parse_request(x.as_bytes()).unwrap();
+        assert_eq!(r.arg("@token"), Some("VideoEncoder_a&b"));
+        assert_eq!(r.arg("@GovLength"), Some("10"));
+        assert_eq!(r.arg("@ignored"), None);
+        assert!(!r
+            .args
+            .iter()
+            .any(|(k, _)| k.contains("xmlns") || k == "@tt"));
+        assert_eq!(r.arg("Name"), Some("n"));
+        let bad = x.replace("GovLength=\"10\"", "GovLength=\"&bogus;\"");
+        assert!(parse_request(bad.as_bytes()).is_err());
     }
 
     #[test]

@@ -194,8 +194,11 @@ pub enum AccessClass {
     ReadSystem,
     /// Administrators only (GetUsers).
     ReadSystemSecret,
-    /// Operators and administrators: moving things (PTZ moves and presets).
+    /// Operators and administrators: changing what the device does (encoder settings,
+    /// recording job modes) and moving things (PTZ moves and presets).
     Actuate,
+    /// Administrators only: changing the system (users, scopes, host name, clock).
+    WriteSystem,
 }
 
 impl AccessClass {
@@ -203,8 +206,8 @@ impl AccessClass {
     pub fn allows(self, role: Role) -> bool {
         match self {
             AccessClass::PreAuth | AccessClass::ReadMedia | AccessClass::ReadSystem => true,
-            AccessClass::ReadSystemSecret => role == Role::Administrator,
-            AccessClass::Actuate => role != Role::User,
+            AccessClass::Actuate => role >= Role::Operator,
+            AccessClass::ReadSystemSecret | AccessClass::WriteSystem => role == Role::Administrator,
         }
     }
 }

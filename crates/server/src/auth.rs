@@ -178,9 +178,10 @@ impl Users {
         let body =
             toml::to_string(&file).map_err(|e| format!("cannot write the users file: {e}"))?;
         Ok(format!(
-            "# ipcamd users: written by `ipcamd user add/remove`. md5/sha256 are hashes of\n\
-             # name:realm:password, never the password; wsse_password (only with --wsse) IS the\n\
-             # password, which is why this file is readable by its owner only.\n{body}"
+            "# ipcamd users: written by `ipcamd user add/remove` and ONVIF CreateUsers, SetUser and\n\
+             # DeleteUsers. md5/sha256 are hashes of name:realm:password, never the password;\n\
+             # wsse_password (`user add --wsse`, users made over ONVIF) IS the password, which is\n\
+             # why this file is readable by its owner only.\n{body}"
         ))
     }
 
@@ -270,6 +271,18 @@ impl Users {
     pub fn remove(&mut self, name: &str) -> bool {
         self.by_name.remove(name).is_some()
     }
+
+    /// Gives an existing user another role (password unchanged); false if there is no
+    /// such user.
+    pub fn set_role(&mut self, name: &str, role: Role) -> bool {
+        match self.by_name.get_mut(name) {
+            Some(u) => {
+                u.role = role.as_str().to_owned();
+                true
+            }
+            None => false,
+        }
+    }
 }
 
 /// How authentication is set up (from the configuration).
@@ -350,6 +363,8 @@ pub struct Authorizer {
     /// Per camera, the hashes of its exec source's secret (user [`EXEC_USER`]).
     publish_secrets: Mutex<BTreeMap<String, StoredHashes>>,
     pub counters: AuthCounters,
+    /// Changes of the users file ([`Authorizer::change_users`]), one at a time.
+    writing: Mutex<()>,
 }
 
 impl fmt::Debug for Authorizer {
@@ -396,6 +411,7 @@ impl Authorizer {
             counts: Mutex::new(NonceCounts::default()),
             publish_secrets: Mutex::new(BTreeMap::new()),
             counters: AuthCounters::default(),
+            writing: Mutex::new(()),
         }
     }
 
@@ -447,6 +463,26 @@ impl Authorizer {
             }
         }
         loaded.users.clone()
+    }
+
+    /// Changes the users file (ONVIF CreateUsers, SetUser, DeleteUsers): reads it as it is
+    /// now, lets `f` change the users (given the realm), writes it and takes the new users
+    /// at once. Blocking (file I/O): run it off the async workers.
+    pub fn change_users(
+        &self,
+        f: impl FnOnce(&mut Users, &str) -> Result<(), String>,
+    ) -> Result<(), String> {
+        let Some(path) = &self.options.users_file else {
+            return Err("no users file is configured ([auth] users_file)".into());
+        };
+        let _one = lock(&self.writing);
+        let mut users = Users::load(path)?;
+        f(&mut users, &self.options.realm)?;
+        users.save(path)?;
+        let mut loaded = lock(&self.users);
+        loaded.users = Arc::new(users);
+        loaded.mtime = mtime(path);
+        Ok(())
     }
 
     /// Role of a request without credentials, if any.

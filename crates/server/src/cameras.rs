@@ -25,6 +25,39 @@ pub struct Camera {
     /// A publish camera (`source = "publish"` or `"exec"`): where its publisher's media
     /// goes, and who may publish.
     pub publish: Option<Arc<PublishPoint>>,
+    /// The camera's encoder when ipcamd runs it and may restart it with new settings
+    /// (the synthetic camera); None when the encoding is the source's (a file, a proxied
+    /// camera, a publisher).
+    pub encoder: Option<Arc<dyn Encoder>>,
+}
+
+pub use ipcamd_onvif::model::{VideoOptions, VideoSettings};
+
+/// A video encoder ipcamd runs (ONVIF SetVideoEncoderConfiguration changes it).
+pub trait Encoder: Send + Sync {
+    /// The settings it encodes with now.
+    fn settings(&self) -> VideoSettings;
+    /// What may be set.
+    fn options(&self) -> VideoOptions;
+    /// Restarts the encoder with `s` and returns once the camera's stream carries the new
+    /// parameter sets (blocking: run it off the async workers). Err says why not.
+    fn apply(&self, s: &VideoSettings) -> Result<(), String>;
+}
+
+impl Camera {
+    /// Why the camera's encoding cannot be changed, when it cannot.
+    pub fn fixed_encoding(&self) -> Option<String> {
+        if self.encoder.is_some() {
+            return None;
+        }
+        Some(if self.upstream.is_some() {
+            "it is pulled from another device, whose own settings decide its encoding".into()
+        } else if self.publish.is_some() {
+            "its media comes from a publisher, who decides the encoding".into()
+        } else {
+            "it replays a file as it was encoded".into()
+        })
+    }
 }
 
 impl Camera {

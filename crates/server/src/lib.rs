@@ -13,7 +13,8 @@
 //!    |        +--> deliver/ --- live, replay pump, wire, udp, rtcp
 //!    |        +--> talk/ ------ backchannel outputs and talkers --> record/talk
 //!    +--> http/ --- one HTTP/1.1 layer: tunnel (-> rtsp), api, and
-//!             +--> onvif/ --- SOAP services, snapshots, discovery
+//!             +--> onvif/ --- SOAP services (writes carried out in apply, kept in the
+//!                             state file), snapshots, discovery
 //!   upstream/ - proxied cameras: the RTSP client feeding a camera's stream
 //!   publish/ -- published cameras: a publisher's media into the camera's stream (called
 //!               by rtsp/ as the session core says), exec sources (a child that publishes)
@@ -165,14 +166,16 @@ type Recordings = Vec<(record::Recording, Option<Arc<talk::AudioOut>>)>;
 fn start_recordings(
     store: &ipcamd_store::Store,
     cameras: &[Camera],
+    state: &onvif::state::DeviceState,
 ) -> std::io::Result<Recordings> {
     let mut recordings = Vec::new();
     for c in cameras.iter().filter(|c| c.record) {
         let talk = c.backchannel.clone().filter(|b| b.records());
-        let (r, sink) =
-            record::Recording::start(store, c.stream.clone(), talk.is_some()).map_err(|e| {
-                std::io::Error::other(format!("camera {:?}: cannot start recording: {e}", c.name))
-            })?;
+        let active = state.recording_active(&c.name);
+        let (r, sink) = record::Recording::start(store, c.stream.clone(), talk.is_some(), active)
+            .map_err(|e| {
+            std::io::Error::other(format!("camera {:?}: cannot start recording: {e}", c.name))
+        })?;
         if let (Some(out), Some(sink)) = (&talk, sink) {
             out.attach_recording(sink);
         }
@@ -195,7 +198,7 @@ impl Server {
         let https_addr = l.https.as_ref().map(|l| l.local_addr()).transpose()?;
         let udp_ports = l.udp.ports();
         let recordings = match &store {
-            Some(store) => start_recordings(store, &cameras)?,
+            Some(store) => start_recordings(store, &cameras, &options.onvif.state)?,
             None => Vec::new(),
         };
         let recording_states: Vec<(String, Arc<std::sync::atomic::AtomicBool>)> = recordings
@@ -233,6 +236,16 @@ impl Server {
             http_addr,
             rtsp_port: rtsp_addr.port(),
             session_timeout: options.session_timeout,
+            jobs: recordings
+                .iter()
+                .map(|(r, _)| {
+                    let job = onvif::RecordingJob {
+                        mode: r.mode.clone(),
+                        writing: r.active.clone(),
+                    };
+                    (r.camera.clone(), job)
+                })
+                .collect(),
         }));
         let event_sources = onvif::events::Sources {
             cameras: cameras.clone(),

@@ -330,6 +330,7 @@ fn ipcamd_services() -> Handler {
                 }),
                 audio: Some(pcmu.clone()),
                 backchannel: vec![pcmu],
+                ..CameraModel::default()
             }],
             session_timeout_s: 60,
             ..DeviceModel::default()

@@ -24,6 +24,7 @@ fn ours(op: &Operation) -> crate::Response {
         }),
         audio: None,
         backchannel: Vec::new(),
+        ..Default::default()
     });
     handle(
         op.envelope(None).as_bytes(),

@@ -1,6 +1,8 @@
 use super::*;
+use crate::model::VideoSettings;
 use crate::model::{
-    AudioEncoding, AudioModel, NetInterface, RecordedSection, RecordedTrack, VideoModel,
+    AudioEncoding, AudioModel, EncoderControl, JobModel, NetInterface, RecordedSection,
+    RecordedTrack, VideoModel, VideoOptions,
 };
 use crate::wsse::{password_digest, OpenAuth, Role, PASSWORD_DIGEST};
 use base64::Engine;
@@ -42,6 +44,12 @@ pub fn model() -> DeviceModel {
                 bitrate_kbps: 1000,
                 gov_length: 50,
             }),
+            encoder: EncoderControl::Configurable(VideoOptions {
+                resolutions: vec![(320, 180), (640, 360), (1280, 720)],
+                fps: (1, 30),
+                bitrate_kbps: (64, 8000),
+                gov_length: (1, 300),
+            }),
             audio: Some(pcm(AudioEncoding::Pcmu, 8000, 64)),
             backchannel: vec![
                 pcm(AudioEncoding::Pcmu, 8000, 64),
@@ -70,7 +78,16 @@ pub fn model() -> DeviceModel {
             }],
             recording: true,
         }],
-        users: vec![("admin".into(), Role::Administrator)],
+        users: vec![
+            ("admin".into(), Role::Administrator),
+            ("vera".into(), Role::User),
+        ],
+        configurable_scopes: vec!["onvif://www.onvif.org/location/city/Paris".into()],
+        jobs: vec![JobModel {
+            recording: "cam1".into(),
+            active: true,
+            writing: true,
+        }],
         session_timeout_s: 60,
         max_pull_points: 128,
         ptz: Vec::new(),
@@ -81,6 +98,22 @@ pub fn request(nsuri: &str, op: &str, args: &str, header: &str) -> String {
     format!(
         "<s:Envelope xmlns:s=\"http://www.w3.org/2003/05/soap-envelope\" xmlns:tt=\"http://www.onvif.org/ver10/schema\"><s:Header>{header}</s:Header><s:Body><{op} xmlns=\"{nsuri}\">{args}</{op}></s:Body></s:Envelope>"
     )
+}
+
+/// [`super::handle`], with every change taken as carried out (the server's part): the
+/// answer a write gets once the server made its change.
+fn handle(
+    body: &[u8],
+    m: &DeviceModel,
+    auth: &dyn SoapAuth,
+    http_user: Option<(&str, Role)>,
+    nonces: &mut NonceCache,
+) -> Response {
+    match handle_with_events(body, m, auth, http_user, nonces, None) {
+        Outcome::Done(r) => r,
+        Outcome::Apply(a) => a.answer(Ok(())),
+        Outcome::Wait(p) => panic!("unexpected wait {p:?}"),
+    }
 }
 
 fn call(nsuri: &str, op: &str, args: &str) -> Response {
@@ -109,6 +142,15 @@ pub fn all_operations() -> Vec<(&'static str, &'static str, &'static str)> {
         (ns::TDS, "GetHostname", ""),
         (ns::TDS, "GetDiscoveryMode", ""),
         (ns::TDS, "GetUsers", ""),
+        (ns::TDS, "GetNTP", ""),
+        (ns::TDS, "CreateUsers", "<User><tt:Username>otto</tt:Username><tt:Password>pw-otto-1</tt:Password><tt:UserLevel>Operator</tt:UserLevel></User>"),
+        (ns::TDS, "DeleteUsers", "<Username>vera</Username>"),
+        (ns::TDS, "SetUser", "<User><tt:Username>vera</tt:Username><tt:Password>new-pw</tt:Password><tt:UserLevel>Operator</tt:UserLevel></User>"),
+        (ns::TDS, "SetScopes", "<Scopes>onvif://www.onvif.org/location/city/Lyon</Scopes>"),
+        (ns::TDS, "AddScopes", "<ScopeItem>onvif://www.onvif.org/location/building/b2</ScopeItem>"),
+        (ns::TDS, "RemoveScopes", "<ScopeItem>onvif://www.onvif.org/location/city/Paris</ScopeItem>"),
+        (ns::TDS, "SetHostname", "<Name>cam-box-1</Name>"),
+        (ns::TDS, "SetSystemDateAndTime", "<DateTimeType>NTP</DateTimeType><DaylightSavings>false</DaylightSavings><TimeZone><tt:TZ>UTC0</tt:TZ></TimeZone>"),
         (ns::TRT, "GetServiceCapabilities", ""),
         (ns::TRT, "GetProfiles", ""),
         (ns::TRT, "GetProfile", p),
@@ -126,6 +168,8 @@ pub fn all_operations() -> Vec<(&'static str, &'static str, &'static str)> {
         (ns::TRT, "GetAudioOutputConfigurations", ""),
         (ns::TRT, "GetAudioDecoderConfigurations", ""),
         (ns::TRT, "GetAudioDecoderConfigurationOptions", p),
+        (ns::TRT, "GetVideoEncoderConfigurationOptions", "<ConfigurationToken>VideoEncoder_cam1</ConfigurationToken>"),
+        (ns::TRT, "SetVideoEncoderConfiguration", "<Configuration token=\"VideoEncoder_cam1\"><tt:Name>VideoEncoder_cam1</tt:Name><tt:UseCount>1</tt:UseCount><tt:Encoding>H264</tt:Encoding><tt:Resolution><tt:Width>1280</tt:Width><tt:Height>720</tt:Height></tt:Resolution><tt:Quality>5</tt:Quality><tt:RateControl><tt:FrameRateLimit>15</tt:FrameRateLimit><tt:EncodingInterval>1</tt:EncodingInterval><tt:BitrateLimit>2000</tt:BitrateLimit></tt:RateControl><tt:H264><tt:GovLength>30</tt:GovLength><tt:H264Profile>Baseline</tt:H264Profile></tt:H264><tt:SessionTimeout>PT60S</tt:SessionTimeout></Configuration><ForcePersistence>true</ForcePersistence>"),
         (ns::TR2, "GetServiceCapabilities", ""),
         (ns::TR2, "GetProfiles", "<Type>All</Type>"),
         (ns::TR2, "GetStreamUri", "<Protocol>RtspUnicast</Protocol><ProfileToken>cam1</ProfileToken>"),
@@ -137,10 +181,17 @@ pub fn all_operations() -> Vec<(&'static str, &'static str, &'static str)> {
         (ns::TR2, "GetAudioOutputConfigurations", ""),
         (ns::TR2, "GetAudioDecoderConfigurations", ""),
         (ns::TR2, "GetAudioDecoderConfigurationOptions", p),
+        (ns::TR2, "GetVideoEncoderConfigurationOptions", p),
+        (ns::TR2, "SetVideoEncoderConfiguration", "<Configuration token=\"VideoEncoder_cam1\" GovLength=\"25\"><tt:Name>VideoEncoder_cam1</tt:Name><tt:UseCount>1</tt:UseCount><tt:Encoding>H264</tt:Encoding><tt:Resolution><tt:Width>320</tt:Width><tt:Height>180</tt:Height></tt:Resolution><tt:RateControl ConstantBitRate=\"false\"><tt:FrameRateLimit>10.0</tt:FrameRateLimit><tt:BitrateLimit>500</tt:BitrateLimit></tt:RateControl></Configuration>"),
         (ns::TMD, "GetServiceCapabilities", ""),
         (ns::TRC, "GetServiceCapabilities", ""),
         (ns::TRC, "GetRecordings", ""),
         (ns::TRC, "GetRecordingJobs", ""),
+        (ns::TRC, "GetRecordingConfiguration", "<RecordingToken>cam1</RecordingToken>"),
+        (ns::TRC, "GetTrackConfiguration", "<RecordingToken>cam1</RecordingToken><TrackToken>AUDIO001</TrackToken>"),
+        (ns::TRC, "GetRecordingJobConfiguration", "<JobToken>Job_cam1</JobToken>"),
+        (ns::TRC, "GetRecordingJobState", "<JobToken>Job_cam1</JobToken>"),
+        (ns::TRC, "SetRecordingJobMode", "<JobToken>Job_cam1</JobToken><Mode>Idle</Mode>"),
         (ns::TSE, "GetServiceCapabilities", ""),
         (ns::TSE, "GetRecordingSummary", ""),
         (ns::TSE, "GetRecordingInformation", "<RecordingToken>cam1</RecordingToken>"),
@@ -148,6 +199,9 @@ pub fn all_operations() -> Vec<(&'static str, &'static str, &'static str)> {
         (ns::TSE, "GetRecordingSearchResults", "<SearchToken>search:*</SearchToken><WaitTime>PT1S</WaitTime>"),
         (ns::TSE, "EndSearch", "<SearchToken>search:*</SearchToken>"),
         (ns::TSE, "GetMediaAttributes", "<RecordingTokens>cam1</RecordingTokens><Time>2026-11-21T00:00:00Z</Time>"),
+        (ns::TSE, "FindEvents", "<StartPoint>2020-01-01T00:00:00Z</StartPoint><Scope><tt:IncludedRecordings>cam1</tt:IncludedRecordings></Scope><SearchFilter><tt:TopicExpression Dialect=\"http://www.onvif.org/ver10/tev/topicExpression/ConcreteSet\">tns1:RecordingHistory//.</tt:TopicExpression></SearchFilter><IncludeStartState>true</IncludeStartState><KeepAliveTime>PT10S</KeepAliveTime>"),
+        (ns::TSE, "GetEventSearchResults", "<SearchToken>events:1577836800000000:::1:cam1</SearchToken><MinResults>1</MinResults><WaitTime>PT1S</WaitTime>"),
+        (ns::TSE, "GetSearchState", "<SearchToken>search:*</SearchToken>"),
         (ns::TRP, "GetServiceCapabilities", ""),
         (ns::TRP, "GetReplayUri", "<StreamSetup><tt:Stream>RTP-Unicast</tt:Stream><tt:Transport><tt:Protocol>RTSP</tt:Protocol></tt:Transport></StreamSetup><RecordingToken>cam1</RecordingToken>"),
         (ns::TRP, "GetReplayConfiguration", ""),
@@ -239,6 +293,9 @@ fn faults() {
     let r = call(ns::TRT, "GetStreamUri", "<StreamSetup><tt:Stream>RTP-Multicast</tt:Stream></StreamSetup><ProfileToken>cam1</ProfileToken>");
     assert!(r.body.contains("ter:InvalidStreamSetup"), "{}", r.body);
     let r = call(ns::TRT, "SetVideoEncoderConfiguration", "");
+    assert_eq!(r.status, 400);
+    assert!(r.body.contains("ter:NoConfig"), "{}", r.body);
+    let r = call(ns::TRT, "SetVideoSourceConfiguration", "");
     assert_eq!(r.status, 500);
     assert!(r.body.contains("ter:ActionNotSupported"), "{}", r.body);
     let r = call("urn:nothing", "GetProfiles", "");
@@ -388,6 +445,7 @@ fn event_service_operations() {
     let done = |o: Outcome| match o {
         Outcome::Done(r) => r,
         Outcome::Wait(p) => panic!("unexpected wait {p:?}"),
+        Outcome::Apply(a) => panic!("unexpected change {a:?}"),
     };
     let r = done(call(
         &mut bus,
@@ -427,6 +485,7 @@ fn event_service_operations() {
     ) {
         Outcome::Wait(p) => p,
         Outcome::Done(r) => panic!("expected a wait: {}", r.body),
+        Outcome::Apply(a) => panic!("unexpected change {a:?}"),
     };
     assert_eq!(p.deadline, NOW + 5_000_000);
     assert_eq!(
@@ -615,6 +674,7 @@ fn ptz_service_operations() {
         match r {
             Outcome::Done(r) => r,
             Outcome::Wait(_) => panic!("{op}: no wait in PTZ"),
+            Outcome::Apply(a) => panic!("{op}: PTZ is no configuration write ({})", a.action),
         }
     };
     let p = "<ProfileToken>cam1</ProfileToken>";
@@ -719,4 +779,716 @@ fn ptz_service_operations() {
         }
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A write through `handle_with_events`: the change it asks for, or its fault.
+fn change(nsuri: &str, op: &str, args: &str, m: &DeviceModel) -> Result<Change, Response> {
+    let mut n = NonceCache::new(10);
+    match handle_with_events(
+        request(nsuri, op, args, "").as_bytes(),
+        m,
+        &OpenAuth,
+        None,
+        &mut n,
+        None,
+    ) {
+        Outcome::Apply(a) => Ok(a.change),
+        Outcome::Done(r) => Err(r),
+        Outcome::Wait(p) => panic!("unexpected wait {p:?}"),
+    }
+}
+
+fn fault_of(r: Result<Change, Response>, status: u16, codes: &[&str]) -> String {
+    let r = match r {
+        Ok(c) => panic!("expected a fault, got {c:?}"),
+        Err(r) => r,
+    };
+    assert_eq!(r.status, status, "{}", r.body);
+    for c in codes {
+        assert!(r.body.contains(c), "{c} missing: {}", r.body);
+    }
+    r.body
+}
+
+fn set_v10(inner: &str) -> String {
+    format!("<Configuration token=\"VideoEncoder_cam1\">{inner}</Configuration>")
+}
+
+#[test]
+fn video_encoder_settings() {
+    let m = model();
+    let c = change(
+        ns::TRT,
+        "SetVideoEncoderConfiguration",
+        all_operations()
+            .iter()
+            .find(|o| o.0 == ns::TRT && o.1 == "SetVideoEncoderConfiguration")
+            .map(|o| o.2)
+            .unwrap_or_default(),
+        &m,
+    );
+    assert_eq!(
+        c.ok(),
+        Some(Change::VideoEncoder {
+            camera: "cam1".into(),
+            settings: VideoSettings {
+                width: 1280,
+                height: 720,
+                fps: 15,
+                bitrate_kbps: 2000,
+                gov_length: 30
+            }
+        })
+    );
+    // Media2: GovLength is an attribute, the frame rate a float; values left out stay.
+    let c = change(
+        ns::TR2,
+        "SetVideoEncoderConfiguration",
+        "<Configuration token=\"VideoEncoder_cam1\" GovLength=\"10\"><tt:RateControl><tt:FrameRateLimit>12.0</tt:FrameRateLimit></tt:RateControl></Configuration>",
+        &m,
+    );
+    assert_eq!(
+        c.ok(),
+        Some(Change::VideoEncoder {
+            camera: "cam1".into(),
+            settings: VideoSettings {
+                width: 640,
+                height: 360,
+                fps: 12,
+                bitrate_kbps: 1000,
+                gov_length: 10
+            }
+        })
+    );
+    let modify = ["env:Sender", "ter:InvalidArgVal", "ter:ConfigModify"];
+    for (inner, says) in [
+        (
+            "<tt:Resolution><tt:Width>641</tt:Width><tt:Height>360</tt:Height></tt:Resolution>",
+            "641x360 is not offered",
+        ),
+        (
+            "<tt:Resolution><tt:Width>640</tt:Width></tt:Resolution>",
+            "640x?",
+        ),
+        (
+            "<tt:RateControl><tt:FrameRateLimit>31</tt:FrameRateLimit></tt:RateControl>",
+            "outside 1..30",
+        ),
+        (
+            "<tt:RateControl><tt:FrameRateLimit>fast</tt:FrameRateLimit></tt:RateControl>",
+            "not a number",
+        ),
+        (
+            "<tt:RateControl><tt:BitrateLimit>-5</tt:BitrateLimit></tt:RateControl>",
+            "not a number",
+        ),
+        (
+            "<tt:RateControl><tt:EncodingInterval>2</tt:EncodingInterval></tt:RateControl>",
+            "EncodingInterval",
+        ),
+        (
+            "<tt:H264><tt:GovLength>0</tt:GovLength></tt:H264>",
+            "GovLength 0",
+        ),
+        ("<tt:Encoding>JPEG</tt:Encoding>", "cannot change"),
+    ] {
+        let body = fault_of(
+            change(ns::TRT, "SetVideoEncoderConfiguration", &set_v10(inner), &m),
+            400,
+            &modify,
+        );
+        assert!(body.contains(says), "{says}: {body}");
+    }
+    fault_of(
+        change(
+            ns::TRT,
+            "SetVideoEncoderConfiguration",
+            "<Configuration token=\"VideoEncoder_nope\"/>",
+            &m,
+        ),
+        400,
+        &["ter:NoConfig"],
+    );
+    // A camera whose encoding is not ipcamd's: ConfigModify naming why.
+    let mut fixed = model();
+    fixed.cameras[0].encoder = EncoderControl::Fixed("it replays the file /x.mp4".into());
+    let body = fault_of(
+        change(
+            ns::TR2,
+            "SetVideoEncoderConfiguration",
+            &set_v10(""),
+            &fixed,
+        ),
+        400,
+        &modify,
+    );
+    assert!(body.contains("/x.mp4"), "{body}");
+    // Its options are what it sends now.
+    let r = call_with(&fixed, ns::TRT, "GetVideoEncoderConfigurationOptions", "");
+    assert!(
+        r.body
+            .contains("<tt:FrameRateRange><tt:Min>25</tt:Min><tt:Max>25</tt:Max>"),
+        "{}",
+        r.body
+    );
+    let r = call(ns::TR2, "GetVideoEncoderConfigurationOptions", "");
+    assert!(
+        r.body.contains("GovLengthRange=\"1 300\"")
+            && r.body
+                .contains("FrameRatesSupported=\"1 2 5 6 8 10 12 15 20 24 25 30\"")
+            && r.body
+                .contains("<tt:Width>1280</tt:Width><tt:Height>720</tt:Height>")
+            && r.body
+                .contains("<tt:BitrateRange><tt:Min>64</tt:Min><tt:Max>8000</tt:Max>"),
+        "{}",
+        r.body
+    );
+}
+
+fn call_with(m: &DeviceModel, nsuri: &str, op: &str, args: &str) -> Response {
+    let mut n = NonceCache::new(10);
+    handle(
+        request(nsuri, op, args, "").as_bytes(),
+        m,
+        &OpenAuth,
+        None,
+        &mut n,
+    )
+}
+
+fn user(name: &str, pw: &str, level: &str) -> String {
+    format!("<User><tt:Username>{name}</tt:Username><tt:Password>{pw}</tt:Password><tt:UserLevel>{level}</tt:UserLevel></User>")
+}
+
+#[test]
+fn users_are_checked() {
+    let m = model();
+    let c = change(
+        ns::TDS,
+        "CreateUsers",
+        &(user("a", "pw-a", "User") + &user("b", "pw-b", "Administrator")),
+        &m,
+    );
+    let Ok(Change::CreateUsers(list)) = c else {
+        panic!("{c:?}")
+    };
+    assert_eq!(list.len(), 2);
+    assert_eq!(
+        (list[1].name.as_str(), list[1].role),
+        ("b", Role::Administrator)
+    );
+    assert!(
+        !format!("{list:?}").contains("pw-a"),
+        "the password shows in Debug"
+    );
+    let clash = ["ter:OperationProhibited", "ter:UsernameClash"];
+    fault_of(
+        change(ns::TDS, "CreateUsers", &user("vera", "x", "User"), &m),
+        400,
+        &clash,
+    );
+    fault_of(
+        change(
+            ns::TDS,
+            "CreateUsers",
+            &(user("z", "x", "User") + &user("z", "y", "User")),
+            &m,
+        ),
+        400,
+        &clash,
+    );
+    fault_of(
+        change(ns::TDS, "CreateUsers", &user("z", "x", "Anonymous"), &m),
+        400,
+        &["ter:AnonymousNotAllowed"],
+    );
+    fault_of(
+        change(ns::TDS, "CreateUsers", &user("z", "x", "Boss"), &m),
+        400,
+        &["ter:InvalidArgVal"],
+    );
+    fault_of(
+        change(ns::TDS, "CreateUsers", &user("z", "", "User"), &m),
+        400,
+        &["ter:Password"],
+    );
+    fault_of(
+        change(ns::TDS, "CreateUsers", &user("a:b", "x", "User"), &m),
+        400,
+        &["ter:InvalidArgVal"],
+    );
+    fault_of(
+        change(
+            ns::TDS,
+            "CreateUsers",
+            &user(&"n".repeat(65), "x", "User"),
+            &m,
+        ),
+        400,
+        &["ter:UsernameTooLong"],
+    );
+    fault_of(
+        change(
+            ns::TDS,
+            "CreateUsers",
+            &user("z", &"p".repeat(65), "User"),
+            &m,
+        ),
+        400,
+        &["ter:PasswordTooLong"],
+    );
+    fault_of(
+        change(
+            ns::TDS,
+            "CreateUsers",
+            "<User><tt:Password>x</tt:Password></User>",
+            &m,
+        ),
+        400,
+        &["ter:UsernameMissing"],
+    );
+    fault_of(
+        change(ns::TDS, "CreateUsers", "", &m),
+        400,
+        &["ter:UsernameMissing"],
+    );
+    // No users yet: the first ones must include an administrator.
+    let mut open = model();
+    open.users.clear();
+    fault_of(
+        change(ns::TDS, "CreateUsers", &user("z", "x", "Operator"), &open),
+        400,
+        &["ter:FixedUser"],
+    );
+    assert!(change(
+        ns::TDS,
+        "CreateUsers",
+        &user("z", "x", "Administrator"),
+        &open
+    )
+    .is_ok());
+    // The last administrator stays.
+    let last = ["ter:InvalidArgVal", "ter:FixedUser", "no Administrator"];
+    fault_of(
+        change(ns::TDS, "DeleteUsers", "<Username>admin</Username>", &m),
+        400,
+        &last,
+    );
+    fault_of(
+        change(ns::TDS, "SetUser", &user("admin", "x", "Operator"), &m),
+        400,
+        &last,
+    );
+    fault_of(
+        change(ns::TDS, "DeleteUsers", "<Username>ghost</Username>", &m),
+        400,
+        &["ter:UsernameMissing"],
+    );
+    fault_of(
+        change(ns::TDS, "SetUser", &user("ghost", "x", "User"), &m),
+        400,
+        &["ter:UsernameMissing"],
+    );
+    // SetUser without a password keeps it.
+    let c = change(
+        ns::TDS,
+        "SetUser",
+        "<User><tt:Username>vera</tt:Username><tt:UserLevel>Administrator</tt:UserLevel></User>",
+        &m,
+    );
+    assert_eq!(
+        c.ok(),
+        Some(Change::SetUsers(vec![UserChange {
+            name: "vera".into(),
+            password: None,
+            role: Role::Administrator
+        }]))
+    );
+    // With two administrators, one may go.
+    let mut two = model();
+    two.users.push(("ada".into(), Role::Administrator));
+    assert_eq!(
+        change(ns::TDS, "DeleteUsers", "<Username>admin</Username>", &two).ok(),
+        Some(Change::DeleteUsers(vec!["admin".into()]))
+    );
+}
+
+#[test]
+fn user_management_needs_an_administrator() {
+    struct Two;
+    impl SoapAuth for Two {
+        fn enabled(&self) -> bool {
+            true
+        }
+        fn user(&self, name: &str) -> Option<(Option<String>, Role)> {
+            match name {
+                "admin" => Some((Some("secret".into()), Role::Administrator)),
+                "olga" => Some((Some("secret".into()), Role::Operator)),
+                "vera" => Some((Some("secret".into()), Role::User)),
+                _ => None,
+            }
+        }
+        fn users(&self) -> Vec<(String, Role)> {
+            Vec::new()
+        }
+    }
+    let created = dt(NOW);
+    let mut n = NonceCache::new(100);
+    let mut k = 0u64;
+    let mut as_user = |who: &str, nsuri: &str, op: &str, args: &str| {
+        k += 1;
+        let h = security(who, "secret", &k.to_be_bytes(), &created);
+        handle(
+            request(nsuri, op, args, &h).as_bytes(),
+            &model(),
+            &Two,
+            None,
+            &mut n,
+        )
+    };
+    let create = user("z", "pw", "User");
+    let enc = set_v10("<tt:RateControl><tt:FrameRateLimit>10</tt:FrameRateLimit></tt:RateControl>");
+    let job = "<JobToken>Job_cam1</JobToken><Mode>Idle</Mode>";
+    for (who, op_ok, actuate_ok) in [
+        ("admin", true, true),
+        ("olga", false, true),
+        ("vera", false, false),
+    ] {
+        let r = as_user(who, ns::TDS, "CreateUsers", &create);
+        assert_eq!(r.status == 200, op_ok, "{who} CreateUsers: {}", r.body);
+        let r = as_user(who, ns::TDS, "SetHostname", "<Name>x</Name>");
+        assert_eq!(r.status == 200, op_ok, "{who} SetHostname: {}", r.body);
+        if !op_ok {
+            assert!(r.body.contains("ter:NotAuthorized"), "{}", r.body);
+        }
+        let r = as_user(who, ns::TRT, "SetVideoEncoderConfiguration", &enc);
+        assert_eq!(
+            r.status == 200,
+            actuate_ok,
+            "{who} SetVideoEncoderConfiguration: {}",
+            r.body
+        );
+        let r = as_user(who, ns::TRC, "SetRecordingJobMode", job);
+        assert_eq!(
+            r.status == 200,
+            actuate_ok,
+            "{who} SetRecordingJobMode: {}",
+            r.body
+        );
+    }
+}
+
+#[test]
+fn scopes_hostname_and_clock() {
+    let m = model();
+    let paris = "onvif://www.onvif.org/location/city/Paris";
+    let lyon = "onvif://www.onvif.org/location/city/Lyon";
+    assert_eq!(
+        change(
+            ns::TDS,
+            "AddScopes",
+            &format!("<ScopeItem>{lyon}</ScopeItem><ScopeItem>{paris}</ScopeItem>"),
+            &m
+        )
+        .ok(),
+        Some(Change::Scopes(vec![paris.into(), lyon.into()]))
+    );
+    assert_eq!(
+        change(ns::TDS, "SetScopes", "", &m).ok(),
+        Some(Change::Scopes(Vec::new()))
+    );
+    assert_eq!(
+        change(
+            ns::TDS,
+            "RemoveScopes",
+            &format!("<ScopeItem>{paris}</ScopeItem>"),
+            &m
+        )
+        .ok(),
+        Some(Change::Scopes(Vec::new()))
+    );
+    let r = call(
+        ns::TDS,
+        "RemoveScopes",
+        &format!("<ScopeItem>{paris}</ScopeItem>"),
+    );
+    assert!(
+        r.body
+            .contains(&format!("<tds:ScopeItem>{paris}</tds:ScopeItem>")),
+        "{}",
+        r.body
+    );
+    let fixed = "onvif://www.onvif.org/name/ipcamd";
+    fault_of(
+        change(
+            ns::TDS,
+            "RemoveScopes",
+            &format!("<ScopeItem>{fixed}</ScopeItem>"),
+            &m,
+        ),
+        400,
+        &["ter:FixedScope"],
+    );
+    fault_of(
+        change(
+            ns::TDS,
+            "SetScopes",
+            &format!("<Scopes>{fixed}</Scopes>"),
+            &m,
+        ),
+        400,
+        &["ter:ScopeOverwrite"],
+    );
+    fault_of(
+        change(
+            ns::TDS,
+            "RemoveScopes",
+            &format!("<ScopeItem>{lyon}</ScopeItem>"),
+            &m,
+        ),
+        400,
+        &["ter:NoScope"],
+    );
+    fault_of(
+        change(ns::TDS, "AddScopes", "<ScopeItem>not a uri</ScopeItem>", &m),
+        400,
+        &["ter:InvalidArgVal"],
+    );
+    let many: String = (0..40)
+        .map(|i| format!("<ScopeItem>onvif://x/{i}</ScopeItem>"))
+        .collect();
+    fault_of(
+        change(ns::TDS, "AddScopes", &many, &m),
+        500,
+        &["ter:TooManyScopes"],
+    );
+    let r = call(ns::TDS, "GetScopes", "");
+    assert!(
+        r.body.contains(&format!(
+            "<tt:ScopeDef>Configurable</tt:ScopeDef><tt:ScopeItem>{paris}</tt:ScopeItem>"
+        )),
+        "{}",
+        r.body
+    );
+
+    assert_eq!(
+        change(ns::TDS, "SetHostname", "<Name>cam-7.lan</Name>", &m).ok(),
+        Some(Change::Hostname("cam-7.lan".into()))
+    );
+    for bad in ["", "-x", "a b", "x..y", "ünï"] {
+        fault_of(
+            change(ns::TDS, "SetHostname", &format!("<Name>{bad}</Name>"), &m),
+            400,
+            &["ter:InvalidHostname"],
+        );
+    }
+
+    let manual = "<DateTimeType>Manual</DateTimeType><DaylightSavings>false</DaylightSavings><UTCDateTime><tt:Time><tt:Hour>1</tt:Hour><tt:Minute>2</tt:Minute><tt:Second>3</tt:Second></tt:Time><tt:Date><tt:Year>2026</tt:Year><tt:Month>1</tt:Month><tt:Day>2</tt:Day></tt:Date></UTCDateTime>";
+    let body = fault_of(
+        change(ns::TDS, "SetSystemDateAndTime", manual, &m),
+        500,
+        &[
+            "env:Receiver",
+            "ter:ActionNotSupported",
+            "does not set the system clock",
+        ],
+    );
+    assert!(body.contains("NTP"), "{body}");
+    fault_of(
+        change(
+            ns::TDS,
+            "SetSystemDateAndTime",
+            "<DateTimeType>NTP</DateTimeType><TimeZone><tt:TZ>CET-1CEST</tt:TZ></TimeZone>",
+            &m,
+        ),
+        400,
+        &["ter:InvalidTimeZone"],
+    );
+    fault_of(
+        change(ns::TDS, "SetSystemDateAndTime", "", &m),
+        400,
+        &["ter:InvalidArgVal"],
+    );
+}
+
+#[test]
+fn recording_jobs_and_event_search() {
+    let m = model();
+    assert_eq!(
+        change(
+            ns::TRC,
+            "SetRecordingJobMode",
+            "<JobToken>Job_cam1</JobToken><Mode>Idle</Mode>",
+            &m
+        )
+        .ok(),
+        Some(Change::RecordingJobMode {
+            recording: "cam1".into(),
+            active: false
+        })
+    );
+    fault_of(
+        change(
+            ns::TRC,
+            "SetRecordingJobMode",
+            "<JobToken>Job_cam1</JobToken><Mode>Off</Mode>",
+            &m,
+        ),
+        400,
+        &["ter:BadMode"],
+    );
+    fault_of(
+        change(
+            ns::TRC,
+            "SetRecordingJobMode",
+            "<JobToken>Job_x</JobToken><Mode>Idle</Mode>",
+            &m,
+        ),
+        400,
+        &["ter:NoRecordingJob"],
+    );
+    let r = call(ns::TRC, "GetRecordingJobs", "");
+    assert!(
+        r.body.contains("<tt:JobToken>Job_cam1</tt:JobToken>")
+            && r.body.contains("<tt:Mode>Active</tt:Mode>"),
+        "{}",
+        r.body
+    );
+    let mut idle = model();
+    idle.jobs[0].active = false;
+    let r = call_with(
+        &idle,
+        ns::TRC,
+        "GetRecordingJobState",
+        "<JobToken>Job_cam1</JobToken>",
+    );
+    assert!(r.body.contains("<tt:State>Idle</tt:State>"), "{}", r.body);
+    let r = call(
+        ns::TRC,
+        "GetTrackConfiguration",
+        "<RecordingToken>cam1</RecordingToken><TrackToken>VIDEO009</TrackToken>",
+    );
+    assert!(r.body.contains("ter:NoTrack"), "{}", r.body);
+
+    // The history of the one section (still growing): its start, and the state at the
+    // start point when asked.
+    let r = call(
+        ns::TSE,
+        "FindEvents",
+        "<StartPoint>2020-01-01T00:00:00Z</StartPoint><IncludeStartState>true</IncludeStartState>",
+    );
+    let token = r
+        .body
+        .split("<tse:SearchToken>")
+        .nth(1)
+        .and_then(|t| t.split('<').next())
+        .unwrap_or_default()
+        .to_owned();
+    let r = call(
+        ns::TSE,
+        "GetEventSearchResults",
+        &format!("<SearchToken>{token}</SearchToken>"),
+    );
+    assert_eq!(r.body.matches("<tt:Result>").count(), 2, "{}", r.body);
+    assert!(
+        r.body.contains("Name=\"IsRecording\" Value=\"true\""),
+        "{}",
+        r.body
+    );
+    assert!(
+        r.body
+            .contains("<tt:StartStateEvent>true</tt:StartStateEvent>"),
+        "{}",
+        r.body
+    );
+    // A finished section has an end too; reverse order when EndPoint is before StartPoint.
+    let mut done = model();
+    done.recordings[0].recording = false;
+    let r = call_with(
+        &done,
+        ns::TSE,
+        "GetEventSearchResults",
+        "<SearchToken>events:9000000000000000:0:::</SearchToken>",
+    );
+    let falses = r.body.find("Value=\"false\"").unwrap_or(usize::MAX);
+    let trues = r.body.find("Value=\"true\"").unwrap_or(0);
+    assert!(falses < trues, "reverse: the end first: {}", r.body);
+    let r = call(
+        ns::TSE,
+        "GetEventSearchResults",
+        "<SearchToken>bogus</SearchToken>",
+    );
+    assert!(r.body.contains("ter:InvalidToken"), "{}", r.body);
+    let r = call(ns::TSE, "FindEvents", "<StartPoint>yesterday</StartPoint>");
+    assert!(r.body.contains("ter:InvalidArgVal"), "{}", r.body);
+    let r = call(
+        ns::TSE,
+        "FindPTZPosition",
+        "<StartPoint>2020-01-01T00:00:00Z</StartPoint>",
+    );
+    assert_eq!(r.status, 500);
+    assert!(
+        r.body.contains("ter:ActionNotSupported") && r.body.contains("no PTZ"),
+        "{}",
+        r.body
+    );
+}
+
+/// Every write, and the new reads, cut short or with its values replaced by junk: a fault
+/// or an answer, never a panic.
+#[test]
+fn malformed_writes_never_panic() {
+    let m = model();
+    let ops: Vec<(&str, &str, &str)> = all_operations()
+        .into_iter()
+        .filter(|(_, op, _)| {
+            op.starts_with("Set")
+                || op.starts_with("Create")
+                || op.starts_with("Delete")
+                || op.starts_with("Add")
+                || op.starts_with("Remove")
+                || op.contains("Options")
+                || op.contains("Event")
+                || op.contains("Job")
+        })
+        .collect();
+    for (nsuri, op, args) in ops {
+        let full = request(nsuri, op, args, "");
+        for cut in (0..full.len()).step_by(7) {
+            let _ = call_with_bytes(&m, &full.as_bytes()[..cut]);
+        }
+        for junk in [
+            "",
+            "-1",
+            "99999999999999999999",
+            "NaN",
+            "&amp;",
+            "<![CDATA[x]]>",
+            "\u{0}",
+        ] {
+            let mut s = String::new();
+            let mut in_tag = false;
+            for ch in args.chars() {
+                match ch {
+                    '<' => {
+                        in_tag = true;
+                        s.push(ch)
+                    }
+                    '>' => {
+                        in_tag = false;
+                        s.push(ch);
+                        s.push_str(junk);
+                    }
+                    _ if in_tag => s.push(ch),
+                    _ => {}
+                }
+            }
+            let _ = call_with_bytes(&m, request(nsuri, op, &s, "").as_bytes());
+        }
+    }
+}
+
+fn call_with_bytes(m: &DeviceModel, body: &[u8]) -> Response {
+    let mut n = NonceCache::new(10);
+    handle(body, m, &OpenAuth, None, &mut n)
 }

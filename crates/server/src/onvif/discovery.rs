@@ -1,6 +1,7 @@
 //! WS-Discovery (ONVIF Core "Device discovery"): a UDP task on port 3702 (configurable)
-//! that answers Probe with ProbeMatches, sends Hello at start and Bye at shutdown. The
-//! messages are the sans-IO `ipcamd_onvif::discovery`'s.
+//! that answers Probe with ProbeMatches, sends Hello at start, again (with a higher
+//! MetadataVersion) when the scopes change, and Bye at shutdown. The messages are the
+//! sans-IO `ipcamd_onvif::discovery`'s.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket as StdUdpSocket};
 use std::sync::atomic::Ordering;
@@ -20,6 +21,7 @@ pub struct Discovery {
     announce: Announce,
     port: u16,
     task: tokio::task::JoinHandle<()>,
+    hellos: tokio::task::JoinHandle<()>,
 }
 
 fn multicast_dest(port: u16) -> SocketAddr {
@@ -43,11 +45,16 @@ fn announce_for(onvif: &Onvif, ip: IpAddr) -> Announce {
         IpAddr::V6(v6) => format!("[{v6}]"),
         IpAddr::V4(v4) => v4.to_string(),
     };
+    let state = onvif.state.get();
     Announce {
         endpoint: onvif.endpoint.clone(),
         xaddrs: format!("http://{host}:{http_port}/onvif/device_service"),
-        scopes: scopes(&onvif.options),
-        metadata_version: 1,
+        // The fixed scopes, then those set over ONVIF (SetScopes/AddScopes).
+        scopes: scopes(&onvif.options)
+            .into_iter()
+            .chain(state.scopes)
+            .collect(),
+        metadata_version: state.metadata_version.unwrap_or(1),
     }
 }
 
@@ -92,12 +99,14 @@ impl Discovery {
             Ok(_) => tracing::info!(xaddrs = %announce.xaddrs, port, "WS-Discovery Hello sent"),
             Err(e) => tracing::warn!(error = %e, "cannot send the WS-Discovery Hello"),
         }
+        let hellos = tokio::spawn(hello_on_change(onvif.clone(), socket.clone(), dest, ip));
         let task = tokio::spawn(probe_loop(onvif, socket.clone()));
         Ok(Discovery {
             sender,
             announce,
             port,
             task,
+            hellos,
         })
     }
 
@@ -112,6 +121,29 @@ impl Discovery {
             Err(e) => tracing::warn!(error = %e, "cannot send the WS-Discovery Bye"),
         }
         self.task.abort();
+        self.hellos.abort();
+    }
+}
+
+/// Multicasts a Hello with the new scopes and MetadataVersion whenever they change
+/// (WS-Discovery: a target service announces changed metadata with Hello).
+async fn hello_on_change(
+    onvif: Arc<Onvif>,
+    socket: Arc<tokio::net::UdpSocket>,
+    dest: SocketAddr,
+    ip: IpAddr,
+) {
+    loop {
+        onvif.scopes_changed.notified().await;
+        let announce = announce_for(&onvif, ip);
+        let hello = discovery::hello(&announce, &random_urn());
+        match socket.send_to(hello.as_bytes(), dest).await {
+            Ok(_) => tracing::info!(
+                metadata_version = announce.metadata_version,
+                "WS-Discovery Hello sent (scopes changed)"
+            ),
+            Err(e) => tracing::warn!(error = %e, "cannot send the WS-Discovery Hello"),
+        }
     }
 }
 

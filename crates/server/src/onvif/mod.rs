@@ -2,6 +2,10 @@
 //! by the sans-IO `ipcamd-onvif` crate from a device model built in [`model`] from the live
 //! cameras and the store), snapshots ([`snapshot`]), and WS-Discovery ([`discovery`]).
 //!
+//! Writes (encoder settings, users, scopes, host name, recording job modes) are checked by
+//! the onvif crate and carried out by [`apply`]; what they set persists in the state file
+//! ([`state`]) or, for users, in the users file.
+//!
 //! Requests reach [`Onvif::handle`] through the HTTP layer of the server (with keep-alive).
 //! URIs in the answers use the host the request was addressed to (its `Host` header, or
 //! the connection's local address).
@@ -14,15 +18,18 @@
 //! then. PRE_AUTH operations (GetSystemDateAndTime, GetServices, ...) never need
 //! credentials. Snapshots need the viewer role.
 
+pub mod apply;
 pub mod discovery;
 pub mod events;
 pub mod model;
 pub mod ptz;
 pub mod snapshot;
+pub mod state;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -58,6 +65,10 @@ pub struct OnvifOptions {
     pub event_limits: ipcamd_onvif::events::EventLimits,
     /// The virtual PTZ heads of synthetic cameras, by camera (the PTZ service).
     pub ptz: HashMap<String, ipcamd_media::ptz::PtzHandle>,
+    /// Where what ONVIF clients set is saved (None: kept for this run only), and what it
+    /// held at start.
+    pub state_file: Option<PathBuf>,
+    pub state: state::DeviceState,
 }
 
 impl Default for OnvifOptions {
@@ -71,6 +82,8 @@ impl Default for OnvifOptions {
             motion: HashMap::new(),
             event_limits: Default::default(),
             ptz: HashMap::new(),
+            state_file: None,
+            state: Default::default(),
         }
     }
 }
@@ -81,6 +94,14 @@ pub struct VideoHints {
     pub fps: u32,
     pub bitrate_kbps: u32,
     pub gov_length: u32,
+}
+
+/// A camera's recording job: its mode (Active = true) and whether a section is being
+/// written now.
+#[derive(Clone)]
+pub struct RecordingJob {
+    pub mode: Arc<tokio::sync::watch::Sender<bool>>,
+    pub writing: Arc<AtomicBool>,
 }
 
 /// The ONVIF services: what they read, the WS-Security nonce cache, counters.
@@ -95,6 +116,12 @@ pub struct Onvif {
     nonces: Mutex<NonceCache>,
     /// The Event service's state and long polls.
     pub events: Arc<events::Events>,
+    /// What ONVIF clients set (scopes, host name, encoder settings, job modes), saved.
+    pub state: state::StateFile,
+    /// The recording jobs, by camera.
+    pub jobs: HashMap<String, RecordingJob>,
+    /// Woken when the scopes change: WS-Discovery multicasts a Hello with them.
+    pub scopes_changed: tokio::sync::Notify,
     /// The device's WS-Discovery endpoint (`urn:uuid:...`), stable for a host and port.
     pub endpoint: String,
     pub http_addr: Option<SocketAddr>,
@@ -116,12 +143,16 @@ pub struct OnvifParts {
     pub http_addr: Option<SocketAddr>,
     pub rtsp_port: u16,
     pub session_timeout: Duration,
+    pub jobs: HashMap<String, RecordingJob>,
 }
 
 impl Onvif {
     pub fn new(p: OnvifParts) -> Onvif {
         Onvif {
             events: Arc::new(events::Events::new(p.options.event_limits)),
+            state: state::StateFile::new(p.options.state_file.clone(), p.options.state.clone()),
+            jobs: p.jobs,
+            scopes_changed: tokio::sync::Notify::new(),
             options: p.options,
             cameras: p.cameras,
             store: p.store,
@@ -338,6 +369,13 @@ pub async fn soap(
     let resp = match outcome {
         ipcamd_onvif::services::Outcome::Done(r) => r,
         ipcamd_onvif::services::Outcome::Wait(p) => onvif.events.wait_pull(p).await,
+        ipcamd_onvif::services::Outcome::Apply(a) => {
+            let result = apply::apply(onvif, &a.change).await;
+            if let Err(f) = &result {
+                tracing::warn!(action = %a.action, reason = %f.reason, "ONVIF change not made");
+            }
+            a.answer(result)
+        }
     };
     if resp.status == 200 {
         match resp.action.as_str() {

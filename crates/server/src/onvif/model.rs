@@ -3,11 +3,13 @@
 //! store's recordings.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use ipcamd_onvif::model::{
-    track_tokens, AudioEncoding, AudioModel, CameraModel, DeviceModel, NetInterface,
-    RecordedSection, RecordedTrack, RecordingModel, TrackKind, VideoEncoding, VideoModel,
+    track_tokens, AudioEncoding, AudioModel, CameraModel, DeviceModel, EncoderControl, JobModel,
+    NetInterface, RecordedSection, RecordedTrack, RecordingModel, TrackKind, VideoEncoding,
+    VideoModel,
 };
 use ipcamd_proto::codec::{CodecParams, MediaKind};
 use ipcamd_proto::probe::{h264_picture_size, jpeg_picture_size};
@@ -23,6 +25,17 @@ pub async fn device_model(onvif: &Onvif, host: &str, local: SocketAddr) -> Devic
         .into_iter()
         .map(|c| camera_model(c, onvif.options.hints.get(&c.name)))
         .collect();
+    let state = onvif.state.get();
+    let mut jobs: Vec<JobModel> = onvif
+        .jobs
+        .iter()
+        .map(|(name, j)| JobModel {
+            recording: name.clone(),
+            active: *j.mode.borrow(),
+            writing: j.writing.load(Ordering::Relaxed),
+        })
+        .collect();
+    jobs.sort_by(|a, b| a.recording.cmp(&b.recording));
     let recordings = match onvif.store.as_ref().map(|s| s.to_async()) {
         Some(store) => store
             .recordings()
@@ -47,7 +60,7 @@ pub async fn device_model(onvif: &Onvif, host: &str, local: SocketAddr) -> Devic
         firmware_version: env!("CARGO_PKG_VERSION").into(),
         serial_number: onvif.endpoint.trim_start_matches("urn:uuid:").into(),
         hardware_id: "ipcamd".into(),
-        hostname: hostname(),
+        hostname: state.hostname.clone().unwrap_or_else(hostname),
         host: host.to_owned(),
         http_port,
         rtsp_port: onvif.rtsp_port,
@@ -69,6 +82,8 @@ pub async fn device_model(onvif: &Onvif, host: &str, local: SocketAddr) -> Devic
         cameras,
         recordings,
         users: onvif.soap_auth.users(),
+        configurable_scopes: state.scopes,
+        jobs,
         session_timeout_s: onvif.session_timeout.as_secs(),
         max_pull_points: o.event_limits.total,
         ptz,
@@ -121,7 +136,7 @@ fn camera_model(c: &Camera, hints: Option<&VideoHints>) -> CameraModel {
                 ),
                 _ => return None,
             };
-            let (width, height) = size.unwrap_or((0, 0));
+            let (mut width, mut height) = size.unwrap_or((0, 0));
             // Measured over the current GOP: frame interval and bytes.
             let clock = t.codec.clock_rate().max(1) as f64;
             let span = match (gop.first(), gop.last()) {
@@ -133,16 +148,23 @@ fn camera_model(c: &Camera, hints: Option<&VideoHints>) -> CameraModel {
             let bytes: usize = gop.iter().map(|f| f.au.data.len()).sum();
             let measured_kbps =
                 (span > 0.0).then(|| (bytes as f64 * 8.0 / span / 1000.0).round() as u32);
-            let fps = hints.map(|h| h.fps).or(measured_fps).unwrap_or(25);
+            let mut fps = hints.map(|h| h.fps).or(measured_fps).unwrap_or(25);
+            let mut bitrate_kbps = hints.map(|h| h.bitrate_kbps).or(measured_kbps).unwrap_or(0);
+            let mut gov_length = hints
+                .map(|h| h.gov_length)
+                .unwrap_or_else(|| (gop.len() as u32).max(1));
+            // An encoder of ours says what it was set to (the stream follows within a frame).
+            if let Some(s) = c.encoder.as_ref().map(|e| e.settings()) {
+                (width, height, fps) = (s.width, s.height, s.fps);
+                (bitrate_kbps, gov_length) = (s.bitrate_kbps, s.gov_length);
+            }
             Some(VideoModel {
                 encoding,
                 width,
                 height,
                 fps,
-                bitrate_kbps: hints.map(|h| h.bitrate_kbps).or(measured_kbps).unwrap_or(0),
-                gov_length: hints
-                    .map(|h| h.gov_length)
-                    .unwrap_or_else(|| (gop.len() as u32).max(1)),
+                bitrate_kbps,
+                gov_length,
             })
         });
     let audio = tracks.iter().find_map(|t| audio_model(&t.codec));
@@ -156,9 +178,15 @@ fn camera_model(c: &Camera, hints: Option<&VideoHints>) -> CameraModel {
                 .collect()
         })
         .unwrap_or_default();
+    let encoder = match (&c.encoder, c.fixed_encoding()) {
+        (Some(e), _) => EncoderControl::Configurable(e.options()),
+        (None, Some(why)) => EncoderControl::Fixed(why),
+        (None, None) => EncoderControl::default(),
+    };
     CameraModel {
         name: c.name.clone(),
         video,
+        encoder,
         audio,
         backchannel,
     }

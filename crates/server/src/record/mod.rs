@@ -6,6 +6,10 @@
 //! frames are dropped and counted; the fan-out reader itself skips to the next keyframe
 //! when it falls behind, so what is stored always restarts at a sync point.
 //!
+//! The recording job's mode ([`Recording::mode`], ONVIF SetRecordingJobMode): while Idle
+//! the fan-out reader is dropped and the section being written is closed; back to Active,
+//! a new section starts at the current GOP.
+//!
 //! A camera whose backchannel has the `record` output is recorded with one more track, the
 //! talk audio ([`talk`]); its units reach the writer thread through the same queue. The
 //! caller connects the returned [`TalkRecordSink`] to the camera's audio output.
@@ -47,6 +51,8 @@ pub struct Recording {
     /// Set by `stop`: talk sinks may still hold senders, so the thread cannot wait for
     /// the queue to close.
     stopping: Arc<AtomicBool>,
+    /// The job's mode: true = Active (recording), false = Idle.
+    pub mode: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 /// The writer thread's side: owns the store's `Recorder` of the current tracks.
@@ -127,10 +133,13 @@ impl Recording {
     /// a new section whenever they change). With `talk` (the camera's backchannel has the
     /// `record` output) the recording gets the talk track, and the sink its audio goes to
     /// is returned.
+    /// `job_active` is the job's mode to start in (Idle: nothing is written until
+    /// [`Recording::mode`] says Active).
     pub fn start(
         store: &Store,
         stream: Arc<Stream>,
         talk: bool,
+        job_active: bool,
     ) -> Result<(Recording, Option<Arc<TalkRecordSink>>), ipcamd_store::StoreError> {
         let camera = stream.name().to_owned();
         let (tx, rx) = sync_channel::<RecordItem>(QUEUE);
@@ -175,7 +184,11 @@ impl Recording {
                 path: format!("record-{camera} thread"),
                 source: e,
             })?;
-        let task = tokio::spawn(feed(stream, tx, dropped.clone()));
+        let mode = Arc::new(tokio::sync::watch::Sender::new(job_active));
+        if !job_active {
+            tracing::info!(camera = %camera, "recording job is Idle: nothing is recorded until it is Active");
+        }
+        let task = tokio::spawn(feed(stream, tx, dropped.clone(), mode.subscribe()));
         Ok((
             Recording {
                 camera,
@@ -184,6 +197,7 @@ impl Recording {
                 task,
                 thread: Some(thread),
                 stopping,
+                mode,
             },
             sink,
         ))
@@ -203,7 +217,12 @@ impl Recording {
 /// Hands the stream's tracks and frames to the writer thread; follows the stream when its
 /// tracks change (a reader of replaced tracks ends: a new one is taken). Never blocks: a
 /// full queue drops frames (counted), and a change of tracks waits for room ahead of them.
-async fn feed(stream: Arc<Stream>, tx: SyncSender<RecordItem>, dropped: Arc<AtomicU64>) {
+async fn feed(
+    stream: Arc<Stream>,
+    tx: SyncSender<RecordItem>,
+    dropped: Arc<AtomicU64>,
+    mut mode: tokio::sync::watch::Receiver<bool>,
+) {
     let name = stream.name().to_owned();
     let mut layout = stream.layout();
     let throttle = std::sync::Mutex::new(ipcamd_proto::throttle::Throttle::default());
@@ -219,6 +238,12 @@ async fn feed(stream: Arc<Stream>, tx: SyncSender<RecordItem>, dropped: Arc<Atom
         }
     };
     loop {
+        // Idle: no reader, nothing queued, until the job is Active again.
+        while !*mode.borrow_and_update() {
+            if mode.changed().await.is_err() {
+                return;
+            }
+        }
         layout.borrow_and_update();
         let mut pending = Some(stream.tracks());
         let (mut reader, _) = stream.subscribe();
@@ -227,6 +252,28 @@ async fn feed(stream: Arc<Stream>, tx: SyncSender<RecordItem>, dropped: Arc<Atom
                 n = reader.recv() => match n {
                     Next::Frame(f) => f,
                     Next::Closed => break, // new tracks: subscribe again
+                },
+                m = mode.changed() => {
+                    if m.is_err() {
+                        return;
+                    }
+                    if *mode.borrow() {
+                        continue;
+                    }
+                    // Idle: no tracks = the writer closes the section.
+                    tracing::info!(camera = %name, "recording job Idle: recording stops");
+                    let mut item = RecordItem::Tracks(Arc::new(Vec::new()));
+                    loop {
+                        match tx.try_send(item) {
+                            Ok(()) => break,
+                            Err(TrySendError::Full(back)) => {
+                                item = back;
+                                tokio::time::sleep(Duration::from_millis(10)).await;
+                            }
+                            Err(TrySendError::Disconnected(_)) => return,
+                        }
+                    }
+                    break;
                 },
                 changed = layout.changed() => {
                     if changed.is_err() {
