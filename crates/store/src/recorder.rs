@@ -38,6 +38,8 @@ pub struct Recorder {
     last_wall_track: Vec<Option<UnixMicros>>,
     suspended: Option<Suspended>,
     dropped: u64,
+    /// Sections given up whose row could not be closed (see `Shared::unclosed`).
+    unclosed: Vec<i64>,
     closed: bool,
     last_flush: Instant,
     /// The camera's lock file, held for the recorder's life.
@@ -170,6 +172,7 @@ impl Recorder {
             last_wall_track: vec![None; tracks.len()],
             suspended: None,
             dropped: 0,
+            unclosed: Vec::new(),
             closed: false,
             last_flush: Instant::now(),
             _camera_lock: camera_lock,
@@ -266,6 +269,7 @@ impl Recorder {
         } else {
             Ok(())
         };
+        self.close_unclosed();
         if let Some(s) = self.suspended.take() {
             tracing::warn!(
                 camera = %self.camera,
@@ -298,6 +302,7 @@ impl Recorder {
         let attempt = self.append(au).and_then(|()| self.flush_inner());
         match attempt {
             Ok(()) => {
+                self.close_unclosed();
                 if let Some(s) = self.suspended.take() {
                     tracing::info!(
                         camera = %self.camera,
@@ -385,13 +390,48 @@ impl Recorder {
                 let _ = std::fs::remove_file(&seg.path);
             }
             Ok(()) => {}
-            Err(e) => tracing::debug!(
-                camera = %self.camera,
-                "closing section {} after a write error: {e} (recovery will finish it)",
-                sec.id
-            ),
+            Err(e) => {
+                // The row still says open: remember it is not (issue 17: it was listed as
+                // recording), and close it when the index can be written again.
+                tracing::debug!(
+                    camera = %self.camera,
+                    "closing section {} after a write error: {e} (retried when the disk has \
+                     room, else recovery will finish it)",
+                    sec.id
+                );
+                lock(&self.store.inner.state).unclosed.insert(sec.id);
+                self.unclosed.push(sec.id);
+            }
         }
         pending
+    }
+
+    /// Closes the rows of the sections given up while the index could not be written
+    /// (best effort: those still failing stay for the next try or for recovery).
+    fn close_unclosed(&mut self) {
+        if self.unclosed.is_empty() {
+            return;
+        }
+        let conn = lock(&self.store.inner.db);
+        self.unclosed.retain(|&id| {
+            let closed = db::refresh_section(&conn, id).and_then(|kept| {
+                if kept {
+                    conn.execute("UPDATE sections SET open = 0 WHERE id = ?1", [id])
+                        .db("close a section")?;
+                }
+                Ok(())
+            });
+            match closed {
+                Ok(()) => {
+                    lock(&self.store.inner.state).unclosed.remove(&id);
+                    false
+                }
+                Err(e) => {
+                    tracing::debug!(section = id, "closing a section given up earlier: {e}");
+                    true
+                }
+            }
+        });
     }
 
     fn append(&mut self, au: &AccessUnit) -> Result<(), StoreError> {

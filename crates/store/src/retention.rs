@@ -158,7 +158,10 @@ fn select(
         // A section still open that no recorder of this process writes is being recorded
         // by another process (docs/store.md "Several processes"): its rows are that
         // recorder's to update, so none of its segments goes.
-        let foreign = open && !state.recording.contains(&camera_id);
+        // (A section this process gave up on a full disk is not foreign.)
+        let foreign = open
+            && !state.recording.contains(&camera_id)
+            && !state.unclosed.contains(&c.section_id);
         if foreign || state.in_use(c.id) {
             report.skipped_in_use += 1;
             continue;
