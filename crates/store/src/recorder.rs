@@ -48,11 +48,6 @@ pub struct Recorder {
 
 struct OpenSection {
     id: i64,
-    /// Totals of the section's finished segments.
-    done_start: Option<UnixMicros>,
-    done_end: Option<UnixMicros>,
-    done_bytes: u64,
-    done_frames: u64,
     seg: OpenSegment,
 }
 
@@ -535,17 +530,21 @@ impl Recorder {
             seg.blob.bytes()
         ])
         .db("update a segment")?;
+        // The section grows by what this flush adds. Not the recorder's own totals: retention
+        // may have deleted older segments of this section meanwhile and fixed the row
+        // (writing totals that still count them made retention delete on and on: found by
+        // the crash-point harness, test in tests/retention.rs).
         tx.prepare_cached(
-            "UPDATE sections SET start_us = ?2, end_us = ?3, bytes = ?4, frames = ?5 \
-             WHERE id = ?1",
+            "UPDATE sections SET start_us = MIN(start_us, ?2), end_us = MAX(end_us, ?3), \
+             bytes = bytes + ?4, frames = frames + ?5 WHERE id = ?1",
         )
         .db("prepare section update")?
         .execute(params![
             sec.id,
-            sec.done_start.map_or(seg.start_us, |s| s.min(seg.start_us)),
-            sec.done_end.map_or(seg.end_us, |e| e.max(seg.end_us)),
-            (sec.done_bytes + seg.bytes) as i64,
-            (sec.done_frames + seg.frames) as i64
+            seg.start_us,
+            seg.end_us,
+            (seg.bytes - seg.flushed_bytes) as i64,
+            (seg.frames - seg.flushed_frames) as i64
         ])
         .db("update a section")?;
         tx.commit().db("commit a flush")?;
@@ -576,10 +575,6 @@ impl Recorder {
         };
         self.section = Some(OpenSection {
             id: section_id,
-            done_start: None,
-            done_end: None,
-            done_bytes: 0,
-            done_frames: 0,
             seg,
         });
         self.last_wall = None;
@@ -651,10 +646,6 @@ impl Recorder {
         let seg = self.new_segment(section_id, w)?;
         if let Some(sec) = self.section.as_mut() {
             let old = std::mem::replace(&mut sec.seg, seg);
-            sec.done_start = Some(sec.done_start.map_or(old.start_us, |s| s.min(old.start_us)));
-            sec.done_end = Some(sec.done_end.map_or(old.end_us, |e| e.max(old.end_us)));
-            sec.done_bytes += old.bytes;
-            sec.done_frames += old.frames;
             lock(&self.store.inner.state).writing.remove(&old.id);
         }
         self.retention();
