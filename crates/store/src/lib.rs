@@ -30,6 +30,8 @@
 //! Left out: several streams per camera, per-frame checksums, a store spread over several
 //! disks (docs/store.md "Left out").
 
+#[doc(hidden)]
+pub mod crashpoint;
 mod db;
 mod export;
 mod format;

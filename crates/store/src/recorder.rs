@@ -510,6 +510,7 @@ impl Recorder {
         seg.file
             .sync_data()
             .map_err(|e| StoreError::io(&seg.path, e))?;
+        crate::crashpoint::hit("after_data_fsync");
         let mut conn = lock(&self.store.inner.db);
         let tx = conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
@@ -548,6 +549,7 @@ impl Recorder {
         ])
         .db("update a section")?;
         tx.commit().db("commit a flush")?;
+        crate::crashpoint::hit("after_index_commit");
         seg.flushed_bytes = seg.bytes;
         seg.flushed_frames = seg.frames;
         Ok(())
@@ -600,6 +602,7 @@ impl Recorder {
             lock(&self.store.inner.state).writing.insert(id);
             id
         };
+        crate::crashpoint::hit("segment_row_inserted");
         let path = self.store.segment_path(&self.camera, id);
         let opened = File::options()
             .create(true)
@@ -612,7 +615,10 @@ impl Recorder {
                 Ok(f)
             });
         let file = match opened {
-            Ok(f) => f,
+            Ok(f) => {
+                crate::crashpoint::hit("segment_file_created");
+                f
+            }
             Err(e) => {
                 let conn = lock(&self.store.inner.db);
                 let _ = conn.execute("DELETE FROM segments WHERE id = ?1", [id]);

@@ -97,12 +97,16 @@ pub(crate) fn apply(store: &Store, now: UnixMicros) -> Result<RetentionReport, S
         }
         tx.commit().db("commit retention")?;
     }
+    if !files.is_empty() {
+        crate::crashpoint::hit("retention_committed");
+    }
     for path in files {
         if let Err(e) = std::fs::remove_file(&path) {
             if e.kind() != std::io::ErrorKind::NotFound {
                 tracing::warn!(path = %path.display(), "retention: cannot remove: {e}");
             }
         }
+        crate::crashpoint::hit("retention_file_removed");
     }
     if report.deleted_segments > 0 {
         tracing::info!(
