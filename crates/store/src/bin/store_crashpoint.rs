@@ -572,6 +572,13 @@ fn run(args: &[String]) -> Result<String, String> {
         fig.frames_checked += checked.frames;
         let lost = died - newest(&store, "cam", base)?.unwrap_or(base);
         fig.loss(&what, lost, max_loss)?;
+        if (i + 1) % 25 == 0 {
+            eprintln!(
+                "{} random kills, worst loss so far {} ms",
+                i + 1,
+                fig.worst_loss_us / 1000
+            );
+        }
     }
     let random_worst = fig.worst_loss_us;
     fig.lines.push(format!(
