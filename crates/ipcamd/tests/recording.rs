@@ -234,6 +234,10 @@ fn disk_full_stop_lists_the_cut_off_section_as_not_recording() {
     impl Drop for Umount {
         fn drop(&mut self) {
             let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+            // The server's own cleanup could not remove the mount point.
+            if let Some(dir) = self.0.parent() {
+                let _ = std::fs::remove_dir_all(dir);
+            }
         }
     }
     let _umount = Umount(data.clone());
