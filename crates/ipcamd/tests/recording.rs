@@ -211,3 +211,71 @@ fn http_export_downloads_a_playable_mp4() {
     let (head, _) = http_get(server.http_port, "/api/recordings/nope");
     assert!(head.starts_with("HTTP/1.1 404"), "{head}");
 }
+
+/// Issue 17: after a disk-full stop the cut-off section stayed `"recording": true` in
+/// `/api/recordings` (its row could not be closed on the full disk). The data folder is a
+/// small tmpfs that a filler file fills up; skipped where mounting is not allowed.
+#[test]
+fn disk_full_stop_lists_the_cut_off_section_as_not_recording() {
+    let dir = fresh_dir("ipcamd-diskfull");
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=16m", "tmpfs"])
+        .arg(&data)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!("skipped: cannot mount a tmpfs here (not root?)");
+        return;
+    }
+    struct Umount(std::path::PathBuf);
+    impl Drop for Umount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+            // The server's own cleanup could not remove the mount point.
+            if let Some(dir) = self.0.parent() {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+        }
+    }
+    let _umount = Umount(data.clone());
+    let mut server = start_server_in(
+        dir.clone(),
+        "",
+        &format!("{SMALL_CAMERA}\n[store]\nflush_ms = 200\n"),
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        recording(server.http_port)["sections"][0]["recording"],
+        true
+    );
+    // Fill the disk.
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(data.join("filler")).unwrap();
+        let block = vec![0u8; 65536];
+        while f.write_all(&block).is_ok() {}
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while !server.log().contains("disk full") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no disk-full error:\n{}",
+            server.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let r = recording(server.http_port);
+    let sections = r["sections"].as_array().unwrap();
+    assert!(!sections.is_empty(), "{r:#}");
+    for s in sections {
+        assert_eq!(
+            s["recording"], false,
+            "recording stopped on the full disk: {r:#}"
+        );
+    }
+    stop(&mut server, "-KILL");
+}

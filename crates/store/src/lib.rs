@@ -30,6 +30,8 @@
 //! Left out: several streams per camera, per-frame checksums, a store spread over several
 //! disks (docs/store.md "Left out").
 
+#[doc(hidden)]
+pub mod crashpoint;
 mod db;
 mod export;
 mod format;
@@ -283,6 +285,11 @@ struct Shared {
     writing: HashSet<i64>,
     /// Cameras with a running recorder in this process.
     recording: HashSet<i64>,
+    /// Sections a recorder of this process gave up after a write error whose row still
+    /// says `open` because the index could not be written either (a full disk): they are
+    /// not being recorded. The recorder closes the row once the disk has room again;
+    /// otherwise the next primary open's recovery does.
+    unclosed: HashSet<i64>,
 }
 
 impl Shared {
@@ -389,7 +396,7 @@ impl Store {
         let conn = lock(&self.inner.db);
         let mut out = Vec::new();
         for (id, name) in db::cameras(&conn)? {
-            if let Some(info) = recording_info(&conn, id, &name)? {
+            if let Some(info) = recording_info(&conn, &self.inner.state, id, &name)? {
                 out.push(info);
             }
         }
@@ -400,7 +407,7 @@ impl Store {
     pub fn recording(&self, camera: &str) -> Result<Option<RecordingInfo>, StoreError> {
         let conn = lock(&self.inner.db);
         match db::camera_id(&conn, camera)? {
-            Some(id) => recording_info(&conn, id, camera),
+            Some(id) => recording_info(&conn, &self.inner.state, id, camera),
             None => Ok(None),
         }
     }
@@ -532,6 +539,7 @@ fn track_set(conn: &rusqlite::Connection, id: i64) -> Result<Option<Vec<TrackInf
 
 fn recording_info(
     conn: &rusqlite::Connection,
+    state: &Mutex<Shared>,
     camera_id: i64,
     name: &str,
 ) -> Result<Option<RecordingInfo>, StoreError> {
@@ -539,6 +547,7 @@ fn recording_info(
     if rows.is_empty() {
         return Ok(None);
     }
+    let unclosed = lock(state).unclosed.clone();
     let mut sets: HashMap<i64, Option<Vec<TrackInfo>>> = HashMap::new();
     let mut sections = Vec::with_capacity(rows.len());
     let (mut bytes, mut frames) = (0, 0);
@@ -557,7 +566,7 @@ fn recording_info(
             end: r.end_us,
             bytes: r.bytes,
             frames: r.frames,
-            recording: r.open,
+            recording: r.open && !unclosed.contains(&r.id),
             tracks: tracks.clone(),
         });
     }

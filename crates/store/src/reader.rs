@@ -180,9 +180,11 @@ impl Reader {
     /// The camera's sections, oldest first.
     pub fn sections(&self) -> Result<Vec<SectionInfo>, StoreError> {
         let conn = lock(&self.store.inner.db);
-        Ok(crate::recording_info(&conn, self.camera_id, &self.camera)?
-            .map(|r| r.sections)
-            .unwrap_or_default())
+        Ok(
+            crate::recording_info(&conn, &self.store.inner.state, self.camera_id, &self.camera)?
+                .map(|r| r.sections)
+                .unwrap_or_default(),
+        )
     }
 
     /// Places the reader by the ONVIF start-point rules (docs/store.md): inside footage, the
@@ -762,7 +764,11 @@ fn update_loaded(
     let section = db::section_query(loc.conn, "WHERE id = ?1", [l.row.section_id])?;
     let (set, open) = section.map_or((0, false), |s| (s.track_set_id, s.open));
     l.track_set = set;
-    l.section_open = open;
+    // A section given up on a full disk is over, whatever its row says (lib.rs `Shared`).
+    l.section_open = open
+        && !lock(&loc.store.inner.state)
+            .unclosed
+            .contains(&l.row.section_id);
     l.seek_track = track_set(loc.sets, loc.conn, set)?.map_or(0, format::seek_track);
     let edge = |order: &str| -> Result<Option<i64>, StoreError> {
         Ok(db::segment_query(

@@ -38,6 +38,8 @@ pub struct Recorder {
     last_wall_track: Vec<Option<UnixMicros>>,
     suspended: Option<Suspended>,
     dropped: u64,
+    /// Sections given up whose row could not be closed (see `Shared::unclosed`).
+    unclosed: Vec<i64>,
     closed: bool,
     last_flush: Instant,
     /// The camera's lock file, held for the recorder's life.
@@ -46,11 +48,6 @@ pub struct Recorder {
 
 struct OpenSection {
     id: i64,
-    /// Totals of the section's finished segments.
-    done_start: Option<UnixMicros>,
-    done_end: Option<UnixMicros>,
-    done_bytes: u64,
-    done_frames: u64,
     seg: OpenSegment,
 }
 
@@ -170,6 +167,7 @@ impl Recorder {
             last_wall_track: vec![None; tracks.len()],
             suspended: None,
             dropped: 0,
+            unclosed: Vec::new(),
             closed: false,
             last_flush: Instant::now(),
             _camera_lock: camera_lock,
@@ -266,6 +264,7 @@ impl Recorder {
         } else {
             Ok(())
         };
+        self.close_unclosed();
         if let Some(s) = self.suspended.take() {
             tracing::warn!(
                 camera = %self.camera,
@@ -298,6 +297,7 @@ impl Recorder {
         let attempt = self.append(au).and_then(|()| self.flush_inner());
         match attempt {
             Ok(()) => {
+                self.close_unclosed();
                 if let Some(s) = self.suspended.take() {
                     tracing::info!(
                         camera = %self.camera,
@@ -385,13 +385,48 @@ impl Recorder {
                 let _ = std::fs::remove_file(&seg.path);
             }
             Ok(()) => {}
-            Err(e) => tracing::debug!(
-                camera = %self.camera,
-                "closing section {} after a write error: {e} (recovery will finish it)",
-                sec.id
-            ),
+            Err(e) => {
+                // The row still says open: remember it is not (issue 17: it was listed as
+                // recording), and close it when the index can be written again.
+                tracing::debug!(
+                    camera = %self.camera,
+                    "closing section {} after a write error: {e} (retried when the disk has \
+                     room, else recovery will finish it)",
+                    sec.id
+                );
+                lock(&self.store.inner.state).unclosed.insert(sec.id);
+                self.unclosed.push(sec.id);
+            }
         }
         pending
+    }
+
+    /// Closes the rows of the sections given up while the index could not be written
+    /// (best effort: those still failing stay for the next try or for recovery).
+    fn close_unclosed(&mut self) {
+        if self.unclosed.is_empty() {
+            return;
+        }
+        let conn = lock(&self.store.inner.db);
+        self.unclosed.retain(|&id| {
+            let closed = db::refresh_section(&conn, id).and_then(|kept| {
+                if kept {
+                    conn.execute("UPDATE sections SET open = 0 WHERE id = ?1", [id])
+                        .db("close a section")?;
+                }
+                Ok(())
+            });
+            match closed {
+                Ok(()) => {
+                    lock(&self.store.inner.state).unclosed.remove(&id);
+                    false
+                }
+                Err(e) => {
+                    tracing::debug!(section = id, "closing a section given up earlier: {e}");
+                    true
+                }
+            }
+        });
     }
 
     fn append(&mut self, au: &AccessUnit) -> Result<(), StoreError> {
@@ -475,6 +510,7 @@ impl Recorder {
         seg.file
             .sync_data()
             .map_err(|e| StoreError::io(&seg.path, e))?;
+        crate::crashpoint::hit("after_data_fsync");
         let mut conn = lock(&self.store.inner.db);
         let tx = conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
@@ -495,20 +531,25 @@ impl Recorder {
             seg.blob.bytes()
         ])
         .db("update a segment")?;
+        // The section grows by what this flush adds. Not the recorder's own totals: retention
+        // may have deleted older segments of this section meanwhile and fixed the row
+        // (writing totals that still count them made retention delete on and on: found by
+        // the crash-point harness, test in tests/retention.rs).
         tx.prepare_cached(
-            "UPDATE sections SET start_us = ?2, end_us = ?3, bytes = ?4, frames = ?5 \
-             WHERE id = ?1",
+            "UPDATE sections SET start_us = MIN(start_us, ?2), end_us = MAX(end_us, ?3), \
+             bytes = bytes + ?4, frames = frames + ?5 WHERE id = ?1",
         )
         .db("prepare section update")?
         .execute(params![
             sec.id,
-            sec.done_start.map_or(seg.start_us, |s| s.min(seg.start_us)),
-            sec.done_end.map_or(seg.end_us, |e| e.max(seg.end_us)),
-            (sec.done_bytes + seg.bytes) as i64,
-            (sec.done_frames + seg.frames) as i64
+            seg.start_us,
+            seg.end_us,
+            (seg.bytes - seg.flushed_bytes) as i64,
+            (seg.frames - seg.flushed_frames) as i64
         ])
         .db("update a section")?;
         tx.commit().db("commit a flush")?;
+        crate::crashpoint::hit("after_index_commit");
         seg.flushed_bytes = seg.bytes;
         seg.flushed_frames = seg.frames;
         Ok(())
@@ -536,10 +577,6 @@ impl Recorder {
         };
         self.section = Some(OpenSection {
             id: section_id,
-            done_start: None,
-            done_end: None,
-            done_bytes: 0,
-            done_frames: 0,
             seg,
         });
         self.last_wall = None;
@@ -565,6 +602,7 @@ impl Recorder {
             lock(&self.store.inner.state).writing.insert(id);
             id
         };
+        crate::crashpoint::hit("segment_row_inserted");
         let path = self.store.segment_path(&self.camera, id);
         let opened = File::options()
             .create(true)
@@ -577,7 +615,10 @@ impl Recorder {
                 Ok(f)
             });
         let file = match opened {
-            Ok(f) => f,
+            Ok(f) => {
+                crate::crashpoint::hit("segment_file_created");
+                f
+            }
             Err(e) => {
                 let conn = lock(&self.store.inner.db);
                 let _ = conn.execute("DELETE FROM segments WHERE id = ?1", [id]);
@@ -611,10 +652,6 @@ impl Recorder {
         let seg = self.new_segment(section_id, w)?;
         if let Some(sec) = self.section.as_mut() {
             let old = std::mem::replace(&mut sec.seg, seg);
-            sec.done_start = Some(sec.done_start.map_or(old.start_us, |s| s.min(old.start_us)));
-            sec.done_end = Some(sec.done_end.map_or(old.end_us, |e| e.max(old.end_us)));
-            sec.done_bytes += old.bytes;
-            sec.done_frames += old.frames;
             lock(&self.store.inner.state).writing.remove(&old.id);
         }
         self.retention();

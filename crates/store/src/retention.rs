@@ -97,12 +97,16 @@ pub(crate) fn apply(store: &Store, now: UnixMicros) -> Result<RetentionReport, S
         }
         tx.commit().db("commit retention")?;
     }
+    if !files.is_empty() {
+        crate::crashpoint::hit("retention_committed");
+    }
     for path in files {
         if let Err(e) = std::fs::remove_file(&path) {
             if e.kind() != std::io::ErrorKind::NotFound {
                 tracing::warn!(path = %path.display(), "retention: cannot remove: {e}");
             }
         }
+        crate::crashpoint::hit("retention_file_removed");
     }
     if report.deleted_segments > 0 {
         tracing::info!(
@@ -158,7 +162,10 @@ fn select(
         // A section still open that no recorder of this process writes is being recorded
         // by another process (docs/store.md "Several processes"): its rows are that
         // recorder's to update, so none of its segments goes.
-        let foreign = open && !state.recording.contains(&camera_id);
+        // (A section this process gave up on a full disk is not foreign.)
+        let foreign = open
+            && !state.recording.contains(&camera_id)
+            && !state.unclosed.contains(&c.section_id);
         if foreign || state.in_use(c.id) {
             report.skipped_in_use += 1;
             continue;

@@ -83,3 +83,30 @@ fn kill_9_loses_at_most_one_flush_interval() {
     }
     assert!(frames.last().unwrap().end_of_section);
 }
+
+/// The short run of the crash-point harness (docs/store.md "Crash-point testing"; the full
+/// run is `store-crashpoint run DIR` with its defaults): random SIGKILLs, every targeted
+/// point once, two killed imports, power-loss snapshots. About 30 s.
+#[test]
+fn crash_point_harness_short_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_store-crashpoint"))
+        .arg("run")
+        .arg(dir.path())
+        .args([
+            "--random",
+            "6",
+            "--targeted",
+            "1",
+            "--imports",
+            "2",
+            "--snapshots",
+            "4",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    eprintln!("{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "the harness found a problem (above)");
+    assert!(text.contains("units checked byte for byte"), "{text}");
+}

@@ -150,3 +150,38 @@ fn by_age_per_camera_and_global() {
 fn opts_1s() -> StoreOptions {
     opts(Duration::from_secs(1))
 }
+
+/// Found by the crash-point harness (docs/store.md "Crash-point testing"): retention that
+/// deleted old segments of the section being recorded was undone in the section row by the
+/// recorder's next flush (it wrote its own running totals, deleted segments included), so
+/// the section kept counting deleted footage and retention went on deleting until only the
+/// segment being written was left.
+#[test]
+fn retention_while_one_long_section_records_keeps_the_limit_not_less() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = StoreOptions {
+        segment_duration: Duration::from_secs(1),
+        max_bytes: Some(200_000),
+        ..StoreOptions::default()
+    };
+    let store = Store::open(dir.path(), opts).unwrap();
+    record(&store, "cam", T0, 30 * SEC);
+    let info = store.recording("cam").unwrap().unwrap();
+    assert_eq!(info.sections.len(), 1, "{:?}", info.sections);
+    let s = &info.sections[0];
+    let segs = testing::segments(&store, "cam").unwrap();
+    let (bytes, frames) = segs.iter().fold((0, 0), |(b, f), s| (b + s.3, f + s.4));
+    assert_eq!(
+        (s.bytes, s.frames),
+        (bytes, frames),
+        "section row against its segments"
+    );
+    assert_eq!(s.start, segs[0].1);
+    // About the limit is kept (the newest segments), not one segment.
+    assert!(
+        bytes <= 200_000 && bytes > 120_000,
+        "{bytes} bytes in {} segments",
+        segs.len()
+    );
+    assert!(segs.len() >= 3, "{segs:?}");
+}
