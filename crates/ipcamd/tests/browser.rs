@@ -218,18 +218,20 @@ fn a_viewer_sees_no_talk_button_and_a_talk_request_is_refused() {
     assert!(server.talk_files().is_empty());
 }
 
-/// Runs the aiortc WHEP client; returns its JSON report (success or not).
-fn aiortc(server: &ServerProc, args: &[&str]) -> serde_json::Value {
-    let (_, stdout, stderr) = run_with_timeout(
+/// Runs the aiortc WHEP client against camera `cam1` of the server on HTTP `port`;
+/// returns whether it succeeded and its JSON report.
+fn aiortc(port: u16, args: &[String]) -> (bool, serde_json::Value) {
+    let (ok, stdout, stderr) = run_with_timeout(
         Command::new(venv_python())
             .arg(script("aiortc_whep.py"))
-            .arg(format!("http://127.0.0.1:{}", server.http_port))
+            .arg(format!("http://127.0.0.1:{port}"))
             .arg("cam1")
             .args(args),
         Duration::from_secs(60),
     );
-    serde_json::from_str(stdout.trim())
-        .unwrap_or_else(|e| panic!("aiortc_whep.py printed no JSON ({e}): {stdout}\n{stderr}"))
+    let report = serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|e| panic!("aiortc_whep.py printed no JSON ({e}): {stdout}\n{stderr}"));
+    (ok, report)
 }
 
 #[test]
@@ -241,16 +243,7 @@ fn aiortc_decodes_h264_and_talks_opus_and_a_second_talker_is_refused() {
     let first = {
         let args = ["--seconds", "6", "--tone", tone.as_str()].map(str::to_owned);
         let port = server.http_port;
-        std::thread::spawn(move || {
-            run_with_timeout(
-                Command::new(venv_python())
-                    .arg(script("aiortc_whep.py"))
-                    .arg(format!("http://127.0.0.1:{port}"))
-                    .arg("cam1")
-                    .args(&args),
-                Duration::from_secs(60),
-            )
-        })
+        std::thread::spawn(move || aiortc(port, &args))
     };
     // Until the first one talks.
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
@@ -258,7 +251,10 @@ fn aiortc_decodes_h264_and_talks_opus_and_a_second_talker_is_refused() {
         assert!(std::time::Instant::now() < deadline, "{}", server.log());
         std::thread::sleep(Duration::from_millis(100));
     }
-    let second = aiortc(&server, &["--seconds", "1", "--tone", &tone]);
+    let (_, second) = aiortc(
+        server.http_port,
+        &["--seconds", "1", "--tone", &tone].map(str::to_owned),
+    );
     assert_eq!(second["talk_status"], 409, "{second:#}");
     assert!(
         second["talk_answer"]
@@ -266,10 +262,8 @@ fn aiortc_decodes_h264_and_talks_opus_and_a_second_talker_is_refused() {
             .is_some_and(|t| t.contains("someone else talks")),
         "{second:#}"
     );
-    let (ok, stdout, stderr) = first.join().expect("first talker");
-    let report: serde_json::Value = serde_json::from_str(stdout.trim())
-        .unwrap_or_else(|e| panic!("no JSON ({e}): {stdout}\n{stderr}"));
-    assert!(ok, "{report:#}\n{stderr}");
+    let (ok, report) = first.join().expect("first talker");
+    assert!(ok, "{report:#}");
     assert_eq!(report["post_status"], 201, "{report:#}");
     assert_eq!(report["talk_status"], 200, "{report:#}");
     // 25 fps for 6 s, decoded by aiortc's H.264 decoder.

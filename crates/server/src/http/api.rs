@@ -315,7 +315,7 @@ impl Api {
             "webrtc": self.webrtc.as_ref().map(|w| {
                 let st = &w.stats;
                 serde_json::json!({
-                    "peers_open": g(&st.peers_open),
+                    "peers_open": w.peers(),
                     "peers_created": g(&st.peers_created),
                     "peers_connected": g(&st.peers_connected),
                     "frames_sent": g(&st.frames_sent),

@@ -497,7 +497,7 @@ pub async fn render(api: &Api) -> String {
             "ipcamd_webrtc_peers",
             Gauge,
             "WebRTC (WHEP) peers now.",
-            g(&st.peers_open),
+            w.peers() as f64,
         );
         for (name, help, v) in [
             (

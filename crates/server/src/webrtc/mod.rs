@@ -77,8 +77,6 @@ pub struct WebRtcStats {
     pub peers_created: AtomicU64,
     /// Peers whose ICE and DTLS completed.
     pub peers_connected: AtomicU64,
-    /// Peers now.
-    pub peers_open: AtomicU64,
     /// Video and audio frames handed to str0m.
     pub frames_sent: AtomicU64,
     /// Bytes of datagrams sent.
@@ -292,7 +290,6 @@ impl WebRtc {
             routes.by_ufrag.insert(ufrag, link.clone());
         }
         self.stats.peers_created.fetch_add(1, Ordering::Relaxed);
-        self.stats.peers_open.fetch_add(1, Ordering::Relaxed);
         let parts = peer::PeerParts {
             rtc,
             link,
@@ -358,7 +355,6 @@ impl WebRtc {
             routes.by_ufrag.remove(&link.ufrag);
             routes.by_addr.retain(|_, l| l.id != id);
         }
-        self.stats.peers_open.fetch_sub(1, Ordering::Relaxed);
     }
 
     /// The peer a datagram from `source` belongs to: by address once known, else by the

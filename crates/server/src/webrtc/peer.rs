@@ -8,10 +8,11 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use ipcamd_media::fanout::{Frame, Next, Reader};
 use ipcamd_proto::codec::{CodecParams, TrackInfo};
 use ipcamd_proto::packet::opaque;
+use ipcamd_proto::rtp::{write_rtp, RtpHeader};
 use ipcamd_proto::rtsp::server::TalkRefusal;
 use str0m::format::Codec;
 use str0m::media::{Direction, Frequency, MediaData, MediaKind, MediaTime, Mid, Pt};
@@ -413,15 +414,18 @@ impl Peer {
         if d.mid != mid || d.params.spec().codec != Codec::Opus {
             return;
         }
-        let ts = d.time.rebase(Frequency::FORTY_EIGHT_KHZ).numer() as u32;
-        let mut pkt = Vec::with_capacity(12 + d.data.len());
-        pkt.extend_from_slice(&[0x80, t.payload_type & 0x7f]);
-        pkt.extend_from_slice(&t.seq.to_be_bytes());
-        pkt.extend_from_slice(&ts.to_be_bytes());
-        pkt.extend_from_slice(&t.ssrc.to_be_bytes());
-        pkt.extend_from_slice(&d.data);
+        let header = RtpHeader {
+            payload_type: t.payload_type,
+            marker: false,
+            sequence: t.seq,
+            timestamp: d.time.rebase(Frequency::FORTY_EIGHT_KHZ).numer() as u32,
+            ssrc: t.ssrc,
+            extension: None,
+        };
+        let mut pkt = BytesMut::new();
+        write_rtp(&header, &d.data, &mut pkt);
         t.seq = t.seq.wrapping_add(1);
-        t.talker.push(Bytes::from(pkt));
+        t.talker.push(pkt.freeze());
         self.p.stats.talk_packets.fetch_add(1, Ordering::Relaxed);
     }
 }
