@@ -503,12 +503,23 @@ pub fn wait_for_talk_file(server: &ServerProc, n: usize) -> Vec<std::path::PathB
 /// Decodes `seconds` of the stream with ffmpeg; returns (video frames, audio frames).
 /// Fails the test on any ffmpeg error (decode errors included).
 pub fn ffmpeg_decode(url: &str, transport: &str, seconds: u32) -> (usize, usize) {
+    try_ffmpeg_decode(url, transport, seconds).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// [`ffmpeg_decode`], giving the failure back: what ffmpeg said at error level, or, when
+/// it did not finish in time, its RTSP exchange and last log lines (it runs at debug
+/// level so that a hang shows where it stopped: in the RTSP requests or waiting for media).
+pub fn try_ffmpeg_decode(
+    url: &str,
+    transport: &str,
+    seconds: u32,
+) -> Result<(usize, usize), String> {
     let ffmpeg = require_tool("ffmpeg", "ffmpeg");
     let (ok, stdout, stderr) = run_with_timeout(
         Command::new(ffmpeg).args([
             "-nostdin",
-            "-v",
-            "error",
+            "-loglevel",
+            "level+debug",
             "-rtsp_transport",
             transport,
             "-i",
@@ -523,13 +534,40 @@ pub fn ffmpeg_decode(url: &str, transport: &str, seconds: u32) -> (usize, usize)
         ]),
         Duration::from_secs(seconds as u64 + 20),
     );
-    assert!(ok, "ffmpeg over {transport} failed: {stderr}");
-    assert!(
-        stderr.trim().is_empty(),
-        "ffmpeg over {transport} reported errors:\n{stderr}"
-    );
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|l| {
+            ["[error]", "[fatal]", "[panic]"]
+                .iter()
+                .any(|x| l.contains(x))
+        })
+        .collect();
     let count = |idx: &str| stdout.lines().filter(|l| l.starts_with(idx)).count();
-    (count("0,"), count("1,"))
+    if !ok {
+        let lines: Vec<&str> = stderr.lines().collect();
+        let rtsp: Vec<&str> = lines
+            .iter()
+            .filter(|l| l.contains("line='") || l.contains("Sending:") || l.contains("[rtsp"))
+            .take(80)
+            .copied()
+            .collect();
+        let tail = &lines[lines.len().saturating_sub(40)..];
+        return Err(format!(
+            "ffmpeg over {transport} from {url} failed ({} video, {} audio frames out)\n\
+             -- its RTSP lines:\n{}\n-- its last lines:\n{}",
+            count("0,"),
+            count("1,"),
+            rtsp.join("\n"),
+            tail.join("\n")
+        ));
+    }
+    if !errors.is_empty() {
+        return Err(format!(
+            "ffmpeg over {transport} from {url} reported errors:\n{}",
+            errors.join("\n")
+        ));
+    }
+    Ok((count("0,"), count("1,")))
 }
 
 /// Sends a whole raw HTTP request to 127.0.0.1:`port` and reads until the server closes
