@@ -259,11 +259,13 @@ pub async fn run(args: ReplayArgs, out: &mut dyn Write) -> Result<ReplayReport, 
         if report.terminated.len() >= tracks.len() {
             break;
         }
-        // After a T, tracks without data in this direction (audio in reverse) end soon.
+        // After a T, tracks without data in this direction (audio in reverse) end soon:
+        // after 3 s without any packet (1 s was seen to cut off the last GOP of a paced
+        // reverse replay on a loaded machine).
         let wait = if report.terminated.is_empty() {
             idle
         } else {
-            Duration::from_secs(1)
+            Duration::from_secs(3)
         };
         let until = deadline
             .unwrap_or_else(|| tokio::time::Instant::now() + wait)

@@ -130,6 +130,9 @@ impl Packetizer for H264Packetizer {
             let body = nal.slice(1..);
             let chunk = self.max_payload - 2;
             let count = body.len().div_ceil(chunk);
+            // One allocation for all the fragments of the NAL unit (each packet a view
+            // of it), not one per packet.
+            let mut buf = BytesMut::with_capacity(body.len() + 2 * count);
             for (i, piece) in body.chunks(chunk).enumerate() {
                 let mut fu_header = header & 0x1f;
                 if i == 0 {
@@ -138,11 +141,10 @@ impl Packetizer for H264Packetizer {
                 if i + 1 == count {
                     fu_header |= 0x40;
                 }
-                let mut p = BytesMut::with_capacity(2 + piece.len());
-                p.put_u8(indicator);
-                p.put_u8(fu_header);
-                p.put_slice(piece);
-                out.push(RtpPayload::new(p.freeze()));
+                buf.put_u8(indicator);
+                buf.put_u8(fu_header);
+                buf.put_slice(piece);
+                out.push(RtpPayload::new(buf.split().freeze()));
             }
         }
         if let Some(last) = out[start..].last_mut() {

@@ -126,6 +126,9 @@ impl Packetizer for H265Packetizer {
             let body = nal.slice(2..);
             let chunk = self.max_payload - 3;
             let count = body.len().div_ceil(chunk);
+            // One allocation for all the fragments of the NAL unit (each packet a view
+            // of it), not one per packet.
+            let mut buf = BytesMut::with_capacity(body.len() + 3 * count);
             for (i, piece) in body.chunks(chunk).enumerate() {
                 let mut fu_header = ty;
                 if i == 0 {
@@ -134,12 +137,11 @@ impl Packetizer for H265Packetizer {
                 if i + 1 == count {
                     fu_header |= 0x40;
                 }
-                let mut p = BytesMut::with_capacity(3 + piece.len());
-                p.put_u8((h0 & 0x81) | (FU << 1));
-                p.put_u8(h1);
-                p.put_u8(fu_header);
-                p.put_slice(piece);
-                out.push(RtpPayload::new(p.freeze()));
+                buf.put_u8((h0 & 0x81) | (FU << 1));
+                buf.put_u8(h1);
+                buf.put_u8(fu_header);
+                buf.put_slice(piece);
+                out.push(RtpPayload::new(buf.split().freeze()));
             }
         }
         if let Some(last) = out[start..].last_mut() {

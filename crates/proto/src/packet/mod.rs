@@ -202,18 +202,11 @@ pub fn depacketizer_for(codec: &CodecParams) -> Box<dyn Depacketizer> {
 pub fn split_annex_b(au: &Bytes) -> Option<Vec<Bytes>> {
     let d = &au[..];
     // (start of the 00 00 01 sequence, start of the NAL unit)
-    let mut codes: Vec<(usize, usize)> = Vec::new();
-    let mut i = 0;
-    while i + 3 <= d.len() {
-        if d[i + 2] > 1 {
-            i += 3;
-        } else if d[i] == 0 && d[i + 1] == 0 && d[i + 2] == 1 {
-            codes.push((i, i + 3));
-            i += 3;
-        } else {
-            i += 1;
-        }
-    }
+    // memchr's SIMD search: a byte-wise scan of every frame was a quarter of the CPU of a
+    // `Rate-Control: no` replay.
+    let codes: Vec<(usize, usize)> = memchr::memmem::find_iter(d, &[0, 0, 1])
+        .map(|i| (i, i + 3))
+        .collect();
     let first = codes.first()?;
     if d[..first.0].iter().any(|&b| b != 0) {
         return None;

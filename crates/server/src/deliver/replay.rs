@@ -365,11 +365,18 @@ async fn deliver(
     }
 }
 
+/// At most this many slices per `writev` (Linux's IOV_MAX).
+const MAX_IOVECS: usize = 1024;
+
 /// Packets built but not yet written.
 #[derive(Default)]
 struct Wire {
-    /// Interleaved bytes (`$` framing) for the session's RTSP connection.
-    tcp: BytesMut,
+    /// The headers (`$` framing, RTP header and extension) of the interleaved packets for
+    /// the session's RTSP connection, one after the other.
+    heads: BytesMut,
+    /// The interleaved packets: (end of the packet's header in `heads`, its payload). The
+    /// payload is written from the store's read buffer with `writev`, never copied here.
+    tcp: Vec<(usize, Bytes)>,
     tcp_writer: Option<Writer>,
     udp: Vec<(std::net::SocketAddr, Bytes)>,
     payloads: Vec<RtpPayload>,
@@ -457,8 +464,9 @@ impl Wire {
                         self.tcp_writer = Some(writer.clone());
                     }
                     let len = 12 + 4 + body.len() + p.data.len();
-                    self.tcp.put_slice(&write_interleaved(*rtp_channel, len));
-                    write_rtp(&header, &p.data, &mut self.tcp);
+                    self.heads.put_slice(&write_interleaved(*rtp_channel, len));
+                    write_rtp(&header, &[], &mut self.heads);
+                    self.tcp.push((self.heads.len(), p.data.clone()));
                 }
                 Sink::Udp { rtp, .. } => {
                     let mut b = BytesMut::with_capacity(28 + p.data.len());
@@ -473,10 +481,19 @@ impl Wire {
     async fn flush(&mut self, d: &ReplayDelivery) -> std::io::Result<()> {
         if !self.tcp.is_empty() {
             if let Some(w) = &self.tcp_writer {
-                let data = self.tcp.split().freeze();
+                let heads = self.heads.split().freeze();
                 let mut g = w.lock().await;
-                let mut slices = [std::io::IoSlice::new(&data)];
-                write_all_vectored(&mut **g, &mut slices).await?;
+                let mut start = 0;
+                for packets in self.tcp.chunks(MAX_IOVECS / 2) {
+                    let mut slices = Vec::with_capacity(packets.len() * 2);
+                    for (end, payload) in packets {
+                        slices.push(std::io::IoSlice::new(heads.get(start..*end).unwrap_or(&[])));
+                        slices.push(std::io::IoSlice::new(payload));
+                        start = *end;
+                    }
+                    write_all_vectored(&mut **g, &mut slices).await?;
+                }
+                self.tcp.clear();
                 tokio::io::AsyncWriteExt::flush(&mut **g).await?;
                 drop(g);
                 if self
