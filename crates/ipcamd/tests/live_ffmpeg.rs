@@ -37,6 +37,19 @@ fn ffmpeg_udp_decodes_without_errors() {
     let server = start_server(SMALL_CAMERA);
     let counts = ffmpeg_decode(&server.url("cam1"), "udp", 5);
     check_counts("udp", counts, 5);
+    // A frame's packets went out in segmented sends (UDP GSO, Linux 4.18+): fewer system
+    // calls than packets, none failed; what ffmpeg decoded above is what they carried.
+    let (_, body) = http_get(server.http_port, "/api/stats");
+    let stats: serde_json::Value = serde_json::from_slice(&body).expect("stats JSON");
+    let (sends, packets) = (
+        stats["udp_rtp_sends"].as_u64().unwrap_or(0),
+        stats["udp_rtp_packets"].as_u64().unwrap_or(0),
+    );
+    assert!(
+        packets >= 125 && sends < packets,
+        "{sends} UDP sends for {packets} RTP packets: {stats}"
+    );
+    assert_eq!(stats["udp_send_errors"], 0, "{stats}");
 }
 
 #[test]

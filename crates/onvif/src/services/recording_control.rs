@@ -11,7 +11,8 @@
 //! false. Like FindRecordings, a search completes at once and keeps no state: the token
 //! carries the search (`events:<start>:<end>:<max>:<recordings>`) and
 //! GetEventSearchResults answers every match of it, whatever `MaxResults` says.
-//! PTZ position search: the device has no PTZ, so it is not supported
+//! PTZ position search: recordings have no metadata track, so they hold no PTZ positions
+//! (the virtual PTZ's position is live only); not supported
 //! (`env:Receiver/ter:ActionNotSupported`).
 
 use ipcamd_proto::time::{parse_utc, UnixMicros};
@@ -371,7 +372,8 @@ pub(super) fn search(req: &Request, m: &DeviceModel) -> Option<Result<String, Fa
             "ter:ActionNotSupported",
             None,
             format!(
-                "{}: this device has no PTZ, so its recordings hold no PTZ positions to search",
+                "{}: recordings here have no metadata track, so they hold no PTZ positions to \
+                 search (the virtual PTZ's position is live only: PTZ GetStatus)",
                 req.action
             ),
         )),

@@ -197,8 +197,13 @@ async fn send_batch(
         write_all_vectored(&mut **guard, &mut slices).await?;
         guard.flush().await?;
     }
-    for (addr, p) in udp_sends {
-        udp.send_rtp(p, addr).await?;
+    // Consecutive packets to one address (a frame's, in practice) in one segmented send.
+    let mut rest = &udp_sends[..];
+    while let Some(&(addr, _)) = rest.first() {
+        let n = rest.iter().take_while(|(a, _)| *a == addr).count();
+        let run: Vec<&Bytes> = rest[..n].iter().map(|(_, p)| *p).collect();
+        udp.send_rtp_all(&run, addr).await?;
+        rest = &rest[n..];
     }
     for (sink, sr) in first_srs {
         send_rtcp(udp, &sink, sr).await?;

@@ -1,16 +1,33 @@
 //! The server's UDP socket pair (RTP on an even port, RTCP on the next), shared by all
 //! sessions: media for every UDP client is sent from it. What clients send to it
 //! (receiver reports, backchannel audio) is read and routed by `crate::rtsp::udp_in`.
+//!
+//! The packets of a frame to one client go out in one `sendmsg` with UDP generic
+//! segmentation offload (Linux `UDP_SEGMENT`, 4.18+): the kernel cuts the buffer into
+//! datagrams of the first packet's size (the last may be shorter), which is how a
+//! packetizer cuts a frame. One system call per frame instead of one per packet; where
+//! the kernel refuses it, packets are sent one by one from then on.
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
+use bytes::Bytes;
 use tokio::net::UdpSocket;
+
+/// Most datagrams in one segmented send (the kernel's UDP_MAX_SEGMENTS is 64 on older
+/// kernels) and most bytes (one UDP datagram's limit).
+const GSO_MAX_SEGMENTS: usize = 64;
+const GSO_MAX_BYTES: usize = 65_000;
 
 pub struct UdpPair {
     pub rtp: UdpSocket,
     pub rtcp: UdpSocket,
     pub send_errors: AtomicU64,
+    /// Segmented sends work on this socket (cleared at the first refusal).
+    gso: AtomicBool,
+    /// System calls that sent RTP, and the packets they carried (`/api/stats`).
+    pub rtp_sends: AtomicU64,
+    pub rtp_packets: AtomicU64,
 }
 
 impl UdpPair {
@@ -33,6 +50,9 @@ impl UdpPair {
                         rtp,
                         rtcp,
                         send_errors: AtomicU64::new(0),
+                        gso: AtomicBool::new(cfg!(target_os = "linux")),
+                        rtp_sends: AtomicU64::new(0),
+                        rtp_packets: AtomicU64::new(0),
                     })
                 }
                 (Err(e), _) | (_, Err(e)) => last_err = Some(e),
@@ -53,10 +73,120 @@ impl UdpPair {
 
     /// UDP is fire-and-forget: a failed send (e.g. no route) is counted, never fatal.
     pub async fn send_rtp(&self, pkt: &[u8], to: SocketAddr) -> std::io::Result<()> {
+        self.rtp_sends.fetch_add(1, Ordering::Relaxed);
+        self.rtp_packets.fetch_add(1, Ordering::Relaxed);
         if self.rtp.send_to(pkt, to).await.is_err() {
             self.send_errors.fetch_add(1, Ordering::Relaxed);
         }
         Ok(())
+    }
+
+    /// Sends `pkts` (in order) to `to`: runs of packets of the size of their first (the
+    /// last of a run may be shorter) in one segmented send each, where the kernel has it.
+    pub async fn send_rtp_all(&self, pkts: &[&Bytes], to: SocketAddr) -> std::io::Result<()> {
+        let mut rest = pkts;
+        while let Some(first) = rest.first() {
+            let size = first.len();
+            let mut n = 1;
+            let mut bytes = size;
+            // Equal sizes, then at most one shorter packet that ends the run.
+            while n < rest.len() && n < GSO_MAX_SEGMENTS && rest[n - 1].len() == size {
+                let next = rest[n].len();
+                if next > size || bytes + next > GSO_MAX_BYTES || next == 0 {
+                    break;
+                }
+                bytes += next;
+                n += 1;
+            }
+            let (run, after) = rest.split_at(n);
+            rest = after;
+            if n == 1 || size == 0 || !self.gso.load(Ordering::Relaxed) {
+                for p in run {
+                    self.send_rtp(p, to).await?;
+                }
+                continue;
+            }
+            match self.send_segmented(run, size, to).await {
+                Ok(()) => {
+                    self.rtp_sends.fetch_add(1, Ordering::Relaxed);
+                    self.rtp_packets.fetch_add(n as u64, Ordering::Relaxed);
+                }
+                Err(e) if gso_refused(&e) => {
+                    tracing::info!(error = %e, "UDP segmentation offload refused by the kernel; sending RTP packets one by one");
+                    self.gso.store(false, Ordering::Relaxed);
+                    for p in run {
+                        self.send_rtp(p, to).await?;
+                    }
+                }
+                Err(_) => {
+                    self.send_errors.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    #[cfg(target_os = "linux")]
+    async fn send_segmented(
+        &self,
+        run: &[&Bytes],
+        size: usize,
+        to: SocketAddr,
+    ) -> std::io::Result<()> {
+        let addr = socket2::SockAddr::from(to);
+        // SAFETY: CMSG_SPACE is a pure size computation.
+        let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<u16>() as u32) } as usize;
+        let mut control = vec![0u8; space];
+        loop {
+            self.rtp.writable().await?;
+            let sent = self.rtp.try_io(tokio::io::Interest::WRITABLE, || {
+                // SAFETY: `msg` points at `addr`, `iov` (whose entries point into `run`'s
+                // buffers) and `control`, all alive and unmoved for this call; the control
+                // message is written inside `control`, sized by CMSG_SPACE for one u16.
+                // (The iovecs hold raw pointers, which may not live across an await.)
+                let iov: Vec<libc::iovec> = run
+                    .iter()
+                    .map(|p| libc::iovec {
+                        iov_base: p.as_ptr() as *mut libc::c_void,
+                        iov_len: p.len(),
+                    })
+                    .collect();
+                unsafe {
+                    let mut msg: libc::msghdr = std::mem::zeroed();
+                    msg.msg_name = addr.as_ptr() as *mut libc::c_void;
+                    msg.msg_namelen = addr.len();
+                    msg.msg_iov = iov.as_ptr() as *mut libc::iovec;
+                    msg.msg_iovlen = iov.len();
+                    msg.msg_control = control.as_mut_ptr() as *mut libc::c_void;
+                    msg.msg_controllen = space;
+                    let cmsg = libc::CMSG_FIRSTHDR(&msg);
+                    if cmsg.is_null() {
+                        return Err(std::io::Error::other(
+                            "no room for the UDP_SEGMENT control message",
+                        ));
+                    }
+                    (*cmsg).cmsg_level = libc::SOL_UDP;
+                    (*cmsg).cmsg_type = libc::UDP_SEGMENT;
+                    (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<u16>() as u32) as usize;
+                    std::ptr::write_unaligned(libc::CMSG_DATA(cmsg) as *mut u16, size as u16);
+                    let n = libc::sendmsg(std::os::fd::AsRawFd::as_raw_fd(&self.rtp), &msg, 0);
+                    if n < 0 {
+                        Err(std::io::Error::last_os_error())
+                    } else {
+                        Ok(())
+                    }
+                }
+            });
+            match sent {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                other => return other,
+            }
+        }
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    async fn send_segmented(&self, _: &[&Bytes], _: usize, _: SocketAddr) -> std::io::Result<()> {
+        Err(std::io::Error::from_raw_os_error(libc::EINVAL))
     }
 
     pub async fn send_rtcp(&self, pkt: &[u8], to: SocketAddr) -> std::io::Result<()> {
@@ -65,4 +195,13 @@ impl UdpPair {
         }
         Ok(())
     }
+}
+
+/// Whether a segmented send failed because the kernel or the route has no segmentation
+/// (old kernel, a device without checksum offload, an option it does not know).
+fn gso_refused(e: &std::io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EINVAL | libc::EIO | libc::ENOPROTOOPT | libc::EOPNOTSUPP)
+    )
 }

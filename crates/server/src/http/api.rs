@@ -306,6 +306,11 @@ impl Api {
             "rtcp_received": g(&c.rtcp_received),
             "rtcp_malformed": g(&c.rtcp_malformed),
             "udp_unknown_source": g(&c.udp_unknown_source),
+            // RTP over UDP: system calls, the packets they carried (more packets than
+            // calls: segmentation offload), and failed sends.
+            "udp_rtp_sends": g(&self.hub.udp.rtp_sends),
+            "udp_rtp_packets": g(&self.hub.udp.rtp_packets),
+            "udp_send_errors": g(&self.hub.udp.send_errors),
             "limits": l
                 .named()
                 .iter()

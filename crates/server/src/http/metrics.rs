@@ -444,6 +444,25 @@ pub async fn render(api: &Api) -> String {
         "RTSP requests that could not be parsed (answered 400).",
         g(&c.bad_requests),
     );
+    let udp = &api.hub.udp;
+    e.single(
+        "ipcamd_udp_rtp_sends_total",
+        Counter,
+        "System calls that sent RTP over UDP (one can carry a frame's packets).",
+        g(&udp.rtp_sends),
+    );
+    e.single(
+        "ipcamd_udp_rtp_packets_total",
+        Counter,
+        "RTP packets sent over UDP.",
+        g(&udp.rtp_packets),
+    );
+    e.single(
+        "ipcamd_udp_send_errors_total",
+        Counter,
+        "UDP sends that failed (counted, never fatal).",
+        g(&udp.send_errors),
+    );
     e.family(
         "ipcamd_limit_hits_total",
         Counter,
