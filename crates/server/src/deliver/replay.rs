@@ -505,9 +505,15 @@ impl Wire {
                 }
             }
         }
-        for (addr, p) in self.udp.drain(..) {
-            d.udp.send_rtp(&p, addr).await?;
+        // Consecutive packets to one address (a unit's) in one segmented send.
+        let mut rest = &self.udp[..];
+        while let Some((addr, _)) = rest.first() {
+            let n = rest.iter().take_while(|(a, _)| a == addr).count();
+            let run: Vec<&Bytes> = rest[..n].iter().map(|(_, p)| p).collect();
+            d.udp.send_rtp_all(&run, *addr).await?;
+            rest = &rest[n..];
         }
+        self.udp.clear();
         Ok(())
     }
 }
