@@ -1,13 +1,15 @@
 //! The ONVIF SOAP services (`ipcamd_onvif::services`) on arbitrary request bodies: parsing,
-//! access checks and every operation, the writes included (encoder settings, users,
-//! scopes, host name, recording job mode, event search), against a small device model.
+//! access checks and every operation, the writes included (encoder settings, imaging
+//! settings, users, scopes, host name, recording job mode, event search), against a small
+//! device model.
 //! Whatever comes in, the answer is an HTTP status with an envelope (a fault or not),
 //! never a panic; a write that is accepted answers 200 once carried out.
 #![no_main]
 
 use ipcamd_onvif::model::{
-    CameraModel, DeviceModel, EncoderControl, JobModel, RecordedSection, RecordedTrack,
-    RecordingModel, TrackKind, VideoEncoding, VideoModel, VideoOptions,
+    CameraModel, DeviceModel, EncoderControl, ImagingControl, ImagingSettings, JobModel,
+    RecordedSection, RecordedTrack, RecordingModel, TrackKind, VideoEncoding, VideoModel,
+    VideoOptions,
 };
 use ipcamd_onvif::services::{handle_with_events, Outcome};
 use ipcamd_onvif::wsse::OpenAuth;
@@ -42,6 +44,7 @@ fn model() -> DeviceModel {
                     bitrate_kbps: (64, 20_000),
                     gov_length: (1, 600),
                 }),
+                imaging: ImagingControl::Adjustable(ImagingSettings::NEUTRAL),
                 ..Default::default()
             },
             CameraModel {

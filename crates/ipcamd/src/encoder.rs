@@ -32,8 +32,9 @@ pub struct SyntheticEncoder {
     config: Mutex<CameraConfig>,
     switch: SourceSwitch,
     stream: Arc<Stream>,
-    /// The camera's virtual PTZ head: the restarted source is seen through it too.
-    ptz: Option<ipcamd_media::ptz::PtzHandle>,
+    /// The camera's virtual PTZ head and picture adjustments: the restarted source is
+    /// seen through them too.
+    views: crate::Views,
     /// One restart at a time (a second would supersede the first's source unseen).
     restarting: Mutex<()>,
 }
@@ -43,13 +44,13 @@ impl SyntheticEncoder {
         config: CameraConfig,
         switch: SourceSwitch,
         stream: Arc<Stream>,
-        ptz: Option<ipcamd_media::ptz::PtzHandle>,
+        views: crate::Views,
     ) -> SyntheticEncoder {
         SyntheticEncoder {
             config: Mutex::new(config),
             switch,
             stream,
-            ptz,
+            views,
             restarting: Mutex::new(()),
         }
     }
@@ -126,7 +127,7 @@ impl Encoder for SyntheticEncoder {
     fn apply(&self, s: &VideoSettings) -> Result<(), String> {
         let _one = self.restarting.lock().unwrap_or_else(|e| e.into_inner());
         let cfg = with_settings(&self.config(), s);
-        let mut factory = crate::source_factory(&cfg, self.ptz.clone());
+        let mut factory = crate::source_factory(&cfg, self.views.clone());
         // Opened here, so that a setting the encoder refuses is the caller's fault answer.
         let source = factory(now_micros())
             .map_err(|e| format!("the synthetic camera cannot run with these settings: {e}"))?;

@@ -255,7 +255,7 @@ fn import(a: ImportArgs) -> Result<(), String> {
                     name: a.camera.clone(),
                     ..CameraConfig::default()
                 });
-            let s = source_factory(&cam, None)(start).map_err(|e| e.to_string())?;
+            let s = source_factory(&cam, Views::default())(start).map_err(|e| e.to_string())?;
             (s, start + d as i64)
         }
         (Some(path), false) => {
@@ -408,7 +408,11 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         .join(ipcamd_server::onvif::state::FILE_NAME);
     let state = ipcamd_server::onvif::state::DeviceState::load(&state_file)?;
     apply_state(&mut config, &state, &state_file);
+    // Every synthetic camera's picture may be adjusted through the ONVIF Imaging service;
+    // the settings kept with ForcePersistence come back.
+    let imaging = imaging_handles(&config, &state, &state_file);
     let mut onvif = onvif_options(&config, &ptz);
+    onvif.imaging = imaging.clone();
     onvif.state_file = Some(state_file);
     onvif.state = state;
     let options = ServerOptions {
@@ -485,7 +489,11 @@ fn serve(args: ServeArgs) -> Result<(), String> {
                 (stream, None)
             }
             SourceKind::Synthetic | SourceKind::File => {
-                let src = LiveSource::start(&c.name, source_factory(c, ptz.get(&c.name).cloned()))
+                let views = Views {
+                    ptz: ptz.get(&c.name).cloned(),
+                    imaging: imaging.get(&c.name).cloned(),
+                };
+                let src = LiveSource::start(&c.name, source_factory(c, views.clone()))
                     .map_err(|e| format!("camera {:?}: {e}", c.name))?;
                 let stream = src.stream.clone();
                 if c.source == SourceKind::Synthetic {
@@ -493,7 +501,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
                         c.clone(),
                         src.switch(),
                         stream.clone(),
-                        ptz.get(&c.name).cloned(),
+                        views,
                     )));
                 }
                 live.push(src);
@@ -567,8 +575,51 @@ fn apply_state(
     }
 }
 
-/// Opens a local camera's source; a synthetic camera is seen through `ptz`, if given.
-fn source_factory(c: &CameraConfig, ptz: Option<ipcamd_media::ptz::PtzHandle>) -> SourceFactory {
+/// The picture adjustments of the synthetic cameras: neutral, or what SetImagingSettings
+/// kept with ForcePersistence (the state file); settings for other cameras are ignored
+/// with a warning.
+fn imaging_handles(
+    config: &Config,
+    state: &ipcamd_server::onvif::state::DeviceState,
+    path: &std::path::Path,
+) -> HashMap<String, ipcamd_media::imaging::ImagingHandle> {
+    let handles: HashMap<String, ipcamd_media::imaging::ImagingHandle> = config
+        .cameras
+        .iter()
+        .filter(|c| c.source == SourceKind::Synthetic)
+        .map(|c| (c.name.clone(), ipcamd_media::imaging::new_handle()))
+        .collect();
+    for (name, cam) in &state.cameras {
+        let Some(i) = cam.imaging else { continue };
+        match handles.get(name) {
+            Some(h) => {
+                let a = ipcamd_media::imaging::Adjustments {
+                    brightness: i.brightness,
+                    saturation: i.color_saturation,
+                    contrast: i.contrast,
+                }
+                .clamped();
+                *h.lock().unwrap_or_else(|e| e.into_inner()) = a;
+                tracing::info!(camera = %name, brightness = a.brightness, color_saturation = a.saturation, contrast = a.contrast, file = %path.display(), "imaging settings set over ONVIF (ForcePersistence) restored");
+            }
+            None => {
+                tracing::warn!(camera = %name, file = %path.display(), "imaging settings for a camera that is not a synthetic camera of the configuration: ignored")
+            }
+        }
+    }
+    handles
+}
+
+/// What a synthetic camera's picture is seen through: its virtual PTZ head and its
+/// picture adjustments.
+#[derive(Clone, Default)]
+struct Views {
+    ptz: Option<ipcamd_media::ptz::PtzHandle>,
+    imaging: Option<ipcamd_media::imaging::ImagingHandle>,
+}
+
+/// Opens a local camera's source; a synthetic camera is seen through `views`.
+fn source_factory(c: &CameraConfig, views: Views) -> SourceFactory {
     let c = c.clone();
     Box::new(
         move |now| -> Result<Box<dyn Source>, ipcamd_media::SourceError> {
@@ -593,8 +644,12 @@ fn source_factory(c: &CameraConfig, ptz: Option<ipcamd_media::ptz::PtzHandle>) -
                         },
                         start,
                     )?;
-                    match &ptz {
-                        Some(h) => Box::new(cam.with_ptz(h.clone())),
+                    let cam = match &views.ptz {
+                        Some(h) => cam.with_ptz(h.clone()),
+                        None => cam,
+                    };
+                    match &views.imaging {
+                        Some(h) => Box::new(cam.with_imaging(h.clone())),
                         None => Box::new(cam),
                     }
                 }

@@ -4,8 +4,9 @@
 //! runs the server in a network namespace: onvif-util turns multicast loopback off), then
 //! ffprobe on the URIs they were given and `ipcamd talk` on the backchannel; both clients
 //! also change the settings (encoder, users, scopes, recording job mode, the clock), which
-//! ffprobe, RTSP Digest, the HTTP API and a restart check; and every ver10 answer of the
-//! running server checked against the ONVIF schemas with xmllint.
+//! ffprobe, RTSP Digest, the HTTP API and a restart check; onvif-zeep adjusts the
+//! synthetic picture (Imaging), which snapshots and a restart check; and every ver10
+//! answer of the running server checked against the ONVIF schemas with xmllint.
 
 mod common;
 
@@ -73,7 +74,8 @@ fn zeep_client_finds_streams_backchannel_recordings_and_replay() {
     assert_eq!(v["profiles"], serde_json::json!(["cam1"]));
     assert_eq!(v["video_encoding"], "H264");
     assert_eq!(v["width"], 320);
-    assert_eq!(v["services"].as_array().map(Vec::len), Some(9), "{v}");
+    // Device, Media, Media2, DeviceIO, Recording, Search, Replay, Event, Imaging and PTZ.
+    assert_eq!(v["services"].as_array().map(Vec::len), Some(10), "{v}");
     let rtsp = v["rtsp_uri"].as_str().unwrap_or_default().to_owned();
     assert_eq!(rtsp, format!("rtsp://127.0.0.1:{}/cam1", server.rtsp_port));
     let http = v["http_uri"].as_str().unwrap_or_default().to_owned();
@@ -241,6 +243,177 @@ fn zeep_moves_the_virtual_ptz_and_the_picture_follows() {
     assert_eq!(v["presets_after_remove"], 0, "{v}");
 }
 
+/// Runs the onvif-zeep imaging client (`clients/onvif_zeep_imaging.py`) as `user`; its
+/// JSON.
+fn zeep_imaging(server: &ServerProc, user: &str, password: &str, step: &str) -> serde_json::Value {
+    let (ok, stdout, stderr) = run_with_timeout(
+        Command::new(venv_python())
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/clients/onvif_zeep_imaging.py"
+            ))
+            .args([
+                "127.0.0.1",
+                &server.http_port.to_string(),
+                user,
+                password,
+                step,
+            ]),
+        Duration::from_secs(120),
+    );
+    assert!(
+        ok,
+        "onvif-zeep imaging {step} as {user} failed:\n{stdout}\n{stderr}\nserver log:\n{}",
+        server.log()
+    );
+    serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|e| panic!("JSON from the client ({e}): {stdout}"))
+}
+
+/// The Imaging service through onvif-zeep (docs/onvif.md "Imaging service"): found in
+/// GetServices and GetCapabilities, addressed by the profile's video source token;
+/// SetImagingSettings Brightness 90 then 10 makes the snapshot brighter then darker; an
+/// out-of-range value, a viewer's change and a file camera's change are refused; no
+/// focus; after a restart the ForcePersistence=true setting is back and the
+/// ForcePersistence=false one is not.
+#[test]
+fn zeep_adjusts_the_synthetic_picture_and_persistence_is_honoured() {
+    let dir = test_dir();
+    let users = dir.join("users.toml");
+    add_user(&users, "olga", "operator", "olga-pw-1", &["--wsse"]);
+    add_user(&users, "vic", "viewer", "vic-pw-1", &["--wsse"]);
+    let (_discovery, port) = discovery_port();
+    let mut server = start_server_in(
+        dir,
+        &format!(
+            "\n[auth]\nusers_file = \"{}\"\n[onvif]\ndiscovery_port = {port}\n",
+            users.display()
+        ),
+        // A keyframe every 500 ms: a snapshot (the latest keyframe) shows a change soon.
+        &format!(
+            "{SMALL_CAMERA}keyframe_interval_ms = 500\n\n[[camera]]\nname = \"f\"\nsource = \"file\"\nrecord = false\npath = \"{}/../media/testdata/h264_aac.mp4\"\n",
+            env!("CARGO_MANIFEST_DIR")
+        ),
+    );
+    let v = zeep_imaging(&server, "olga", "olga-pw-1", "adjust");
+    let xaddr = v["imaging_xaddr"].as_str().unwrap_or_default();
+    assert!(xaddr.ends_with("/onvif/imaging_service"), "{v}");
+    assert_eq!(v["imaging_in_capabilities"], xaddr, "{v}");
+    assert_eq!(v["source"], "VideoSource_cam1", "{v}");
+    assert_eq!(v["image_stabilization"], false, "{v}");
+    assert_eq!(
+        v["options"]["Brightness"],
+        serde_json::json!([0.0, 100.0]),
+        "{v}"
+    );
+    assert_eq!(
+        v["options"]["Contrast"],
+        serde_json::json!([0.0, 100.0]),
+        "{v}"
+    );
+    assert_eq!(
+        v["options"]["Sharpness"],
+        serde_json::json!([50.0, 50.0]),
+        "{v}"
+    );
+    assert_eq!(
+        v["settings_before"],
+        serde_json::json!({"brightness": 50.0, "color_saturation": 50.0, "contrast": 50.0, "sharpness": 50.0}),
+        "{v}"
+    );
+    // No focus: no move options, no focus status, Move refused.
+    assert_eq!(v["move_options"], serde_json::json!([]), "{v}");
+    assert_eq!(v["focus_status"], false, "{v}");
+    assert_eq!(v["move_refused"][0], true, "{v}");
+    assert!(
+        v["move_refused"][1]
+            .as_str()
+            .unwrap_or_default()
+            .contains("NoImagingForSource"),
+        "{v}"
+    );
+    // The picture: brighter, then darker, by a clear margin.
+    let luma = |k: &str| v[k].as_f64().unwrap_or_else(|| panic!("{k} in {v}"));
+    let (neutral, bright, dark) = (luma("luma_neutral"), luma("luma_90"), luma("luma_10"));
+    println!("mean luma: neutral {neutral:.1}, brightness 90 {bright:.1}, brightness 10 {dark:.1}");
+    assert!(
+        bright > neutral + 40.0 && dark < neutral - 40.0,
+        "mean luma neutral {neutral}, at 90 {bright}, at 10 {dark}"
+    );
+    assert_eq!(v["settings_10"]["brightness"], 10.0, "{v}");
+    assert_eq!(v["out_of_range_refused"][0], true, "{v}");
+    assert!(
+        v["out_of_range_refused"][1]
+            .as_str()
+            .unwrap_or_default()
+            .contains("SettingsInvalid"),
+        "{v}"
+    );
+    assert_eq!(
+        (
+            &v["settings_after"]["brightness"],
+            &v["settings_after"]["contrast"]
+        ),
+        (&serde_json::json!(70.0), &serde_json::json!(30.0)),
+        "{v}"
+    );
+    // The file camera: neutral, single-value options, changes refused.
+    assert_eq!(
+        v["file_settings"],
+        serde_json::json!([50.0, 50.0, 50.0]),
+        "{v}"
+    );
+    assert_eq!(
+        v["file_brightness_options"],
+        serde_json::json!([50.0, 50.0]),
+        "{v}"
+    );
+    assert_eq!(v["file_refused"][0], true, "{v}");
+    let why = v["file_refused"][1].as_str().unwrap_or_default();
+    assert!(
+        why.contains("NoImagingForSource") && why.contains("replays a file"),
+        "{v}"
+    );
+
+    // A viewer reads but does not change.
+    let r = zeep_imaging(&server, "vic", "vic-pw-1", "refused");
+    assert_eq!(r["settings"]["brightness"], 70.0, "{r}");
+    assert_eq!(r["set_refused"][0], true, "{r}");
+    assert!(
+        r["set_refused"][1]
+            .as_str()
+            .unwrap_or_default()
+            .contains("NotAuthorized"),
+        "{r}"
+    );
+
+    // A restart: what ForcePersistence kept comes back, the rest does not.
+    let pid = server.child.id().to_string();
+    let _ = Command::new("kill").args(["-TERM", &pid]).status();
+    let _ = server.child.wait();
+    let state =
+        std::fs::read_to_string(server.dir.join("data/onvif-state.toml")).expect("the state file");
+    assert!(
+        state.contains("[camera.cam1.imaging]")
+            && state.contains("brightness = 70.0")
+            && state.contains("contrast = 50.0"),
+        "{state}"
+    );
+    server.restart();
+    let r = zeep_imaging(&server, "vic", "vic-pw-1", "read");
+    assert_eq!(
+        r["settings"],
+        serde_json::json!({"brightness": 70.0, "color_saturation": 50.0, "contrast": 50.0, "sharpness": 50.0}),
+        "{r}"
+    );
+    let log = server.log();
+    assert!(log.contains("ONVIF: imaging settings set"), "{log}");
+    assert!(
+        log.contains("imaging settings set over ONVIF (ForcePersistence) restored"),
+        "{log}"
+    );
+}
+
 /// Every ver10 operation answers, and its answer is valid against the ONVIF schemas;
 /// bad requests get the right faults and statuses.
 #[test]
@@ -257,7 +430,10 @@ fn server_answers_are_schema_valid_and_faults_are_right() {
     const TRP: &str = "http://www.onvif.org/ver10/replay/wsdl";
     const TMD: &str = "http://www.onvif.org/ver10/deviceIO/wsdl";
     const TPTZ: &str = "http://www.onvif.org/ver20/ptz/wsdl";
+    const TIMG: &str = "http://www.onvif.org/ver20/imaging/wsdl";
     let p = "<ProfileToken>cam1</ProfileToken>";
+    let vs = "<VideoSourceToken>VideoSource_cam1</VideoSourceToken>";
+    let set_imaging = format!("{vs}<ImagingSettings><tt:Brightness>50</tt:Brightness><tt:ColorSaturation>50</tt:ColorSaturation><tt:Contrast>50</tt:Contrast></ImagingSettings><ForcePersistence>false</ForcePersistence>");
     let ops: Vec<(&str, &str, &str, &str)> = vec![
         ("device", TDS, "GetSystemDateAndTime", ""),
         ("device", TDS, "GetDeviceInformation", ""),
@@ -314,6 +490,12 @@ fn server_answers_are_schema_valid_and_faults_are_right() {
         ("ptz", TPTZ, "GetConfigurationOptions", "<ConfigurationToken>PTZ_cam1</ConfigurationToken>"),
         ("ptz", TPTZ, "GetStatus", p),
         ("ptz", TPTZ, "GetPresets", p),
+        ("imaging", TIMG, "GetServiceCapabilities", ""),
+        ("imaging", TIMG, "GetImagingSettings", vs),
+        ("imaging", TIMG, "GetOptions", vs),
+        ("imaging", TIMG, "GetMoveOptions", vs),
+        ("imaging", TIMG, "GetStatus", vs),
+        ("imaging", TIMG, "SetImagingSettings", &set_imaging),
     ];
     let mut failures = Vec::new();
     for (svc, nsuri, op, args) in &ops {

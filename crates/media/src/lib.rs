@@ -18,6 +18,7 @@ use ipcamd_proto::time::UnixMicros;
 pub mod fanout;
 pub mod file;
 pub mod font;
+pub mod imaging;
 pub mod ingest;
 pub mod pacer;
 pub mod ptz;

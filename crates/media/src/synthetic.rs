@@ -18,6 +18,11 @@
 //! through it: the bars shift with the pan, and a spring-green square marks the scene's
 //! origin, drawn where the head's pan/tilt puts it and as large as its zoom makes it.
 //!
+//! With picture adjustments ([`SyntheticCamera::with_imaging`], the ONVIF Imaging
+//! service: brightness, contrast, colour saturation) the picture is drawn with its colours
+//! passed through the lookup tables of [`crate::imaging`], rebuilt when the settings
+//! change (no cost per frame).
+//!
 //! Left out: B-frames, interlace, frame-rate or bitrate changes after construction,
 //! noise/texture (the picture is easy to compress on purpose), any audio besides the beep.
 
@@ -35,6 +40,7 @@ use openh264::formats::YUVSource;
 use openh264::OpenH264API;
 
 use crate::font::{self, Plane};
+use crate::imaging::{ImagingHandle, Tables};
 use crate::ptz::{PtzHandle, PtzVector};
 use crate::{AccessUnit, Source, SourceError};
 
@@ -111,6 +117,8 @@ pub struct SyntheticCamera {
     pending_video: Option<AccessUnit>,
     beeper: Option<Beeper>,
     ptz: Option<PtzHandle>,
+    /// The picture adjustments, and the tables of the ones last seen.
+    imaging: Option<(ImagingHandle, Tables)>,
 }
 
 impl SyntheticCamera {
@@ -153,6 +161,7 @@ impl SyntheticCamera {
             pending_video: None,
             beeper: cfg.audio.then(|| Beeper::new(start)),
             ptz: None,
+            imaging: None,
         };
         camera.fill_pending_video()?;
         let video_track = match &camera.encoder {
@@ -185,6 +194,15 @@ impl SyntheticCamera {
         self
     }
 
+    /// Adjusts every picture by `adjustments` (read once per frame) from the next picture
+    /// on.
+    pub fn with_imaging(mut self, adjustments: ImagingHandle) -> Self {
+        let tables = Tables::new(crate::imaging::read(&adjustments));
+        self.picture.adjust(&tables);
+        self.imaging = Some((adjustments, tables));
+        self
+    }
+
     /// Picture size actually produced (after the rounding described on [`SyntheticConfig`]).
     pub fn picture_size(&self) -> (u32, u32) {
         (self.picture.width as u32, self.picture.height as u32)
@@ -209,6 +227,13 @@ impl SyntheticCamera {
                 Ok(p) => p.position(wallclock),
                 Err(poisoned) => poisoned.into_inner().position(wallclock),
             });
+            if let Some((handle, tables)) = &mut self.imaging {
+                let now = crate::imaging::read(handle);
+                if now != tables.adjustments {
+                    *tables = Tables::new(now);
+                    self.picture.adjust(tables);
+                }
+            }
             self.picture.draw(n, wallclock, view);
             let ts_ms = (u128::from(n) * 1000 / u128::from(self.fps)) as u64;
             let encoded = match &mut self.encoder {
@@ -313,26 +338,24 @@ const MARKER_COLOUR: (u8, u8, u8) = (157, 110, 25);
 const TEXT_Y: u8 = 235;
 const TEXT_BG_Y: u8 = 16;
 
-/// An I420 picture and what is needed to redraw it quickly for every frame.
-struct Picture {
-    width: usize,
-    height: usize,
-    y: Vec<u8>,
-    u: Vec<u8>,
-    v: Vec<u8>,
+/// Every value the picture is drawn with: the picture is flat colours only, so adjusting
+/// these adjusts the picture exactly as adjusting each of its samples would.
+#[derive(Debug, Clone, PartialEq)]
+struct Colours {
     /// One row of bars, repeated twice so any scroll offset is one contiguous slice.
     bars_y: Vec<u8>,
     bars_u: Vec<u8>,
     bars_v: Vec<u8>,
-    label: String,
-    time_scale: usize,
-    info_scale: usize,
-    /// Reused OSD text buffer.
-    text: String,
+    box_colour: (u8, u8, u8),
+    marker: (u8, u8, u8),
+    text_y: u8,
+    text_bg_y: u8,
+    /// The chroma of the OSD boxes (neutral).
+    grey_c: u8,
 }
 
-impl Picture {
-    fn new(width: usize, height: usize, label: &str) -> Picture {
+impl Colours {
+    fn new(width: usize) -> Colours {
         let cw = width / 2;
         let mut bars_y = Vec::with_capacity(2 * width);
         for x in 0..2 * width {
@@ -345,6 +368,56 @@ impl Picture {
             bars_u.push(bar.1);
             bars_v.push(bar.2);
         }
+        Colours {
+            bars_y,
+            bars_u,
+            bars_v,
+            box_colour: BOX_COLOUR,
+            marker: MARKER_COLOUR,
+            text_y: TEXT_Y,
+            text_bg_y: TEXT_BG_Y,
+            grey_c: 128,
+        }
+    }
+
+    /// These colours through the adjustments' tables.
+    fn through(&self, t: &Tables) -> Colours {
+        let (l, c) = (|v: u8| t.luma(v), |v: u8| t.chroma(v));
+        let ycc = |(y, u, v): (u8, u8, u8)| (l(y), c(u), c(v));
+        Colours {
+            bars_y: self.bars_y.iter().map(|&v| l(v)).collect(),
+            bars_u: self.bars_u.iter().map(|&v| c(v)).collect(),
+            bars_v: self.bars_v.iter().map(|&v| c(v)).collect(),
+            box_colour: ycc(self.box_colour),
+            marker: ycc(self.marker),
+            text_y: l(self.text_y),
+            text_bg_y: l(self.text_bg_y),
+            grey_c: c(self.grey_c),
+        }
+    }
+}
+
+/// An I420 picture and what is needed to redraw it quickly for every frame.
+struct Picture {
+    width: usize,
+    height: usize,
+    y: Vec<u8>,
+    u: Vec<u8>,
+    v: Vec<u8>,
+    /// The colours as designed, and as drawn (through the picture adjustments).
+    colours: Colours,
+    shown: Colours,
+    label: String,
+    time_scale: usize,
+    info_scale: usize,
+    /// Reused OSD text buffer.
+    text: String,
+}
+
+impl Picture {
+    fn new(width: usize, height: usize, label: &str) -> Picture {
+        let cw = width / 2;
+        let colours = Colours::new(width);
         // The time line ("YYYY-MM-DD HH:MM:SS.mmm UTC", 27 characters) as big as fits in
         // the width with a margin, and at most a quarter of the height.
         let time_chars = 27;
@@ -358,14 +431,19 @@ impl Picture {
             y: vec![0; width * height],
             u: vec![128; cw * (height / 2)],
             v: vec![128; cw * (height / 2)],
-            bars_y,
-            bars_u,
-            bars_v,
+            shown: colours.clone(),
+            colours,
             label: label.to_string(),
             time_scale,
             info_scale,
             text: String::with_capacity(64),
         }
+    }
+
+    /// Draws from now on with the colours adjusted by `t` (a few microseconds: the bars'
+    /// row and a handful of colours).
+    fn adjust(&mut self, t: &Tables) {
+        self.shown = self.colours.through(t);
     }
 
     /// Draws frame `n`, captured at `wallclock`, seen through a PTZ head at `view`.
@@ -380,20 +458,20 @@ impl Picture {
         let off = ((n % w as u64) as usize * SCROLL_STEP + (pan_px & !1)) % w;
         let coff = off / 2;
         for row in self.y.chunks_exact_mut(w) {
-            row.copy_from_slice(&self.bars_y[off..off + w]);
+            row.copy_from_slice(&self.shown.bars_y[off..off + w]);
         }
         for row in self.u.chunks_exact_mut(cw) {
-            row.copy_from_slice(&self.bars_u[coff..coff + cw]);
+            row.copy_from_slice(&self.shown.bars_u[coff..coff + cw]);
         }
         for row in self.v.chunks_exact_mut(cw) {
-            row.copy_from_slice(&self.bars_v[coff..coff + cw]);
+            row.copy_from_slice(&self.shown.bars_v[coff..coff + cw]);
         }
 
         // A box bouncing off the edges; even position and size to match chroma samples.
         let side = ((h / 5) & !1).max(2);
         let bx = triangle(n.wrapping_mul(BOX_SPEED.0 as u64), w - side) & !1;
         let by = triangle(n.wrapping_mul(BOX_SPEED.1 as u64), h - side) & !1;
-        self.fill(bx, by, side, side, BOX_COLOUR);
+        self.fill(bx, by, side, side, self.shown.box_colour);
 
         if let Some(v) = view {
             self.marker(v);
@@ -425,7 +503,7 @@ impl Picture {
         }
         let (x, y) = (x0 as usize & !1, y0 as usize & !1);
         let (mw, mh) = ((x1 as usize - x) & !1, (y1 as usize - y) & !1);
-        self.fill(x, y, mw, mh, MARKER_COLOUR);
+        self.fill(x, y, mw, mh, self.shown.marker);
     }
 
     /// Draws `self.text` as a label and neutralises the chroma under it.
@@ -436,7 +514,8 @@ impl Picture {
             width: self.width,
             height: self.height,
         };
-        let (bx, by, bw, bh) = plane.draw_label(x, y, &self.text, scale, TEXT_Y, TEXT_BG_Y);
+        let (fg, bg, grey) = (self.shown.text_y, self.shown.text_bg_y, self.shown.grey_c);
+        let (bx, by, bw, bh) = plane.draw_label(x, y, &self.text, scale, fg, bg);
         let (cx0, cy0) = (bx / 2, by / 2);
         let (cx1, cy1) = ((bx + bw).div_ceil(2), (by + bh).div_ceil(2));
         let cw = self.width / 2;
@@ -448,7 +527,7 @@ impl Picture {
                 width: cw,
                 height: ch,
             };
-            p.fill_rect(cx0, cy0, cx1 - cx0, cy1 - cy0, 128);
+            p.fill_rect(cx0, cy0, cx1 - cx0, cy1 - cy0, grey);
         }
         (bx, by, bw, bh)
     }
@@ -1253,6 +1332,154 @@ mod tests {
         // Out of view: nothing drawn, no panic.
         p.draw(0, T0, view(1.0, 1.0, 1.0));
         assert_eq!(marker_at(&p).2, 0);
+    }
+
+    fn mean(plane: &[u8]) -> f64 {
+        plane.iter().map(|&v| f64::from(v)).sum::<f64>() / plane.len() as f64
+    }
+
+    /// The adjustments reach the encoded picture: brighter, darker, greyer, and back; the
+    /// settings are read at every frame.
+    #[test]
+    fn imaging_adjusts_the_picture() {
+        let handle = crate::imaging::new_handle();
+        let mut cam = SyntheticCamera::new(
+            SyntheticConfig {
+                audio: false,
+                width: 320,
+                height: 180,
+                ..Default::default()
+            },
+            T0,
+        )
+        .expect("camera")
+        .with_imaging(handle.clone());
+        let mut frame = |a: crate::imaging::Adjustments| {
+            *handle.lock().expect("lock") = a;
+            cam.next_au().expect("unit");
+            let p = &cam.picture;
+            (
+                mean(&p.y),
+                p.u.iter().map(|&c| (i32::from(c) - 128).abs()).sum::<i32>(),
+            )
+        };
+        let neutral = crate::imaging::Adjustments::default();
+        let (y0, c0) = frame(neutral);
+        let (y_bright, _) = frame(crate::imaging::Adjustments {
+            brightness: 90.0,
+            ..neutral
+        });
+        let (y_dark, _) = frame(crate::imaging::Adjustments {
+            brightness: 10.0,
+            ..neutral
+        });
+        let (_, c_grey) = frame(crate::imaging::Adjustments {
+            saturation: 0.0,
+            ..neutral
+        });
+        let (y_back, c_back) = frame(neutral);
+        assert!(
+            y_bright > y0 + 50.0 && y_dark < y0 - 50.0,
+            "{y_dark} {y0} {y_bright}"
+        );
+        assert_eq!(c_grey, 0);
+        assert!(
+            (y_back - y0).abs() < 2.0 && c_back > 0 && c0 > 0,
+            "{y_back} {c_back}"
+        );
+    }
+
+    /// Drawing with adjusted colours gives the picture a per-sample pass through the
+    /// tables would (every drawn value goes through [`Colours`]).
+    #[test]
+    fn adjusted_colours_equal_adjusted_samples() {
+        let view = Some(PtzVector {
+            pan: 0.1,
+            tilt: -0.2,
+            zoom: 0.3,
+        });
+        for a in [
+            crate::imaging::Adjustments {
+                brightness: 90.0,
+                saturation: 20.0,
+                contrast: 70.0,
+            },
+            crate::imaging::Adjustments {
+                brightness: 5.0,
+                saturation: 100.0,
+                contrast: 0.0,
+            },
+        ] {
+            let t = Tables::new(a);
+            let mut plain = Picture::new(320, 180, "cam1");
+            plain.draw(7, T0, view);
+            t.apply(&mut plain.y, &mut plain.u, &mut plain.v);
+            let mut adjusted = Picture::new(320, 180, "cam1");
+            adjusted.adjust(&t);
+            adjusted.draw(7, T0, view);
+            assert!(
+                plain.y == adjusted.y && plain.u == adjusted.u && plain.v == adjusted.v,
+                "{a:?}"
+            );
+        }
+    }
+
+    /// The cost of the adjustments at 1080p: drawing with adjusted colours (what the
+    /// camera does) against drawing as designed, and a per-sample pass through the tables
+    /// (what it avoids), next to the encoder; run with
+    /// `--release -- --nocapture imaging_timing` for figures.
+    #[test]
+    fn imaging_timing() {
+        const FRAMES: u64 = 20;
+        let cfg = SyntheticConfig {
+            audio: false,
+            width: 1920,
+            height: 1080,
+            bitrate_bps: 4_000_000,
+            ..Default::default()
+        };
+        let mut cam = SyntheticCamera::new(cfg, T0).expect("camera");
+        let tables = Tables::new(crate::imaging::Adjustments {
+            brightness: 60.0,
+            saturation: 40.0,
+            contrast: 55.0,
+        });
+        let (mut plain, mut adjusted, mut pass, mut encode) = (0u128, 0u128, 0u128, 0u128);
+        let mut rebuild = 0u128;
+        for n in 1..=FRAMES {
+            let wallclock = T0 + n as i64 * 40_000;
+            let t0 = Instant::now();
+            cam.picture.draw(n, wallclock, None);
+            let t1 = Instant::now();
+            let p = &mut cam.picture;
+            tables.apply(&mut p.y, &mut p.u, &mut p.v);
+            let t2 = Instant::now();
+            cam.picture.adjust(&tables);
+            let t3 = Instant::now();
+            cam.picture.draw(n, wallclock, None);
+            let t4 = Instant::now();
+            if let VideoEncoder::H264(h) = &mut cam.encoder {
+                h.encode(&cam.picture, n, n * 40).expect("encode");
+            }
+            let t5 = Instant::now();
+            cam.picture.adjust(&Tables::new(Default::default()));
+            plain += (t1 - t0).as_micros();
+            pass += (t2 - t1).as_micros();
+            adjusted += (t4 - t3).as_micros();
+            rebuild += (t3 - t2).as_micros();
+            encode += (t5 - t4).as_micros();
+        }
+        let f = u128::from(FRAMES);
+        println!(
+            "H264 1920x1080 per frame: draw {} µs, draw with adjusted colours {} µs \
+             (a per-sample table pass would add {} µs), encode {} µs; \
+             adjusting the colours on a change {} µs",
+            plain / f,
+            adjusted / f,
+            pass / f,
+            encode / f,
+            rebuild / f,
+        );
     }
 
     /// Draw and encode times per frame; run with `--release -- --nocapture` for figures.

@@ -1,17 +1,17 @@
 //! # ipcamd-onvif: ONVIF device services and WS-Discovery, sans IO
 //!
 //! The SOAP side of an ONVIF device (Core, Media ver10, Media2 ver20, DeviceIO, Recording,
-//! Search, Replay and Event services), as pure functions: the server hands in the bytes of a
-//! request, a [`model::DeviceModel`] snapshot of what the device is (cameras = profiles,
-//! recordings, addresses, the time), its users ([`wsse::SoapAuth`]) and the current time;
-//! it gets back an HTTP status and a SOAP envelope. No sockets, no clock reads: the
+//! Search, Replay, Event, PTZ and Imaging services), as pure functions: the server hands
+//! in the bytes of a request, a [`model::DeviceModel`] snapshot of what the device is
+//! (cameras = profiles, recordings, addresses, the time), its users ([`wsse::SoapAuth`])
+//! and the current time; it gets back an HTTP status and a SOAP envelope. No sockets, no clock reads: the
 //! tokio layer (`ipcamd-server`'s `onvif` module) owns both.
 //!
 //! - [`soap`]: envelope parsing (quick-xml), faults.
 //! - [`wsse`]: WS-Security UsernameToken PasswordDigest, access classes, [`wsse::SoapAuth`].
 //! - [`model`]: the plain-data device snapshot.
 //! - [`services`]: dispatch of every operation to its response; a write (encoder settings,
-//!   users, scopes, host name, recording job mode) is checked against the model and comes
+//!   imaging settings, users, scopes, host name, recording job mode) is checked against the model and comes
 //!   out as a [`services::Change`] for the server to carry out and persist.
 //! - [`events`]: the Event service's state (property values, pull-point subscriptions,
 //!   their queues and expiry), fed by the server and read by the event operations.
@@ -62,6 +62,7 @@ pub mod ns {
     pub const DN: &str = "http://www.onvif.org/ver10/network/wsdl";
     pub const TEV: &str = "http://www.onvif.org/ver10/events/wsdl";
     pub const TPTZ: &str = "http://www.onvif.org/ver20/ptz/wsdl";
+    pub const TIMG: &str = "http://www.onvif.org/ver20/imaging/wsdl";
     pub const WSNT: &str = "http://docs.oasis-open.org/wsn/b-2";
     pub const WSTOP: &str = "http://docs.oasis-open.org/wsn/t-1";
     /// WS-Addressing 1.0 (the event service's endpoint references).

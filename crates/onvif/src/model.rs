@@ -3,6 +3,7 @@
 //! recording token and URL path are all its name; its configurations are
 //! `<Kind>_<camera>` (`VideoSource_cam1`, `VideoEncoder_cam1`, `AudioOutput_cam1`, ...);
 //! recorded tracks are `VIDEO001`, `AUDIO001`, ... numbered per kind in track order.
+//! The Imaging service addresses a camera by its video source token, `VideoSource_<camera>`.
 
 use ipcamd_proto::time::UnixMicros;
 
@@ -185,6 +186,60 @@ pub struct VideoSettings {
     pub gov_length: u32,
 }
 
+/// The picture settings of the Imaging service (ImagingSettings20): each 0..100, 50
+/// neutral. Sharpness is reported only ([`ImagingSettings::SHARPNESS`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ImagingSettings {
+    pub brightness: f32,
+    pub color_saturation: f32,
+    pub contrast: f32,
+}
+
+impl ImagingSettings {
+    /// Every setting's range (inclusive).
+    pub const RANGE: (f32, f32) = (0.0, 100.0);
+    /// The neutral picture.
+    pub const NEUTRAL: ImagingSettings = ImagingSettings {
+        brightness: 50.0,
+        color_saturation: 50.0,
+        contrast: 50.0,
+    };
+    /// The sharpness every camera reports (it cannot be set).
+    pub const SHARPNESS: f32 = 50.0;
+}
+
+impl Default for ImagingSettings {
+    fn default() -> Self {
+        ImagingSettings::NEUTRAL
+    }
+}
+
+/// Whether a camera's picture may be adjusted (SetImagingSettings).
+#[derive(Debug, Clone, PartialEq)]
+pub enum ImagingControl {
+    /// It may not: the reason names the source (a file, a proxied camera, a publisher).
+    /// The settings reported are the neutral ones.
+    Fixed(String),
+    /// It may, and these are its settings now.
+    Adjustable(ImagingSettings),
+}
+
+impl Default for ImagingControl {
+    fn default() -> Self {
+        ImagingControl::Fixed("its picture is not made by ipcamd".into())
+    }
+}
+
+impl ImagingControl {
+    /// The settings reported (neutral for a fixed picture).
+    pub fn settings(&self) -> ImagingSettings {
+        match self {
+            ImagingControl::Fixed(_) => ImagingSettings::NEUTRAL,
+            ImagingControl::Adjustable(s) => *s,
+        }
+    }
+}
+
 /// A recording job (Recording Control): token `Job_<camera>`, recording `<camera>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobModel {
@@ -211,6 +266,8 @@ pub struct CameraModel {
     pub audio: Option<AudioModel>,
     /// Codecs the backchannel decodes (empty: no audio output).
     pub backchannel: Vec<AudioModel>,
+    /// Whether (and how) its picture may be adjusted (the Imaging service).
+    pub imaging: ImagingControl,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,13 +1,14 @@
 //! The operations of the Device (Core §8), Media ver10, Media2 ver20, DeviceIO, Recording
-//! Control, Recording Search and Replay Control services (and the Event service, in
-//! [`event_service`]): dispatch on the operation's
-//! namespace and name, access check, response body. Responses are built as text in the
-//! element order of the ONVIF XSDs (checked by the schema tests of the server crate).
+//! Control, Recording Search and Replay Control services (and the Event, PTZ and Imaging
+//! services, in [`event_service`], [`ptz_service`] and [`imaging_service`]): dispatch on
+//! the operation's namespace and name, access check, response body. Responses are built
+//! as text in the element order of the ONVIF XSDs (checked by the schema tests of the
+//! server crate).
 //!
-//! Writes ([`change`]): the operations that change the device (encoder settings, users,
-//! scopes, host name, recording job modes) are checked here against the model and come
-//! out as an [`Outcome::Apply`]: a [`Change`] for the server to carry out and persist, and
-//! the answer to send once it did ([`Apply::answer`]). Operations not listed in
+//! Writes ([`change`]): the operations that change the device (encoder settings, imaging
+//! settings, users, scopes, host name, recording job modes) are checked here against the
+//! model and come out as an [`Outcome::Apply`]: a [`Change`] for the server to carry out
+//! and persist, and the answer to send once it did ([`Apply::answer`]). Operations not listed in
 //! [`access_class`] answer `ter:ActionNotSupported`. Searches complete at once (the whole
 //! answer is known when FindRecordings runs), so GetRecordingSearchResults returns
 //! `Completed` with every match; search tokens are not kept between requests (any token is
@@ -26,6 +27,7 @@ use crate::xml::{el, escape};
 pub mod change;
 mod encoder;
 pub mod event_service;
+pub mod imaging_service;
 pub mod ptz_service;
 mod recording_control;
 
@@ -55,6 +57,7 @@ pub fn service_namespace(path: &str) -> Option<&'static str> {
         "/onvif/replay_service" => ns::TRP,
         "/onvif/events_service" => ns::TEV,
         "/onvif/ptz_service" => ns::TPTZ,
+        "/onvif/imaging_service" => ns::TIMG,
         p if p.starts_with(event_service::SUBSCRIPTION_PATH) => ns::TEV,
         _ => return None,
     })
@@ -92,7 +95,7 @@ pub fn handle(
 
 /// What a request comes to: an answer, or a PullMessages to answer later (after a publish
 /// for its subscription or its deadline, with [`event_service::finish_pull`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
     Done(Response),
     Wait(PendingPull),
@@ -168,6 +171,15 @@ pub fn handle_with_state(
             (Some(heads), Ok(doc)) => ptz_service::dispatch(&req, &doc, model, heads),
             (None, _) => Err(Fault::action_not_supported(&req.namespace, &req.action)),
             (_, Err(e)) => Err(Fault::not_well_formed(e)),
+        }
+    } else if req.namespace == ns::TIMG {
+        match crate::xml::parse(body, &[]) {
+            Ok(doc) => match imaging_service::dispatch(&req, &doc, model) {
+                Ok(imaging_service::Reply::Body(b)) => Ok(b),
+                Ok(imaging_service::Reply::Apply(a)) => return Outcome::Apply(a),
+                Err(f) => Err(f),
+            },
+            Err(e) => Err(Fault::not_well_formed(e)),
         }
     } else if let Some(write) = writes(&req, model) {
         return match write {
@@ -326,6 +338,11 @@ pub fn access_class(namespace: &str, action: &str) -> Option<AccessClass> {
             "ContinuousMove" | "AbsoluteMove" | "RelativeMove" | "Stop" | "SetPreset"
             | "GotoPreset" | "RemovePreset",
         ) => Actuate,
+        (ns::TIMG, "GetServiceCapabilities") => PreAuth,
+        (ns::TIMG, "GetImagingSettings" | "GetOptions" | "GetMoveOptions" | "GetStatus") => {
+            ReadMedia
+        }
+        (ns::TIMG, "SetImagingSettings" | "Move" | "Stop") => Actuate,
         _ => return None,
     };
     Some(c)
@@ -384,7 +401,7 @@ fn device(req: &Request, m: &DeviceModel) -> Result<String, Fault> {
                     format!("unknown capability category {cat:?}"),
                 ));
             }
-            if matches!(cat, "Analytics" | "Imaging") || (cat == "PTZ" && m.ptz.is_empty()) {
+            if cat == "Analytics" || (cat == "PTZ" && m.ptz.is_empty()) {
                 return Err(Fault::receiver(
                     "ter:ActionNotSupported",
                     Some("ter:NoSuchService"),
@@ -404,6 +421,9 @@ fn device(req: &Request, m: &DeviceModel) -> Result<String, Fault> {
                     "<tt:Events><tt:XAddr>{}</tt:XAddr><tt:WSSubscriptionPolicySupport>false</tt:WSSubscriptionPolicySupport><tt:WSPullPointSupport>true</tt:WSPullPointSupport><tt:WSPausableSubscriptionManagerInterfaceSupport>false</tt:WSPausableSubscriptionManagerInterfaceSupport></tt:Events>",
                     m.xaddr("events")
                 );
+            }
+            if all || cat == "Imaging" {
+                s += &format!("<tt:Imaging><tt:XAddr>{}</tt:XAddr></tt:Imaging>", m.xaddr("imaging"));
             }
             if all || cat == "Media" {
                 s += &format!(
@@ -550,7 +570,7 @@ fn set_date_and_time(req: &Request) -> Result<(), Fault> {
 }
 
 /// (service path name, namespace, prefix) of every service, in GetServices order.
-const SERVICES: [(&str, &str, &str); 8] = [
+const SERVICES: [(&str, &str, &str); 9] = [
     ("device", ns::TDS, "tds"),
     ("media", ns::TRT, "trt"),
     ("media2", ns::TR2, "tr2"),
@@ -559,6 +579,7 @@ const SERVICES: [(&str, &str, &str); 8] = [
     ("search", ns::TSE, "tse"),
     ("replay", ns::TRP, "trp"),
     ("events", ns::TEV, "tev"),
+    ("imaging", ns::TIMG, "timg"),
 ];
 
 /// The `<prefix:Capabilities>` element of a service (GetServiceCapabilities, GetServices).
@@ -575,6 +596,9 @@ fn service_capabilities(nsuri: &str, prefix: &str, m: &DeviceModel) -> String {
     }
     if nsuri == ns::TPTZ {
         return ptz_service::capabilities();
+    }
+    if nsuri == ns::TIMG {
+        return imaging_service::capabilities();
     }
     let inner = match nsuri {
         ns::TDS => format!("<tds:Network IPFilter=\"false\" ZeroConfiguration=\"false\" IPVersion6=\"false\" DynDNS=\"false\"/><tds:Security UsernameToken=\"true\" HttpDigest=\"true\" MaxUsers=\"{}\"/><tds:System DiscoveryResolve=\"false\" DiscoveryBye=\"true\" RemoteDiscovery=\"false\" SystemBackup=\"false\" SystemLogging=\"false\" FirmwareUpgrade=\"false\"/>", change::MAX_USERS),

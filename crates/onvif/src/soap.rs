@@ -151,7 +151,7 @@ impl Fault {
 /// A SOAP 1.2 envelope around `body` with every namespace prefix the responses use.
 pub fn envelope(body: &str) -> String {
     format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<env:Envelope xmlns:env=\"{}\" xmlns:tt=\"{}\" xmlns:tds=\"{}\" xmlns:trt=\"{}\" xmlns:tr2=\"{}\" xmlns:tmd=\"{}\" xmlns:trc=\"{}\" xmlns:tse=\"{}\" xmlns:trp=\"{}\" xmlns:ter=\"{}\" xmlns:tev=\"{}\" xmlns:wsnt=\"{}\" xmlns:wstop=\"{}\" xmlns:wsa5=\"{}\" xmlns:tns1=\"{}\" xmlns:xs=\"{}\" xmlns:tptz=\"{}\"><env:Body>{body}</env:Body></env:Envelope>\n",
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<env:Envelope xmlns:env=\"{}\" xmlns:tt=\"{}\" xmlns:tds=\"{}\" xmlns:trt=\"{}\" xmlns:tr2=\"{}\" xmlns:tmd=\"{}\" xmlns:trc=\"{}\" xmlns:tse=\"{}\" xmlns:trp=\"{}\" xmlns:ter=\"{}\" xmlns:tev=\"{}\" xmlns:wsnt=\"{}\" xmlns:wstop=\"{}\" xmlns:wsa5=\"{}\" xmlns:tns1=\"{}\" xmlns:xs=\"{}\" xmlns:tptz=\"{}\" xmlns:timg=\"{}\"><env:Body>{body}</env:Body></env:Envelope>\n",
         ns::SOAP12,
         ns::TT,
         ns::TDS,
@@ -169,6 +169,7 @@ pub fn envelope(body: &str) -> String {
         ns::TNS1,
         ns::XS,
         ns::TPTZ,
+        ns::TIMG,
     )
 }
 

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Service WSDLs whose `<xs:schema>` is extracted, and the schema file name written.
-const WSDLS: [(&str, &str); 8] = [
+const WSDLS: [(&str, &str); 9] = [
     ("devicemgmt.wsdl", "device.xsd"),
     ("media.wsdl", "media.xsd"),
     ("deviceio.wsdl", "deviceio.xsd"),
@@ -15,6 +15,7 @@ const WSDLS: [(&str, &str); 8] = [
     ("replay.wsdl", "replay.xsd"),
     ("events.wsdl", "events.xsd"),
     ("ptz.wsdl", "ptz.xsd"),
+    ("imaging.wsdl", "imaging.xsd"),
 ];
 
 fn source_dir() -> PathBuf {

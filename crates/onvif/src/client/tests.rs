@@ -134,7 +134,7 @@ fn ipcamd_answers() {
     );
 
     let services = parse_services(ours(&Operation::GetServices).body.as_bytes()).unwrap();
-    assert_eq!(services.len(), 8);
+    assert_eq!(services.len(), 9);
     assert_eq!(
         xaddr_of(&services, ns::TR2),
         Some("http://10.0.0.2:8080/onvif/media2_service")

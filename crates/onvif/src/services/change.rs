@@ -1,9 +1,9 @@
 //! The operations that change the device: users (ONVIF Core §8.4: CreateUsers, DeleteUsers,
 //! SetUser), scopes (§8.3: SetScopes, AddScopes, RemoveScopes), the host name (§8.2:
 //! SetHostname); and the [`Change`]s and [`Apply`] of every write, those of the video
-//! encoder (Media ver10 and Media2 SetVideoEncoderConfiguration, `encoder.rs`) and of
-//! recording job modes (Recording Control SetRecordingJobMode, `recording_control.rs`)
-//! included.
+//! encoder (Media ver10 and Media2 SetVideoEncoderConfiguration, `encoder.rs`), of the
+//! picture (Imaging SetImagingSettings, `imaging_service.rs`) and of recording job modes
+//! (Recording Control SetRecordingJobMode, `recording_control.rs`) included.
 //!
 //! Everything a request asks is checked here against the [`DeviceModel`] (existing users
 //! and the last administrator, fixed scopes, the encoder's options), so a request either
@@ -11,7 +11,7 @@
 //! [`Change`] the server carries out and persists, and the answer it then sends. Nothing
 //! here writes a file or touches a camera.
 
-use crate::model::{DeviceModel, VideoSettings};
+use crate::model::{DeviceModel, ImagingSettings, VideoSettings};
 use crate::ns;
 use crate::soap::{envelope, Fault, Request};
 use crate::wsse::Role;
@@ -29,12 +29,20 @@ pub const MAX_SCOPES: usize = 32;
 const MAX_SCOPE_LEN: usize = 256;
 
 /// What a write asks the server to do (already checked against the model).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Change {
     /// Restart the camera's encoder with these settings.
     VideoEncoder {
         camera: String,
         settings: VideoSettings,
+    },
+    /// Adjust the camera's picture (SetImagingSettings, `imaging_service.rs`): the whole
+    /// new settings; `persist` (ForcePersistence) keeps them across restarts, else they
+    /// hold until the server stops.
+    Imaging {
+        camera: String,
+        settings: ImagingSettings,
+        persist: bool,
     },
     /// New users (none of these names exists).
     CreateUsers(Vec<UserChange>),
@@ -70,7 +78,7 @@ impl std::fmt::Debug for UserChange {
 }
 
 /// A checked write: the change to carry out, then the answer.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Apply {
     /// The operation (for logs and counters).
     pub action: String,

@@ -1,8 +1,8 @@
 use super::*;
 use crate::model::VideoSettings;
 use crate::model::{
-    AudioEncoding, AudioModel, EncoderControl, JobModel, NetInterface, RecordedSection,
-    RecordedTrack, VideoModel, VideoOptions,
+    AudioEncoding, AudioModel, EncoderControl, ImagingControl, ImagingSettings, JobModel,
+    NetInterface, RecordedSection, RecordedTrack, VideoModel, VideoOptions,
 };
 use crate::wsse::{password_digest, OpenAuth, Role, PASSWORD_DIGEST};
 use base64::Engine;
@@ -57,6 +57,7 @@ pub fn model() -> DeviceModel {
                 pcm(AudioEncoding::G726, 8000, 32),
                 pcm(AudioEncoding::Aac, 16000, 64),
             ],
+            imaging: ImagingControl::Adjustable(ImagingSettings::NEUTRAL),
         }],
         recordings: vec![RecordingModel {
             token: "cam1".into(),
@@ -205,6 +206,12 @@ pub fn all_operations() -> Vec<(&'static str, &'static str, &'static str)> {
         (ns::TRP, "GetServiceCapabilities", ""),
         (ns::TRP, "GetReplayUri", "<StreamSetup><tt:Stream>RTP-Unicast</tt:Stream><tt:Transport><tt:Protocol>RTSP</tt:Protocol></tt:Transport></StreamSetup><RecordingToken>cam1</RecordingToken>"),
         (ns::TRP, "GetReplayConfiguration", ""),
+        (ns::TIMG, "GetServiceCapabilities", ""),
+        (ns::TIMG, "GetImagingSettings", "<VideoSourceToken>VideoSource_cam1</VideoSourceToken>"),
+        (ns::TIMG, "GetOptions", "<VideoSourceToken>VideoSource_cam1</VideoSourceToken>"),
+        (ns::TIMG, "GetMoveOptions", "<VideoSourceToken>VideoSource_cam1</VideoSourceToken>"),
+        (ns::TIMG, "GetStatus", "<VideoSourceToken>VideoSource_cam1</VideoSourceToken>"),
+        (ns::TIMG, "SetImagingSettings", "<VideoSourceToken>VideoSource_cam1</VideoSourceToken><ImagingSettings><tt:Brightness>60</tt:Brightness><tt:ColorSaturation>40.5</tt:ColorSaturation></ImagingSettings><ForcePersistence>true</ForcePersistence>"),
     ]
 }
 
@@ -778,6 +785,231 @@ fn ptz_service_operations() {
             }
         }
     }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The Imaging service: answers from the model, schema-valid; SetImagingSettings as an
+/// operator becomes a change (ForcePersistence honoured, values left out kept), a viewer
+/// is refused, bad values and a camera whose picture is not ipcamd's get the faults the
+/// specification names; no focus (empty move options and status, Move and Stop fault);
+/// advertised in GetServices and GetCapabilities.
+#[test]
+fn imaging_service_operations() {
+    let mut m = model();
+    m.cameras[0].imaging = ImagingControl::Adjustable(ImagingSettings {
+        brightness: 70.0,
+        color_saturation: 33.5,
+        contrast: 50.0,
+    });
+    let mut fixed = m.cameras[0].clone();
+    fixed.name = "f".into();
+    fixed.imaging = ImagingControl::Fixed("it replays a file as it was encoded".into());
+    m.cameras.push(fixed);
+    let dir = std::env::temp_dir().join(format!("ipcamd-onvif-imaging-{}", std::process::id()));
+    let all = crate::testing::prepare_schemas(&dir).unwrap();
+    let mut nonces = NonceCache::new(10);
+    let mut run = |op: &str, args: &str, role: crate::Role| {
+        handle_with_state(
+            request(ns::TIMG, op, args, "").as_bytes(),
+            &m,
+            &OneAdmin,
+            Some(("someone", role)),
+            &mut nonces,
+            None,
+            None,
+        )
+    };
+    let done = |o: Outcome| match o {
+        Outcome::Done(r) => r,
+        other => panic!("not an answer: {other:?}"),
+    };
+    let src = |t: &str| format!("<VideoSourceToken>{t}</VideoSourceToken>");
+    let (viewer, operator) = (crate::Role::User, crate::Role::Operator);
+    let valid = |r: &Response| {
+        if let Err(e) = crate::testing::validate(&r.body, &all, &dir.join("doc.xml")) {
+            panic!("{e}: {}", r.body);
+        }
+    };
+
+    // Reads (a viewer may).
+    let r = done(run("GetImagingSettings", &src("VideoSource_cam1"), viewer));
+    assert_eq!(r.status, 200, "{}", r.body);
+    valid(&r);
+    assert!(r.body.contains("<timg:ImagingSettings><tt:Brightness>70</tt:Brightness><tt:ColorSaturation>33.5</tt:ColorSaturation><tt:Contrast>50</tt:Contrast><tt:Sharpness>50</tt:Sharpness></timg:ImagingSettings>"), "{}", r.body);
+    let r = done(run("GetOptions", &src("cam1"), viewer));
+    valid(&r);
+    assert!(
+        r.body
+            .contains("<tt:Brightness><tt:Min>0</tt:Min><tt:Max>100</tt:Max></tt:Brightness>"),
+        "{}",
+        r.body
+    );
+    assert!(
+        r.body
+            .contains("<tt:Sharpness><tt:Min>50</tt:Min><tt:Max>50</tt:Max></tt:Sharpness>"),
+        "{}",
+        r.body
+    );
+    let r = done(run("GetOptions", &src("VideoSource_f"), viewer));
+    valid(&r);
+    assert!(
+        r.body
+            .contains("<tt:Contrast><tt:Min>50</tt:Min><tt:Max>50</tt:Max></tt:Contrast>"),
+        "{}",
+        r.body
+    );
+    let r = done(run("GetImagingSettings", &src("VideoSource_f"), viewer));
+    assert!(
+        r.body.contains("<tt:Brightness>50</tt:Brightness>"),
+        "{}",
+        r.body
+    );
+    for op in ["GetMoveOptions", "GetStatus", "GetServiceCapabilities"] {
+        let r = done(run(op, &src("VideoSource_cam1"), viewer));
+        assert_eq!(r.status, 200, "{op}: {}", r.body);
+        valid(&r);
+    }
+    assert!(
+        done(run("GetMoveOptions", &src("VideoSource_cam1"), viewer))
+            .body
+            .contains("<timg:MoveOptions/>")
+    );
+
+    // Writes.
+    let set = |settings: &str, persist: Option<bool>| {
+        let p = persist
+            .map(|p| format!("<ForcePersistence>{p}</ForcePersistence>"))
+            .unwrap_or_default();
+        format!(
+            "{}<ImagingSettings>{settings}</ImagingSettings>{p}",
+            src("VideoSource_cam1")
+        )
+    };
+    for (persist, want) in [(Some(true), true), (Some(false), false), (None, true)] {
+        match run(
+            "SetImagingSettings",
+            &set(
+                "<tt:Brightness>90</tt:Brightness><tt:Contrast>20</tt:Contrast>",
+                persist,
+            ),
+            operator,
+        ) {
+            Outcome::Apply(a) => {
+                assert_eq!(
+                    a.change,
+                    Change::Imaging {
+                        camera: "cam1".into(),
+                        settings: ImagingSettings {
+                            brightness: 90.0,
+                            color_saturation: 33.5,
+                            contrast: 20.0
+                        },
+                        persist: want,
+                    }
+                );
+                let r = a.answer(Ok(()));
+                assert_eq!(r.status, 200);
+                valid(&r);
+            }
+            other => panic!("{persist:?}: {other:?}"),
+        }
+    }
+    let r = done(run(
+        "SetImagingSettings",
+        &set("<tt:Brightness>90</tt:Brightness>", None),
+        viewer,
+    ));
+    assert!(
+        r.status == 400 && r.body.contains("ter:NotAuthorized"),
+        "{}",
+        r.body
+    );
+    let fault = |r: &Response, status: u16, codes: &[&str]| {
+        assert_eq!(r.status, status, "{}", r.body);
+        for c in codes {
+            assert!(r.body.contains(c), "{c}: {}", r.body);
+        }
+    };
+    let r = done(run(
+        "SetImagingSettings",
+        &set("<tt:Brightness>150</tt:Brightness>", None),
+        operator,
+    ));
+    fault(
+        &r,
+        400,
+        &[
+            "env:Sender",
+            "ter:InvalidArgVal",
+            "ter:SettingsInvalid",
+            "out of range",
+        ],
+    );
+    let r = done(run(
+        "SetImagingSettings",
+        &set("<tt:Exposure><tt:Mode>AUTO</tt:Mode></tt:Exposure>", None),
+        operator,
+    ));
+    fault(&r, 400, &["ter:SettingsInvalid", "Exposure is not offered"]);
+    let r = done(run(
+        "SetImagingSettings",
+        &format!(
+            "{}<ImagingSettings><tt:Brightness>60</tt:Brightness></ImagingSettings>",
+            src("VideoSource_f")
+        ),
+        operator,
+    ));
+    fault(
+        &r,
+        500,
+        &[
+            "env:Receiver",
+            "ter:ActionNotSupported",
+            "ter:NoImagingForSource",
+            "replays a file",
+        ],
+    );
+    let r = done(run("GetImagingSettings", &src("VideoSource_nope"), viewer));
+    fault(
+        &r,
+        400,
+        &["ter:InvalidArgVal", "ter:NoSource", "VideoSource_cam1"],
+    );
+    let r = done(run("GetOptions", "", viewer));
+    fault(&r, 400, &["ter:NoSource"]);
+    for op in ["Move", "Stop"] {
+        let args = format!(
+            "{}<Focus><tt:Continuous><tt:Speed>0.5</tt:Speed></tt:Continuous></Focus>",
+            src("VideoSource_cam1")
+        );
+        let r = done(run(op, &args, operator));
+        fault(
+            &r,
+            500,
+            &[
+                "env:Receiver",
+                "ter:ActionNotSupported",
+                "ter:NoImagingForSource",
+                "no focus lens",
+            ],
+        );
+        let r = done(run(op, &src("VideoSource_cam1"), viewer));
+        fault(&r, 400, &["ter:NotAuthorized"]);
+    }
+    let r = done(run("GetPresets", &src("VideoSource_cam1"), operator));
+    fault(&r, 500, &["ter:ActionNotSupported"]);
+
+    // Advertised.
+    for (op, args, want) in [
+        ("GetServices", "<IncludeCapability>true</IncludeCapability>", "<tds:XAddr>http://10.0.0.2:8080/onvif/imaging_service</tds:XAddr><tds:Capabilities><timg:Capabilities ImageStabilization=\"false\""),
+        ("GetCapabilities", "<Category>All</Category>", "<tt:Imaging><tt:XAddr>http://10.0.0.2:8080/onvif/imaging_service</tt:XAddr></tt:Imaging>"),
+        ("GetCapabilities", "<Category>Imaging</Category>", "<tt:Imaging><tt:XAddr>"),
+    ] {
+        let r = call(ns::TDS, op, args);
+        assert!(r.body.contains(want), "{op}: {}", r.body);
+        valid(&r);
+    }
+    assert_eq!(service_namespace("/onvif/imaging_service"), Some(ns::TIMG));
     let _ = std::fs::remove_dir_all(&dir);
 }
 

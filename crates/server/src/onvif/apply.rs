@@ -1,8 +1,10 @@
 //! Carries out the changes ONVIF writes ask for (checked by the onvif crate:
 //! [`ipcamd_onvif::services::Change`]) and persists them: encoder restarts (the camera's
-//! [`crate::cameras::Encoder`]), users (the users file, through the [`Authorizer`]),
-//! recording job modes (the recording's mode), scopes and host name; everything but the
-//! users also goes to the state file ([`super::state`]). A failure is an
+//! [`crate::cameras::Encoder`]), picture adjustments (the synthetic camera's
+//! [`ipcamd_media::imaging::ImagingHandle`]), users (the users file, through the
+//! [`Authorizer`]), recording job modes (the recording's mode), scopes and host name;
+//! everything but the users, and imaging settings made without ForcePersistence, also goes
+//! to the state file ([`super::state`]). A failure is an
 //! `env:Receiver/ter:Action` fault saying what went wrong.
 //!
 //! [`Authorizer`]: crate::auth::Authorizer
@@ -12,7 +14,7 @@ use std::time::Instant;
 use ipcamd_onvif::services::{Change, UserChange};
 use ipcamd_onvif::{Fault, Role};
 
-use super::state::VideoState;
+use super::state::{ImagingState, VideoState};
 use super::Onvif;
 use crate::auth::Role as UserRole;
 
@@ -72,6 +74,45 @@ pub async fn apply(onvif: &Onvif, change: &Change) -> Result<(), Fault> {
                         fps: s.fps,
                         bitrate_kbps: s.bitrate_kbps,
                         gov_length: s.gov_length,
+                    })
+                })
+                .await
+                .map_err(action)
+        }
+        Change::Imaging {
+            camera,
+            settings,
+            persist,
+        } => {
+            let handle =
+                onvif.options.imaging.get(camera).ok_or_else(|| {
+                    action(format!("camera {camera:?} has no picture adjustments"))
+                })?;
+            let s = *settings;
+            *crate::sync::lock(handle) = ipcamd_media::imaging::Adjustments {
+                brightness: s.brightness,
+                saturation: s.color_saturation,
+                contrast: s.contrast,
+            };
+            tracing::info!(
+                camera = %camera,
+                brightness = s.brightness,
+                color_saturation = s.color_saturation,
+                contrast = s.contrast,
+                persist,
+                "ONVIF: imaging settings set"
+            );
+            if !persist {
+                return Ok(());
+            }
+            let camera = camera.clone();
+            onvif
+                .state
+                .update(move |st| {
+                    st.cameras.entry(camera).or_default().imaging = Some(ImagingState {
+                        brightness: s.brightness,
+                        color_saturation: s.color_saturation,
+                        contrast: s.contrast,
                     })
                 })
                 .await

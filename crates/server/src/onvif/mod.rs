@@ -2,9 +2,10 @@
 //! by the sans-IO `ipcamd-onvif` crate from a device model built in [`model`] from the live
 //! cameras and the store), snapshots ([`snapshot`]), and WS-Discovery ([`discovery`]).
 //!
-//! Writes (encoder settings, users, scopes, host name, recording job modes) are checked by
-//! the onvif crate and carried out by [`apply`]; what they set persists in the state file
-//! ([`state`]) or, for users, in the users file.
+//! Writes (encoder settings, imaging settings, users, scopes, host name, recording job
+//! modes) are checked by the onvif crate and carried out by [`apply`]; what they set
+//! persists in the state file ([`state`]) or, for users, in the users file (imaging
+//! settings only with ForcePersistence).
 //!
 //! Requests reach [`Onvif::handle`] through the HTTP layer of the server (with keep-alive).
 //! URIs in the answers use the host the request was addressed to (its `Host` header, or
@@ -65,6 +66,8 @@ pub struct OnvifOptions {
     pub event_limits: ipcamd_onvif::events::EventLimits,
     /// The virtual PTZ heads of synthetic cameras, by camera (the PTZ service).
     pub ptz: HashMap<String, ipcamd_media::ptz::PtzHandle>,
+    /// The picture adjustments of synthetic cameras, by camera (the Imaging service).
+    pub imaging: HashMap<String, ipcamd_media::imaging::ImagingHandle>,
     /// Where what ONVIF clients set is saved (None: kept for this run only), and what it
     /// held at start.
     pub state_file: Option<PathBuf>,
@@ -82,6 +85,7 @@ impl Default for OnvifOptions {
             motion: HashMap::new(),
             event_limits: Default::default(),
             ptz: HashMap::new(),
+            imaging: HashMap::new(),
             state_file: None,
             state: Default::default(),
         }
@@ -116,7 +120,8 @@ pub struct Onvif {
     nonces: Mutex<NonceCache>,
     /// The Event service's state and long polls.
     pub events: Arc<events::Events>,
-    /// What ONVIF clients set (scopes, host name, encoder settings, job modes), saved.
+    /// What ONVIF clients set (scopes, host name, encoder and imaging settings, job
+    /// modes), saved.
     pub state: state::StateFile,
     /// The recording jobs, by camera.
     pub jobs: HashMap<String, RecordingJob>,

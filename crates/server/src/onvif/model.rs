@@ -7,9 +7,9 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use ipcamd_onvif::model::{
-    track_tokens, AudioEncoding, AudioModel, CameraModel, DeviceModel, EncoderControl, JobModel,
-    NetInterface, RecordedSection, RecordedTrack, RecordingModel, TrackKind, VideoEncoding,
-    VideoModel,
+    track_tokens, AudioEncoding, AudioModel, CameraModel, DeviceModel, EncoderControl,
+    ImagingControl, ImagingSettings, JobModel, NetInterface, RecordedSection, RecordedTrack,
+    RecordingModel, TrackKind, VideoEncoding, VideoModel,
 };
 use ipcamd_proto::codec::{CodecParams, MediaKind};
 use ipcamd_proto::probe::{h264_picture_size, jpeg_picture_size};
@@ -23,7 +23,10 @@ pub async fn device_model(onvif: &Onvif, host: &str, local: SocketAddr) -> Devic
         .cameras
         .sorted()
         .into_iter()
-        .map(|c| camera_model(c, onvif.options.hints.get(&c.name)))
+        .map(|c| {
+            let imaging = imaging_control(c, onvif.options.imaging.get(&c.name));
+            camera_model(c, onvif.options.hints.get(&c.name), imaging)
+        })
         .collect();
     let state = onvif.state.get();
     let mut jobs: Vec<JobModel> = onvif
@@ -119,7 +122,32 @@ pub(super) fn current_gop(c: &Camera, video_track: usize) -> Vec<Arc<ipcamd_medi
     out
 }
 
-fn camera_model(c: &Camera, hints: Option<&VideoHints>) -> CameraModel {
+/// A synthetic camera's picture adjustments as they are now; other cameras' picture is
+/// not ipcamd's to adjust.
+fn imaging_control(
+    c: &Camera,
+    handle: Option<&ipcamd_media::imaging::ImagingHandle>,
+) -> ImagingControl {
+    match handle {
+        Some(h) => {
+            let a = ipcamd_media::imaging::read(h);
+            ImagingControl::Adjustable(ImagingSettings {
+                brightness: a.brightness,
+                color_saturation: a.saturation,
+                contrast: a.contrast,
+            })
+        }
+        None => ImagingControl::Fixed(if c.upstream.is_some() {
+            "it is pulled from another device; adjust the picture there".into()
+        } else if c.publish.is_some() {
+            "its media comes from a publisher, whose picture it is".into()
+        } else {
+            "it replays a file as it was recorded".into()
+        }),
+    }
+}
+
+fn camera_model(c: &Camera, hints: Option<&VideoHints>, imaging: ImagingControl) -> CameraModel {
     let tracks = c.stream.tracks();
     let video = tracks
         .iter()
@@ -189,6 +217,7 @@ fn camera_model(c: &Camera, hints: Option<&VideoHints>) -> CameraModel {
         encoder,
         audio,
         backchannel,
+        imaging,
     }
 }
 

@@ -21,7 +21,7 @@ use crate::sync::lock;
 pub const FILE_NAME: &str = "onvif-state.toml";
 
 /// Everything the state file holds.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeviceState {
     /// SetHostname: the name GetHostname reports (the host's own name is not changed).
@@ -34,18 +34,22 @@ pub struct DeviceState {
     /// across restarts, as WS-Discovery wants it to only grow).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata_version: Option<u32>,
-    /// Per camera: encoder settings and recording job mode.
+    /// Per camera: encoder settings, imaging settings and recording job mode.
     #[serde(default, rename = "camera", skip_serializing_if = "BTreeMap::is_empty")]
     pub cameras: BTreeMap<String, CameraState>,
 }
 
 /// What was set of one camera.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CameraState {
     /// SetVideoEncoderConfiguration (synthetic cameras).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub video: Option<VideoState>,
+    /// SetImagingSettings with ForcePersistence (synthetic cameras); settings made without
+    /// it are not here (they hold until the server stops).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub imaging: Option<ImagingState>,
     /// SetRecordingJobMode: false = Idle (not recording), true = Active.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recording: Option<bool>,
@@ -60,6 +64,15 @@ pub struct VideoState {
     pub bitrate_kbps: u32,
     /// Frames from one keyframe to the next.
     pub gov_length: u32,
+}
+
+/// The picture adjustments of a synthetic camera, each 0..100 (50 neutral).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImagingState {
+    pub brightness: f32,
+    pub color_saturation: f32,
+    pub contrast: f32,
 }
 
 impl DeviceState {
@@ -94,8 +107,9 @@ impl DeviceState {
         let body =
             toml::to_string(self).map_err(|e| format!("cannot write the ONVIF state: {e}"))?;
         Ok(format!(
-            "# ipcamd: settings ONVIF clients made (SetVideoEncoderConfiguration, SetScopes,\n\
-             # SetHostname, SetRecordingJobMode). Written by the server; applied at start on top\n\
+            "# ipcamd: settings ONVIF clients made (SetVideoEncoderConfiguration,\n\
+             # SetImagingSettings with ForcePersistence, SetScopes, SetHostname,\n\
+             # SetRecordingJobMode). Written by the server; applied at start on top\n\
              # of the configuration file. Remove a value (or the file) to go back to the\n\
              # configuration's.\n{body}"
         ))
@@ -190,11 +204,20 @@ mod tests {
                     bitrate_kbps: 300,
                     gov_length: 20,
                 }),
+                imaging: Some(ImagingState {
+                    brightness: 90.0,
+                    color_saturation: 33.5,
+                    contrast: 50.0,
+                }),
                 recording: Some(false),
             },
         );
         let text = s.to_toml().unwrap();
         assert!(text.starts_with("# ipcamd"));
+        assert!(
+            text.contains("[camera.cam1.imaging]\nbrightness = 90.0\n"),
+            "{text}"
+        );
         assert_eq!(toml::from_str::<DeviceState>(&text).unwrap(), s);
         assert!(!s.recording_active("cam1"));
         assert!(s.recording_active("cam2"));
