@@ -13,7 +13,7 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
 fi
 
 secs="${FUZZ_SECONDS:-12}"
-targets=(rtsp_decoder rtsp_headers sdp rtp_depacketize tunnel audio_decoders rtsp_session stun onvif_soap)
+targets=(rtsp_decoder rtsp_headers sdp rtp_depacketize tunnel audio_decoders rtsp_session stun onvif_soap store_index)
 # Its own target dir: fuzz builds use other compiler flags than the workspace's.
 export CARGO_TARGET_DIR="${FUZZ_TARGET_DIR:-${CARGO_TARGET_DIR:-target}/fuzz}"
 
