@@ -202,17 +202,35 @@ async fn reader(
     st
 }
 
+/// How long one step of a reader's handshake may take before the reader counts as an
+/// error (a server that never answers must not hang the run).
+const HANDSHAKE_LIMIT: Duration = Duration::from_secs(10);
+
+async fn within<T>(
+    what: &str,
+    f: impl std::future::Future<Output = Result<T, String>>,
+) -> Result<T, String> {
+    tokio::time::timeout(HANDSHAKE_LIMIT, f)
+        .await
+        .map_err(|_| format!("{what}: no answer within {} s", HANDSHAKE_LIMIT.as_secs()))?
+}
+
 async fn reader_inner(
     url: &str,
     transport: Transport,
     t: &Times,
     st: &mut ReaderStats,
 ) -> Result<(), String> {
-    let mut c = Rtsp::connect(url).await?;
+    let mut c = within("connect", Rtsp::connect(url)).await?;
     match transport {
         Transport::Tcp => {
-            let (session, _) = c.describe_setup(url, "", interleaved_transport).await?;
-            st.play_sent = Some(c.play(url, &session, "Range: npt=0.000-\r\n").await?);
+            let (session, _) = within(
+                "DESCRIBE/SETUP",
+                c.describe_setup(url, "", interleaved_transport),
+            )
+            .await?;
+            st.play_sent =
+                Some(within("PLAY", c.play(url, &session, "Range: npt=0.000-\r\n")).await?);
             let mut buf = std::mem::take(&mut c.buf);
             let mut chunk = vec![0u8; 1 << 16];
             loop {
@@ -252,14 +270,16 @@ async fn reader_inner(
                 ports.push(p);
                 socks.push((a, b));
             }
-            let (session, tracks) = c
-                .describe_setup(url, "", |i| {
+            let (session, tracks) = within(
+                "DESCRIBE/SETUP",
+                c.describe_setup(url, "", |i| {
                     let p = ports.get(i).copied().unwrap_or(0);
                     format!("RTP/AVP;unicast;client_port={}-{}", p, p + 1)
-                })
-                .await?;
+                }),
+            )
+            .await?;
             socks.truncate(tracks);
-            let play_sent = c.play(url, &session, "Range: npt=0.000-\r\n").await?;
+            let play_sent = within("PLAY", c.play(url, &session, "Range: npt=0.000-\r\n")).await?;
             st.play_sent = Some(play_sent);
             let mut tasks = Vec::new();
             for (track, (rtp, rtcp)) in socks.into_iter().enumerate() {
