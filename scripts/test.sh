@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of ipcamd on a fresh Debian machine: installs the real clients the
 # integration tests talk to (ffmpeg/ffprobe, GStreamer with rtspsrc, Python GI, tshark,
-# onvif-util, xmllint, iproute2, gcc for bench/reader.c, and the onvif-zeep client in
-# target/onvif-venv),
+# onvif-util, xmllint, iproute2, gcc for bench/reader.c, libfaketime for the clock-step
+# test, and the onvif-zeep client in target/onvif-venv),
 # then runs the whole workspace's tests. Tests that need a client FAIL when it is missing;
 # none is skipped.
 set -euo pipefail
@@ -12,7 +12,7 @@ packages=(ffmpeg gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugi
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav python3-gi
   gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0 gir1.2-gst-rtsp-server-1.0 gstreamer1.0-rtsp
   curl libasound2-dev gnuplot-nox onvif-tools libxml2-utils iproute2 python3-venv
-  chromium chromium-driver gcc libc6-dev)
+  chromium chromium-driver gcc libc6-dev faketime)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -3,9 +3,11 @@
 //! into the [`Stream`]. This is the only place in the media crate that reads the clock.
 //!
 //! A source that fails (file deleted, encoder error) is re-created with exponential
-//! back-off (1 s doubling to 30 s); its stream keeps its tracks and RTP numbering, so
-//! readers see a pause, not a new stream. Meanwhile the stream is marked offline
-//! ([`Stream::offline_reason`]) so that the server answers 503.
+//! back-off (1 s doubling to 30 s, started afresh only after a source ran [`HEALTHY`]);
+//! its stream keeps its tracks and RTP numbering, so readers see a pause, not a new stream.
+//! Meanwhile the stream is marked offline ([`Stream::offline_reason`], with the next retry)
+//! so that the server answers 503. A step of the wall clock re-creates the source at the
+//! new time ([`CLOCK_STEP_US`]).
 //!
 //! A source can also be replaced while it runs ([`SourceSwitch::replace`]: an encoder
 //! restarted with new settings): the thread takes the new source before its next unit,
@@ -161,6 +163,52 @@ fn sleep_unless_switched(deadline: Instant, stop: &AtomicBool, switch: &SourceSw
     }
 }
 
+/// The first wait before re-creating a failed source; it doubles up to [`MAX_BACKOFF`].
+pub const MIN_BACKOFF: Duration = Duration::from_secs(1);
+pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// A source that ran this long before failing starts the back-off afresh; one that fails
+/// sooner (a file that plays a little, then fails again) goes on doubling it.
+pub const HEALTHY: Duration = Duration::from_secs(60);
+/// A step of the wall clock (against the monotonic clock) larger than this restarts the
+/// source at the new time; see [`run`].
+pub const CLOCK_STEP_US: i64 = 1_000_000;
+
+/// Where the source's timeline was anchored: its unit's wallclock, and the monotonic and
+/// wall clocks then.
+#[derive(Clone, Copy)]
+struct Anchor {
+    unit_wall: UnixMicros,
+    at: Instant,
+    wall: UnixMicros,
+}
+
+impl Anchor {
+    fn new(unit_wall: UnixMicros) -> Anchor {
+        Anchor {
+            unit_wall,
+            at: Instant::now(),
+            wall: now_micros(),
+        }
+    }
+
+    /// How far the wall clock moved against the monotonic clock since the anchor: 0
+    /// unless it was stepped (NTP, an operator; slewing moves both).
+    fn clock_step(&self) -> i64 {
+        let wall = now_micros().saturating_sub(self.wall);
+        let mono = i64::try_from(self.at.elapsed().as_micros()).unwrap_or(i64::MAX);
+        wall.saturating_sub(mono)
+    }
+}
+
+/// Paces `source` into `stream` until `stop`; re-creates it with `factory` after a failure
+/// (with back-off) and after a step of the wall clock.
+///
+/// The wall clock is checked against the monotonic clock at every unit: a source stamps its
+/// units from the wallclock it was started at, so after a step (NTP setting the clock at
+/// boot, an operator) its units would carry the old time for as long as it runs. A step of
+/// more than [`CLOCK_STEP_US`] re-creates the source at the new time (a file camera starts
+/// its file over); readers see no break (same tracks, media time continues by the real
+/// time that passed) and the recording starts a new section at the new time.
 fn run(
     name: &str,
     mut source: Box<dyn Source>,
@@ -169,11 +217,12 @@ fn run(
     stop: &AtomicBool,
     switch: &SourceSwitch,
 ) {
-    let mut backoff = Duration::from_secs(1);
+    let mut backoff = MIN_BACKOFF;
     let mut timeline = Timeline::new(stream);
     loop {
         // Map the source's timeline onto the monotonic clock at its first unit.
-        let mut origin: Option<(UnixMicros, Instant)> = None;
+        let mut origin: Option<Anchor> = None;
+        let started = Instant::now();
         let result = loop {
             if stop.load(Ordering::Relaxed) {
                 return;
@@ -191,9 +240,9 @@ fn run(
                 Ok(au) => au,
                 Err(e) => break e,
             };
-            let (w0, i0) = *origin.get_or_insert((au.wallclock, Instant::now()));
-            let offset = au.wallclock.saturating_sub(w0).max(0) as u64;
-            let due = i0 + Duration::from_micros(offset);
+            let anchor = *origin.get_or_insert_with(|| Anchor::new(au.wallclock));
+            let offset = au.wallclock.saturating_sub(anchor.unit_wall).max(0) as u64;
+            let due = anchor.at + Duration::from_micros(offset);
             let now = Instant::now();
             if now > due + Duration::from_secs(2) {
                 tracing::warn!(
@@ -201,21 +250,62 @@ fn run(
                     late_ms = (now - due).as_millis() as u64,
                     "source is slower than real time; re-anchoring its clock"
                 );
-                origin = Some((au.wallclock, now));
+                origin = Some(Anchor::new(au.wallclock));
             } else if !sleep_unless_switched(due, stop, switch) {
                 // A new source waits: this unit of the old one is not sent.
                 continue;
             }
+            let step = anchor.clock_step();
+            if step.abs() > CLOCK_STEP_US {
+                // This unit carries the old time: not sent.
+                origin = None;
+                match factory(now_micros()) {
+                    Ok(s) if s.tracks() == &stream.tracks()[..] => {
+                        tracing::warn!(
+                            camera = name,
+                            step_s = step as f64 / 1e6,
+                            "the wall clock stepped by {:+.1} s: the camera's time follows it \
+                             (source restarted at the new time; the recording starts a new \
+                             section)",
+                            step as f64 / 1e6
+                        );
+                        source = s;
+                        timeline.restarted();
+                    }
+                    Ok(_) => tracing::error!(
+                        camera = name,
+                        "the wall clock stepped by {:+.1} s, but the source restarted with \
+                         different tracks: not used, the camera keeps its old time",
+                        step as f64 / 1e6
+                    ),
+                    Err(e) => tracing::error!(
+                        camera = name,
+                        error = %e,
+                        "the wall clock stepped by {:+.1} s, but the source cannot restart: \
+                         the camera keeps its old time",
+                        step as f64 / 1e6
+                    ),
+                }
+                continue;
+            }
             stream.push(timeline.continue_pts(au));
-            backoff = Duration::from_secs(1);
         };
+        if started.elapsed() >= HEALTHY {
+            backoff = MIN_BACKOFF;
+        }
         tracing::error!(camera = name, error = %result, retry_in_s = backoff.as_secs(), "source failed; camera offline until it restarts");
-        stream.set_offline(Some(format!("source failed: {result}; retrying")));
+        stream.set_offline(Some(format!(
+            "source failed: {result}; retrying in {} s",
+            backoff.as_secs()
+        )));
         loop {
             sleep_until(Instant::now() + backoff, stop);
             if stop.load(Ordering::Relaxed) {
                 return;
             }
+            // Every wait doubles the next one, whether the restart works or not: a source
+            // that fails again soon after a restart waits longer each time.
+            backoff = (backoff * 2).min(MAX_BACKOFF);
             match factory(now_micros()) {
                 Ok(s) if s.tracks() == &stream.tracks()[..] => {
                     tracing::info!(camera = name, "source restarted; camera online");
@@ -227,29 +317,34 @@ fn run(
                 Ok(_) => {
                     tracing::error!(
                         camera = name,
+                        retry_in_s = backoff.as_secs(),
                         "restarted source has different tracks; not used"
                     );
-                    stream.set_offline(Some(
-                        "source restarted with different tracks; retrying".into(),
-                    ));
+                    stream.set_offline(Some(format!(
+                        "source restarted with different tracks; retrying in {} s",
+                        backoff.as_secs()
+                    )));
                 }
                 Err(e) => {
-                    tracing::error!(camera = name, error = %e, retry_in_s = (backoff * 2).min(Duration::from_secs(30)).as_secs(), "source restart failed");
-                    stream.set_offline(Some(format!("source failed: {e}; retrying")));
+                    tracing::error!(camera = name, error = %e, retry_in_s = backoff.as_secs(), "source restart failed");
+                    stream.set_offline(Some(format!(
+                        "source failed: {e}; retrying in {} s",
+                        backoff.as_secs()
+                    )));
                 }
             }
-            backoff = (backoff * 2).min(Duration::from_secs(30));
         }
     }
 }
 
 /// Keeps each track's media time increasing across source restarts: a restarted source
 /// counts from zero again, so its units are shifted to continue where the last one ended,
-/// plus the wallclock time that passed.
+/// plus the real (monotonic) time that passed: a step of the wall clock does not make
+/// readers' RTP time jump.
 struct Timeline {
     clock_rates: Vec<u32>,
-    /// Per track: (shift added to pts, last shifted pts, last wallclock).
-    state: Vec<(i128, Option<(u64, UnixMicros)>)>,
+    /// Per track: (shift added to pts, last shifted pts and when it was sent).
+    state: Vec<(i128, Option<(u64, Instant)>)>,
     rebase: Vec<bool>,
 }
 
@@ -288,14 +383,14 @@ impl Timeline {
         };
         if *rebase {
             *rebase = false;
-            if let Some((last_pts, last_wall)) = state.1 {
-                let elapsed = (au.wallclock - last_wall).max(1) as i128;
+            if let Some((last_pts, last_sent)) = state.1 {
+                let elapsed = last_sent.elapsed().as_micros().max(1) as i128;
                 let target = last_pts as i128 + (elapsed * rate as i128 / 1_000_000).max(1);
                 state.0 = target - au.pts as i128;
             }
         }
         au.pts = (au.pts as i128 + state.0).max(0) as u64;
-        state.1 = Some((au.pts, au.wallclock));
+        state.1 = Some((au.pts, Instant::now()));
         au
     }
 }

@@ -276,9 +276,13 @@ impl Server {
                 stall: options.limits.idle_timeout,
                 metrics: options.metrics.clone(),
                 auth: options.auth.clone(),
-                recording_drops: recordings
+                recording_status: recordings
                     .iter()
-                    .map(|(r, _)| (r.camera.clone(), r.dropped.clone()))
+                    .map(|(r, _)| (r.camera.clone(), r.status.clone()))
+                    .collect(),
+                recording_active: recordings
+                    .iter()
+                    .map(|(r, _)| (r.camera.clone(), r.active.clone()))
                     .collect(),
                 webrtc,
             },

@@ -152,9 +152,16 @@ pub(crate) fn open(path: &Path, mode: OpenMode) -> Result<Connection, StoreError
     Ok(conn)
 }
 
-/// Whether a database error means the disk (or quota) is full.
-pub(crate) fn is_disk_full(e: &rusqlite::Error) -> bool {
-    matches!(e.sqlite_error_code(), Some(rusqlite::ErrorCode::DiskFull))
+/// What kind of write failure a database error is.
+pub(crate) fn write_fault(e: &rusqlite::Error) -> crate::WriteFault {
+    use crate::WriteFault;
+    use rusqlite::ErrorCode;
+    match e.sqlite_error_code() {
+        Some(ErrorCode::DiskFull) => WriteFault::DiskFull,
+        Some(ErrorCode::ReadOnly) => WriteFault::ReadOnly,
+        Some(ErrorCode::PermissionDenied) => WriteFault::Permission,
+        _ => WriteFault::Other,
+    }
 }
 
 /// A segment row.

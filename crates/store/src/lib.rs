@@ -34,6 +34,7 @@
 pub mod crashpoint;
 mod db;
 mod export;
+mod faults;
 mod format;
 mod handle;
 mod locks;
@@ -122,10 +123,77 @@ impl StoreError {
 
     /// Whether this error means the disk (or a quota) is full.
     pub fn is_disk_full(&self) -> bool {
+        self.write_fault() == WriteFault::DiskFull
+    }
+
+    /// What kind of write failure this is (what the operator has to fix).
+    pub fn write_fault(&self) -> WriteFault {
         match self {
-            StoreError::Io { source, .. } => io_is_disk_full(source),
-            StoreError::Db { source, .. } => db::is_disk_full(source),
-            _ => false,
+            StoreError::Io { source, .. } => WriteFault::of_io(source),
+            StoreError::Db { source, .. } => db::write_fault(source),
+            _ => WriteFault::Other,
+        }
+    }
+}
+
+/// Why the store could not write, by what the operator has to do about it (the
+/// recorder's log line and [`Recorder::stopped_reason`] say which).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteFault {
+    /// `ENOSPC`, `EDQUOT`, `SQLITE_FULL`: free space or lower the retention limits.
+    DiskFull,
+    /// `EROFS`, `SQLITE_READONLY`: the file system (or the folder's mount) is read-only.
+    ReadOnly,
+    /// `EACCES`, `EPERM`: the server's user may not write there.
+    Permission,
+    /// `EMFILE`, `ENFILE`: the process (or system) is out of file descriptors.
+    OutOfFiles,
+    /// Anything else (`EIO`: a failing disk, ...).
+    Other,
+}
+
+impl WriteFault {
+    fn of_io(e: &std::io::Error) -> WriteFault {
+        // Linux numbers: EPERM 1, EACCES 13, ENFILE 23, EMFILE 24, ENOSPC 28, EROFS 30,
+        // EDQUOT 122.
+        if io_is_disk_full(e) {
+            return WriteFault::DiskFull;
+        }
+        match (e.kind(), e.raw_os_error()) {
+            (std::io::ErrorKind::ReadOnlyFilesystem, _) | (_, Some(30)) => WriteFault::ReadOnly,
+            (std::io::ErrorKind::PermissionDenied, _) | (_, Some(1 | 13)) => WriteFault::Permission,
+            (_, Some(23 | 24)) => WriteFault::OutOfFiles,
+            _ => WriteFault::Other,
+        }
+    }
+
+    /// What happened, for log lines and the API ("the disk is full", ...).
+    pub fn what(self) -> &'static str {
+        match self {
+            WriteFault::DiskFull => "disk full",
+            WriteFault::ReadOnly => "the recording folder is read-only",
+            WriteFault::Permission => "no permission to write the recording folder",
+            WriteFault::OutOfFiles => "out of file descriptors",
+            WriteFault::Other => "write error",
+        }
+    }
+
+    /// What to do about it.
+    pub fn advice(self) -> &'static str {
+        match self {
+            WriteFault::DiskFull => "free space, or lower [store] max_gb / max_age_days",
+            WriteFault::ReadOnly => {
+                "make it writable again (remount it read-write; check the kernel log: a file \
+                 system remounts itself read-only after errors)"
+            }
+            WriteFault::Permission => {
+                "let the server's user write the data folder again (chown/chmod)"
+            }
+            WriteFault::OutOfFiles => {
+                "raise the server's open-files limit (ulimit -n, systemd LimitNOFILE=) or \
+                 lower [limits] max_connections"
+            }
+            WriteFault::Other => "check the disk (kernel log, SMART)",
         }
     }
 }
@@ -173,7 +241,8 @@ pub struct StoreOptions {
     /// A wallclock gap longer than this between consecutive units starts a new section.
     /// Default 2 s.
     pub max_gap: Duration,
-    /// While the disk is full, try to resume this often. Default 5 s.
+    /// While writing is stopped by an error (disk full, read-only or unwritable folder, no
+    /// file descriptors, I/O error), try to resume this often. Default 5 s.
     pub disk_full_retry: Duration,
     /// Global limit on the bytes of all sample files.
     pub max_bytes: Option<u64>,
@@ -317,6 +386,7 @@ impl Store {
     /// it against a second primary opener ([`StoreError::Locked`]). Cameras that another
     /// process is recording into ([`Store::open_shared`]) are left to be recovered later.
     pub fn open(root: &Path, opts: StoreOptions) -> Result<Store, StoreError> {
+        faults::init();
         std::fs::create_dir_all(root).map_err(|e| StoreError::io(root, e))?;
         let lock_path = locks::store_lock_path(root);
         let Some(lock) = locks::try_lock(&lock_path)? else {

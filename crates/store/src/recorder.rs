@@ -1,6 +1,7 @@
 //! The write path (docs/store.md "Write path and the crash-safety argument"): a
 //! [`Recorder`] appends one camera's access units to sample files and indexes them, cutting
-//! sections and segments, flushing data before index rows, and riding out a full disk.
+//! sections and segments, flushing data before index rows, and riding out write failures
+//! (a full disk, a read-only or unwritable folder, no file descriptors, I/O errors).
 //!
 //! Left out: pacing (the caller pushes units when it has them), reordering (units are
 //! stored in the order pushed), and splitting one unit across segments.
@@ -17,7 +18,7 @@ use rusqlite::{params, OptionalExtension};
 
 use crate::db::{self, DbContext};
 use crate::format::{self, BlobWriter};
-use crate::{lock, locks, micros, OpenMode, Store, StoreError};
+use crate::{lock, locks, micros, OpenMode, Store, StoreError, WriteFault};
 
 /// Unflushed bytes beyond this are written to the file (without fsync) right away.
 const WRITE_BUFFER: usize = 1 << 20;
@@ -71,10 +72,13 @@ struct OpenSegment {
     flushed_frames: u64,
 }
 
-/// Writing stopped after a disk-full error; see [`Recorder::push`].
+/// Writing stopped after a write error; see [`Recorder::push`].
 struct Suspended {
     next_retry: Instant,
     dropped_at_start: u64,
+    /// The kind of the error that stopped it, and the error (the latest retry's).
+    fault: WriteFault,
+    reason: String,
 }
 
 impl Recorder {
@@ -182,25 +186,42 @@ impl Recorder {
         &self.tracks
     }
 
-    /// Units dropped so far because the disk was full (or a write failed).
+    /// Units dropped so far because writing was stopped (disk full, a write failed).
     pub fn dropped_units(&self) -> u64 {
         self.dropped
     }
 
-    /// Whether writing is suspended by a full disk.
+    /// Whether writing is suspended by a write error (a full disk, a read-only folder,
+    /// ...; see [`Recorder::push`]).
     pub fn is_suspended(&self) -> bool {
         self.suspended.is_some()
+    }
+
+    /// While writing is suspended: why, and what to do about it (one line, for the API).
+    pub fn stopped_reason(&self) -> Option<String> {
+        self.suspended.as_ref().map(|s| {
+            format!(
+                "{}: {} ({}); retrying every {:?}",
+                s.fault.what(),
+                s.reason,
+                s.fault.advice(),
+                self.store.inner.opts.disk_full_retry
+            )
+        })
     }
 
     /// Appends one unit. Starts a new section on a gap or clock step back, a new segment
     /// at the first video keyframe after `segment_duration`, and flushes every
     /// `flush_interval`.
     ///
-    /// Disk full: logs one error line, drops the unflushed units and every unit after
-    /// them (counted in [`Recorder::dropped_units`]), and returns `Ok`; every
-    /// `disk_full_retry` it runs retention and, at a video keyframe, tries to resume with a
-    /// new section. Other write errors end the section and are returned; the next push
-    /// starts a new section.
+    /// A write error (disk full, read-only or unwritable folder, no file descriptors, I/O
+    /// error) suspends writing: one error line names the error and what to do, the section
+    /// ends at the last flushed unit, the unflushed units and every unit after them are
+    /// dropped (counted in [`Recorder::dropped_units`]); every `disk_full_retry` it runs
+    /// retention and, at a video keyframe, tries to resume with a new section (one line
+    /// when it does; failed retries log nothing). A full disk, a read-only folder or
+    /// missing permission return `Ok` (the caller has nothing to do but wait); any other
+    /// error is returned once, when it stops the writing.
     pub fn push(&mut self, au: &AccessUnit) -> Result<(), StoreError> {
         if self.closed {
             return Err(StoreError::Closed(self.camera.clone()));
@@ -217,7 +238,7 @@ impl Recorder {
         }
         match self.append(au) {
             Ok(()) => Ok(()),
-            Err(e) => self.write_failed(e, false),
+            Err(e) => self.write_failed(e),
         }
     }
 
@@ -228,7 +249,7 @@ impl Recorder {
         }
         match self.flush_inner() {
             Ok(()) => Ok(()),
-            Err(e) => self.write_failed(e, false),
+            Err(e) => self.write_failed(e),
         }
     }
 
@@ -259,7 +280,7 @@ impl Recorder {
         let result = if self.section.is_some() && self.suspended.is_none() {
             match self.end_section() {
                 Ok(()) => Ok(()),
-                Err(e) => self.write_failed(e, false),
+                Err(e) => self.write_failed(e),
             }
         } else {
             Ok(())
@@ -268,7 +289,8 @@ impl Recorder {
         if let Some(s) = self.suspended.take() {
             tracing::warn!(
                 camera = %self.camera,
-                "recorder closed while the disk was full; {} units dropped",
+                "recorder closed while writing was stopped ({}); {} units dropped",
+                s.fault.what(),
                 self.dropped - s.dropped_at_start
             );
         }
@@ -292,63 +314,77 @@ impl Recorder {
             return Ok(());
         }
         if let Err(e) = self.store.apply_retention() {
-            tracing::debug!(camera = %self.camera, "retention while the disk is full: {e}");
+            tracing::debug!(camera = %self.camera, "retention while writing is stopped: {e}");
         }
         let attempt = self.append(au).and_then(|()| self.flush_inner());
         match attempt {
             Ok(()) => {
                 self.close_unclosed();
                 if let Some(s) = self.suspended.take() {
+                    let over = match s.fault {
+                        WriteFault::DiskFull => "disk has space again",
+                        WriteFault::ReadOnly => "the recording folder is writable again",
+                        WriteFault::Permission => "the recording folder is writable again",
+                        WriteFault::OutOfFiles => "file descriptors are available again",
+                        WriteFault::Other => "writes work again",
+                    };
                     tracing::info!(
                         camera = %self.camera,
-                        "disk has space again: recording resumed with a new section after \
-                         dropping {} units",
+                        "{over}: recording resumed with a new section after dropping {} units",
                         self.dropped - s.dropped_at_start
                     );
                 }
                 Ok(())
             }
-            Err(e) => self.write_failed(e, true),
+            Err(e) => self.write_failed(e),
         }
     }
 
-    /// Handles an error of the write path: the unflushed units are dropped and the section
-    /// ends at the last flushed unit. Disk full suspends writing (`Ok`); anything else is
-    /// returned.
-    fn write_failed(&mut self, e: StoreError, retrying: bool) -> Result<(), StoreError> {
-        let path = self
-            .section
-            .as_ref()
-            .map(|s| s.seg.path.display().to_string())
-            .unwrap_or_else(|| self.dir.display().to_string());
+    /// Handles an error of the write path: the unflushed units are dropped, the section
+    /// ends at the last flushed unit and writing is suspended (see [`Recorder::push`]).
+    /// Logs one line when writing stops (none for a failed retry, unless the kind of
+    /// error changed); returns the error when it stops writing and is not one the caller
+    /// can only wait out (disk full, read-only, permission).
+    fn write_failed(&mut self, e: StoreError) -> Result<(), StoreError> {
         let pending = self.abandon_section();
         self.dropped += pending;
-        if e.is_disk_full() {
-            let next_retry = Instant::now() + self.store.inner.opts.disk_full_retry;
-            match &mut self.suspended {
-                Some(s) => s.next_retry = next_retry,
-                None => {
-                    if !retrying {
-                        tracing::error!(
-                            camera = %self.camera,
-                            "disk full writing {path} ({e}): recording stops, units are \
-                             dropped, retrying every {:?}",
-                            self.store.inner.opts.disk_full_retry
-                        );
-                    }
-                    self.suspended = Some(Suspended {
-                        next_retry,
-                        dropped_at_start: self.dropped - pending,
-                    });
-                }
+        let fault = e.write_fault();
+        let retry = self.store.inner.opts.disk_full_retry;
+        let next_retry = Instant::now() + retry;
+        let first = match &mut self.suspended {
+            Some(s) => {
+                s.next_retry = next_retry;
+                let changed = s.fault != fault;
+                s.fault = fault;
+                s.reason = e.to_string();
+                changed
             }
-            Ok(())
-        } else {
+            None => {
+                self.suspended = Some(Suspended {
+                    next_retry,
+                    dropped_at_start: self.dropped - pending,
+                    fault,
+                    reason: e.to_string(),
+                });
+                true
+            }
+        };
+        if first {
+            // "disk full: cannot write ..." (the wording the disk-full tests look for),
+            // "the recording folder is read-only: cannot write ...", ...
             tracing::error!(
                 camera = %self.camera,
-                "write error on {path}: {e}; section ended, {pending} unflushed units dropped"
+                "{}: cannot write {e}: recording stops ({pending} unflushed units dropped; \
+                 units are dropped until it resumes, in a new section); {}; retrying every \
+                 {retry:?}",
+                fault.what(),
+                fault.advice(),
             );
-            Err(e)
+        }
+        match fault {
+            WriteFault::DiskFull | WriteFault::ReadOnly | WriteFault::Permission => Ok(()),
+            WriteFault::OutOfFiles | WriteFault::Other if first => Err(e),
+            WriteFault::OutOfFiles | WriteFault::Other => Ok(()),
         }
     }
 
@@ -498,7 +534,16 @@ impl Recorder {
 
     /// Data first (write + fdatasync), then the index rows in one transaction.
     fn flush_inner(&mut self) -> Result<(), StoreError> {
+        // The interval counts from the end of a flush (below), so that a flush slower than
+        // the interval (a slow disk) is followed by one flush of everything pushed during
+        // it, not by one flush per push.
         self.last_flush = Instant::now();
+        let result = self.flush_section();
+        self.last_flush = Instant::now();
+        result
+    }
+
+    fn flush_section(&mut self) -> Result<(), StoreError> {
         let Some(sec) = self.section.as_mut() else {
             return Ok(());
         };
@@ -701,6 +746,7 @@ fn write_buffer(store: &Store, seg: &mut OpenSegment) -> Result<(), StoreError> 
             std::io::Error::from_raw_os_error(28),
         ));
     }
+    crate::faults::before_data_write();
     seg.file
         .write_all(&seg.buf)
         .map_err(|e| StoreError::io(&seg.path, e))?;

@@ -22,6 +22,8 @@ pub struct ServerProc {
     /// process's).
     pub bound: Bound,
     pub dir: PathBuf,
+    /// Extra environment of the server process (kept for [`ServerProc::restart`]).
+    pub env: Vec<(String, String)>,
 }
 
 impl ServerProc {
@@ -161,6 +163,17 @@ pub fn test_dir() -> PathBuf {
 /// in `dir/data`). RTSP and HTTP listen on 127.0.0.1 port 0; the ports the system chose
 /// are read from the server's log ([`wait_for_bound`]).
 pub fn start_server_in(dir: PathBuf, server_toml: &str, cameras_toml: &str) -> ServerProc {
+    start_server_env(dir, server_toml, cameras_toml, &[])
+}
+
+/// Like [`start_server_in`], with extra environment variables for the server process
+/// (test hooks, `LD_PRELOAD`).
+pub fn start_server_env(
+    dir: PathBuf,
+    server_toml: &str,
+    cameras_toml: &str,
+    env: &[(&str, &str)],
+) -> ServerProc {
     std::fs::create_dir_all(&dir).expect("temp dir");
     let config = dir.join("ipcamd.toml");
     let mut f = std::fs::File::create(&config).expect("config file");
@@ -176,14 +189,18 @@ pub fn start_server_in(dir: PathBuf, server_toml: &str, cameras_toml: &str) -> S
         dir.join("data").display()
     )
     .expect("write config");
-    let mut child = spawn_serve(&dir);
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    let mut child = spawn_serve(&dir, &env);
     let bound = wait_for_bound(&mut child, &dir.join("server.log"), 0);
-    ServerProc::new(child, bound, dir)
+    ServerProc::new(child, bound, dir, env)
 }
 
 /// `ipcamd serve` on `dir/ipcamd.toml`, its log appended to `dir/server.log`. RUST_LOG is
 /// removed so that it cannot filter out the bound-addresses line.
-fn spawn_serve(dir: &Path) -> Child {
+fn spawn_serve(dir: &Path, env: &[(String, String)]) -> Child {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -194,6 +211,7 @@ fn spawn_serve(dir: &Path) -> Child {
         .arg(dir.join("ipcamd.toml"))
         .args(["--log", "info,ipcamd_server=debug"])
         .env_remove("RUST_LOG")
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
@@ -201,7 +219,7 @@ fn spawn_serve(dir: &Path) -> Child {
 }
 
 impl ServerProc {
-    fn new(child: Child, bound: Bound, dir: PathBuf) -> ServerProc {
+    fn new(child: Child, bound: Bound, dir: PathBuf, env: Vec<(String, String)>) -> ServerProc {
         let (rtsp_port, http_port) = rtsp_and_http_ports(&bound);
         ServerProc {
             child,
@@ -209,6 +227,7 @@ impl ServerProc {
             http_port,
             bound,
             dir,
+            env,
         }
     }
 
@@ -217,7 +236,7 @@ impl ServerProc {
     pub fn restart(&mut self) {
         let log = self.dir.join("server.log");
         let from = std::fs::metadata(&log).map_or(0, |m| m.len() as usize);
-        let mut child = spawn_serve(&self.dir);
+        let mut child = spawn_serve(&self.dir, &self.env);
         let bound = wait_for_bound(&mut child, &log, from);
         (self.rtsp_port, self.http_port) = rtsp_and_http_ports(&bound);
         self.bound = bound;

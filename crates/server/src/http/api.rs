@@ -82,8 +82,11 @@ pub struct Api {
     pub metrics: MetricsOptions,
     /// The refused-request counts of the authentication (for `/metrics`).
     pub auth: Arc<crate::auth::Authorizer>,
-    /// Frames each recorded camera's recording dropped (disk behind), by camera.
-    pub recording_drops: Vec<(String, Arc<AtomicU64>)>,
+    /// Each recorded camera's recording: frames dropped (disk behind), why writing is
+    /// stopped (a write error), by camera.
+    pub recording_status: Vec<(String, Arc<crate::record::RecordStatus>)>,
+    /// Each recorded camera's "a section is being written now" flag.
+    pub recording_active: Vec<(String, Arc<std::sync::atomic::AtomicBool>)>,
     /// WebRTC (WHEP), when `[webrtc] enabled`.
     pub webrtc: Option<Arc<crate::webrtc::WebRtc>>,
 }
@@ -147,14 +150,16 @@ impl Api {
                     "OK",
                     &serde_json::Value::Array(
                         list.iter()
-                            .map(|r| recording_json(r, &host, rtsp_port))
+                            .map(|r| self.recording_json(r, &host, rtsp_port))
                             .collect(),
                     ),
                 ),
                 Err(e) => json_error(500, "Internal Server Error", e.to_string()),
             },
             [name] => match store.recording(name).await {
-                Ok(Some(r)) => HttpResponse::json(200, "OK", &recording_json(&r, &host, rtsp_port)),
+                Ok(Some(r)) => {
+                    HttpResponse::json(200, "OK", &self.recording_json(&r, &host, rtsp_port))
+                }
                 Ok(None) => {
                     json_error(404, "Not Found", format!("no recording of camera {name:?}"))
                 }
@@ -283,6 +288,7 @@ impl Api {
             .into_iter()
             .map(|cam| {
                 let s = &cam.stream;
+                let rec = self.status_of(&cam.name);
                 serde_json::json!({
                     "name": cam.name,
                     "online": s.offline_reason().is_none(),
@@ -292,6 +298,9 @@ impl Api {
                     "reader_skips": g(&s.stats.reader_skips),
                     "talk": cam.backchannel.is_some(),
                     "recorded": cam.record && self.store.is_some(),
+                    "recording": self.writing(&cam.name),
+                    "recording_error": rec.and_then(|r| r.stopped_reason()),
+                    "recording_dropped_frames": rec.map_or(0, |r| g(&r.dropped)),
                 })
             })
             .collect();
@@ -330,6 +339,50 @@ impl Api {
                 })
             }),
         })
+    }
+}
+
+impl Api {
+    /// The status of camera `name`'s running recording, if it is recorded.
+    fn status_of(&self, name: &str) -> Option<&crate::record::RecordStatus> {
+        self.recording_status
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, s)| s.as_ref())
+    }
+
+    /// Whether camera `name` is being written to the store now (recorded, with tracks,
+    /// job Active, no write error).
+    fn writing(&self, name: &str) -> bool {
+        self.recording_active
+            .iter()
+            .find(|(n, _)| n == name)
+            .is_some_and(|(_, a)| a.load(Ordering::Relaxed))
+    }
+
+    /// A recording's JSON (`/api/recordings`), with the running recording's state when
+    /// this server records the camera.
+    fn recording_json(
+        &self,
+        r: &ipcamd_store::RecordingInfo,
+        host: &str,
+        rtsp_port: u16,
+    ) -> serde_json::Value {
+        let mut v = recording_json(r, host, rtsp_port);
+        if let Some(obj) = v.as_object_mut() {
+            let status = self.status_of(&r.camera);
+            obj.insert(
+                "recording".into(),
+                serde_json::Value::Bool(self.writing(&r.camera)),
+            );
+            obj.insert(
+                "recording_error".into(),
+                status
+                    .and_then(|s| s.stopped_reason())
+                    .map_or(serde_json::Value::Null, serde_json::Value::String),
+            );
+        }
+        v
     }
 }
 

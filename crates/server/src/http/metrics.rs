@@ -374,11 +374,24 @@ pub async fn render(api: &Api) -> String {
             Counter,
             "Frames a running recording dropped because the disk was behind.",
         );
-        for (cam, dropped) in &api.recording_drops {
+        for (cam, status) in &api.recording_status {
             e.sample(
                 "ipcamd_recording_dropped_frames_total",
                 &[("camera", cam.as_str())],
-                g(dropped),
+                g(&status.dropped),
+            );
+        }
+        e.family(
+            "ipcamd_recording_stopped",
+            Gauge,
+            "1 while the store cannot write a recorded camera's footage (disk full, read-only \
+             or unwritable folder, ...: /api/stats recording_error says why).",
+        );
+        for (cam, status) in &api.recording_status {
+            e.sample(
+                "ipcamd_recording_stopped",
+                &[("camera", cam.as_str())],
+                n(u64::from(status.stopped_reason().is_some())),
             );
         }
     }

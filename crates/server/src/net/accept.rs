@@ -4,6 +4,15 @@
 //! function in its own task; it runs its protocol loop through [`run_isolated`], so that a
 //! panic closes that connection only. The loops stop at
 //! shutdown; every connection task is tracked by [`super::shutdown`].
+//!
+//! Out of file descriptors (`EMFILE`, `ENFILE`), `accept` fails while the connection waits
+//! in the listen queue, so the loop would spin (or clients would hang there unanswered).
+//! The process keeps one descriptor in reserve (`/dev/null`, [`Reserve`]): on such a
+//! failure it gives it up, accepts the waiting connection, answers it `503 (the server is
+//! out of file descriptors)` without waiting and closes it, then takes the reserve back.
+//! Other accept errors wait 100 ms. Either way the log says it once per burst (when the
+//! first accept fails, with what to do, and when accepting works again, with the counts),
+//! and `/api/stats` counts them (`accept_failures`, `connections_refused_fds`).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -251,6 +260,56 @@ pub struct Port {
     pub shutdown: Shutdown,
 }
 
+/// The file descriptor kept for answering connections while the process has no other
+/// (see the module doc); one for all ports.
+struct Reserve;
+
+static RESERVE: Mutex<Option<std::fs::File>> = Mutex::new(None);
+
+impl Reserve {
+    /// Takes the reserve descriptor if it is not held (fails quietly while none is free).
+    fn fill() {
+        let mut r = lock(&RESERVE);
+        if r.is_none() {
+            *r = std::fs::File::open("/dev/null").ok();
+        }
+    }
+
+    /// Gives the reserve descriptor up; false when it was not held.
+    fn release() -> bool {
+        lock(&RESERVE).take().is_some()
+    }
+}
+
+fn out_of_fds(e: &std::io::Error) -> bool {
+    // EMFILE (the process's limit), ENFILE (the system's).
+    matches!(e.raw_os_error(), Some(23 | 24))
+}
+
+/// A run of failing accepts, logged at its start and its end.
+struct Burst {
+    since: std::time::Instant,
+    failures: u64,
+    refused: u64,
+}
+
+/// Answers a connection accepted with the reserve descriptor `503 (reason)` and closes it
+/// at once (no task: the descriptor must be free again before the reserve is taken back).
+/// What the client sent is read first, so that closing sends a FIN, not a reset that could
+/// discard the answer at the client.
+fn refuse_now(stream: TcpStream, protocol: Protocol, reason: &str) {
+    let mut buf = [0u8; 4096];
+    while matches!(stream.try_read(&mut buf), Ok(n) if n > 0) {}
+    let text = match protocol {
+        Protocol::Http => format!("HTTP/1.0 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{reason}\n", reason.len() + 1),
+        Protocol::Rtsp => format!("RTSP/1.0 503 Service Unavailable ({reason})\r\nConnection: close\r\n\r\n"),
+    };
+    let _ = stream.try_write(text.as_bytes());
+    if let Ok(std) = stream.into_std() {
+        let _ = std.shutdown(std::net::Shutdown::Write);
+    }
+}
+
 /// Accepts connections until shutdown. `serve(stream, peer, local)` runs in its own task.
 pub async fn accept_loop<F, Fut>(listener: TcpListener, port: Port, serve: F)
 where
@@ -258,6 +317,8 @@ where
     Fut: Future<Output = ()> + Send + 'static,
 {
     let mut shutdown = port.shutdown.clone();
+    let mut burst: Option<Burst> = None;
+    Reserve::fill();
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
@@ -266,12 +327,71 @@ where
         let (stream, peer) = match accepted {
             Ok(x) => x,
             Err(e) => {
-                // Out of file descriptors and the like: wait a little instead of spinning.
-                tracing::warn!(error = %e, "{} accept failed", port.what);
+                let fds = out_of_fds(&e);
+                let b = burst.get_or_insert_with(|| {
+                    if fds {
+                        tracing::error!(
+                            error = %e,
+                            "{}: out of file descriptors, new connections are answered 503 \
+                             and closed; raise the server's open-files limit (ulimit -n, \
+                             systemd LimitNOFILE=) or lower [limits] max_connections (logged \
+                             again when accepting works again)",
+                            port.what
+                        );
+                    } else {
+                        tracing::error!(
+                            error = %e,
+                            "{}: accepting connections fails; retrying every 100 ms (logged \
+                             again when accepting works again)",
+                            port.what
+                        );
+                    }
+                    Burst {
+                        since: std::time::Instant::now(),
+                        failures: 0,
+                        refused: 0,
+                    }
+                });
+                b.failures += 1;
+                port.counters
+                    .accept_failures
+                    .fetch_add(1, Ordering::Relaxed);
+                if fds && Reserve::release() {
+                    // The waiting connection gets the reserve's descriptor and its answer.
+                    let waiting =
+                        tokio::time::timeout(Duration::from_millis(100), listener.accept()).await;
+                    if let Ok(Ok((stream, _))) = waiting {
+                        refuse_now(
+                            stream,
+                            port.protocol,
+                            "the server is out of file descriptors",
+                        );
+                        b.refused += 1;
+                        port.counters
+                            .connections_refused_fds
+                            .fetch_add(1, Ordering::Relaxed);
+                    }
+                    Reserve::fill();
+                    continue;
+                }
+                // No reserve (another port has it, or it could not be taken back): wait a
+                // little instead of spinning, then try to take it again.
                 tokio::time::sleep(Duration::from_millis(100)).await;
+                Reserve::fill();
                 continue;
             }
         };
+        if let Some(b) = burst.take() {
+            tracing::info!(
+                "{}: accepting connections again after {:.1} s: {} accepts failed, {} \
+                 connections answered 503",
+                port.what,
+                b.since.elapsed().as_secs_f64(),
+                b.failures,
+                b.refused
+            );
+            Reserve::fill();
+        }
         let guard = match port.admission.admit(peer) {
             Ok(g) => g,
             Err(reason) if port.tls.is_none() => {

@@ -19,6 +19,7 @@
 //! | `tunnel_pair_timeout` | an HTTP-tunnel GET whose POST never comes, or a POST whose GET never came: close |
 //! | `max_unrouted_interleaved` | interleaved frames on channels not set up: dropped, counted; past this many, close |
 //! | `backchannel_max_packets_per_s` | backchannel RTP above this rate per session: dropped, counted |
+//! | the process's open-files limit (`RLIMIT_NOFILE`, not a `[limits]` key) | `503 Service Unavailable (the server is out of file descriptors)` then close (RTSP and HTTP), counted in `connections_refused_fds`; logged once per burst ([`super::accept`]) |
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -95,12 +96,17 @@ pub struct LimitCounters {
     pub interleaved_closed: AtomicU64,
     pub backchannel_rate_dropped: AtomicU64,
     pub connection_panics: AtomicU64,
+    /// Accepts that failed (out of file descriptors, ...): see `net::accept`.
+    pub accept_failures: AtomicU64,
+    /// Connections answered 503 and closed because the process was out of file
+    /// descriptors.
+    pub connections_refused_fds: AtomicU64,
 }
 
 impl LimitCounters {
     /// Every count with its name (the `limits` object of `/api/stats`, the `limit`
     /// label of `/metrics`).
-    pub fn named(&self) -> [(&'static str, u64); 10] {
+    pub fn named(&self) -> [(&'static str, u64); 12] {
         let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
         [
             (
@@ -122,6 +128,8 @@ impl LimitCounters {
                 g(&self.backchannel_rate_dropped),
             ),
             ("connection_panics", g(&self.connection_panics)),
+            ("accept_failures", g(&self.accept_failures)),
+            ("connections_refused_fds", g(&self.connections_refused_fds)),
         ]
     }
 }

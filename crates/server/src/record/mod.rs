@@ -2,9 +2,18 @@
 //! per recorded camera (a tokio task), handing frames to a thread that owns the store's
 //! `Recorder` (store writes are blocking file and SQLite I/O, kept off the runtime).
 //!
-//! If the disk cannot keep up, the queue between the two (about 20 s of frames) fills and
-//! frames are dropped and counted; the fan-out reader itself skips to the next keyframe
-//! when it falls behind, so what is stored always restarts at a sync point.
+//! If the disk cannot keep up, the queue between the two (1500 frames: about 20 s of a
+//! 25 fps camera with audio) fills and frames are dropped and counted
+//! ([`RecordStatus::dropped`], `/api/stats`); after a drop the recording goes on from the
+//! next keyframe, so what is stored always restarts at a sync point. The log says so once
+//! when the dropping starts and once when the recording has caught up (no drop for
+//! [`CAUGHT_UP`]), not per frame. The fan-out reader itself skips to the next keyframe
+//! when it falls behind.
+//!
+//! A write error (disk full, read-only folder, ...) stops the store's recorder until it
+//! can write again (`ipcamd_store::Recorder::push`): the writer thread publishes why in
+//! [`RecordStatus`] (`/api/stats`, `/api/recordings`) and clears [`Recording::active`]
+//! (the ONVIF recording job's state) meanwhile.
 //!
 //! The recording job's mode ([`Recording::mode`], ONVIF SetRecordingJobMode): while Idle
 //! the fan-out reader is dropped and the section being written is closed; back to Active,
@@ -16,8 +25,8 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, RecvTimeoutError, SyncSender, TrySendError};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use ipcamd_media::fanout::{Frame, Next, Stream};
 use ipcamd_media::AccessUnit;
@@ -39,10 +48,34 @@ pub enum RecordItem {
 /// Frames queued between the fan-out and the writer thread.
 const QUEUE: usize = 1500;
 
+/// A dropping episode ends (and is logged as over) after this long without a drop.
+pub const CAUGHT_UP: Duration = Duration::from_secs(10);
+
+/// What a running recording shows in `/api/stats`, `/api/recordings` and `/metrics`.
+#[derive(Debug, Default)]
+pub struct RecordStatus {
+    /// Frames not recorded because the queue to the writer thread was full (the disk was
+    /// behind), and those skipped after them up to the next keyframe.
+    pub dropped: AtomicU64,
+    /// Why the store stopped writing (a write error), while it is stopped.
+    stopped: Mutex<Option<String>>,
+}
+
+impl RecordStatus {
+    /// Why writing is stopped now, if it is.
+    pub fn stopped_reason(&self) -> Option<String> {
+        crate::sync::lock(&self.stopped).clone()
+    }
+
+    fn set_stopped(&self, why: Option<String>) {
+        *crate::sync::lock(&self.stopped) = why;
+    }
+}
+
 /// A running recording of one camera.
 pub struct Recording {
     pub camera: String,
-    pub dropped: Arc<AtomicU64>,
+    pub status: Arc<RecordStatus>,
     /// Whether a section is being written now (the stream has tracks and the store took
     /// them); the ONVIF recording job event reads it.
     pub active: Arc<AtomicBool>,
@@ -65,6 +98,9 @@ struct Writer {
     recorder: Option<Recorder>,
     errors: u64,
     active: Arc<AtomicBool>,
+    status: Arc<RecordStatus>,
+    /// Whether the recorder was suspended after the last push (to publish changes only).
+    suspended: bool,
 }
 
 impl Writer {
@@ -88,6 +124,12 @@ impl Writer {
                 tracing::error!(camera = %self.camera, error = %e, errors = self.errors, "recording write failed");
             }
         }
+        let suspended = recorder.is_suspended();
+        if suspended != self.suspended {
+            self.suspended = suspended;
+            self.status.set_stopped(recorder.stopped_reason());
+            self.active.store(!suspended, Ordering::Relaxed);
+        }
     }
 
     /// New tracks: the recorder of the old ones closes, a new one (a new section) opens.
@@ -110,15 +152,21 @@ impl Writer {
                 tracing::info!(camera = %self.camera, tracks = %codecs.join("+"), "recording");
                 self.recorder = Some(r);
                 self.active.store(true, Ordering::Relaxed);
+                self.suspended = false;
+                self.status.set_stopped(None);
             }
             Err(e) => {
-                tracing::error!(camera = %self.camera, error = %e, "cannot record the camera's new tracks")
+                tracing::error!(camera = %self.camera, error = %e, "cannot record the camera's new tracks");
+                self.status
+                    .set_stopped(Some(format!("cannot record the camera's tracks: {e}")));
             }
         }
     }
 
     fn close(&mut self) {
         self.active.store(false, Ordering::Relaxed);
+        self.suspended = false;
+        self.status.set_stopped(None);
         if let Some(r) = self.recorder.take() {
             if let Err(e) = r.close() {
                 tracing::error!(camera = %self.camera, error = %e, "recording did not close cleanly");
@@ -147,7 +195,7 @@ impl Recording {
             tracing::info!(camera = %camera, "talk audio is recorded (PCMU 8 kHz track after the camera's)");
             TalkRecordSink::new(tx.clone(), stream.tracks().len())
         });
-        let dropped = Arc::new(AtomicU64::new(0));
+        let status = Arc::new(RecordStatus::default());
         let stopping = Arc::new(AtomicBool::new(false));
         let stop = stopping.clone();
         let active = Arc::new(AtomicBool::new(false));
@@ -159,6 +207,8 @@ impl Recording {
             recorder: None,
             errors: 0,
             active: active.clone(),
+            status: status.clone(),
+            suspended: false,
         };
         let thread = std::thread::Builder::new()
             .name(format!("record-{camera}"))
@@ -188,11 +238,11 @@ impl Recording {
         if !job_active {
             tracing::info!(camera = %camera, "recording job is Idle: nothing is recorded until it is Active");
         }
-        let task = tokio::spawn(feed(stream, tx, dropped.clone(), mode.subscribe()));
+        let task = tokio::spawn(feed(stream, tx, status.clone(), mode.subscribe()));
         Ok((
             Recording {
                 camera,
-                dropped,
+                status,
                 active,
                 task,
                 thread: Some(thread),
@@ -214,28 +264,82 @@ impl Recording {
     }
 }
 
+/// The feed's drops: counted, logged once per episode, and followed by a skip to the
+/// next keyframe.
+struct Drops {
+    camera: String,
+    status: Arc<RecordStatus>,
+    /// The running episode: when it started, the count then, the last drop.
+    episode: Option<(Instant, u64, Instant)>,
+    /// Frames are skipped until the next sync point (a video keyframe; any frame of an
+    /// audio-only stream).
+    to_keyframe: bool,
+}
+
+impl Drops {
+    fn drop_one(&mut self) {
+        let n = self.status.dropped.fetch_add(1, Ordering::Relaxed);
+        let now = Instant::now();
+        self.to_keyframe = true;
+        match &mut self.episode {
+            Some((_, _, last)) => *last = now,
+            None => {
+                tracing::warn!(
+                    camera = %self.camera,
+                    "recording cannot keep up (the disk is slower than the camera): frames \
+                     are dropped while the queue to the disk is full, and the recording goes \
+                     on from the next keyframe (counted in /api/stats \
+                     recording_dropped_frames; logged again when it has caught up)"
+                );
+                self.episode = Some((now, n, now));
+            }
+        }
+    }
+
+    /// Whether `f` is to be skipped (after a drop, until a sync point).
+    fn skip(&mut self, f: &Frame, has_video: bool) -> bool {
+        if self.to_keyframe && f.keyframe && (f.video || !has_video) {
+            self.to_keyframe = false;
+        }
+        if self.to_keyframe {
+            self.status.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+        self.to_keyframe
+    }
+
+    /// A frame was queued: ends the episode after [`CAUGHT_UP`] without drops.
+    fn queued(&mut self) {
+        if let Some((start, at_start, last)) = self.episode {
+            if last.elapsed() >= CAUGHT_UP {
+                let n = self.status.dropped.load(Ordering::Relaxed) - at_start;
+                tracing::info!(
+                    camera = %self.camera,
+                    "recording caught up: {n} frames were dropped over {} s",
+                    last.duration_since(start).as_secs().max(1)
+                );
+                self.episode = None;
+            }
+        }
+    }
+}
+
 /// Hands the stream's tracks and frames to the writer thread; follows the stream when its
 /// tracks change (a reader of replaced tracks ends: a new one is taken). Never blocks: a
-/// full queue drops frames (counted), and a change of tracks waits for room ahead of them.
+/// full queue drops frames (counted, see [`Drops`]), and a change of tracks waits for room
+/// ahead of them.
 async fn feed(
     stream: Arc<Stream>,
     tx: SyncSender<RecordItem>,
-    dropped: Arc<AtomicU64>,
+    status: Arc<RecordStatus>,
     mut mode: tokio::sync::watch::Receiver<bool>,
 ) {
     let name = stream.name().to_owned();
     let mut layout = stream.layout();
-    let throttle = std::sync::Mutex::new(ipcamd_proto::throttle::Throttle::default());
-    let drop_one = || {
-        dropped.fetch_add(1, Ordering::Relaxed);
-        let now = std::time::Instant::now();
-        if let Some(r) = throttle
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .check(now)
-        {
-            tracing::warn!(camera = %name, "recording cannot keep up; dropping frames{r}");
-        }
+    let mut drops = Drops {
+        camera: name.clone(),
+        status,
+        episode: None,
+        to_keyframe: false,
     };
     loop {
         // Idle: no reader, nothing queued, until the job is Active again.
@@ -246,6 +350,7 @@ async fn feed(
         }
         layout.borrow_and_update();
         let mut pending = Some(stream.tracks());
+        let mut has_video = has_video_track(&stream);
         let (mut reader, _) = stream.subscribe();
         loop {
             let f = tokio::select! {
@@ -281,6 +386,7 @@ async fn feed(
                     }
                     layout.borrow_and_update();
                     pending = Some(stream.tracks());
+                    has_video = has_video_track(&stream);
                     continue;
                 }
             };
@@ -289,17 +395,27 @@ async fn feed(
                     Ok(()) => {}
                     Err(TrySendError::Full(RecordItem::Tracks(t))) => {
                         pending = Some(t);
-                        drop_one();
+                        drops.drop_one();
                         continue;
                     }
                     Err(_) => return,
                 }
             }
+            if drops.skip(&f, has_video) {
+                continue;
+            }
             match tx.try_send(RecordItem::Frame(f)) {
-                Ok(()) => {}
-                Err(TrySendError::Full(_)) => drop_one(),
+                Ok(()) => drops.queued(),
+                Err(TrySendError::Full(_)) => drops.drop_one(),
                 Err(TrySendError::Disconnected(_)) => return,
             }
         }
     }
+}
+
+fn has_video_track(stream: &Stream) -> bool {
+    stream
+        .tracks()
+        .iter()
+        .any(|t| t.kind() == ipcamd_proto::codec::MediaKind::Video)
 }
