@@ -423,39 +423,6 @@ pub(crate) fn plausible_frame(codec: &CodecParams, data: &[u8]) -> bool {
 mod tests {
     use super::*;
 
-    /// The fuzz target's checks hold for a real blob, its truncations and byte flips, and
-    /// for a real track list (and fuzz/seeds/store_index holds such inputs).
-    #[test]
-    fn fuzz_checks_hold_for_real_and_damaged_index_rows() {
-        let mut w = BlobWriter::new(1_700_000_000_000_000);
-        for k in 0..40u32 {
-            w.push(
-                k % 2,
-                k % 10 == 0,
-                1000 + k,
-                u64::from(k) * 3600,
-                1_700_000_000_000_000 + i64::from(k) * 40_000,
-            );
-        }
-        let blob = w.bytes().to_vec();
-        for n in 0..=blob.len() {
-            crate::testing::fuzz_index_formats(&blob[..n]);
-        }
-        for i in 0..blob.len() {
-            let mut b = blob.clone();
-            b[i] ^= 0xa5;
-            crate::testing::fuzz_index_formats(&b);
-        }
-        let tracks = encode_tracks(&crate::testing::synthetic_tracks());
-        crate::testing::fuzz_index_formats(&tracks);
-        if std::env::var_os("IPCAMD_WRITE_FUZZ_SEEDS").is_some() {
-            let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fuzz/seeds/store_index");
-            std::fs::create_dir_all(dir).expect("seed dir");
-            std::fs::write(format!("{dir}/blob"), &blob).expect("seed");
-            std::fs::write(format!("{dir}/tracks"), &tracks).expect("seed");
-        }
-    }
-
     #[test]
     fn blob_round_trip_and_prefixes() {
         let mut w = BlobWriter::new(1_700_000_000_000_000);
