@@ -56,21 +56,15 @@ fn zeep_client_finds_streams_backchannel_recordings_and_replay() {
     let (server, _discovery) = onvif_server();
     // Let the recorder flush a first section.
     std::thread::sleep(Duration::from_secs(3));
-    let (ok, stdout, stderr) = run_with_timeout(
-        Command::new(venv_python())
-            .arg(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/tests/clients/onvif_zeep_flow.py"
-            ))
-            .args(["127.0.0.1", &server.http_port.to_string(), "admin", "admin"]),
+    let v = zeep(
+        &server,
+        "flow",
+        "admin",
+        "admin",
+        &[],
+        &[],
         Duration::from_secs(90),
     );
-    assert!(
-        ok,
-        "onvif-zeep flow failed:\n{stdout}\n{stderr}\nserver log:\n{}",
-        server.log()
-    );
-    let v: serde_json::Value = serde_json::from_str(stdout.trim()).expect("JSON from the client");
     assert_eq!(v["profiles"], serde_json::json!(["cam1"]));
     assert_eq!(v["video_encoding"], "H264");
     assert_eq!(v["width"], 320);
@@ -176,21 +170,15 @@ fn replay_uri_from_onvif_plays() {
 #[test]
 fn zeep_moves_the_virtual_ptz_and_the_picture_follows() {
     let (server, _discovery) = onvif_server();
-    let (ok, stdout, stderr) = run_with_timeout(
-        Command::new(venv_python())
-            .arg(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/tests/clients/onvif_zeep_ptz.py"
-            ))
-            .args(["127.0.0.1", &server.http_port.to_string(), "admin", "admin"]),
+    let v = zeep(
+        &server,
+        "ptz",
+        "admin",
+        "admin",
+        &[],
+        &[],
         Duration::from_secs(120),
     );
-    assert!(
-        ok,
-        "onvif-zeep PTZ failed:\n{stdout}\n{stderr}\nserver log:\n{}",
-        server.log()
-    );
-    let v: serde_json::Value = serde_json::from_str(stdout.trim()).expect("JSON from the client");
     assert_eq!(v["ptz_in_services"], true, "{v}");
     assert_eq!(v["ptz_in_capabilities"], true, "{v}");
     assert_eq!(v["profile_ptz_configuration"], "PTZ_cam1");
@@ -243,31 +231,58 @@ fn zeep_moves_the_virtual_ptz_and_the_picture_follows() {
     assert_eq!(v["presets_after_remove"], 0, "{v}");
 }
 
-/// Runs the onvif-zeep imaging client (`clients/onvif_zeep_imaging.py`) as `user`; its
-/// JSON.
-fn zeep_imaging(server: &ServerProc, user: &str, password: &str, step: &str) -> serde_json::Value {
-    let (ok, stdout, stderr) = run_with_timeout(
-        Command::new(venv_python())
-            .arg(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/tests/clients/onvif_zeep_imaging.py"
-            ))
-            .args([
-                "127.0.0.1",
-                &server.http_port.to_string(),
-                user,
-                password,
-                step,
-            ]),
-        Duration::from_secs(120),
+/// Stops the server as a service manager does (SIGTERM, then waits) and returns what it
+/// left in its ONVIF state file.
+fn stop_and_read_state(server: &mut ServerProc) -> String {
+    let pid = server.child.id().to_string();
+    let _ = Command::new("kill").args(["-TERM", &pid]).status();
+    let _ = server.child.wait();
+    std::fs::read_to_string(server.dir.join("data/onvif-state.toml")).expect("the state file")
+}
+
+/// Runs the onvif-zeep client `clients/onvif_zeep_<client>.py` with the server's address,
+/// `user`, `password` and `args` (and `env`), within `limit`; its JSON. Fails the test with
+/// the client's output and our log when it fails.
+fn zeep(
+    server: &ServerProc,
+    client: &str,
+    user: &str,
+    password: &str,
+    args: &[&str],
+    env: &[(&str, String)],
+    limit: Duration,
+) -> serde_json::Value {
+    let script = format!(
+        "{}/tests/clients/onvif_zeep_{client}.py",
+        env!("CARGO_MANIFEST_DIR")
     );
+    let mut cmd = Command::new(venv_python());
+    cmd.arg(&script)
+        .args(["127.0.0.1", &server.http_port.to_string(), user, password])
+        .args(args)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())));
+    let (ok, stdout, stderr) = run_with_timeout(&mut cmd, limit);
     assert!(
         ok,
-        "onvif-zeep imaging {step} as {user} failed:\n{stdout}\n{stderr}\nserver log:\n{}",
+        "onvif-zeep {client} {args:?} as {user} failed:\n{stdout}\n{stderr}\nserver log:\n{}",
         server.log()
     );
     serde_json::from_str(stdout.trim())
-        .unwrap_or_else(|e| panic!("JSON from the client ({e}): {stdout}"))
+        .unwrap_or_else(|e| panic!("JSON from the {client} client ({e}): {stdout}"))
+}
+
+/// Runs the onvif-zeep imaging client (`clients/onvif_zeep_imaging.py`) as `user`; its
+/// JSON.
+fn zeep_imaging(server: &ServerProc, user: &str, password: &str, step: &str) -> serde_json::Value {
+    zeep(
+        server,
+        "imaging",
+        user,
+        password,
+        &[step],
+        &[],
+        Duration::from_secs(120),
+    )
 }
 
 /// The Imaging service through onvif-zeep (docs/onvif.md "Imaging service"): found in
@@ -388,11 +403,7 @@ fn zeep_adjusts_the_synthetic_picture_and_persistence_is_honoured() {
     );
 
     // A restart: what ForcePersistence kept comes back, the rest does not.
-    let pid = server.child.id().to_string();
-    let _ = Command::new("kill").args(["-TERM", &pid]).status();
-    let _ = server.child.wait();
-    let state =
-        std::fs::read_to_string(server.dir.join("data/onvif-state.toml")).expect("the state file");
+    let state = stop_and_read_state(&mut server);
     assert!(
         state.contains("[camera.cam1.imaging]")
             && state.contains("brightness = 70.0")
@@ -1120,27 +1131,15 @@ fn zeep_event_service_motion_talk_renew_unsubscribe() {
         "--duration",
         "1"
     ]);
-    let (ok, stdout, stderr) = run_with_timeout(
-        Command::new(venv_python())
-            .arg(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/tests/clients/onvif_zeep_events.py"
-            ))
-            .args([
-                "127.0.0.1",
-                &server.http_port.to_string(),
-                "vera",
-                "vera-pw-2",
-            ])
-            .env("IPCAMD_TALK_CMD", talk_cmd.to_string()),
+    let v = zeep(
+        &server,
+        "events",
+        "vera",
+        "vera-pw-2",
+        &[],
+        &[("IPCAMD_TALK_CMD", talk_cmd.to_string())],
         Duration::from_secs(120),
     );
-    assert!(
-        ok,
-        "onvif-zeep events flow failed:\n{stdout}\n{stderr}\nserver log:\n{}",
-        server.log()
-    );
-    let v: serde_json::Value = serde_json::from_str(stdout.trim()).expect("JSON from the client");
     eprintln!("events flow: {v}");
     assert_eq!(v["ws_pull_point_support"], true, "{v}");
     assert_eq!(v["fixed_topic_set"], true, "{v}");
@@ -1430,29 +1429,15 @@ fn zeep_config(
     step: &str,
     arg: &str,
 ) -> serde_json::Value {
-    let (ok, stdout, stderr) = run_with_timeout(
-        Command::new(venv_python())
-            .arg(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/tests/clients/onvif_zeep_config.py"
-            ))
-            .args([
-                "127.0.0.1",
-                &server.http_port.to_string(),
-                user,
-                password,
-                step,
-                arg,
-            ]),
+    zeep(
+        server,
+        "config",
+        user,
+        password,
+        &[step, arg],
+        &[],
         Duration::from_secs(90),
-    );
-    assert!(
-        ok,
-        "onvif-zeep {step} as {user} failed:\n{stdout}\n{stderr}\nserver log:\n{}",
-        server.log()
-    );
-    serde_json::from_str(stdout.trim())
-        .unwrap_or_else(|e| panic!("JSON from the client ({e}): {stdout}"))
+    )
 }
 
 /// `GET /api/recordings/cam1` with HTTP Digest (curl): whether its last section is being
@@ -1647,11 +1632,7 @@ fn zeep_sets_encoder_users_scopes_and_recording_and_it_persists() {
     );
 
     // A restart: the state file and the users file bring everything back.
-    let pid = server.child.id().to_string();
-    let _ = Command::new("kill").args(["-TERM", &pid]).status();
-    let _ = server.child.wait();
-    let state =
-        std::fs::read_to_string(server.dir.join("data/onvif-state.toml")).expect("the state file");
+    let state = stop_and_read_state(&mut server);
     assert!(
         state.contains("width = 640") && state.contains("recording = false"),
         "{state}"
