@@ -256,10 +256,8 @@ pub async fn serve(
     shutdown: Shutdown,
 ) {
     let counters = http.limit_counters.clone();
-    crate::net::accept::run_isolated(&counters, peer, "HTTP connection", async move {
-        serve_loop(http, stream, peer, local, shutdown).await
-    })
-    .await;
+    let run = Box::pin(serve_loop(http, stream, peer, local, shutdown));
+    crate::net::accept::run_isolated(&counters, peer, "HTTP connection", run).await;
 }
 
 async fn serve_loop(

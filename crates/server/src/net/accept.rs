@@ -227,10 +227,16 @@ fn refuse(mut stream: TcpStream, peer: SocketAddr, protocol: Protocol, reason: S
 /// Runs one connection's future in its own task and waits for it. A panic inside is
 /// caught by tokio, logged here and counted; the caller then cleans up that connection as
 /// after a normal close. Returns `false` when the task panicked.
-pub async fn run_isolated<F>(counters: &LimitCounters, peer: SocketAddr, what: &str, fut: F) -> bool
-where
-    F: Future<Output = ()> + Send + 'static,
-{
+///
+/// `fut` comes boxed: a connection's protocol loop is its largest state, and as an
+/// argument by value it would be stored in the caller's future (the accept task of every
+/// connection, for its whole life) as well as in its own task.
+pub async fn run_isolated(
+    counters: &LimitCounters,
+    peer: SocketAddr,
+    what: &str,
+    fut: std::pin::Pin<Box<dyn Future<Output = ()> + Send + 'static>>,
+) -> bool {
     match tokio::spawn(fut).await {
         Ok(()) => true,
         Err(e) => {
@@ -413,7 +419,11 @@ where
             let stream = match tls {
                 None => NetStream::Tcp(stream),
                 Some(tls) => {
-                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(stream)).await {
+                    // Boxed: the handshake's state is large and would size every
+                    // connection's task, TLS or not, for its whole life.
+                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, Box::pin(tls.accept(stream)))
+                        .await
+                    {
                         Ok(Ok(s)) => NetStream::Tls(Box::new(s)),
                         Ok(Err(e)) => {
                             tracing::info!(%peer, error = %e, "{what}: TLS handshake failed");
@@ -448,18 +458,23 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(50)).await;
             7
         });
-        let ok = run_isolated(&counters, peer, "test", async {
-            let v: Vec<u8> = Vec::new();
-            let i = v.len() + 3;
-            // An out-of-bounds index: the kind of bug this guards against.
-            #[allow(clippy::indexing_slicing)]
-            let _ = v[i];
-        })
+        let ok = run_isolated(
+            &counters,
+            peer,
+            "test",
+            Box::pin(async {
+                let v: Vec<u8> = Vec::new();
+                let i = v.len() + 3;
+                // An out-of-bounds index: the kind of bug this guards against.
+                #[allow(clippy::indexing_slicing)]
+                let _ = v[i];
+            }),
+        )
         .await;
         assert!(!ok);
         assert_eq!(counters.connection_panics.load(Ordering::Relaxed), 1);
         assert_eq!(other.await.ok(), Some(7));
-        assert!(run_isolated(&counters, peer, "test", async {}).await);
+        assert!(run_isolated(&counters, peer, "test", Box::pin(async {})).await);
         assert_eq!(counters.connection_panics.load(Ordering::Relaxed), 1);
     }
 

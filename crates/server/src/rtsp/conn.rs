@@ -98,7 +98,10 @@ impl Conn {
                 }
                 match decoded {
                     Ok(Some(Frame::Request(req))) => {
-                        if !self.serve_request(req).await {
+                        // Boxed: answering a request is the largest state of this
+                        // loop, and it would otherwise size the future (and the memory) of
+                        // every connection for as long as it lives.
+                        if !Box::pin(self.serve_request(req)).await {
                             return;
                         }
                     }

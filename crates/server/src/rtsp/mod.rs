@@ -54,10 +54,8 @@ pub async fn serve(
     let mut conn = conn::Conn::new(rtsp.clone(), peer, local, writer, conn_id, tls);
     // A panic (a bug) in the loop closes this connection only, and its sessions still end.
     let counters = rtsp.hub.limit_counters.clone();
-    crate::net::accept::run_isolated(&counters, peer, "RTSP connection", async move {
-        conn.run(rd, None, shutdown).await
-    })
-    .await;
+    let run = Box::pin(async move { conn.run(rd, None, shutdown).await });
+    crate::net::accept::run_isolated(&counters, peer, "RTSP connection", run).await;
     rtsp.hub.connection_closed(conn_id).await;
     tracing::debug!(%peer, conn_id, "RTSP connection closed");
 }
