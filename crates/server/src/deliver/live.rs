@@ -129,7 +129,7 @@ async fn run(d: LiveDelivery, stop: Arc<StopSignal>) {
                     .filter_map(|o| Some((o.sink.clone(), o.sr.report(now, false, &cname)?)))
                     .collect();
                 for (sink, sr) in reports {
-                    if let Err(e) = send_rtcp(&udp, &sink, sr).await {
+                    if let Err(e) = Box::pin(send_rtcp(&udp, &sink, sr)).await {
                         tracing::debug!(session = %session, error = %e, "RTCP write failed; stopping delivery");
                         return;
                     }
@@ -140,6 +140,9 @@ async fn run(d: LiveDelivery, stop: Arc<StopSignal>) {
 }
 
 /// Sends one batch: whether interleaved data was written, and the RTP bytes sent.
+///
+/// The UDP and RTCP sends are boxed: their states are large and rare for a TCP reader (an
+/// RTCP report every 5 s), and inline they would size every reader's task (its memory).
 async fn send_batch(
     udp: &UdpPair,
     outs: &mut [TrackOut],
@@ -202,11 +205,11 @@ async fn send_batch(
     while let Some(&(addr, _)) = rest.first() {
         let n = rest.iter().take_while(|(a, _)| *a == addr).count();
         let run: Vec<&Bytes> = rest[..n].iter().map(|(_, p)| *p).collect();
-        udp.send_rtp_all(&run, addr).await?;
+        Box::pin(udp.send_rtp_all(&run, addr)).await?;
         rest = &rest[n..];
     }
     for (sink, sr) in first_srs {
-        send_rtcp(udp, &sink, sr).await?;
+        Box::pin(send_rtcp(udp, &sink, sr)).await?;
     }
     Ok((wrote, bytes))
 }

@@ -121,7 +121,9 @@ impl Hub {
     pub async fn connection_closed(&self, conn: ConnId) {
         let actions = self.core().connection_closed(conn);
         lock(&self.writers).remove(&conn);
-        self.carry_out(actions, &mut Prepared::default()).await;
+        // Boxed: carrying out actions is a large state, and this future is part of every
+        // open connection's task (its memory) until the connection ends.
+        Box::pin(self.carry_out(actions, &mut Prepared::default())).await;
     }
 
     /// Closes every session (shutdown).
