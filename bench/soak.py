@@ -148,9 +148,18 @@ class Soak:
             while len(body) < want:
                 body += s.recv(4096)
             return head
-        req(f"DESCRIBE {url} RTSP/1.0\r\nCSeq: 1\r\nAccept: application/sdp\r\n\r\n")
+        d = req(f"DESCRIBE {url} RTSP/1.0\r\nCSeq: 1\r\nAccept: application/sdp\r\n\r\n")
+        if d.startswith("RTSP/1.0 503"):
+            # The camera is offline (the published one between two publisher runs): the
+            # right answer, not a failure.
+            s.close()
+            self.count("offline_answers")
+            return
         h = req(f"SETUP {url}/trackID=0 RTSP/1.0\r\nCSeq: 2\r\nTransport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n\r\n")
-        sid = re.search(r"Session:\s*([^;\r\n]+)", h).group(1)
+        m = re.search(r"Session:\s*([^;\r\n]+)", h)
+        if not m:
+            raise OSError(f"SETUP of {camera} answered without a session: {h.splitlines()[0] if h else '(nothing)'}")
+        sid = m.group(1)
         s.sendall(f"PLAY {url} RTSP/1.0\r\nCSeq: 3\r\nSession: {sid}\r\n\r\n".encode())
         if mode == "drop":
             end = time.time() + random.uniform(0, 2)
