@@ -26,6 +26,7 @@
 //! - [`auth`]: Digest (RFC 7616) and Basic authentication, nonces, roles.
 //! - [`rtsp`]: RTSP/1.0 messages (RFC 2326, liberal towards RFC 7826), headers, `$` interleaving.
 //! - [`tunnel`]: RTSP-over-HTTP tunnelling (GET/POST pair, base64 stream decoding).
+//! - [`http_query`]: query strings of HTTP request targets (`/get`, `/list`, exports).
 //! - [`http_range`]: `Range: bytes=` requests and `Content-Range` answers (MP4 export).
 //! - [`codec`]: what a track carries (codec parameters), shared by SDP and packetizers.
 //! - [`probe`]: picture sizes read from an H.264 SPS or a JPEG frame header.
@@ -37,6 +38,7 @@
 
 pub mod auth;
 pub mod codec;
+pub mod http_query;
 pub mod http_range;
 pub mod packet;
 pub mod probe;

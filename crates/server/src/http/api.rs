@@ -13,6 +13,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use ipcamd_proto::http_query::Query;
 use ipcamd_proto::http_range::{answer_range, content_range, unsatisfied_range, RangeAnswer};
 use ipcamd_proto::rtsp::server::replay::track_tokens;
 use ipcamd_proto::time::{format_iso8601, parse_utc};
@@ -393,12 +394,8 @@ async fn export_plan(
     name: &str,
     query: &str,
 ) -> Result<(ExportFile, i64), HttpResponse> {
-    let param = |k: &str| {
-        query
-            .split('&')
-            .find_map(|kv| kv.strip_prefix(k).and_then(|v| v.strip_prefix('=')))
-            .map(|v| v.replace("%3A", ":").replace("%3a", ":"))
-    };
+    let query = Query::parse(query).map_err(|e| json_error(400, "Bad Request", e.to_string()))?;
+    let param = |k: &str| query.get(k).map(str::to_owned);
     let (Some(from), Some(to)) = (param("from"), param("to")) else {
         return Err(json_error(
             400,

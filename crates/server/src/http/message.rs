@@ -20,10 +20,7 @@ pub struct HttpRequest {
 impl HttpRequest {
     /// The path without the query string, and the query string.
     pub fn path_and_query(&self) -> (&str, &str) {
-        self.head
-            .path
-            .split_once('?')
-            .unwrap_or((self.head.path.as_str(), ""))
+        ipcamd_proto::http_query::split_target(&self.head.path)
     }
 }
 

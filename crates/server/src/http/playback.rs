@@ -15,6 +15,7 @@
 //! encoding still works). A bad parameter gets 400 naming it and its value; an unknown
 //! path, or no footage in the range, 404. Authentication is that of `/api/...` (viewer).
 
+use ipcamd_proto::http_query::percent_encode as encode;
 use ipcamd_proto::time::{format_iso8601, parse_utc, UnixMicros};
 use ipcamd_store::{AsyncStore, Store};
 
@@ -30,49 +31,19 @@ fn bad(msg: String) -> HttpResponse {
     error(400, "Bad Request", msg)
 }
 
-/// Decodes `%XX` escapes; `None` for a broken escape or bytes that are not UTF-8.
-fn percent_decode(s: &str) -> Option<String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while let Some(&c) = b.get(i) {
-        if c == b'%' {
-            let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(c);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
-}
-
-/// The decoded query parameters (the first of a repeated key wins).
-struct Query(Vec<(String, String)>);
+/// The decoded query parameters (the first of a repeated key wins), read as `/list` and
+/// `/get` need them.
+struct Query(ipcamd_proto::http_query::Query);
 
 impl Query {
     fn parse(query: &str) -> Result<Query, HttpResponse> {
-        let mut v = Vec::new();
-        for kv in query.split('&').filter(|kv| !kv.is_empty()) {
-            let (k, val) = kv.split_once('=').unwrap_or((kv, ""));
-            let shown = |s: &str| s.chars().take(80).collect::<String>();
-            let (Some(k), Some(val)) = (percent_decode(k), percent_decode(val)) else {
-                return Err(bad(format!(
-                    "query parameter {:?}: broken percent-encoding",
-                    shown(kv)
-                )));
-            };
-            v.push((k, val));
-        }
-        Ok(Query(v))
+        ipcamd_proto::http_query::Query::parse(query)
+            .map(Query)
+            .map_err(|e| bad(e.to_string()))
     }
 
     fn get(&self, key: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
+        self.0.get(key)
     }
 
     /// The camera named by `path` (a camera name, leading `/` allowed).
@@ -109,19 +80,6 @@ fn rfc3339_micros(t: UnixMicros) -> String {
     let ms = format_iso8601(t);
     let base = ms.strip_suffix('Z').unwrap_or(&ms);
     format!("{base}{:03}Z", t.rem_euclid(1000))
-}
-
-/// Percent-encodes a query value (everything but unreserved characters).
-fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
 }
 
 /// `/list` or `/get` (`path` is the request path without the query).
@@ -264,19 +222,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn decodes_and_encodes() {
-        assert_eq!(
-            percent_decode("2024-01-14T16%3A33%3A17%2B00%3A00").as_deref(),
-            Some("2024-01-14T16:33:17+00:00")
-        );
-        assert_eq!(percent_decode("a+b").as_deref(), Some("a+b"));
-        assert_eq!(percent_decode("%zz"), None);
-        assert_eq!(percent_decode("%4"), None);
-        assert_eq!(percent_decode("%C3%A9").as_deref(), Some("é"));
-        assert_eq!(
-            encode("2026-01-01T00:00:00.5Z"),
-            "2026-01-01T00%3A00%3A00.5Z"
-        );
+    fn bad_query_names_the_pair() {
+        let Err(r) = Query::parse("path=cam1&start=%zz") else {
+            panic!("broken escape accepted");
+        };
+        assert_eq!(r.status, 400);
+        let super::super::message::Body::Full(body) = r.body else {
+            panic!("not a full body");
+        };
+        let body = String::from_utf8_lossy(&body);
+        assert!(body.contains("start=%zz"), "{body}");
     }
 
     #[test]
