@@ -58,16 +58,24 @@ impl NonceCache {
 
     /// Records `nonce`; false if it was already seen since `now - window`.
     fn insert(&mut self, nonce: &str, now: UnixMicros, window_us: i64) -> bool {
+        let oldest_kept = now.saturating_sub(window_us);
         while let Some((n, t)) = self.order.front() {
-            if *t < now - window_us || self.order.len() >= self.capacity {
-                self.seen.remove(n);
-                self.order.pop_front();
-            } else {
+            if *t >= oldest_kept {
                 break;
             }
+            self.seen.remove(n);
+            self.order.pop_front();
         }
         if self.seen.contains_key(nonce) {
             return false;
+        }
+        // Room for the new nonce, made only now: evicting before the check above would
+        // forget one nonce too many (with a capacity of 1, a token replayed at once).
+        while self.order.len() >= self.capacity {
+            let Some((n, _)) = self.order.pop_front() else {
+                break;
+            };
+            self.seen.remove(&n);
         }
         self.seen.insert(nonce.to_owned(), now);
         self.order.push_back((nonce.to_owned(), now));
@@ -416,6 +424,27 @@ mod tests {
         assert!(c.seen.len() <= 2);
         // Expired entries go.
         assert!(c.insert("a", 100, 10));
+    }
+
+    /// Found by the `wsse` fuzz target (fuzz/seeds/wsse/regression-replay-cache-of-one):
+    /// the cache made room before looking the nonce up, so it remembered one nonce fewer
+    /// than its capacity, and a cache of 1 let a token through twice in a row.
+    #[test]
+    fn nonce_cache_holds_its_capacity() {
+        let mut c = NonceCache::new(1);
+        assert!(c.insert("a", 0, 10));
+        assert!(!c.insert("a", 0, 10), "replayed at once");
+        let mut c = NonceCache::new(2);
+        assert!(c.insert("a", 0, 10));
+        assert!(c.insert("b", 1, 10));
+        assert!(!c.insert("a", 2, 10) && !c.insert("b", 2, 10));
+        // A third nonce pushes out the oldest only.
+        assert!(c.insert("c", 3, 10));
+        assert!(!c.insert("b", 3, 10) && !c.insert("c", 3, 10));
+        assert!(c.insert("a", 3, 10));
+        assert_eq!((c.seen.len(), c.order.len()), (2, 2));
+        // Times far from zero do not overflow.
+        assert!(c.insert("d", i64::MIN, i64::MAX));
     }
 
     pub struct OneUser;
