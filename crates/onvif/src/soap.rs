@@ -186,7 +186,10 @@ pub fn parse_request(body: &[u8]) -> Result<Request, Fault> {
         ));
     }
     let mut reader = NsReader::from_reader(body);
-    reader.config_mut().trim_text(true);
+    // Text is trimmed as a whole value at its end tag, not per text event: quick-xml splits
+    // text at every entity reference, and trimming the pieces dropped the spaces next to
+    // one (`a &amp; b` read as `a&b`, so a password set by CreateUsers was not the one sent).
+    reader.config_mut().trim_text(false);
     // Element stack: (namespace, local name).
     let mut stack: Vec<(String, String)> = Vec::new();
     let mut req = Request::default();
@@ -300,7 +303,7 @@ pub fn parse_request(body: &[u8]) -> Result<Request, Fault> {
                     }
                 } else if let Some(d) = op_depth {
                     if stack.len() > d && !value.trim().is_empty() {
-                        req.args.push((local, value));
+                        req.args.push((local, value.trim().to_owned()));
                     }
                 }
             }
@@ -350,6 +353,29 @@ mod tests {
         assert_eq!(t.nonce, "LKqI6G/AikKCQrN0zqZFlg==");
         assert_eq!(t.created, "2010-09-16T07:50:45Z");
         assert!(t.password_type.ends_with("#PasswordDigest"));
+    }
+
+    /// Found by the `wsse` fuzz target (fuzz/seeds/wsse/regression-space-between-references):
+    /// the spaces next to an entity reference were lost.
+    #[test]
+    fn spaces_next_to_references_are_kept() {
+        let x = r#"<e:Envelope xmlns:e="http://www.w3.org/2003/05/soap-envelope"><e:Header><wsse:Security xmlns:wsse="http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"><wsse:UsernameToken><wsse:Username> a &amp; b </wsse:Username><wsse:Created>&apos; &apos;</wsse:Created></wsse:UsernameToken></wsse:Security></e:Header><e:Body><CreateUsers xmlns="http://www.onvif.org/ver10/device/wsdl"><User>
+          <Username>x</Username>
+          <Password>p &lt; q</Password>
+        </User></CreateUsers></e:Body></e:Envelope>"#;
+        let r = parse_request(x.as_bytes()).unwrap();
+        let t = r.username_token.clone().unwrap();
+        assert_eq!(t.username, "a & b");
+        assert_eq!(t.created, "' '");
+        assert_eq!(r.arg("Password"), Some("p < q"));
+        // Whole values are trimmed, and whitespace between elements is no argument.
+        assert_eq!(
+            r.args,
+            vec![
+                ("Username".to_owned(), "x".to_owned()),
+                ("Password".to_owned(), "p < q".to_owned())
+            ]
+        );
     }
 
     #[test]
