@@ -31,6 +31,10 @@ use crate::{lock, SectionInfo, Store, StoreError};
 
 /// Segments kept decoded (and pinned) per reader.
 const CACHE: usize = 3;
+/// Bytes of a segment file read at once (at least one frame): the frames after the one asked
+/// for are sliced from the same buffer without another system call or copy. About what a
+/// loopback or LAN socket's send buffer takes in one write (docs/store.md "Read path").
+const READ_AHEAD: usize = 1 << 20;
 
 /// One stored access unit, as a reader returns it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,6 +114,8 @@ pub struct Reader {
     /// Wallclock of the last unit `next_forward` returned.
     fwd_last: UnixMicros,
     logged: HashSet<i64>,
+    /// The last bytes read from a segment file: its row id, where they start, the bytes.
+    ahead: Option<(i64, u64, Bytes)>,
 }
 
 /// A located unit: its segment row and decoded frames, and its index.
@@ -133,6 +139,7 @@ impl Reader {
             rev: Cursor::Seek(UnixMicros::MAX),
             fwd_last: UnixMicros::MIN,
             logged: HashSet::new(),
+            ahead: None,
         };
         let latest: Option<i64> = conn
             .query_row(
@@ -600,7 +607,7 @@ impl Reader {
             );
             return Ok(None);
         };
-        let data = match read_at(l, meta.offset, meta.size) {
+        let data = match read_at(&mut self.ahead, l, meta.offset, meta.size) {
             Ok(data) => data,
             Err(e) => {
                 tracing::warn!(
@@ -731,17 +738,46 @@ fn note_bad_frame(camera: &str, l: &mut Loaded, idx: usize, why: &str) {
     }
 }
 
-fn read_at(l: &mut Loaded, offset: u64, size: u32) -> std::io::Result<Bytes> {
+/// The `size` bytes at `offset` of segment `l`: a slice of `ahead` when it holds them, else
+/// read with up to [`READ_AHEAD`] bytes after them into a new `ahead`. The read never goes
+/// past the end of the last frame the index lists, so a growing file's unfinished tail is
+/// never kept (the recorder writes a frame before it indexes it).
+fn read_at(
+    ahead: &mut Option<(i64, u64, Bytes)>,
+    l: &mut Loaded,
+    offset: u64,
+    size: u32,
+) -> std::io::Result<Bytes> {
+    let end = offset + u64::from(size);
+    if let Some((id, start, buf)) = ahead.as_ref() {
+        if *id == l.row.id && offset >= *start && end <= start + buf.len() as u64 {
+            let from = (offset - start) as usize;
+            return Ok(buf.slice(from..from + size as usize));
+        }
+    }
     if l.file.is_none() {
         l.file = Some(File::open(&l.path)?);
     }
     let Some(file) = l.file.as_mut() else {
         return Err(std::io::Error::other("no file"));
     };
+    let indexed_end = l.frames.iter().map(|f| f.offset + u64::from(f.size)).max();
+    let want = indexed_end
+        .unwrap_or(end)
+        .min(offset + READ_AHEAD as u64)
+        .max(end);
+    let len = (want - offset) as usize;
     file.seek(SeekFrom::Start(offset))?;
-    let mut buf = vec![0u8; size as usize];
-    file.read_exact(&mut buf)?;
-    Ok(Bytes::from(buf))
+    // `read_to_end` fills the spare capacity without zeroing it first.
+    let mut buf = Vec::with_capacity(len);
+    file.take(len as u64).read_to_end(&mut buf)?;
+    if buf.len() < size as usize {
+        return Err(std::io::ErrorKind::UnexpectedEof.into());
+    }
+    let buf = Bytes::from(buf);
+    let data = buf.slice(..size as usize);
+    *ahead = Some((l.row.id, offset, buf));
+    Ok(data)
 }
 
 fn track_set<'a>(
