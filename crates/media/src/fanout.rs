@@ -326,8 +326,7 @@ impl Stream {
         }
         let rtp_timestamp = (au.pts as u32).wrapping_add(state.ts_offset);
         let first_seq = state.next_seq;
-        let mut buf =
-            BytesMut::with_capacity(payloads.iter().map(|p| p.data.len() + 12).sum::<usize>());
+        let mut buf = BytesMut::with_capacity(payloads.iter().map(|p| p.len() + 12).sum::<usize>());
         let mut packets = Vec::with_capacity(payloads.len());
         for p in &payloads {
             let header = RtpHeader {
@@ -342,7 +341,8 @@ impl Stream {
                     data: e,
                 }),
             };
-            write_rtp(&header, &p.data, &mut buf);
+            write_rtp(&header, &[], &mut buf);
+            p.write_to(&mut buf);
             packets.push(buf.split().freeze());
             state.next_seq = state.next_seq.wrapping_add(1);
         }

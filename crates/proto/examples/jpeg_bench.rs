@@ -55,7 +55,7 @@ fn main() {
                     data: e,
                 }),
             };
-            write_rtp(&header, &pl.data, &mut b);
+            write_rtp(&header, &pl.to_bytes(), &mut b);
             b
         })
         .collect();

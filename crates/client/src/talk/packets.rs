@@ -305,7 +305,7 @@ impl<R: std::io::Read + Send> PacketSource for AacPackets<R> {
         let last = payloads.len().saturating_sub(1);
         self.queue
             .extend(payloads.into_iter().enumerate().map(|(i, p)| MediaPacket {
-                payload: p.data.to_vec(),
+                payload: p.to_bytes().to_vec(),
                 marker: p.marker,
                 offset,
                 duration: if i == last { duration } else { 0 },

@@ -22,8 +22,8 @@ use bytes::{BufMut, Bytes, BytesMut};
 use thiserror::Error;
 
 use super::{
-    DepacketizeError, DepacketizedUnit, Depacketizer, PacketizeError, Packetizer, RtpPayload,
-    SeqStep, SeqTracker, MAX_ACCESS_UNIT,
+    DepacketizeError, DepacketizedUnit, Depacketizer, PacketizeError, Packetizer, PayloadHead,
+    RtpPayload, SeqStep, SeqTracker, MAX_ACCESS_UNIT,
 };
 use crate::rtp::RtpPacket;
 
@@ -235,7 +235,8 @@ impl Packetizer for AacPacketizer {
             p.put_slice(&header);
             p.put_slice(piece);
             out.push(RtpPayload {
-                data: p.freeze(),
+                head: PayloadHead::NONE,
+                body: p.freeze(),
                 marker: i + 1 == count,
                 ts_offset: 0,
                 header_ext: None,
@@ -452,8 +453,8 @@ mod tests {
         assert_eq!(out.len(), 1);
         assert!(out[0].marker);
         // AU-headers-length 16, size 300 = 0b0_0001_0010_1100 << 3 | index 0.
-        assert_eq!(&out[0].data[..4], &[0x00, 0x10, 0x09, 0x60]);
-        assert_eq!(&out[0].data[4..], &au[..]);
+        assert_eq!(&out[0].to_bytes()[..4], &[0x00, 0x10, 0x09, 0x60]);
+        assert_eq!(&out[0].to_bytes()[4..], &au[..]);
         let (units, errors) = feed(&mut AacDepacketizer::new(1024), &to_packets(&out, 0, 5));
         assert!(errors.is_empty());
         assert_eq!(units.len(), 1);
@@ -469,13 +470,13 @@ mod tests {
         let mut out = Vec::new();
         p.packetize(&au, &mut out).unwrap();
         assert_eq!(out.len(), 3);
-        assert!(out.iter().all(|p| p.data.len() <= 104));
+        assert!(out.iter().all(|p| p.to_bytes().len() <= 104));
         assert_eq!(
             out.iter().map(|p| p.marker).collect::<Vec<_>>(),
             vec![false, false, true]
         );
         // Every fragment's AU-header carries the whole AU size.
-        assert!(out.iter().all(|p| p.data[..4] == au_header(250)));
+        assert!(out.iter().all(|p| p.to_bytes()[..4] == au_header(250)));
         let mut packets = to_packets(&out, 0, 0);
         let mut next = Vec::new();
         p.packetize(&au.slice(..10), &mut next).unwrap();
@@ -508,7 +509,8 @@ mod tests {
         payload.extend_from_slice(&[1, 1, 2, 2, 2, 3]);
         let packets = to_packets(
             &[RtpPayload {
-                data: Bytes::from(payload.clone()),
+                head: PayloadHead::NONE,
+                body: Bytes::from(payload.clone()),
                 marker: true,
                 ts_offset: 0,
                 header_ext: None,
@@ -529,7 +531,8 @@ mod tests {
         payload[7] = 2 << 3;
         let packets = to_packets(
             &[RtpPayload {
-                data: Bytes::from(payload),
+                head: PayloadHead::NONE,
+                body: Bytes::from(payload),
                 marker: true,
                 ts_offset: 0,
                 header_ext: None,

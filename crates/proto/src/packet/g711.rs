@@ -17,8 +17,8 @@ use std::collections::VecDeque;
 use bytes::Bytes;
 
 use super::{
-    DepacketizeError, DepacketizedUnit, Depacketizer, PacketizeError, Packetizer, RtpPayload,
-    SeqStep, SeqTracker,
+    DepacketizeError, DepacketizedUnit, Depacketizer, PacketizeError, Packetizer, PayloadHead,
+    RtpPayload, SeqStep, SeqTracker,
 };
 use crate::rtp::RtpPacket;
 
@@ -57,7 +57,8 @@ impl Packetizer for G711Packetizer {
         while offset < au.len() {
             let end = (offset + chunk).min(au.len());
             out.push(RtpPayload {
-                data: au.slice(offset..end),
+                head: PayloadHead::NONE,
+                body: au.slice(offset..end),
                 marker: false,
                 ts_offset: (offset / self.channels) as u32,
                 header_ext: None,
@@ -123,7 +124,7 @@ mod tests {
         p.packetize(&au, &mut out).unwrap();
         assert_eq!(
             out.iter()
-                .map(|p| (p.data.len(), p.ts_offset, p.marker))
+                .map(|p| (p.to_bytes().len(), p.ts_offset, p.marker))
                 .collect::<Vec<_>>(),
             vec![(400, 0, false), (400, 400, false), (200, 800, false)]
         );
@@ -131,7 +132,7 @@ mod tests {
         let mut p = G711Packetizer::new(401, 2);
         out.clear();
         p.packetize(&au, &mut out).unwrap();
-        assert_eq!(out[0].data.len(), 400);
+        assert_eq!(out[0].to_bytes().len(), 400);
         assert_eq!(out[1].ts_offset, 200);
         assert!(G711Packetizer::new(1, 2).packetize(&au, &mut out).is_err());
     }

@@ -20,11 +20,11 @@
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 
 use super::{
     split_annex_b, AnnexBAssembler, DepacketizeError, NalDepacketizer, PacketizeError, Packetizer,
-    RtpPayload,
+    PayloadHead, RtpPayload,
 };
 
 const CODEC: &str = "H264";
@@ -130,10 +130,8 @@ impl Packetizer for H264Packetizer {
             let body = nal.slice(1..);
             let chunk = self.max_payload - 2;
             let count = body.len().div_ceil(chunk);
-            // One allocation for all the fragments of the NAL unit (each packet a view
-            // of it), not one per packet.
-            let mut buf = BytesMut::with_capacity(body.len() + 2 * count);
-            for (i, piece) in body.chunks(chunk).enumerate() {
+            // Each fragment's body is a view of the NAL unit: no copy.
+            for i in 0..count {
                 let mut fu_header = header & 0x1f;
                 if i == 0 {
                     fu_header |= 0x80;
@@ -141,10 +139,11 @@ impl Packetizer for H264Packetizer {
                 if i + 1 == count {
                     fu_header |= 0x40;
                 }
-                buf.put_u8(indicator);
-                buf.put_u8(fu_header);
-                buf.put_slice(piece);
-                out.push(RtpPayload::new(buf.split().freeze()));
+                let piece = body.slice(i * chunk..((i + 1) * chunk).min(body.len()));
+                out.push(RtpPayload {
+                    head: PayloadHead::new(&[indicator, fu_header]),
+                    ..RtpPayload::new(piece)
+                });
             }
         }
         if let Some(last) = out[start..].last_mut() {
@@ -288,23 +287,29 @@ mod tests {
             let n = nal(1, len, 7);
             let out = packetize(max, &annex_b(&[&n]));
             assert_eq!(out.len(), packets, "NAL of {len}");
-            assert!(out.iter().all(|p| p.data.len() <= max), "NAL of {len}");
+            assert!(
+                out.iter().all(|p| p.to_bytes().len() <= max),
+                "NAL of {len}"
+            );
             assert_eq!(
                 out.iter().map(|p| p.marker).collect::<Vec<_>>(),
                 (0..packets).map(|i| i + 1 == packets).collect::<Vec<_>>()
             );
             if packets == 1 {
-                assert_eq!(&out[0].data[..], &n[..]);
+                assert_eq!(&out[0].to_bytes()[..], &n[..]);
                 continue;
             }
             // FU indicator keeps F/NRI, type 28; FU header S/E bits and the NAL type.
-            assert_eq!(out[0].data[0], 0x60 | FU_A);
-            assert_eq!(out[0].data[1], 0x80 | 1);
-            assert_eq!(out[packets - 1].data[1], 0x40 | 1);
+            assert_eq!(out[0].to_bytes()[0], 0x60 | FU_A);
+            assert_eq!(out[0].to_bytes()[1], 0x80 | 1);
+            assert_eq!(out[packets - 1].to_bytes()[1], 0x40 | 1);
             for mid in &out[1..packets - 1] {
-                assert_eq!(mid.data[1], 1);
+                assert_eq!(mid.to_bytes()[1], 1);
             }
-            let body: Vec<u8> = out.iter().flat_map(|p| p.data[2..].to_vec()).collect();
+            let body: Vec<u8> = out
+                .iter()
+                .flat_map(|p| p.to_bytes()[2..].to_vec())
+                .collect();
             assert_eq!(&body[..], &n[1..]);
         }
     }
@@ -316,7 +321,7 @@ mod tests {
         let aud = [0x09, 0xf0];
         let mut out = Vec::new();
         p.packetize(&annex_b(&[&aud, &idr]), &mut out).unwrap();
-        let datas: Vec<&[u8]> = out.iter().map(|p| &p.data[..]).collect();
+        let datas: Vec<&[u8]> = out.iter().map(|p| &p.body[..]).collect();
         assert_eq!(datas, vec![SPS, PPS, &idr[..]]);
         // A non-IDR access unit gets nothing added.
         out.clear();
@@ -331,7 +336,7 @@ mod tests {
         assert_eq!(out.len(), 3);
         out.clear();
         p.packetize(&annex_b(&[&idr]), &mut out).unwrap();
-        assert_eq!(&out[0].data[..], &sps2);
+        assert_eq!(&out[0].to_bytes()[..], &sps2);
         // Errors.
         assert_eq!(
             p.packetize(&Bytes::new(), &mut out),

@@ -21,11 +21,11 @@
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 
 use super::{
     split_annex_b, AnnexBAssembler, DepacketizeError, NalDepacketizer, PacketizeError, Packetizer,
-    RtpPayload,
+    PayloadHead, RtpPayload,
 };
 
 const CODEC: &str = "H265";
@@ -126,10 +126,8 @@ impl Packetizer for H265Packetizer {
             let body = nal.slice(2..);
             let chunk = self.max_payload - 3;
             let count = body.len().div_ceil(chunk);
-            // One allocation for all the fragments of the NAL unit (each packet a view
-            // of it), not one per packet.
-            let mut buf = BytesMut::with_capacity(body.len() + 3 * count);
-            for (i, piece) in body.chunks(chunk).enumerate() {
+            // Each fragment's body is a view of the NAL unit: no copy.
+            for i in 0..count {
                 let mut fu_header = ty;
                 if i == 0 {
                     fu_header |= 0x80;
@@ -137,11 +135,11 @@ impl Packetizer for H265Packetizer {
                 if i + 1 == count {
                     fu_header |= 0x40;
                 }
-                buf.put_u8((h0 & 0x81) | (FU << 1));
-                buf.put_u8(h1);
-                buf.put_u8(fu_header);
-                buf.put_slice(piece);
-                out.push(RtpPayload::new(buf.split().freeze()));
+                let piece = body.slice(i * chunk..((i + 1) * chunk).min(body.len()));
+                out.push(RtpPayload {
+                    head: PayloadHead::new(&[(h0 & 0x81) | (FU << 1), h1, fu_header]),
+                    ..RtpPayload::new(piece)
+                });
             }
         }
         if let Some(last) = out[start..].last_mut() {
@@ -289,16 +287,19 @@ mod tests {
             let n = nal(1, len, 5);
             let out = packetize(max, &annex_b(&[&n]));
             assert_eq!(out.len(), packets, "NAL of {len}");
-            assert!(out.iter().all(|p| p.data.len() <= max));
+            assert!(out.iter().all(|p| p.to_bytes().len() <= max));
             assert!(out.last().unwrap().marker);
             assert_eq!(out.iter().filter(|p| p.marker).count(), 1);
             if packets == 1 {
-                assert_eq!(&out[0].data[..], &n[..]);
+                assert_eq!(&out[0].to_bytes()[..], &n[..]);
                 continue;
             }
-            assert_eq!(&out[0].data[..3], &[FU << 1, 0x01, 0x80 | 1]);
-            assert_eq!(out[packets - 1].data[2], 0x40 | 1);
-            let body: Vec<u8> = out.iter().flat_map(|p| p.data[3..].to_vec()).collect();
+            assert_eq!(&out[0].to_bytes()[..3], &[FU << 1, 0x01, 0x80 | 1]);
+            assert_eq!(out[packets - 1].to_bytes()[2], 0x40 | 1);
+            let body: Vec<u8> = out
+                .iter()
+                .flat_map(|p| p.to_bytes()[3..].to_vec())
+                .collect();
             assert_eq!(&body[..], &n[2..]);
         }
     }

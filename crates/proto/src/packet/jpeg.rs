@@ -44,8 +44,8 @@ use bytes::{BufMut, Bytes, BytesMut};
 use thiserror::Error;
 
 use super::{
-    DepacketizeError, DepacketizedUnit, Depacketizer, PacketizeError, Packetizer, RtpPayload,
-    SeqStep, SeqTracker, MAX_ACCESS_UNIT,
+    DepacketizeError, DepacketizedUnit, Depacketizer, PacketizeError, Packetizer, PayloadHead,
+    RtpPayload, SeqStep, SeqTracker, MAX_ACCESS_UNIT,
 };
 use crate::rtp::RtpPacket;
 
@@ -643,7 +643,8 @@ impl Packetizer for JpegPacketizer {
             }
             p.put_slice(&scan[offset..end]);
             out.push(RtpPayload {
-                data: p.freeze(),
+                head: PayloadHead::NONE,
+                body: p.freeze(),
                 marker: end == scan.len(),
                 ts_offset: 0,
                 header_ext: header_ext.take(),
@@ -1133,12 +1134,12 @@ mod tests {
             let out = packetize(max, data);
             let scan_len = parse_jfif(data).unwrap().scan.len();
             let fixed = if dri > 0 { 12 } else { 8 };
-            assert!(out.iter().all(|p| p.data.len() <= max), "{name}");
+            assert!(out.iter().all(|p| p.to_bytes().len() <= max), "{name}");
             assert_eq!(out.iter().filter(|p| p.marker).count(), 1);
             assert!(out.last().unwrap().marker);
             let mut expected_offset = 0;
             for (i, p) in out.iter().enumerate() {
-                let d = &p.data;
+                let d = &p.to_bytes();
                 let offset = u32::from_be_bytes([0, d[1], d[2], d[3]]) as usize;
                 assert_eq!(offset, expected_offset, "{name} packet {i}");
                 assert_eq!(&d[4..8], &[jpeg_type, 255, 40, 30]);
@@ -1157,7 +1158,7 @@ mod tests {
             // The tables are the DQT bytes of the file.
             let dqt = find_marker(data, 0xdb);
             assert_eq!(
-                &out[0].data[fixed + 4..fixed + 68],
+                &out[0].to_bytes()[fixed + 4..fixed + 68],
                 &data[dqt + 5..dqt + 69]
             );
         }
@@ -1272,7 +1273,8 @@ mod tests {
         p.extend_from_slice(&F420[jpeg.scan]);
         let packets = to_packets(
             &[RtpPayload {
-                data: Bytes::from(p),
+                head: PayloadHead::NONE,
+                body: Bytes::from(p),
                 marker: true,
                 ts_offset: 0,
                 header_ext: None,
@@ -1291,15 +1293,15 @@ mod tests {
     fn cached_tables_for_q_128_to_254() {
         let mut payloads = packetize(1000, F420);
         for p in &mut payloads {
-            let mut d = p.data.to_vec();
+            let mut d = p.to_bytes().to_vec();
             d[5] = 200;
-            p.data = Bytes::from(d);
+            p.body = Bytes::from(d);
         }
         // Second frame: same Q, table header with length 0.
         let mut second = payloads.clone();
-        let mut d = second[0].data.to_vec();
+        let mut d = second[0].to_bytes().to_vec();
         d.splice(8..8 + 4 + 128, [0, 0, 0, 0]);
-        second[0].data = Bytes::from(d);
+        second[0].body = Bytes::from(d);
         let mut packets = to_packets(&payloads, 0, 0);
         packets.extend(to_packets(&second, payloads.len() as u16, 3000));
         let (units, errors) = feed(&mut JpegDepacketizer::new(), &packets);
@@ -1459,10 +1461,10 @@ mod tests {
                 assert!(payloads[1..].iter().all(|p| p.header_ext.is_none()));
                 let ext_len = payloads[0].header_ext.as_ref().unwrap().len();
                 assert_eq!(ext_len % 4, 0);
-                assert!(payloads[0].data.len() + 4 + ext_len <= max, "{name}");
-                assert!(payloads.iter().all(|p| p.data.len() <= max));
+                assert!(payloads[0].to_bytes().len() + 4 + ext_len <= max, "{name}");
+                assert!(payloads.iter().all(|p| p.to_bytes().len() <= max));
                 // RFC 2435 fields: size in blocks where it fits, else 0.
-                let d = &payloads[0].data;
+                let d = &payloads[0].to_bytes();
                 let field = |v: u16| u8::try_from(v.div_ceil(8)).unwrap_or(0);
                 assert_eq!((d[6], d[7]), (field(w), field(h)), "{name}");
                 assert_eq!(d[5], 255);
@@ -1520,7 +1522,7 @@ mod tests {
                         data: b,
                     }),
                 },
-                &p.data,
+                &p.to_bytes(),
                 &mut out,
             );
             if i == 0 {

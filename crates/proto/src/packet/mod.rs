@@ -51,10 +51,44 @@ pub const DEFAULT_MAX_PAYLOAD: usize = 1400;
 /// hostile stream) is dropped.
 pub const MAX_ACCESS_UNIT: usize = 16 * 1024 * 1024;
 
-/// One RTP payload (no RTP header).
+/// Up to 3 bytes sent before an RTP payload's body: the FU indicator and header of an H.264
+/// fragment (2 bytes) or the payload header and FU header of an H.265 one (3 bytes). With
+/// them apart, a fragment's body is a view of the access unit, never a copy of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PayloadHead {
+    bytes: [u8; 3],
+    len: u8,
+}
+
+impl PayloadHead {
+    /// No bytes before the body.
+    pub const NONE: PayloadHead = PayloadHead {
+        bytes: [0; 3],
+        len: 0,
+    };
+
+    /// The first three bytes of `b` at most.
+    pub fn new(b: &[u8]) -> PayloadHead {
+        let mut bytes = [0; 3];
+        let len = b.len().min(3);
+        bytes[..len].copy_from_slice(&b[..len]);
+        PayloadHead {
+            bytes,
+            len: len as u8,
+        }
+    }
+
+    pub fn as_slice(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+}
+
+/// One RTP payload (no RTP header): `head` then `body`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RtpPayload {
-    pub data: Bytes,
+    /// Written before `body` (fragmentation headers); empty for most packets.
+    pub head: PayloadHead,
+    pub body: Bytes,
     /// The RTP marker bit for this packet.
     pub marker: bool,
     /// Add to the access unit's RTP timestamp for this packet. Zero except for G.711, whose
@@ -68,13 +102,40 @@ pub struct RtpPayload {
 }
 
 impl RtpPayload {
-    fn new(data: Bytes) -> RtpPayload {
+    /// A payload of `body` alone.
+    pub fn new(body: Bytes) -> RtpPayload {
         RtpPayload {
-            data,
+            head: PayloadHead::NONE,
+            body,
             marker: false,
             ts_offset: 0,
             header_ext: None,
         }
+    }
+
+    /// Bytes of the payload (head and body).
+    pub fn len(&self) -> usize {
+        self.head.as_slice().len() + self.body.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Appends the payload (head, then body) to `buf`.
+    pub fn write_to(&self, buf: &mut impl BufMut) {
+        buf.put_slice(self.head.as_slice());
+        buf.put_slice(&self.body);
+    }
+
+    /// The payload in one piece: the body itself when there is no head, else a copy.
+    pub fn to_bytes(&self) -> Bytes {
+        if self.head.as_slice().is_empty() {
+            return self.body.clone();
+        }
+        let mut b = BytesMut::with_capacity(self.len());
+        self.write_to(&mut b);
+        b.freeze()
     }
 }
 
@@ -505,7 +566,7 @@ pub(crate) mod testutil {
                             data: e,
                         }),
                     },
-                    &p.data,
+                    &p.to_bytes(),
                     &mut out,
                 );
                 out
@@ -748,7 +809,7 @@ mod robustness {
                 if p.packetize(&au, &mut out).is_ok() {
                     // Opaque payloads go out as the camera sent them, whatever their size.
                     assert!(
-                        codec.is_opaque() || out.iter().all(|p| p.data.len() <= max),
+                        codec.is_opaque() || out.iter().all(|p| p.to_bytes().len() <= max),
                         "{codec:?} {max}"
                     );
                 } else {

@@ -62,11 +62,9 @@ impl Packetizer for OpaquePacketizer {
         if recs.is_empty() {
             return Err(PacketizeError::Empty { codec: CODEC });
         }
-        out.extend(recs.into_iter().map(|(data, marker)| RtpPayload {
-            data,
+        out.extend(recs.into_iter().map(|(body, marker)| RtpPayload {
             marker,
-            ts_offset: 0,
-            header_ext: None,
+            ..RtpPayload::new(body)
         }));
         Ok(())
     }
@@ -191,7 +189,7 @@ mod tests {
         for u in &units {
             p.packetize(&u.data, &mut out).expect("packetize");
         }
-        let got: Vec<(&[u8], bool)> = out.iter().map(|o| (&o.data[..], o.marker)).collect();
+        let got: Vec<(&[u8], bool)> = out.iter().map(|o| (&o.body[..], o.marker)).collect();
         assert_eq!(
             got,
             [

@@ -453,7 +453,7 @@ impl Wire {
                 }),
             };
             o.seq = o.seq.wrapping_add(1);
-            o.sr.count(p.data.len());
+            o.sr.count(p.len());
             match &o.sink {
                 Sink::Interleaved {
                     writer,
@@ -463,14 +463,15 @@ impl Wire {
                     if self.tcp_writer.is_none() {
                         self.tcp_writer = Some(writer.clone());
                     }
-                    let len = 12 + 4 + body.len() + p.data.len();
+                    let len = 12 + 4 + body.len() + p.len();
                     self.heads.put_slice(&write_interleaved(*rtp_channel, len));
-                    write_rtp(&header, &[], &mut self.heads);
-                    self.tcp.push((self.heads.len(), p.data.clone()));
+                    write_rtp(&header, p.head.as_slice(), &mut self.heads);
+                    self.tcp.push((self.heads.len(), p.body.clone()));
                 }
                 Sink::Udp { rtp, .. } => {
-                    let mut b = BytesMut::with_capacity(28 + p.data.len());
-                    write_rtp(&header, &p.data, &mut b);
+                    let mut b = BytesMut::with_capacity(28 + p.len());
+                    write_rtp(&header, &[], &mut b);
+                    p.write_to(&mut b);
                     self.udp.push((*rtp, b.freeze()));
                 }
             }
