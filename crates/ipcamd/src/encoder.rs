@@ -11,7 +11,7 @@ use ipcamd_media::fanout::Stream;
 use ipcamd_media::pacer::{now_micros, SourceSwitch};
 use ipcamd_server::cameras::{Encoder, VideoOptions, VideoSettings};
 
-use crate::config::{CameraConfig, VideoCodec};
+use ipcamd::config::{CameraConfig, VideoCodec};
 
 /// Picture sizes offered (each rounded as the codec needs), besides the configured one.
 const SIZES: [(u32, u32); 6] = [

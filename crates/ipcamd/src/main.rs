@@ -3,7 +3,6 @@
 //! `ipcamd` (or `ipcamd serve`) starts the server; with no configuration file it serves
 //! one synthetic camera at rtsp://HOST:8554/cam1.
 
-mod config;
 mod discover;
 mod encoder;
 mod users;
@@ -27,7 +26,7 @@ use ipcamd_server::upstream::{OnvifSource, UpstreamConfig, UpstreamTransport};
 use ipcamd_server::{Camera, Server, ServerOptions};
 use std::sync::Arc;
 
-use config::{CameraConfig, Config, SourceKind, VideoCodec};
+use ipcamd::config::{CameraConfig, Config, SourceKind, VideoCodec};
 
 #[derive(Parser)]
 #[command(name = "ipcamd", version, about = "ONVIF IP-camera and recorder server (RTSP live streaming)", long_about = None)]
