@@ -13,7 +13,8 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
 fi
 
 secs="${FUZZ_SECONDS:-12}"
-targets=(rtsp_decoder rtsp_headers sdp rtp_depacketize tunnel audio_decoders rtsp_session stun onvif_soap store_index)
+targets=(rtsp_decoder rtsp_headers sdp rtp_depacketize tunnel audio_decoders rtsp_session stun onvif_soap store_index
+  http wsse config)
 # Its own target dir: fuzz builds use other compiler flags than the workspace's.
 export CARGO_TARGET_DIR="${FUZZ_TARGET_DIR:-${CARGO_TARGET_DIR:-target}/fuzz}"
 
