@@ -28,8 +28,7 @@
 use base64::Engine as _;
 use ipcamd_proto::auth::{
     digest_response, ha1, parse_challenge_list, quote, Algorithm, Authorization,
-    DigestAuthorization, DigestServer, NonceCounts, NonceSigner, NonceState, StoredHashes,
-    Verdict,
+    DigestAuthorization, DigestServer, NonceCounts, NonceSigner, NonceState, StoredHashes, Verdict,
 };
 use ipcamd_proto::http_query::{percent_decode, percent_encode, split_target, Query};
 use ipcamd_proto::http_range::{answer_range, content_range, RangeAnswer};
@@ -108,8 +107,14 @@ fn check_query(query: &str) {
     let again = Query::parse(&q.to_string());
     assert_eq!(again.as_ref(), Ok(&q), "query {query:?} formatted as {q}");
     for (k, v) in &q.0 {
-        assert_eq!(percent_decode(&percent_encode(k)).as_deref(), Some(k.as_str()));
-        assert_eq!(percent_decode(&percent_encode(v)).as_deref(), Some(v.as_str()));
+        assert_eq!(
+            percent_decode(&percent_encode(k)).as_deref(),
+            Some(k.as_str())
+        );
+        assert_eq!(
+            percent_decode(&percent_encode(v)).as_deref(),
+            Some(v.as_str())
+        );
     }
 }
 
@@ -117,7 +122,10 @@ fn check_range(value: &str, extra_len: u64) {
     for len in [0, 1, 100, 4096, extra_len, u64::MAX] {
         match answer_range(Some(value), len) {
             RangeAnswer::Partial { start, end } => {
-                assert!(start < end && end <= len, "{value:?} of {len}: {start}..{end}");
+                assert!(
+                    start < end && end <= len,
+                    "{value:?} of {len}: {start}..{end}"
+                );
                 let _ = content_range(start, end, len);
             }
             RangeAnswer::Unsatisfiable | RangeAnswer::Full => {}
@@ -136,8 +144,8 @@ fn check_authorization(value: &str) {
             );
         }
         Ok(Authorization::Basic { username, password }) => {
-            let token = base64::engine::general_purpose::STANDARD
-                .encode(format!("{username}:{password}"));
+            let token =
+                base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"));
             let again = Authorization::parse(&format!("Basic {token}"));
             assert_eq!(again, Ok(Authorization::Basic { username, password }));
         }
@@ -177,7 +185,10 @@ fn check_verify(value: &str, head: &HttpRequestHead, server: &DigestServer, basi
         assert_eq!(username, "alice");
         let with_nc = matches!(
             Authorization::parse(&value),
-            Ok(Authorization::Digest(DigestAuthorization { nc: Some(_), .. }))
+            Ok(Authorization::Digest(DigestAuthorization {
+                nc: Some(_),
+                ..
+            }))
         );
         if with_nc {
             // The same nonce count again is a replay.
@@ -221,7 +232,11 @@ fn check_nonce_times(signer: &NonceSigner, issued: u64, now: u64, other: &str) {
     } else {
         NonceState::Fresh { issued }
     };
-    assert_eq!(signer.check(&nonce, now), want, "issued {issued}, now {now}");
+    assert_eq!(
+        signer.check(&nonce, now),
+        want,
+        "issued {issued}, now {now}"
+    );
     // Whatever else comes in a nonce field is no nonce of ours.
     if other != nonce {
         let _ = signer.check(other, now);
@@ -234,7 +249,11 @@ fn check_nonce_counts(body: &[u8]) {
     let mut highest = std::collections::HashMap::new();
     for r in body.chunks_exact(4) {
         let nonce = format!("n{}", r[0] % 8);
-        let (issued, nc, now) = (u64::from(r[1]), u32::from(r[2]), u64::from(r[1]) + u64::from(r[3]));
+        let (issued, nc, now) = (
+            u64::from(r[1]),
+            u32::from(r[2]),
+            u64::from(r[1]) + u64::from(r[3]),
+        );
         let accepted = counts.accept(&nonce, issued, nc, now, 100);
         let high = highest.entry(nonce.clone()).or_insert(None);
         if !accepted {
@@ -243,7 +262,10 @@ fn check_nonce_counts(body: &[u8]) {
                 "{nonce} nc {nc} refused, highest seen {high:?}"
             );
         } else {
-            assert!(!counts.accept(&nonce, issued, nc, now, 100), "{nonce} nc {nc} twice");
+            assert!(
+                !counts.accept(&nonce, issued, nc, now, 100),
+                "{nonce} nc {nc} twice"
+            );
         }
         *high = Some(high.map_or(nc, |h: u32| h.max(nc)));
         assert!(counts.len() <= 4);

@@ -27,8 +27,8 @@
 use base64::Engine as _;
 use ipcamd_onvif::soap::{parse_request, UsernameToken};
 use ipcamd_onvif::wsse::{
-    authorize, password_digest, security_header, verify, AccessClass, NonceCache, Role,
-    SoapAuth, TokenParams, WsseError, PASSWORD_DIGEST,
+    authorize, password_digest, security_header, verify, AccessClass, NonceCache, Role, SoapAuth,
+    TokenParams, WsseError, PASSWORD_DIGEST,
 };
 use ipcamd_proto::time::parse_utc;
 use libfuzzer_sys::fuzz_target;
@@ -71,7 +71,10 @@ fn field<'a>(fields: &[&'a [u8]], i: usize) -> String {
 
 /// Text that survives an XML element unchanged (`soap::parse_request` trims text).
 fn xml_safe(s: &str) -> bool {
-    s.trim() == s && !s.chars().any(|c| c.is_control() || c == '\u{fffe}' || c == '\u{ffff}')
+    s.trim() == s
+        && !s
+            .chars()
+            .any(|c| c.is_control() || c == '\u{fffe}' || c == '\u{ffff}')
 }
 
 fn check_header_round_trip(username: &str, password: &str, nonce: &[u8], created: &str) {
