@@ -170,6 +170,31 @@ fn interleaved_transport(i: usize) -> String {
     format!("RTP/AVP/TCP;unicast;interleaved={}-{}", 2 * i, 2 * i + 1)
 }
 
+/// Receive buffer of a UDP reader's RTP socket: what GStreamer's `rtspsrc` asks for
+/// (`udp-buffer-size`, 512 KiB), so a keyframe burst to many readers is not dropped by the
+/// kernel while this one thread serves other sockets.
+const UDP_RCVBUF: libc::c_int = 512 * 1024;
+
+fn set_rcvbuf(s: &UdpSocket, bytes: libc::c_int) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a valid socket descriptor and a c_int option value of the right size.
+    let r = unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            (&bytes as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if r != 0 {
+        eprintln!(
+            "ipcamd-bench: SO_RCVBUF {bytes}: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+}
+
 /// Binds an even/odd UDP port pair on 127.0.0.1 (RTP, RTCP).
 async fn udp_pair() -> Result<(UdpSocket, UdpSocket), String> {
     for _ in 0..50 {
@@ -181,6 +206,7 @@ async fn udp_pair() -> Result<(UdpSocket, UdpSocket), String> {
             continue;
         }
         if let Ok(b) = UdpSocket::bind(("127.0.0.1", p + 1)).await {
+            set_rcvbuf(&a, UDP_RCVBUF);
             return Ok((a, b));
         }
     }
@@ -314,7 +340,13 @@ async fn reader_inner(
                     st.window_bytes += w;
                 }
             }
-            drop(c);
+            // A UDP session outlives its RTSP connection (RFC 2326 §12.37) until it times
+            // out: end it, or it goes on sending into the next measurement.
+            let _ = within(
+                "TEARDOWN",
+                c.request("TEARDOWN", url, &format!("Session: {session}\r\n")),
+            )
+            .await;
             Ok(())
         }
     }

@@ -114,6 +114,8 @@ pub struct ServerSection {
     pub http_listen: String,
     /// First of the UDP port pair media is sent from (RTCP = +1); 0 = first free from 6970.
     pub rtp_port: u16,
+    /// A frame's UDP packets to one client in one segmented send (Linux UDP GSO).
+    pub udp_gso: bool,
     /// Session timeout in seconds, announced in `Session: id;timeout=N`.
     pub session_timeout_s: u64,
     /// Folder for everything the server writes (talk WAV files, recordings).
@@ -126,6 +128,7 @@ impl Default for ServerSection {
             rtsp_listen: ([0, 0, 0, 0], 8554).into(),
             http_listen: "0.0.0.0:8080".into(),
             rtp_port: 0,
+            udp_gso: true,
             session_timeout_s: 60,
             data_dir: PathBuf::from("data"),
         }

@@ -61,6 +61,9 @@ pub struct ServerOptions {
     pub http_listen: Option<SocketAddr>,
     /// First of the two UDP ports (RTP, RTCP = +1) media is sent from; 0 = any free pair.
     pub rtp_port: u16,
+    /// Send a frame's UDP packets to one client in one segmented `sendmsg` (Linux
+    /// `UDP_SEGMENT`); off sends them one `sendmsg` each.
+    pub udp_gso: bool,
     /// Session timeout announced in `Session: id;timeout=N`.
     pub session_timeout: Duration,
     /// Name in the `Server:` header and SDP.
@@ -87,6 +90,7 @@ impl Default for ServerOptions {
             rtsp_listen: ([0, 0, 0, 0], 8554).into(),
             http_listen: Some(([0, 0, 0, 0], 8080).into()),
             rtp_port: 0,
+            udp_gso: true,
             session_timeout: Duration::from_secs(60),
             server_name: format!("ipcamd/{}", env!("CARGO_PKG_VERSION")),
             auth: Arc::new(auth::Authorizer::default()),
@@ -153,7 +157,12 @@ impl Listeners {
                 .transpose()
                 .map_err(std::io::Error::other)?,
             udp: Arc::new(
-                deliver::udp::UdpPair::bind(options.rtsp_listen.ip(), options.rtp_port).await?,
+                deliver::udp::UdpPair::bind(
+                    options.rtsp_listen.ip(),
+                    options.rtp_port,
+                    options.udp_gso,
+                )
+                .await?,
             ),
         })
     }

@@ -32,8 +32,8 @@ pub struct UdpPair {
 
 impl UdpPair {
     /// Binds `port` and `port + 1` (`port` even), or the first free even pair from 6970
-    /// upwards when `port` is 0.
-    pub async fn bind(ip: IpAddr, port: u16) -> std::io::Result<UdpPair> {
+    /// upwards when `port` is 0. `gso`: try segmented sends.
+    pub async fn bind(ip: IpAddr, port: u16, gso: bool) -> std::io::Result<UdpPair> {
         let candidates: Vec<u16> = if port != 0 {
             vec![port]
         } else {
@@ -50,7 +50,7 @@ impl UdpPair {
                         rtp,
                         rtcp,
                         send_errors: AtomicU64::new(0),
-                        gso: AtomicBool::new(cfg!(target_os = "linux")),
+                        gso: AtomicBool::new(gso && cfg!(target_os = "linux")),
                         rtp_sends: AtomicU64::new(0),
                         rtp_packets: AtomicU64::new(0),
                     })
