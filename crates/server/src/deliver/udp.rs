@@ -6,7 +6,8 @@
 //! segmentation offload (Linux `UDP_SEGMENT`, 4.18+): the kernel cuts the buffer into
 //! datagrams of the first packet's size (the last may be shorter), which is how a
 //! packetizer cuts a frame. One system call per frame instead of one per packet; where
-//! the kernel refuses it, packets are sent one by one from then on.
+//! the kernel refuses it (or `[server] udp_gso = false`), a frame's packets go in one
+//! `sendmmsg` from then on.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -100,10 +101,14 @@ impl UdpPair {
             }
             let (run, after) = rest.split_at(n);
             rest = after;
-            if n == 1 || size == 0 || !self.gso.load(Ordering::Relaxed) {
+            if n == 1 || size == 0 {
                 for p in run {
                     self.send_rtp(p, to).await?;
                 }
+                continue;
+            }
+            if !self.gso.load(Ordering::Relaxed) {
+                self.send_many(run, to).await;
                 continue;
             }
             match self.send_segmented(run, size, to).await {
@@ -114,9 +119,7 @@ impl UdpPair {
                 Err(e) if gso_refused(&e) => {
                     tracing::info!(error = %e, "UDP segmentation offload refused by the kernel; sending RTP packets one by one");
                     self.gso.store(false, Ordering::Relaxed);
-                    for p in run {
-                        self.send_rtp(p, to).await?;
-                    }
+                    self.send_many(run, to).await;
                 }
                 Err(_) => {
                     self.send_errors.fetch_add(1, Ordering::Relaxed);
@@ -184,6 +187,86 @@ impl UdpPair {
         }
     }
 
+    /// Without segmentation: the packets as separate datagrams, in one `sendmmsg` where
+    /// the kernel has it (one system call for the run instead of one per packet).
+    async fn send_many(&self, run: &[&Bytes], to: SocketAddr) {
+        let mut rest = run;
+        while !rest.is_empty() {
+            match self.sendmmsg(rest, to).await {
+                Ok(sent) if sent > 0 => {
+                    self.rtp_sends.fetch_add(1, Ordering::Relaxed);
+                    self.rtp_packets.fetch_add(sent as u64, Ordering::Relaxed);
+                    rest = rest.get(sent..).unwrap_or(&[]);
+                }
+                _ => {
+                    // Refused or failed: the rest one by one (each failure counted there).
+                    for p in rest {
+                        let _ = self.send_rtp(p, to).await;
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    /// One `sendmmsg` of `run` to `to`: how many datagrams the kernel took.
+    #[cfg(target_os = "linux")]
+    async fn sendmmsg(&self, run: &[&Bytes], to: SocketAddr) -> std::io::Result<usize> {
+        let addr = socket2::SockAddr::from(to);
+        loop {
+            self.rtp.writable().await?;
+            let sent = self.rtp.try_io(tokio::io::Interest::WRITABLE, || {
+                // SAFETY: every header points at `addr` and at one entry of `iov`, whose
+                // entries point into `run`'s buffers; all are alive and unmoved for this
+                // call (built inside it: raw pointers may not live across an await).
+                let mut iov: Vec<libc::iovec> = run
+                    .iter()
+                    .map(|p| libc::iovec {
+                        iov_base: p.as_ptr() as *mut libc::c_void,
+                        iov_len: p.len(),
+                    })
+                    .collect();
+                let mut msgs: Vec<libc::mmsghdr> = iov
+                    .iter_mut()
+                    .map(|v| {
+                        // SAFETY: an all-zero msghdr is a valid empty one.
+                        let mut h: libc::msghdr = unsafe { std::mem::zeroed() };
+                        h.msg_name = addr.as_ptr() as *mut libc::c_void;
+                        h.msg_namelen = addr.len();
+                        h.msg_iov = v as *mut libc::iovec;
+                        h.msg_iovlen = 1;
+                        libc::mmsghdr {
+                            msg_hdr: h,
+                            msg_len: 0,
+                        }
+                    })
+                    .collect();
+                let n = unsafe {
+                    libc::sendmmsg(
+                        std::os::fd::AsRawFd::as_raw_fd(&self.rtp),
+                        msgs.as_mut_ptr(),
+                        msgs.len().min(1024) as libc::c_uint,
+                        0,
+                    )
+                };
+                if n < 0 {
+                    Err(std::io::Error::last_os_error())
+                } else {
+                    Ok(n as usize)
+                }
+            });
+            match sent {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                other => return other,
+            }
+        }
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    async fn sendmmsg(&self, _: &[&Bytes], _: SocketAddr) -> std::io::Result<usize> {
+        Err(std::io::Error::from_raw_os_error(libc::ENOSYS))
+    }
+
     #[cfg(not(target_os = "linux"))]
     async fn send_segmented(&self, _: &[&Bytes], _: usize, _: SocketAddr) -> std::io::Result<()> {
         Err(std::io::Error::from_raw_os_error(libc::EINVAL))
@@ -204,4 +287,42 @@ fn gso_refused(e: &std::io::Error) -> bool {
         e.raw_os_error(),
         Some(libc::EINVAL | libc::EIO | libc::ENOPROTOOPT | libc::EOPNOTSUPP)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    /// A frame's run of packets reaches the client as separate datagrams, in order, with
+    /// one system call, with and without segmentation.
+    #[tokio::test]
+    async fn a_run_of_packets_is_one_send_either_way() {
+        for gso in [true, false] {
+            let pair = UdpPair::bind([127, 0, 0, 1].into(), 0, gso)
+                .await
+                .expect("bind a port pair on 127.0.0.1");
+            let client = UdpSocket::bind("127.0.0.1:0").await.expect("bind client");
+            let to = client.local_addr().expect("client address");
+            let pkts: Vec<Bytes> = [1400, 1400, 1400, 300]
+                .iter()
+                .enumerate()
+                .map(|(i, &n)| Bytes::from(vec![i as u8; n]))
+                .collect();
+            let refs: Vec<&Bytes> = pkts.iter().collect();
+            pair.send_rtp_all(&refs, to).await.expect("send");
+            let mut buf = vec![0u8; 65536];
+            for (i, p) in pkts.iter().enumerate() {
+                let n = tokio::time::timeout(Duration::from_secs(2), client.recv(&mut buf))
+                    .await
+                    .expect("datagram within 2 s")
+                    .expect("recv");
+                assert_eq!(&buf[..n], &p[..], "gso={gso}: datagram {i}");
+            }
+            assert_eq!(pair.rtp_packets.load(Ordering::Relaxed), 4, "gso={gso}");
+            assert_eq!(pair.rtp_sends.load(Ordering::Relaxed), 1, "gso={gso}");
+            assert_eq!(pair.send_errors.load(Ordering::Relaxed), 0, "gso={gso}");
+        }
+    }
 }
