@@ -389,13 +389,19 @@ def main():
         f.write("t_s,rss_kib,fds,threads\n")
         for x in samples:
             f.write(",".join(map(str, x)) + "\n")
+    png = os.path.splitext(a.csv)[0] + ".png"
+    plot = subprocess.run([os.path.join(ROOT, "bench", "soak_plot.sh"), a.csv, png],
+                          capture_output=True, text=True)
+    if plot.returncode != 0:
+        print(f"soak: no plot: {plot.stderr.strip()}", file=sys.stderr)
     lines = [
         "# Soak with churn",
         "",
         f"`bench/soak.py --minutes {a.minutes:g}` on this machine (2 cores, the load generators on",
         "the same cores), release build, four recorded cameras (synthetic 640x360 with a",
         "backchannel, the 720p25 2 Mbit/s file, a published ffmpeg stream, a proxy of the",
-        "synthetic camera). Samples in bench/soak.csv.",
+        "synthetic camera). Samples in bench/soak.csv, plotted in bench/soak.png",
+        "(`bench/soak_plot.sh`).",
         "",
         f"Result: **{'PASS' if ok else 'FAIL'}**",
         "",
