@@ -2,7 +2,9 @@
 //!
 //! Each access unit is packetized into RTP **once**, by [`Stream::push`], and the resulting
 //! [`Frame`] (complete RTP packets as [`Bytes`]) is shared by every reader through an
-//! `Arc`: a reader only adds its own 4-byte interleaved header or picks its UDP address.
+//! `Arc`: a reader picks its UDP address, or writes the packets already framed for
+//! interleaving on channel `2 x track` (one slice per frame), or adds its own 4-byte
+//! header per packet when it asked for another channel.
 //! All readers of a stream therefore see the same SSRC, sequence numbers and timestamps,
 //! as with gst-rtsp-server's shared media; `RTP-Info` tells each reader where it joins.
 //!
@@ -18,7 +20,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use bytes::{Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use ipcamd_proto::codec::{CodecParams, MediaKind, TrackInfo};
 use ipcamd_proto::packet::{
     h264, h265, jpeg, packetizer_for, split_annex_b, Packetizer, RtpPayload,
@@ -50,8 +52,13 @@ pub struct Frame {
     pub wallclock: UnixMicros,
     /// Sequence number of `packets[0]`; the others follow.
     pub first_seq: u16,
-    /// Complete RTP packets (header and payload).
+    /// Complete RTP packets (header and payload): views of `interleaved`'s buffer.
     pub packets: Vec<Bytes>,
+    /// The same packets one after the other, each behind its `$` header (RFC 2326
+    /// §10.12) for channel `2 x track`, the channel clients ask for when they set the
+    /// tracks up in order: such a reader writes the frame as one slice. `None` when a
+    /// packet is longer than the header's 16-bit length.
+    pub interleaved: Option<(u8, Bytes)>,
     /// The access unit as the source produced it (for the recorder).
     pub au: AccessUnit,
 }
@@ -326,8 +333,15 @@ impl Stream {
         }
         let rtp_timestamp = (au.pts as u32).wrapping_add(state.ts_offset);
         let first_seq = state.next_seq;
-        let mut buf = BytesMut::with_capacity(payloads.iter().map(|p| p.len() + 12).sum::<usize>());
-        let mut packets = Vec::with_capacity(payloads.len());
+        let channel = u8::try_from(2 * au.track).ok();
+        let mut buf = BytesMut::with_capacity(
+            payloads
+                .iter()
+                .map(|p| 4 + 12 + p.len() + p.header_ext.as_ref().map_or(0, |e| 4 + e.len()))
+                .sum::<usize>(),
+        );
+        let mut spans = Vec::with_capacity(payloads.len());
+        let mut framed = channel.is_some();
         for p in &payloads {
             let header = RtpHeader {
                 payload_type,
@@ -341,11 +355,24 @@ impl Stream {
                     data: e,
                 }),
             };
+            let start = buf.len();
+            buf.put_slice(&[b'$', channel.unwrap_or(0), 0, 0]);
             write_rtp(&header, &[], &mut buf);
             p.write_to(&mut buf);
-            packets.push(buf.split().freeze());
+            let len = buf.len() - start - 4;
+            match u16::try_from(len) {
+                Ok(l) => buf[start + 2..start + 4].copy_from_slice(&l.to_be_bytes()),
+                Err(_) => framed = false,
+            }
+            spans.push(start + 4..buf.len());
             state.next_seq = state.next_seq.wrapping_add(1);
         }
+        let wire = buf.freeze();
+        let packets: Vec<Bytes> = spans.into_iter().map(|r| wire.slice(r)).collect();
+        let interleaved = match (framed, channel) {
+            (true, Some(c)) => Some((c, wire)),
+            _ => None,
+        };
         state.last = Some((rtp_timestamp, au.wallclock));
         self.stats.frames_in.fetch_add(1, Ordering::Relaxed);
         self.stats
@@ -359,6 +386,7 @@ impl Stream {
             wallclock: au.wallclock,
             first_seq,
             packets,
+            interleaved,
             au,
         });
         if video && keyframe {
@@ -619,6 +647,32 @@ mod tests {
             panic!("closed")
         };
         assert_eq!(live.au.pts, 60 * 3600);
+    }
+
+    /// A frame's pre-framed bytes are exactly its packets, each behind the `$` header a
+    /// reader on channel 2 x track would write itself.
+    #[tokio::test]
+    async fn interleaved_bytes_are_the_packets_behind_their_headers() {
+        let s = stream();
+        s.push(video(0));
+        s.push(audio(0));
+        let (mut r, _) = s.subscribe();
+        for _ in 0..2 {
+            let Next::Frame(f) = r.recv().await else {
+                panic!("closed")
+            };
+            let mut expected = Vec::new();
+            for p in &f.packets {
+                expected.push(b'$');
+                expected.push(2 * f.track as u8);
+                expected.extend_from_slice(&(p.len() as u16).to_be_bytes());
+                expected.extend_from_slice(p);
+            }
+            let (channel, wire) = f.interleaved.as_ref().expect("framed");
+            assert_eq!(usize::from(*channel), 2 * f.track);
+            assert_eq!(&wire[..], &expected[..], "track {}", f.track);
+            assert!(f.packets.len() > usize::from(f.track == 0), "fragments");
+        }
     }
 
     #[tokio::test]

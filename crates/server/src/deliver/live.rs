@@ -4,7 +4,8 @@
 //! every 5 s on every transport.
 //!
 //! Interleaved writes are batched: every frame ready at the moment is written with one
-//! vectored write (`writev`), the shared packet bytes referenced, not copied. A successful
+//! vectored write (`writev`), the shared packet bytes referenced, not copied: a frame the
+//! fan-out framed for this reader's channel already is one slice. A successful
 //! write keeps the session alive (reported at most once a second); a client that stops
 //! reading blocks only its own task, falls behind in the fan-out ring and skips to the next
 //! keyframe, and its session times out if it never recovers.
@@ -152,7 +153,8 @@ async fn send_batch(
     // Interleaved packets of all tracks go to the same writer (one per session in
     // practice); collect their headers first, then one vectored write.
     let mut headers: Vec<[u8; 4]> = Vec::new();
-    let mut parts: Vec<(usize, &Bytes)> = Vec::new(); // (header index, packet)
+    // (header index, bytes): a packet behind a header of ours, or a frame framed already.
+    let mut parts: Vec<(Option<usize>, &Bytes)> = Vec::with_capacity(batch.len());
     let mut writer: Option<Writer> = None;
     let mut first_srs: Vec<(Sink, Bytes)> = Vec::new();
     let mut udp_sends: Vec<(SocketAddr, &Bytes)> = Vec::new();
@@ -166,20 +168,27 @@ async fn send_batch(
         for p in &f.packets {
             out.sr.count(p.len().saturating_sub(12));
             bytes += p.len() as u64;
-            match &out.sink {
-                Sink::Interleaved {
-                    writer: w,
-                    rtp_channel,
-                    ..
-                } => {
-                    if writer.is_none() {
-                        writer = Some(w.clone());
-                    }
-                    headers.push(write_interleaved(*rtp_channel, p.len()));
-                    parts.push((headers.len() - 1, p));
+        }
+        match &out.sink {
+            Sink::Interleaved {
+                writer: w,
+                rtp_channel,
+                ..
+            } => {
+                if writer.is_none() {
+                    writer = Some(w.clone());
                 }
-                Sink::Udp { rtp, .. } => udp_sends.push((*rtp, p)),
+                match &f.interleaved {
+                    Some((c, wire)) if c == rtp_channel => parts.push((None, wire)),
+                    _ => {
+                        for p in &f.packets {
+                            headers.push(write_interleaved(*rtp_channel, p.len()));
+                            parts.push((Some(headers.len() - 1), p));
+                        }
+                    }
+                }
             }
+            Sink::Udp { rtp, .. } => udp_sends.extend(f.packets.iter().map(|p| (*rtp, p))),
         }
         if !out.sr_sent {
             // The first SR right after the first frame lets clients map RTP to NTP at once.
@@ -193,7 +202,9 @@ async fn send_batch(
     if let Some(w) = writer {
         let mut slices: Vec<IoSlice<'_>> = Vec::with_capacity(parts.len() * 2);
         for (h, p) in &parts {
-            slices.push(IoSlice::new(&headers[*h]));
+            if let Some(h) = h {
+                slices.push(IoSlice::new(&headers[*h]));
+            }
             slices.push(IoSlice::new(p));
         }
         let mut guard = w.lock().await;
