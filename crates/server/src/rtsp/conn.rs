@@ -22,7 +22,7 @@ use ipcamd_proto::rtsp::server::{
     printable, Answer, ConnId, Context, LiveJoin, Step, TalkRefusal, Target,
 };
 use ipcamd_proto::tunnel::Base64Stream;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWriteExt};
 
 use super::catalogue::{lookup, RequestCatalogue};
 use super::hub::{Hub, Prepared};
@@ -84,10 +84,10 @@ impl Conn {
     ) {
         let limits = self.hub().limits.clone();
         let mut decoder = Decoder::new(limits.decoder());
-        // Small until the client sends much: idle connections cost little memory
-        // (bench/RESULTS-hardening.md); a read that fills `raw` doubles it up to 16 KiB.
+        // Bytes received and not yet decoded. Nothing is held while the connection waits
+        // for data (reads go through a stack buffer, an empty `buf` is let go): a reader
+        // that only receives media costs no read buffer (bench/RESULTS-memory.md).
         let mut buf = BytesMut::new();
-        let mut raw = vec![0u8; 1024];
         // When the first byte of the request not yet complete arrived (slowloris guard).
         let mut partial_since: Option<tokio::time::Instant> = None;
         loop {
@@ -141,24 +141,27 @@ impl Conn {
             } else {
                 partial_since.get_or_insert(now);
             }
-            let n = tokio::select! {
-                n = self.read_within(&mut rd, &mut raw, partial_since, &limits) => n,
+            if buf.is_empty() {
+                buf = BytesMut::new();
+            }
+            let take = |chunk: &[u8]| match base64.as_mut() {
+                Some(b64) => b64.feed(chunk, &mut buf),
+                None => {
+                    buf.extend_from_slice(chunk);
+                    Ok(())
+                }
+            };
+            let fed = tokio::select! {
+                r = self.read_within(read_with(&mut rd, take), partial_since, &limits) => r,
                 _ = shutdown.wait() => None,
             };
-            let Some(n) = n else { return };
-            let Some(chunk) = raw.get(..n) else { return };
-            let grow = n == raw.len() && raw.len() < 16 * 1024;
-            match base64.as_mut() {
-                Some(b64) => {
-                    if let Err(e) = b64.feed(chunk, &mut buf) {
-                        tracing::info!(peer = %self.peer, error = %e, "bad HTTP tunnel data; closing");
-                        return;
-                    }
+            match fed {
+                None => return,
+                Some(Ok(())) => {}
+                Some(Err(e)) => {
+                    tracing::info!(peer = %self.peer, error = %e, "bad HTTP tunnel data; closing");
+                    return;
                 }
-                None => buf.extend_from_slice(chunk),
-            }
-            if grow {
-                raw.resize(raw.len() * 2, 0);
             }
         }
     }
@@ -366,13 +369,12 @@ impl Conn {
     /// Reads more bytes, or `None` at close, error, or a deadline: a partial request must be
     /// complete within `request_timeout`; a connection without a session may idle only
     /// `idle_timeout`. Both are logged and counted.
-    async fn read_within(
+    async fn read_within<T>(
         &self,
-        rd: &mut (impl AsyncRead + Unpin),
-        raw: &mut [u8],
+        read: impl std::future::Future<Output = std::io::Result<Option<T>>>,
         partial_since: Option<tokio::time::Instant>,
         limits: &crate::net::limits::Limits,
-    ) -> Option<usize> {
+    ) -> Option<T> {
         let (deadline, partial) = match partial_since {
             Some(t) => (Some(t + limits.request_timeout), true),
             None if !self.attached => (
@@ -382,7 +384,7 @@ impl Conn {
             None => (None, false),
         };
         let read = match deadline {
-            Some(d) => match tokio::time::timeout_at(d, rd.read(raw)).await {
+            Some(d) => match tokio::time::timeout_at(d, read).await {
                 Ok(r) => r,
                 Err(_) => {
                     let c = &self.hub().limit_counters;
@@ -396,12 +398,9 @@ impl Conn {
                     return None;
                 }
             },
-            None => rd.read(raw).await,
+            None => read.await,
         };
-        match read {
-            Ok(0) | Err(_) => None,
-            Ok(n) => Some(n),
-        }
+        read.ok().flatten()
     }
 
     /// Counts an interleaved frame on a channel not set up; `false` once there were more
@@ -437,4 +436,29 @@ impl Conn {
         w.write_all(&out).await?;
         w.flush().await
     }
+}
+
+/// Most bytes taken from the connection per read.
+const READ_CHUNK: usize = 16 * 1024;
+
+/// Waits for data on `rd`, reads it into a buffer on the stack and hands it to `take`;
+/// `None` at the end of the stream. The buffer exists only while data is there, never
+/// while waiting, so an idle connection holds none.
+async fn read_with<T>(
+    rd: &mut (impl AsyncRead + Unpin),
+    mut take: impl FnMut(&[u8]) -> T,
+) -> std::io::Result<Option<T>> {
+    std::future::poll_fn(|cx| {
+        let mut stack = [std::mem::MaybeUninit::<u8>::uninit(); READ_CHUNK];
+        let mut rb = tokio::io::ReadBuf::uninit(&mut stack);
+        match std::pin::Pin::new(&mut *rd).poll_read(cx, &mut rb) {
+            std::task::Poll::Ready(Ok(())) if rb.filled().is_empty() => {
+                std::task::Poll::Ready(Ok(None))
+            }
+            std::task::Poll::Ready(Ok(())) => std::task::Poll::Ready(Ok(Some(take(rb.filled())))),
+            std::task::Poll::Ready(Err(e)) => std::task::Poll::Ready(Err(e)),
+            std::task::Poll::Pending => std::task::Poll::Pending,
+        }
+    })
+    .await
 }
