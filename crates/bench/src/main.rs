@@ -16,6 +16,8 @@
 //!   server CPU over the steady window.
 //! - `tcp-copy`: the same reading loop fed by a plain loopback TCP writer of `$`-framed
 //!   packets: the physical limit of the machine for this harness.
+//! - `fanout-floor`: one thread writes a 2 Mbit/s stream's frames to N loopback sockets,
+//!   one `write` per frame and socket: the CPU per GB no fan-out server goes below.
 //!
 //! Every mode reports its own CPU time (getrusage) so it can be shown not to be the
 //! bottleneck. It runs on one thread (a current-thread tokio runtime) and parses only the
@@ -148,6 +150,21 @@ enum Mode {
         /// RTP packet size inside the `$` framing.
         #[arg(long, default_value_t = 1400)]
         packet: usize,
+    },
+    /// The floor of a fan-out server on this machine: one thread writes each frame of a
+    /// 2 Mbit/s, 25 fps stream to N loopback sockets with one `write` per frame and socket
+    /// (the fewest system calls a server without batching across frames can make), read by
+    /// the same read loop as `readers`; its CPU per GB is what no server can go below.
+    FanoutFloor {
+        #[arg(short, long, default_value_t = 1000)]
+        n: usize,
+        #[arg(long, default_value_t = 8.0)]
+        duration: f64,
+        /// Bytes per frame (2 Mbit/s at 25 fps: 10000).
+        #[arg(long, default_value_t = 10_000)]
+        frame: usize,
+        #[arg(long, default_value_t = 25.0)]
+        fps: f64,
     },
 }
 
@@ -743,6 +760,86 @@ async fn run_seek(url: String, at: Vec<String>) {
     }
 }
 
+/// CPU seconds (user + system) of the calling thread.
+fn thread_cpu_seconds() -> f64 {
+    // SAFETY: getrusage only writes into the zeroed struct we pass.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: RUSAGE_THREAD with a valid pointer.
+    if unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut ru) } != 0 {
+        return f64::NAN;
+    }
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+async fn run_fanout_floor(n: usize, duration: f64, frame: usize, fps: f64) -> Result<(), String> {
+    use std::io::Write as _;
+    let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| format!("bind: {e}"))?;
+    let addr = l.local_addr().map_err(|e| e.to_string())?;
+    // The readers: every socket drained by a task of this (one-thread) runtime, 64 KiB
+    // reads as in `readers`.
+    let mut readers = Vec::with_capacity(n);
+    let mut sinks = Vec::with_capacity(n);
+    for _ in 0..n {
+        let c = tokio::net::TcpStream::connect(addr)
+            .await
+            .map_err(|e| format!("connect {addr}: {e}"))?;
+        let (s, _) = l.accept().map_err(|e| format!("accept: {e}"))?;
+        let _ = s.set_nodelay(true);
+        sinks.push(s);
+        readers.push(tokio::spawn(async move {
+            let mut c = c;
+            let mut chunk = vec![0u8; 1 << 16];
+            let mut got = 0u64;
+            while let Ok(k) = c.read(&mut chunk).await {
+                if k == 0 {
+                    break;
+                }
+                got += k as u64;
+            }
+            got
+        }));
+    }
+    let frame = frame.max(1);
+    let interval = Duration::from_secs_f64(1.0 / fps.max(0.1));
+    let frames = (duration * fps).ceil() as u64;
+    let writer = std::thread::spawn(move || -> (f64, u64, f64) {
+        let data = vec![0x5au8; frame];
+        let cpu0 = thread_cpu_seconds();
+        let t0 = Instant::now();
+        let mut bytes = 0u64;
+        for k in 0..frames {
+            for s in &mut sinks {
+                if s.write_all(&data).is_ok() {
+                    bytes += frame as u64;
+                }
+            }
+            let next = t0 + interval * (k as u32 + 1);
+            if let Some(wait) = next.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            }
+        }
+        let cpu = thread_cpu_seconds() - cpu0;
+        (cpu, bytes, t0.elapsed().as_secs_f64())
+    });
+    let (cpu, bytes, secs) = tokio::task::spawn_blocking(move || writer.join())
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|_| "writer thread panicked".to_string())?;
+    let mut received = 0u64;
+    for r in readers {
+        received += r.await.unwrap_or(0);
+    }
+    println!(
+        "floor_readers={n} floor_frame_bytes={frame} floor_s={secs:.2} floor_bytes={bytes} \
+         floor_received={received} floor_mbit_per_s={:.1} floor_writer_cpu_s={cpu:.3} \
+         floor_cpu_s_per_gb={:.3}",
+        bytes as f64 * 8.0 / secs / 1e6,
+        cpu / (bytes as f64 / 1e9),
+    );
+    Ok(())
+}
+
 async fn run_tcp_copy(duration: f64, packet: usize) -> Result<(), String> {
     let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| format!("bind: {e}"))?;
     let addr = l.local_addr().map_err(|e| e.to_string())?;
@@ -924,6 +1021,17 @@ fn main() {
                 settle,
                 server_pid,
             } => run_whep(url, n, duration, ramp, settle, server_pid).await,
+            Mode::FanoutFloor {
+                n,
+                duration,
+                frame,
+                fps,
+            } => {
+                if let Err(e) = run_fanout_floor(n, duration, frame, fps).await {
+                    eprintln!("ipcamd-bench fanout-floor: {e}");
+                    std::process::exit(1);
+                }
+            }
             Mode::TcpCopy { duration, packet } => {
                 if let Err(e) = run_tcp_copy(duration, packet).await {
                     eprintln!("ipcamd-bench tcp-copy: {e}");
