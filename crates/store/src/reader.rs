@@ -33,7 +33,8 @@ use crate::{lock, SectionInfo, Store, StoreError};
 const CACHE: usize = 3;
 /// Bytes of a segment file read at once (at least one frame): the frames after the one asked
 /// for are sliced from the same buffer without another system call or copy. About what a
-/// loopback or LAN socket's send buffer takes in one write (docs/store.md "Read path and lookup complexity").
+/// loopback or LAN socket's send buffer takes in one write (docs/store.md "Read path and
+/// lookup complexity", "Read-ahead").
 const READ_AHEAD: usize = 1 << 20;
 
 /// One stored access unit, as a reader returns it.
