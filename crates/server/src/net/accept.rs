@@ -28,6 +28,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
+use ipcamd_proto::throttle::{Throttle, WARN_PERIOD};
+
 use super::limits::{LimitCounters, Limits};
 use super::shutdown::Shutdown;
 use crate::sync::lock;
@@ -130,6 +132,9 @@ pub struct Admission {
     limits: Limits,
     counters: Arc<LimitCounters>,
     table: Mutex<(usize, HashMap<IpAddr, usize>)>,
+    /// Refusals are logged at most once per period, with their count: a flood of
+    /// connections must not become a flood of log lines.
+    warn_refused: Mutex<Throttle>,
 }
 
 /// One admitted connection; dropping it frees its place.
@@ -157,7 +162,16 @@ impl Admission {
             limits,
             counters,
             table: Mutex::new((0, HashMap::new())),
+            warn_refused: Mutex::new(Throttle::new(WARN_PERIOD)),
         })
+    }
+
+    /// Logs a refused connection (rate-limited; the counters count every one).
+    pub fn log_refused(&self, what: &str, peer: SocketAddr, reason: &str) {
+        let repeats = lock(&self.warn_refused).check(std::time::Instant::now());
+        if let Some(r) = repeats {
+            tracing::warn!(%peer, %reason, "{what} connection refused{r}");
+        }
     }
 
     /// Open connections now.
@@ -209,8 +223,7 @@ pub enum Protocol {
 
 /// Answers a refused connection with `503 (reason)` and closes it, without holding up the
 /// accept loop.
-fn refuse(mut stream: TcpStream, peer: SocketAddr, protocol: Protocol, reason: String) {
-    tracing::warn!(%peer, %reason, "connection refused");
+fn refuse(mut stream: TcpStream, protocol: Protocol, reason: String) {
     tokio::spawn(async move {
         let text = match protocol {
             Protocol::Http => format!("HTTP/1.0 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{reason}\n", reason.len() + 1),
@@ -401,11 +414,12 @@ where
         let guard = match port.admission.admit(peer) {
             Ok(g) => g,
             Err(reason) if port.tls.is_none() => {
-                refuse(stream, peer, port.protocol, reason);
+                port.admission.log_refused(port.what, peer, &reason);
+                refuse(stream, port.protocol, reason);
                 continue;
             }
             Err(reason) => {
-                tracing::warn!(%peer, %reason, "{} connection refused", port.what);
+                port.admission.log_refused(port.what, peer, &reason);
                 continue;
             }
         };
