@@ -48,7 +48,9 @@ pub struct Probe {
 /// Bye, ProbeMatches of other devices: ignored).
 pub fn parse_probe(datagram: &[u8]) -> Result<Option<Probe>, String> {
     let mut reader = NsReader::from_reader(datagram);
-    reader.config_mut().trim_text(true);
+    // Not trimmed per text event: quick-xml splits text at entity references, and trimming
+    // each piece would drop the spaces around `&amp;`; values are trimmed whole below.
+    reader.config_mut().trim_text(false);
     let mut probe = Probe::default();
     let mut is_probe = false;
     let mut current: Option<&'static str> = None;
@@ -98,6 +100,16 @@ pub fn parse_probe(datagram: &[u8]) -> Result<Option<Probe>, String> {
             Event::Text(t) => {
                 text.push_str(&t.decode().map_err(|e| format!("text is not UTF-8: {e}"))?);
             }
+            Event::CData(t) => text.push_str(&String::from_utf8_lossy(&t)),
+            Event::GeneralRef(r) => match crate::xml::reference_char(&r) {
+                Some(c) => text.push(c),
+                None => {
+                    return Err(format!(
+                        "unknown entity reference &{};",
+                        String::from_utf8_lossy(&r)
+                    ))
+                }
+            },
             Event::End(_) => {
                 depth = depth.saturating_sub(1);
                 match current.take() {
@@ -417,6 +429,29 @@ mod tests {
         );
         assert!(m.contains("http://10.0.0.2:8080/onvif/device_service"));
         assert!(m.contains("discovery/ProbeMatches"));
+    }
+
+    /// Escaped characters in a value are kept, with the spaces around them (quick-xml
+    /// reports `&amp;` as an event of its own).
+    #[test]
+    fn references_in_values_are_resolved() {
+        let probe = PROBE
+            .replace(
+                "<a:MessageID>uuid:0a6dc791",
+                "<a:MessageID> uuid:a&amp;b &#x41;",
+            )
+            .replace(
+                "</d:Types>",
+                "</d:Types><Scopes>onvif://www.onvif.org/name/a&amp;b onvif://x/y</Scopes>",
+            );
+        let p = parse_probe(probe.as_bytes()).unwrap().unwrap();
+        assert_eq!(p.message_id, "uuid:a&b A-2be6-4991-9af1-454778a1917a");
+        assert_eq!(
+            p.scopes,
+            vec!["onvif://www.onvif.org/name/a&b", "onvif://x/y"]
+        );
+        let bad = PROBE.replace("<a:MessageID>uuid:", "<a:MessageID>&nope;");
+        assert!(parse_probe(bad.as_bytes()).is_err());
     }
 
     #[test]
