@@ -289,6 +289,19 @@ fn import_run(
     let r = store
         .import_source(camera, source.as_mut(), until, &mut progress)
         .map_err(|e| e.to_string())?;
+    if r.dropped > 0 {
+        eprintln!();
+        return Err(format!(
+            "import of {camera} incomplete: {} of {} frames were not stored because the disk \
+             under the recordings folder ({}) was full; the {} stored are kept, with a gap \
+             where the others belong. Free space, then import the file again under another \
+             --camera name",
+            r.dropped,
+            r.frames + r.dropped,
+            store.root().display(),
+            r.frames
+        ));
+    }
     eprintln!(
         "\rimported {camera}: {} frames, {} bytes, {} .. {}",
         r.frames,

@@ -212,6 +212,88 @@ fn http_export_downloads_a_playable_mp4() {
     assert!(head.starts_with("HTTP/1.1 404"), "{head}");
 }
 
+/// Mounts a tmpfs of `size` on `dir` (the test needs root and fails without); unmounted
+/// and removed with its parent when the guard drops.
+fn small_fs(dir: &std::path::Path, size: &str) -> impl Drop {
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+        .arg(dir)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        mounted,
+        "cannot mount a tmpfs on {} (this test needs root: run the tests as root, as \
+         scripts/test.sh does in CI)",
+        dir.display()
+    );
+    struct Umount(std::path::PathBuf);
+    impl Drop for Umount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+            if let Some(dir) = self.0.parent() {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+        }
+    }
+    Umount(dir.to_path_buf())
+}
+
+/// An import that runs out of disk says how many frames it could not store and exits
+/// with an error (it used to print only the frames stored, and succeed).
+#[test]
+fn import_onto_a_full_disk_fails_naming_the_frames_not_stored() {
+    let ffmpeg = require_tool("ffmpeg", "ffmpeg");
+    let dir = fresh_dir("ipcamd-import-full");
+    let input = dir.join("in.mp4");
+    let st = Command::new(&ffmpeg)
+        .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
+        .arg("testsrc2=size=640x360:rate=25")
+        .args(["-t", "12", "-c:v", "libx264", "-b:v", "2M", "-g", "25"])
+        .args(["-pix_fmt", "yuv420p"])
+        .arg(&input)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let size = std::fs::metadata(&input).unwrap().len();
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let _fs = small_fs(&data, "8m");
+    // Leave about a third of the file's size free.
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(data.join("filler")).unwrap();
+        let free = 8 * 1024 * 1024 - size / 3;
+        f.write_all(&vec![0u8; free as usize]).unwrap();
+    }
+    let cfg = dir.join("c.toml");
+    std::fs::write(
+        &cfg,
+        format!("[server]\ndata_dir = \"{}\"\n", data.display()),
+    )
+    .unwrap();
+    let out = ipcamd()
+        .args([
+            "import",
+            "--camera",
+            "lobby",
+            "--start",
+            "2026-01-01T10:00:00Z",
+        ])
+        .arg("--config")
+        .arg(&cfg)
+        .arg(&input)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    eprintln!("{err}");
+    assert!(!out.status.success(), "the import succeeded:\n{err}");
+    assert!(
+        err.contains("frames were not stored because the disk"),
+        "{err}"
+    );
+}
+
 /// Issue 17: after a disk-full stop the cut-off section stayed `"recording": true` in
 /// `/api/recordings` (its row could not be closed on the full disk). The data folder is a
 /// small tmpfs that a filler file fills up (the test needs root, to mount it, and fails
@@ -221,29 +303,7 @@ fn disk_full_stop_lists_the_cut_off_section_as_not_recording() {
     let dir = fresh_dir("ipcamd-diskfull");
     let data = dir.join("data");
     std::fs::create_dir_all(&data).unwrap();
-    let mounted = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=16m", "tmpfs"])
-        .arg(&data)
-        .stderr(std::process::Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        mounted,
-        "cannot mount a tmpfs on {} (this test needs root: run the tests as root, as \
-         scripts/test.sh does in CI)",
-        data.display()
-    );
-    struct Umount(std::path::PathBuf);
-    impl Drop for Umount {
-        fn drop(&mut self) {
-            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-            // The server's own cleanup could not remove the mount point.
-            if let Some(dir) = self.0.parent() {
-                let _ = std::fs::remove_dir_all(dir);
-            }
-        }
-    }
-    let _umount = Umount(data.clone());
+    let _fs = small_fs(&data, "16m");
     let mut server = start_server_in(
         dir.clone(),
         "",
