@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """What proxying a camera costs: one 720p25 2 Mbit/s camera to N TCP readers, served
 directly by the camera (an ipcamd file camera, bench/media/720p25-2mbit-60s.mp4) and
-through a second ipcamd that pulls it (`source = "rtsp"`, TCP), in the same minutes.
+through a second ipcamd that pulls it (`source = "rtsp"`, TCP), in the same minutes; and
+what a published stream costs: a third ipcamd whose camera (`source = "publish"`) gets the
+same file from `ffmpeg -re -stream_loop -1 -c copy -f rtsp` over TCP ("publish"; its
+figure includes receiving the publisher).
 
   bench/proxy.py BIN_DIR [--readers 1,100,1000] [--rounds 2]
 
@@ -10,7 +13,7 @@ server CPU seconds per GB delivered (the serving process only: the camera for "f
 the proxy for "proxy"; the proxy's figure includes pulling the camera), PLAY -> first
 byte p50, and readers that saw no loss. The reference, gst-rtsp-server proxying the same
 camera (bench/gst_proxy.py, rtspsrc ! rtph264depay ! rtph264pay, shared media), is measured
-in the same rounds ("gst-proxy"). Fixed ports 18600 (camera), 18610 (proxy), 18640 (gst).
+in the same rounds ("gst-proxy"). Fixed ports 18600 (camera), 18610 (proxy), 18620 (publish), 18640 (gst).
 Prints a markdown table (bench/RESULTS-proxy.md keeps the last one).
 """
 
@@ -47,18 +50,25 @@ def serve(bin_dir, tmp, port, camera):
     """bench/ab.py's server with `camera`, once its /live answers DESCRIBE (a proxy's
     camera only does once its upstream delivers)."""
     p = start(bin_dir, port, tmp, camera)
+    if not serve_wait(port):
+        p.kill()
+        sys.exit(f"ipcamd on {port} did not serve /live within 30 s")
+    return p
+
+
+def serve_wait(port):
+    """Whether rtsp://127.0.0.1:PORT/live answers DESCRIBE with 200 within 30 s."""
     deadline = time.time() + 30
     while time.time() < deadline:
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
                 s.sendall(f"DESCRIBE rtsp://127.0.0.1:{port}/live RTSP/1.0\r\nCSeq: 1\r\n\r\n".encode())
                 if s.recv(100).startswith(b"RTSP/1.0 200"):
-                    return p
+                    return True
         except OSError:
             pass
         time.sleep(0.3)
-    p.kill()
-    sys.exit(f"ipcamd on {port} did not serve /live within 30 s")
+    return False
 
 
 def fan_out(bench_bin, port, pid, n):
@@ -83,6 +93,13 @@ def main():
         proxy = serve(a.bin_dir, tmp, 18610,
                       '[[camera]]\nname = "live"\nsource = "rtsp"\n'
                       'url = "rtsp://127.0.0.1:18600/live"\nrecord = false\n')
+        published = start(a.bin_dir, 18620, tmp,
+                          '[[camera]]\nname = "live"\nsource = "publish"\nrecord = false\n')
+        publisher = subprocess.Popen(
+            ["ffmpeg", "-v", "error", "-re", "-stream_loop", "-1", "-i", MEDIA, "-c", "copy",
+             "-f", "rtsp", "-rtsp_transport", "tcp", "rtsp://127.0.0.1:18620/live"],
+            stdin=subprocess.DEVNULL)
+        serve_wait(18620)
         gst = subprocess.Popen(["/usr/bin/python3", os.path.join(ROOT, "bench", "gst_proxy.py"),
                                 "18640", "rtsp://127.0.0.1:18600/live"],
                                stdout=subprocess.PIPE, text=True)
@@ -91,7 +108,7 @@ def main():
         try:
             time.sleep(3)
             servers = (("file", 18600, camera.pid), ("proxy", 18610, proxy.pid),
-                       ("gst-proxy", 18640, gst.pid))
+                       ("publish", 18620, published.pid), ("gst-proxy", 18640, gst.pid))
             for r in range(a.rounds):
                 for n in counts:
                     for name, port, pid in servers:
@@ -101,21 +118,25 @@ def main():
                         rows.setdefault((n, name), []).append(m)
                         time.sleep(1)
         finally:
-            for p in (gst, proxy, camera):
+            for p in (gst, publisher, published, proxy, camera):
                 p.terminate()
                 p.wait()
     med = lambda xs: statistics.median(x for x in xs if x is not None)  # noqa: E731
-    print("\n| readers | file: CPU s/GB | proxy: CPU s/GB | gst-proxy: CPU s/GB | proxy/file "
-          "| proxy/gst | first byte p50 ms file / proxy / gst | clean readers file / proxy / gst |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("\n| readers | file: CPU s/GB | proxy: CPU s/GB | publish: CPU s/GB | gst-proxy: CPU s/GB "
+          "| proxy/file | publish/file | proxy/gst | first byte p50 ms file / proxy / publish / gst "
+          "| clean readers file / proxy / publish / gst |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for n in counts:
-        f, p, g = rows[(n, "file")], rows[(n, "proxy")], rows[(n, "gst-proxy")]
+        f, p, u, g = (rows[(n, k)] for k in ("file", "proxy", "publish", "gst-proxy"))
         cpu = lambda rs: ", ".join(f"{x[0]:g}" for x in rs if x[0] is not None)  # noqa: E731
-        print(f"| {n} | {cpu(f)} | {cpu(p)} | {cpu(g)} "
+        print(f"| {n} | {cpu(f)} | {cpu(p)} | {cpu(u)} | {cpu(g)} "
               f"| {med(x[0] for x in p) / med(x[0] for x in f):.2f} "
+              f"| {med(x[0] for x in u) / med(x[0] for x in f):.2f} "
               f"| {med(x[0] for x in p) / med(x[0] for x in g):.2f} "
-              f"| {med(x[1] for x in f):g} / {med(x[1] for x in p):g} / {med(x[1] for x in g):g} "
-              f"| {min(x[2] for x in f):g} / {min(x[2] for x in p):g} / {min(x[2] for x in g):g} |")
+              f"| {med(x[1] for x in f):g} / {med(x[1] for x in p):g} / {med(x[1] for x in u):g} "
+              f"/ {med(x[1] for x in g):g} "
+              f"| {min(x[2] for x in f):g} / {min(x[2] for x in p):g} / {min(x[2] for x in u):g} "
+              f"/ {min(x[2] for x in g):g} |")
 
 
 if __name__ == "__main__":
