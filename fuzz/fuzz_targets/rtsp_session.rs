@@ -52,7 +52,11 @@ fuzz_target!(|data: &[u8]| {
         n += 1;
         // Knob 0x08: one connection at a time (the next after each close), as a publisher's
         // ANNOUNCE and SETUP need; otherwise each frame on the next of three.
-        let conn = if knobs & 0x08 != 0 { 1 + closed % 3 } else { 1 + n % 3 };
+        let conn = if knobs & 0x08 != 0 {
+            1 + closed % 3
+        } else {
+            1 + n % 3
+        };
         let ctx = Context {
             conn,
             peer: "127.0.0.1:40000".parse().unwrap_or_else(|_| unreachable!()),
@@ -113,8 +117,12 @@ fuzz_target!(|data: &[u8]| {
             }
             Step::TalkAcquire(p) => {
                 let r = match knobs & 0xc0 {
-                    0x80 => Err(TalkRefusal::Busy { owner: "other".to_owned() }),
-                    0xc0 => Err(TalkRefusal::Unavailable { reason: "camera said 551".to_owned() }),
+                    0x80 => Err(TalkRefusal::Busy {
+                        owner: "other".to_owned(),
+                    }),
+                    0xc0 => Err(TalkRefusal::Unavailable {
+                        reason: "camera said 551".to_owned(),
+                    }),
                     _ => Ok(()),
                 };
                 core.talk_acquired(p, r)
@@ -130,7 +138,9 @@ fuzz_target!(|data: &[u8]| {
                     assert!(core.state(session).is_none());
                     recording.retain(|_, s| s != session);
                 }
-                Action::StartPublish { session, camera, .. } => {
+                Action::StartPublish {
+                    session, camera, ..
+                } => {
                     // At most one publisher per camera: a replaced one was closed before.
                     if let Some(old) = recording.insert(camera.clone(), session.clone()) {
                         assert!(old == *session || core.state(&old).is_none());
@@ -141,7 +151,9 @@ fuzz_target!(|data: &[u8]| {
                     recording.remove(camera);
                 }
                 Action::StopDelivery { session } => core.delivery_stopped(session, n % 4, Some(T)),
-                Action::StartReplay { session, delivery, .. } if n % 5 == 0 => {
+                Action::StartReplay {
+                    session, delivery, ..
+                } if n % 5 == 0 => {
                     core.delivery_finished(session, *delivery, Some(T));
                 }
                 _ => {}
@@ -159,7 +171,10 @@ fuzz_target!(|data: &[u8]| {
                 assert_eq!(core.state(&session), Some(State::Recording));
             }
         }
-        let _ = core.udp_talk("127.0.0.1:5002".parse().unwrap_or_else(|_| unreachable!()), ctx.now);
+        let _ = core.udp_talk(
+            "127.0.0.1:5002".parse().unwrap_or_else(|_| unreachable!()),
+            ctx.now,
+        );
     }
     core.close_all();
     assert!(core.is_empty());
