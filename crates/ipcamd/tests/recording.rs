@@ -100,25 +100,8 @@ fn import_export_round_trip_checked_by_ffprobe() {
         .status()
         .unwrap();
     assert!(st.success());
-    let cfg = dir.join("c.toml");
-    std::fs::write(
-        &cfg,
-        format!("[server]\ndata_dir = \"{}\"\n", dir.join("data").display()),
-    )
-    .unwrap();
-    let out = run_ok(
-        ipcamd()
-            .args([
-                "import",
-                "--camera",
-                "lobby",
-                "--start",
-                "2026-01-01T10:00:00Z",
-                "--config",
-            ])
-            .arg(&cfg)
-            .arg(&input),
-    );
+    let cfg = data_config(&dir, &dir.join("data"));
+    let out = run_ok(&mut import_lobby(&cfg, &input));
     assert!(String::from_utf8_lossy(&out.stderr).contains("imported lobby: 200 frames"));
     // Export 2.5 s from 2 s in: starts at the keyframe at 2 s, ends at 4.5 s.
     let exported = dir.join("out.mp4");
@@ -212,6 +195,33 @@ fn http_export_downloads_a_playable_mp4() {
     assert!(head.starts_with("HTTP/1.1 404"), "{head}");
 }
 
+/// A configuration in `dir` whose recordings go under `data`.
+fn data_config(dir: &std::path::Path, data: &std::path::Path) -> std::path::PathBuf {
+    let cfg = dir.join("c.toml");
+    std::fs::write(
+        &cfg,
+        format!("[server]\ndata_dir = \"{}\"\n", data.display()),
+    )
+    .unwrap();
+    cfg
+}
+
+/// `ipcamd import INPUT` as camera "lobby" from 2026-01-01T10:00:00Z.
+fn import_lobby(cfg: &std::path::Path, input: &std::path::Path) -> Command {
+    let mut c = ipcamd();
+    c.args([
+        "import",
+        "--camera",
+        "lobby",
+        "--start",
+        "2026-01-01T10:00:00Z",
+    ])
+    .arg("--config")
+    .arg(cfg)
+    .arg(input);
+    c
+}
+
 /// Mounts a tmpfs of `size` on `dir` (the test needs root and fails without); unmounted
 /// and removed with its parent when the guard drops.
 fn small_fs(dir: &std::path::Path, size: &str) -> impl Drop {
@@ -266,25 +276,8 @@ fn import_onto_a_full_disk_fails_naming_the_frames_not_stored() {
         let free = 8 * 1024 * 1024 - size / 3;
         f.write_all(&vec![0u8; free as usize]).unwrap();
     }
-    let cfg = dir.join("c.toml");
-    std::fs::write(
-        &cfg,
-        format!("[server]\ndata_dir = \"{}\"\n", data.display()),
-    )
-    .unwrap();
-    let out = ipcamd()
-        .args([
-            "import",
-            "--camera",
-            "lobby",
-            "--start",
-            "2026-01-01T10:00:00Z",
-        ])
-        .arg("--config")
-        .arg(&cfg)
-        .arg(&input)
-        .output()
-        .unwrap();
+    let cfg = data_config(&dir, &data);
+    let out = import_lobby(&cfg, &input).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     eprintln!("{err}");
     assert!(!out.status.success(), "the import succeeded:\n{err}");

@@ -140,9 +140,9 @@ impl UdpPair {
         // SAFETY: CMSG_SPACE is a pure size computation.
         let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<u16>() as u32) } as usize;
         let mut control = vec![0u8; space];
-        loop {
-            self.rtp.writable().await?;
-            let sent = self.rtp.try_io(tokio::io::Interest::WRITABLE, || {
+        // Waits until the socket is writable and retries while the kernel says WouldBlock.
+        self.rtp
+            .async_io(tokio::io::Interest::WRITABLE, || {
                 // SAFETY: `msg` points at `addr`, `iov` (whose entries point into `run`'s
                 // buffers) and `control`, all alive and unmoved for this call; the control
                 // message is written inside `control`, sized by CMSG_SPACE for one u16.
@@ -179,12 +179,8 @@ impl UdpPair {
                         Ok(())
                     }
                 }
-            });
-            match sent {
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-                other => return other,
-            }
-        }
+            })
+            .await
     }
 
     /// Without segmentation: the packets as separate datagrams, in one `sendmmsg` where
@@ -213,9 +209,9 @@ impl UdpPair {
     #[cfg(target_os = "linux")]
     async fn sendmmsg(&self, run: &[&Bytes], to: SocketAddr) -> std::io::Result<usize> {
         let addr = socket2::SockAddr::from(to);
-        loop {
-            self.rtp.writable().await?;
-            let sent = self.rtp.try_io(tokio::io::Interest::WRITABLE, || {
+        // Waits until the socket is writable and retries while the kernel says WouldBlock.
+        self.rtp
+            .async_io(tokio::io::Interest::WRITABLE, || {
                 // SAFETY: every header points at `addr` and at one entry of `iov`, whose
                 // entries point into `run`'s buffers; all are alive and unmoved for this
                 // call (built inside it: raw pointers may not live across an await).
@@ -254,12 +250,8 @@ impl UdpPair {
                 } else {
                     Ok(n as usize)
                 }
-            });
-            match sent {
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-                other => return other,
-            }
-        }
+            })
+            .await
     }
 
     #[cfg(not(target_os = "linux"))]
