@@ -7,6 +7,11 @@
 # none is skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# A one-time build: incremental caches would only take disk (gigabytes) on a fresh machine.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+# How much disk the build takes and what is left, printed after each step that builds.
+disk() { echo "== disk: target $(du -sh target 2>/dev/null | cut -f1), free $(df -h --output=avail . | tail -1 | tr -d ' ')"; }
+disk
 
 packages=(ffmpeg gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav python3-gi
@@ -44,12 +49,15 @@ python3 scripts/import-graph.py
 
 echo "== cargo test (with the alsa feature: the ALSA output is tested through ALSA's file plugin)"
 cargo test --workspace --features ipcamd/alsa
+disk
 
 echo "== fuzz smoke run"
 ./scripts/fuzz-smoke.sh
+disk
 
 echo "== bench/run --smoke (benchmarks at a tiny size: must still produce the table)"
 BENCH_CARGO_FEATURES=ipcamd/alsa /usr/bin/python3 bench/run --smoke
+disk
 
 echo "== bench/soak.py --minutes 2 (clients coming and going; RSS, fds, threads flat; no gap)"
 /usr/bin/python3 bench/soak.py --minutes 2 --bin-dir target/debug --out target/soak-ci.md --csv target/soak-ci.csv
