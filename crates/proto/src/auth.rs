@@ -11,9 +11,9 @@
 //! nonces do not survive a restart (clients then get `stale=true` only if the HMAC still
 //! checks, i.e. never: they get a plain 401 and retry with the same credentials anyway).
 //! A nonce older than the configured lifetime whose response is otherwise right is
-//! answered with `stale=true` (RFC 7616 §3.3). The nonce count (`nc`) of each nonce must
-//! grow from request to request ([`NonceCounts`]), so a captured request cannot be
-//! replayed while its nonce is fresh.
+//! answered with `stale=true` (RFC 7616 §3.3). Each nonce count (`nc`) of a nonce is
+//! accepted once ([`NonceCounts`]), so a captured request cannot be replayed while its
+//! nonce is fresh.
 //!
 //! Deliberately left out: the `-sess` algorithms, `qop=auth-int` (bodies are not hashed),
 //! `userhash=true`, `Authentication-Info`. The RFC 2069 form (no `qop` in the answer,
@@ -326,14 +326,24 @@ impl NonceSigner {
     }
 }
 
-/// The highest nonce count seen per fresh nonce: a request must use a higher one than any
-/// before it with the same nonce. Entries of nonces past their lifetime are dropped, and
+/// The nonce counts seen per fresh nonce: each is accepted once (RFC 7616 §3.4: "if the
+/// same nc-value is seen twice, then the request is a replay"). A client that sends
+/// requests on several connections at once (a browser) numbers them in order but they can
+/// arrive out of order, so a count below the highest seen is accepted if it is within
+/// [`NC_WINDOW`] of it and was not seen yet (a sliding window, as IPsec's anti-replay
+/// check); older ones are refused. Entries of nonces past their lifetime are dropped, and
 /// the table holds at most `max_entries` (the oldest go first), so memory stays bounded.
 #[derive(Debug)]
 pub struct NonceCounts {
-    seen: HashMap<String, (u64, u32)>,
+    /// Per nonce: issue time, highest count seen, and which of the [`NC_WINDOW`] counts
+    /// up to it were seen (bit `i`: highest - `i`).
+    seen: HashMap<String, (u64, u32, u64)>,
     max_entries: usize,
 }
+
+/// How far below the highest nonce count seen a count may arrive (out of order) and still
+/// be accepted once.
+pub const NC_WINDOW: u32 = 64;
 
 impl Default for NonceCounts {
     fn default() -> Self {
@@ -357,25 +367,32 @@ impl NonceCounts {
         self.seen.is_empty()
     }
 
-    /// Records `nc` for `nonce` (issued at `issued`); `false` if it is not higher than the
-    /// highest seen (a replay).
+    /// Records `nc` for `nonce` (issued at `issued`); `false` if it was seen before (a
+    /// replay) or is [`NC_WINDOW`] or more below the highest seen.
     pub fn accept(&mut self, nonce: &str, issued: u64, nc: u32, now: u64, lifetime: u64) -> bool {
-        if let Some((_, last)) = self.seen.get_mut(nonce) {
-            if nc <= *last {
+        if let Some((_, highest, bits)) = self.seen.get_mut(nonce) {
+            if nc > *highest {
+                let up = nc - *highest;
+                *bits = if up >= NC_WINDOW { 0 } else { *bits << up } | 1;
+                *highest = nc;
+                return true;
+            }
+            let back = *highest - nc;
+            if back >= NC_WINDOW || *bits & (1 << back) != 0 {
                 return false;
             }
-            *last = nc;
+            *bits |= 1 << back;
             return true;
         }
         if self.seen.len() >= self.max_entries {
             self.seen
-                .retain(|_, (t, _)| now.saturating_sub(*t) <= lifetime);
+                .retain(|_, (t, _, _)| now.saturating_sub(*t) <= lifetime);
         }
         while self.seen.len() >= self.max_entries {
             let oldest = self
                 .seen
                 .iter()
-                .min_by_key(|(_, (t, _))| *t)
+                .min_by_key(|(_, (t, _, _))| *t)
                 .map(|(k, _)| k.clone());
             match oldest {
                 Some(k) => {
@@ -384,7 +401,7 @@ impl NonceCounts {
                 None => break,
             }
         }
-        self.seen.insert(nonce.to_owned(), (issued, nc));
+        self.seen.insert(nonce.to_owned(), (issued, nc, 1));
         true
     }
 }
@@ -865,7 +882,7 @@ mod tests {
     }
 
     #[test]
-    fn right_password_both_algorithms_then_nc_must_grow() {
+    fn right_password_both_algorithms_then_each_nc_once() {
         let s = server(60);
         let mut c = NonceCounts::default();
         let nonce = s.signer.make(NOW, [1; 8]);
@@ -923,11 +940,37 @@ mod tests {
             verify(&s, &mut c, &a2, NOW),
             Verdict::Authenticated { .. }
         ));
-        // Going back is a replay too.
+        // Going back to a count already used is a replay too.
         assert!(matches!(
             verify(&s, &mut c, &a1, NOW),
             Verdict::Challenge { .. }
         ));
+    }
+
+    /// A browser's parallel requests on one nonce arrive out of order: each count is
+    /// accepted once, within the window below the highest.
+    #[test]
+    fn nonce_counts_out_of_order_within_the_window_once_each() {
+        let mut c = NonceCounts::default();
+        let ok = |c: &mut NonceCounts, nc| c.accept("n", NOW, nc, NOW, 60);
+        assert!(ok(&mut c, 1));
+        assert!(ok(&mut c, 4));
+        assert!(ok(&mut c, 3));
+        assert!(ok(&mut c, 2));
+        for nc in 1..=4 {
+            assert!(!ok(&mut c, nc), "{nc} twice");
+        }
+        assert!(ok(&mut c, 100));
+        // 100 - 64 = 36 is out of the window, 37 is in it (once).
+        assert!(!ok(&mut c, 36));
+        assert!(ok(&mut c, 37));
+        assert!(!ok(&mut c, 37));
+        // A jump of the window's size or more forgets what was below.
+        assert!(ok(&mut c, 100 + NC_WINDOW));
+        assert!(!ok(&mut c, 100));
+        // Just below the new highest: in the window, not seen yet.
+        assert!(ok(&mut c, 100 + NC_WINDOW - 1));
+        assert!(!ok(&mut c, 0));
     }
 
     #[test]
