@@ -768,17 +768,50 @@ fn read_at(
         .min(offset + READ_AHEAD as u64)
         .max(end);
     let len = (want - offset) as usize;
-    file.seek(SeekFrom::Start(offset))?;
-    // `read_to_end` fills the spare capacity without zeroing it first.
-    let mut buf = Vec::with_capacity(len);
-    file.take(len as u64).read_to_end(&mut buf)?;
+    let buf = match map_window(file, offset, len) {
+        Ok(buf) => buf,
+        Err(e) => {
+            tracing::debug!(path = %l.path.display(), offset, len, error = %e,
+                "segment window not mapped; read instead");
+            file.seek(SeekFrom::Start(offset))?;
+            // `read_to_end` fills the spare capacity without zeroing it first.
+            let mut buf = Vec::with_capacity(len);
+            file.take(len as u64).read_to_end(&mut buf)?;
+            Bytes::from(buf)
+        }
+    };
     if buf.len() < size as usize {
         return Err(std::io::ErrorKind::UnexpectedEof.into());
     }
-    let buf = Bytes::from(buf);
     let data = buf.slice(..size as usize);
     *ahead = Some((l.row.id, offset, buf));
     Ok(data)
+}
+
+/// The `len` bytes at `offset` of `file` (fewer if the file is shorter), memory-mapped and
+/// read in by `MADV_POPULATE_READ` (docs/store.md "Read-ahead"): the frames are slices of the
+/// page cache, never copied into the process, and an I/O error or a file shorter than the
+/// index shows here as an error, like a failed `read`, instead of as SIGBUS on first touch.
+fn map_window(file: &File, offset: u64, len: usize) -> std::io::Result<Bytes> {
+    let on_disk = file.metadata()?.len().saturating_sub(offset);
+    let len = len.min(usize::try_from(on_disk).unwrap_or(usize::MAX));
+    if len == 0 {
+        return Ok(Bytes::new());
+    }
+    // SAFETY: a mapping is undefined behaviour only if the mapped bytes change or vanish
+    // while it lives. ipcamd never rewrites or truncates segment bytes up to the indexed
+    // end, which bounds every window: the recorder only appends, crash recovery runs
+    // before any reader opens, retention unlinks files (the mapping keeps the inode).
+    // Another program truncating a segment file while ipcamd reads it is the case left
+    // (docs/store.md "Read-ahead").
+    let map = unsafe {
+        memmap2::MmapOptions::new()
+            .offset(offset)
+            .len(len)
+            .map(file)?
+    };
+    map.advise(memmap2::Advice::PopulateRead)?;
+    Ok(Bytes::from_owner(map))
 }
 
 fn track_set<'a>(

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::*;
 use ipcamd_media::{AccessUnit, Source};
-use ipcamd_store::{testing, Direction, Store, StoreOptions};
+use ipcamd_store::{testing, Direction, Store, StoreOptions, StoredFrame};
 
 fn seg_path(dir: &std::path::Path, camera: &str, id: i64) -> std::path::PathBuf {
     dir.join(camera).join(format!("{id}.seg"))
@@ -203,4 +203,51 @@ fn corrupt_index_row_garbage_segment_and_stray_files() {
         }
     }
     assert!(store.recordings().unwrap().len() == 1);
+}
+
+/// A segment file cut short by another program while the store is open (after recovery):
+/// the frames the file still holds are read, the rest of that segment is skipped with a
+/// warning naming it, and no read touches bytes past the end of the file (segment windows
+/// are memory-mapped only up to the file's length, so this is an error, not SIGBUS).
+#[test]
+fn a_segment_cut_short_while_open_is_read_up_to_the_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = opts(Duration::from_secs(1));
+    let store = Store::open(dir.path(), opts).unwrap();
+    let units = record(&store, "cam", T0, 4 * SEC);
+    let segs = testing::segments(&store, "cam").unwrap();
+    assert!(segs.len() >= 3, "{segs:?}");
+    let cut = segs[1];
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(seg_path(dir.path(), "cam", cut.0))
+        .unwrap()
+        .set_len(cut.3 / 2)
+        .unwrap();
+
+    let (logs, _guard) = capture_logs();
+    let mut r = store.reader("cam").unwrap();
+    r.seek(T0, Direction::Forward).unwrap();
+    let got = read_all_forward(&mut r);
+    let in_cut = |wallclock| wallclock >= cut.1 && wallclock <= cut.2;
+    let (cut_units, others): (Vec<&AccessUnit>, Vec<&AccessUnit>) =
+        units.iter().partition(|u| in_cut(u.wallclock));
+    let got_cut = got.iter().filter(|f| in_cut(f.wallclock));
+    let kept = got_cut.clone().count();
+    assert!(
+        kept > 0 && kept < cut_units.len(),
+        "{kept} of {}",
+        cut_units.len()
+    );
+    assert!(got_cut.zip(&cut_units).all(|(f, u)| same_unit(f, u)));
+    let got_others: Vec<&StoredFrame> = got.iter().filter(|f| !in_cut(f.wallclock)).collect();
+    assert_eq!(got_others.len(), others.len());
+    assert!(got_others.iter().zip(&others).all(|(f, u)| same_unit(f, u)));
+    let text = logs.text();
+    assert!(
+        text.contains(&format!("segment {}", cut.0)) && text.contains("cannot read frame"),
+        "{text}"
+    );
+    // Every window was mapped, the cut one too (up to the file's end): no fallback read.
+    assert!(!text.contains("not mapped"), "{text}");
 }
