@@ -15,10 +15,13 @@
 //! - A stop (PAUSE, `Immediate`) is cooperative, never in the middle of a packet on a TCP
 //!   connection.
 //!
-//! Store reads (SQLite and segment files) run on the blocking pool; the next batch is read
-//! while the current one is written.
+//! Store reads (SQLite and segment files) run on the blocking pool, and so does the
+//! packetization of what they read (for H.264 and H.265 a scan of every byte for start
+//! codes): the next batch is read and packetized while the current one is written, so the
+//! pump's thread only builds headers and writes.
 
 use std::collections::VecDeque;
+use std::ops::Range;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -224,27 +227,69 @@ async fn pump(d: ReplayDelivery, mut job: Job, stop: Arc<StopSignal>, progress: 
     }
 }
 
-type ReadAhead = tokio::task::JoinHandle<(Replay, Result<Batch, ipcamd_store::StoreError>)>;
+/// The packetizers of one delivery's tracks, by recorded track.
+struct Packers(Vec<(usize, Box<dyn Packetizer>)>);
 
-/// Starts reading the next batch on the blocking pool (the selection reads files and
-/// SQLite); the Replay moves there and back with [`finish_read`].
-fn start_read(job: &mut Job) -> std::io::Result<ReadAhead> {
-    let mut replay = job
-        .replay
-        .take()
-        .ok_or_else(|| std::io::Error::other("replay state lost"))?;
+/// A batch's units, packetized: the payloads of unit `k` are `payloads[ranges[k]]`, empty
+/// when the unit could not be packetized (it is skipped).
+#[derive(Default)]
+struct Packed {
+    payloads: Vec<RtpPayload>,
+    ranges: Vec<Range<usize>>,
+}
+
+impl Packers {
+    fn pack(&mut self, batch: &Batch) -> Packed {
+        let mut p = Packed::default();
+        let Batch::Units(units) = batch else {
+            return p;
+        };
+        p.ranges.reserve(units.len());
+        for u in units {
+            let start = p.payloads.len();
+            if let Some((_, packer)) = self.0.iter_mut().find(|(t, _)| *t == u.frame.track) {
+                if let Err(e) = packer.packetize(&u.frame.data, &mut p.payloads) {
+                    tracing::debug!(track = u.frame.track, error = %e, "replay: unit cannot be packetized; skipped");
+                    p.payloads.truncate(start);
+                }
+            }
+            p.ranges.push(start..p.payloads.len());
+        }
+        p
+    }
+}
+
+type Read = (
+    Replay,
+    Packers,
+    Result<(Batch, Packed), ipcamd_store::StoreError>,
+);
+type ReadAhead = tokio::task::JoinHandle<Read>;
+
+/// Starts reading and packetizing the next batch on the blocking pool (the selection reads
+/// files and SQLite); the Replay and the packetizers move there and back with
+/// [`finish_read`].
+fn start_read(job: &mut Job, packers: &mut Option<Packers>) -> std::io::Result<ReadAhead> {
+    let lost = || std::io::Error::other("replay state lost");
+    let mut replay = job.replay.take().ok_or_else(lost)?;
+    let mut packers = packers.take().ok_or_else(lost)?;
     Ok(tokio::task::spawn_blocking(move || {
-        let b = replay.next_batch(BATCH_UNITS, BATCH_BYTES);
-        (replay, b)
+        let b = replay.next_batch(BATCH_UNITS, BATCH_BYTES).map(|b| {
+            let p = packers.pack(&b);
+            (b, p)
+        });
+        (replay, packers, b)
     }))
 }
 
 fn finish_read(
     job: &mut Job,
-    done: Result<(Replay, Result<Batch, ipcamd_store::StoreError>), tokio::task::JoinError>,
-) -> std::io::Result<Batch> {
-    let (replay, batch) = done.map_err(std::io::Error::other)?;
+    packers: &mut Option<Packers>,
+    done: Result<Read, tokio::task::JoinError>,
+) -> std::io::Result<(Batch, Packed)> {
+    let (replay, p, batch) = done.map_err(std::io::Error::other)?;
     job.replay = Some(replay);
+    *packers = Some(p);
     batch.map_err(std::io::Error::other)
 }
 
@@ -255,7 +300,6 @@ struct Out {
     payload_type: u8,
     clock_rate: u32,
     seq: u16,
-    packetizer: Box<dyn Packetizer>,
     /// First media timestamp of this track in the delivery (forward with Rate-Control:
     /// yes, and reverse).
     anchor: Option<u64>,
@@ -283,8 +327,6 @@ async fn deliver(
                     payload_type: info.payload_type,
                     clock_rate: info.clock_rate(),
                     seq: seqs.get(t.track).copied().unwrap_or(0),
-                    // Room for the 16-byte replay extension in every packet.
-                    packetizer: packetizer_for(&info.codec, DEFAULT_MAX_PAYLOAD - 16),
                     anchor: None,
                     rev_anchor: None,
                     sr: SrState::new(t.ssrc, info.clock_rate()),
@@ -292,6 +334,19 @@ async fn deliver(
             })
             .collect()
     };
+    let mut packers = Some(Packers(
+        d.tracks
+            .iter()
+            .filter_map(|t| {
+                let info = d.state.tracks.get(t.track)?;
+                // Room for the 16-byte replay extension in every packet.
+                Some((
+                    t.track,
+                    packetizer_for(&info.codec, DEFAULT_MAX_PAYLOAD - 16),
+                ))
+            })
+            .collect(),
+    ));
     let play = job.play.clone();
     let realtime = play.rate_control == RateControl::Yes;
     let zero_sr = !realtime || play.scale < 0.0;
@@ -304,24 +359,27 @@ async fn deliver(
         if stop.requested() {
             return Ok(false);
         }
-        let batch = match (job.first.take(), ahead.take()) {
-            (Some(b), _) => b,
-            (None, Some(read)) => finish_read(job, read.await)?,
+        let (batch, packed) = match (job.first.take(), ahead.take()) {
+            (Some(b), _) => {
+                let p = packers.as_mut().map(|p| p.pack(&b)).unwrap_or_default();
+                (b, p)
+            }
+            (None, Some(read)) => finish_read(job, &mut packers, read.await)?,
             (None, None) => {
-                let read = start_read(job)?;
-                finish_read(job, read.await)?
+                let read = start_read(job, &mut packers)?;
+                finish_read(job, &mut packers, read.await)?
             }
         };
         // Read the next batch on the blocking pool while this one is written (Rate-Control:
         // no is bound by the time of one read plus one write otherwise).
         if matches!(batch, Batch::Units(_)) {
-            ahead = Some(start_read(job)?);
+            ahead = Some(start_read(job, &mut packers)?);
         }
         match batch {
             Batch::Units(units) => {
-                for u in units {
+                for (u, range) in units.iter().zip(&packed.ranges) {
                     if realtime {
-                        if let Some(due) = pacing.due(&u) {
+                        if let Some(due) = pacing.due(u) {
                             let at = t0 + Duration::from_micros(due as u64);
                             if at > tokio::time::Instant::now() {
                                 wire.flush(d).await?;
@@ -336,7 +394,8 @@ async fn deliver(
                             }
                         }
                     }
-                    wire.add(&mut outs, &u, &play, job.cseq);
+                    let payloads = packed.payloads.get(range.clone()).unwrap_or(&[]);
+                    wire.add(&mut outs, u, payloads, &play, job.cseq);
                     progress.set(u.frame.wallclock);
                 }
                 wire.flush(d).await?;
@@ -379,19 +438,24 @@ struct Wire {
     tcp: Vec<(usize, Bytes)>,
     tcp_writer: Option<Writer>,
     udp: Vec<(std::net::SocketAddr, Bytes)>,
-    payloads: Vec<RtpPayload>,
     /// When the session was last kept alive by a write.
     last_alive: Option<std::time::Instant>,
 }
 
 impl Wire {
-    fn add(&mut self, outs: &mut [Out], u: &ReplayUnit, play: &PlayRequest, cseq: u8) {
+    /// Adds the packets of unit `u`, whose payloads are `payloads`.
+    fn add(
+        &mut self,
+        outs: &mut [Out],
+        u: &ReplayUnit,
+        payloads: &[RtpPayload],
+        play: &PlayRequest,
+        cseq: u8,
+    ) {
         let Some(o) = outs.iter_mut().find(|o| o.track == u.frame.track) else {
             return;
         };
-        self.payloads.clear();
-        if let Err(e) = o.packetizer.packetize(&u.frame.data, &mut self.payloads) {
-            tracing::debug!(track = o.track, error = %e, "replay: unit cannot be packetized; skipped");
+        if payloads.is_empty() {
             return;
         }
         let pts = u.frame.pts;
@@ -422,8 +486,8 @@ impl Wire {
             terminal: u.flags.terminal,
             cseq,
         };
-        let last = self.payloads.len().saturating_sub(1);
-        for (k, p) in self.payloads.iter().enumerate() {
+        let last = payloads.len().saturating_sub(1);
+        for (k, p) in payloads.iter().enumerate() {
             // The replay extension on every packet of the unit (the standard asks for the
             // first; every packet gives GStreamer's rtponvifparse the capture time of the
             // whole unit): D on the first packet only, T on the last only (docs/replay.md
