@@ -6,8 +6,9 @@
 #   scripts/fuzz-long.sh                 # every target, one after the other
 #   FUZZ_MINUTES=8 scripts/fuzz-long.sh http wsse
 #
-# The fuzz crate is built once, up front (`cargo +nightly fuzz build`, sanitizer address,
-# release with debug assertions, CARGO_TARGET_DIR target/fuzz-asan); each target's binary
+# The fuzz crate (the targets named, or all) is built once, up front (`cargo +nightly fuzz
+# build`, sanitizer address, release with debug assertions, CARGO_TARGET_DIR
+# target/fuzz-asan); each target's binary
 # then runs by itself, exactly as `cargo fuzz run` would start it, from the committed seeds
 # (fuzz/seeds/<target>) and the corpus of earlier runs (fuzz/corpus/<target>, where new
 # inputs go). Building once means an edit of fuzz/ during a long run cannot change the
@@ -25,7 +26,7 @@ cd "$(dirname "$0")/.."
 
 mins="${FUZZ_MINUTES:-60}"
 all=(rtsp_decoder rtsp_headers sdp rtp_depacketize tunnel audio_decoders rtsp_session stun
-  onvif_soap store_index http wsse config)
+  onvif_soap store_index http wsse config mp4_file)
 if (($#)); then targets=("$@"); else targets=("${all[@]}"); fi
 toolchain="${FUZZ_TOOLCHAIN:-nightly}"
 export CARGO_TARGET_DIR="${FUZZ_ASAN_TARGET_DIR:-target/fuzz-asan}"
@@ -41,8 +42,15 @@ echo "== cargo +$toolchain fuzz build (sanitizer address) into $CARGO_TARGET_DIR
 for t in "${targets[@]}"; do
   [[ -f "fuzz/fuzz_targets/$t.rs" ]] || { echo "no fuzz target $t" >&2; exit 2; }
 done
-# One job: the run keeps to one core (FUZZ_JOBS to change).
-CARGO_BUILD_JOBS="${FUZZ_JOBS:-1}" cargo +"$toolchain" fuzz build --sanitizer address
+# One job: the run keeps to one core (FUZZ_JOBS to change). Only the targets named, when
+# some are: the others may need crates (config: the server) that are not to be rebuilt.
+if (($#)); then
+  for t in "${targets[@]}"; do
+    CARGO_BUILD_JOBS="${FUZZ_JOBS:-1}" cargo +"$toolchain" fuzz build --sanitizer address "$t"
+  done
+else
+  CARGO_BUILD_JOBS="${FUZZ_JOBS:-1}" cargo +"$toolchain" fuzz build --sanitizer address
+fi
 
 # Appends one row to the "Long runs with AddressSanitizer" table (the section and its
 # header are created at the end of the document when missing).

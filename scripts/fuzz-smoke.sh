@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Short fuzzing smoke run of every cargo-fuzz target (fuzz/, see docs/fuzzing.md) on the
-# stable toolchain (`--sanitizer none`). Installs cargo-fuzz when missing. Each target runs
+# Short fuzzing smoke run of every cargo-fuzz target (fuzz/, see docs/fuzzing.md), or of the
+# targets named (`scripts/fuzz-smoke.sh mp4_file`), on the stable toolchain (`--sanitizer none`). Installs cargo-fuzz when missing. Each target runs
 # FUZZ_SECONDS (default 12) from the committed seeds (fuzz/seeds/<target>) plus the
 # corpus of earlier runs (fuzz/corpus/<target>, not committed); any crash fails the script
 # and leaves the input in fuzz/artifacts/<target>/.
@@ -13,13 +13,18 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
 fi
 
 secs="${FUZZ_SECONDS:-12}"
-targets=(rtsp_decoder rtsp_headers sdp rtp_depacketize tunnel audio_decoders rtsp_session stun onvif_soap store_index
-  http wsse config)
+all=(rtsp_decoder rtsp_headers sdp rtp_depacketize tunnel audio_decoders rtsp_session stun onvif_soap store_index
+  http wsse config mp4_file)
+if (($#)); then targets=("$@"); else targets=("${all[@]}"); fi
 # Its own target dir: fuzz builds use other compiler flags than the workspace's.
 export CARGO_TARGET_DIR="${FUZZ_TARGET_DIR:-${CARGO_TARGET_DIR:-target}/fuzz}"
 
 echo "== cargo fuzz build (sanitizer none)"
-cargo fuzz build --sanitizer none
+if (($#)); then
+  for t in "${targets[@]}"; do cargo fuzz build --sanitizer none "$t"; done
+else
+  cargo fuzz build --sanitizer none
+fi
 
 for t in "${targets[@]}"; do
   mkdir -p "fuzz/corpus/$t"

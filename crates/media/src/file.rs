@@ -22,6 +22,10 @@
 //! An error from [`Source::next_au`] (a sample that cannot be read or parsed) names the file,
 //! track and sample, and repeats on every later call: the source does not skip data.
 //!
+//! [`FileSource::open`] reads a path; [`FileSource::from_reader`] reads the same way from any
+//! `Read + Seek` (a `Cursor` over bytes in memory: the fuzz target `mp4_file`). Reads block:
+//! the source runs on the pacer's thread or an importer's, never on an async task.
+//!
 //! Left out: fragmented files (`moof`/`mvex`: an error), edit lists (`elst` is ignored:
 //! times start at the first sample's decode time), tracks with several sample descriptions
 //! and data stored in other files (`dref` URLs).
@@ -49,10 +53,12 @@ use table::Unit;
 /// The largest `moov` box we read into memory.
 const MAX_MOOV_BYTES: u64 = 256 << 20;
 
-/// An MP4/MOV file as an endless [`Source`]; see the module doc.
-pub struct FileSource {
+/// An MP4/MOV file as an endless [`Source`]; see the module doc. `R` is where the bytes are
+/// read from: the opened file, or a `Cursor` for [`FileSource::from_reader`].
+pub struct FileSource<R = File> {
+    /// The path, or the name given to [`FileSource::from_reader`], for messages.
     path: String,
-    file: File,
+    file: R,
     infos: Vec<TrackInfo>,
     tracks: Vec<Track>,
     start: UnixMicros,
@@ -101,22 +107,40 @@ impl FileSource {
             path: name.clone(),
             what,
         };
-        let mut file = File::open(path).map_err(|e| fail(format!("cannot open: {e}")))?;
-        let file_len = file
+        let file = File::open(path).map_err(|e| fail(format!("cannot open: {e}")))?;
+        let metadata = file
             .metadata()
-            .map_err(|e| fail(format!("cannot stat: {e}")))?
-            .len();
+            .map_err(|e| fail(format!("cannot stat: {e}")))?;
+        let mut source = FileSource::from_reader(&name, file, metadata.len(), start)?;
+        source.identity = file_identity(&metadata);
+        Ok(source)
+    }
+}
+
+impl<R: Read + Seek> FileSource<R> {
+    /// Reads the sample tables of the `file_len` bytes of `file` (from offset 0), which `name`
+    /// names in messages. The first unit is due at `start`. Unlike [`FileSource::open`],
+    /// nothing checks that the data stays the same.
+    pub fn from_reader(
+        name: &str,
+        mut file: R,
+        file_len: u64,
+        start: UnixMicros,
+    ) -> Result<FileSource<R>, SourceError> {
+        let name = name.to_string();
+        let fail = |what: String| SourceError::File {
+            path: name.clone(),
+            what,
+        };
+        // A moov with an mvex box (a fragmented file) fails here too.
         let moov = read_moov(&mut file, file_len).map_err(fail)?;
-        if moov.mvex.is_some() {
-            return Err(fail(
-                "fragmented MP4 (moov has an mvex box) is not supported".into(),
-            ));
-        }
 
         let mut tracks = Vec::new();
         let mut skipped = Vec::new();
+        // The bytes of the samples of the tracks loaded so far.
+        let mut used = 0;
         for trak in &moov.trak {
-            match load_track(trak, &mut file, file_len).map_err(&fail)? {
+            match load_track(trak, &mut file, file_len, &mut used).map_err(&fail)? {
                 Loaded::Track(track) => tracks.push(*track),
                 Loaded::Skipped(why) => {
                     tracing::warn!(path = %name, "skipping {why}");
@@ -176,11 +200,6 @@ impl FileSource {
                 track.units.len()
             );
         }
-        let identity = file_identity(
-            &file
-                .metadata()
-                .map_err(|e| fail(format!("cannot stat: {e}")))?,
-        );
         Ok(FileSource {
             path: name,
             file,
@@ -189,7 +208,7 @@ impl FileSource {
             start,
             duration,
             loops_logged: 0,
-            identity,
+            identity: None,
             checked_at: start,
         })
     }
@@ -241,7 +260,13 @@ enum Loaded {
 }
 
 /// Reads the codec and sample table of one `trak`. `Err` (a corrupt table) fails the file.
-fn load_track(trak: &Trak, file: &mut File, file_len: u64) -> Result<Loaded, String> {
+/// `used`: the bytes of the samples of the tracks before, to which this track's are added.
+fn load_track(
+    trak: &Trak,
+    file: &mut (impl Read + Seek),
+    file_len: u64,
+    used: &mut u64,
+) -> Result<Loaded, String> {
     let id = trak.tkhd.track_id;
     let stbl = &trak.mdia.minf.stbl;
     let Some(entry) = stbl.stsd.codecs.first() else {
@@ -267,7 +292,8 @@ fn load_track(trak: &Trak, file: &mut File, file_len: u64) -> Result<Loaded, Str
     let group = codec
         .tiny_samples
         .then(|| (u64::from(timescale) / 50).max(1));
-    let table = table::build(stbl, file_len, group).map_err(|e| format!("{label}: {e}"))?;
+    let table = table::build(stbl, file_len, *used, group).map_err(|e| format!("{label}: {e}"))?;
+    *used = used.saturating_add(table.bytes);
     if table.units.is_empty() {
         return skip("no samples");
     }
@@ -319,7 +345,7 @@ fn load_track(trak: &Trak, file: &mut File, file_len: u64) -> Result<Loaded, Str
     Ok(Loaded::Track(Box::new((params, table.duration, track))))
 }
 
-impl Source for FileSource {
+impl<R: Read + Seek + Send> Source for FileSource<R> {
     fn tracks(&self) -> &[TrackInfo] {
         &self.infos
     }
@@ -432,7 +458,7 @@ fn clock_time(ticks: u64, timescale: u32, loops: u64, duration: MediaDuration, c
     u64::try_from(t).unwrap_or(u64::MAX)
 }
 
-fn read_unit(file: &mut File, unit: &Unit) -> std::io::Result<Vec<u8>> {
+fn read_unit(file: &mut (impl Read + Seek), unit: &Unit) -> std::io::Result<Vec<u8>> {
     file.seek(SeekFrom::Start(unit.offset))?;
     let mut buf = vec![0; unit.size as usize];
     file.read_exact(&mut buf)?;
@@ -440,7 +466,11 @@ fn read_unit(file: &mut File, unit: &Unit) -> std::io::Result<Vec<u8>> {
 }
 
 /// For `avc3`/`hev1` entries without parameter sets: takes them from the first sync sample.
-fn params_in_band(file: &mut File, units: &[Unit], framing: &mut Framing) -> Result<(), String> {
+fn params_in_band(
+    file: &mut (impl Read + Seek),
+    units: &[Unit],
+    framing: &mut Framing,
+) -> Result<(), String> {
     let Framing::Nal {
         kind,
         length_size,
@@ -476,8 +506,75 @@ fn params_in_band(file: &mut File, units: &[Unit], framing: &mut Framing) -> Res
     Ok(())
 }
 
+/// The boxes of the containers down to `stbl` that the reader uses; the others are renamed
+/// `free` before `mp4-atom` decodes the `moov`, so that it skips them. Its decoders of some
+/// of them loop on a count read from the file without consuming bytes, e.g. `sgpd` entries of
+/// a grouping type it does not know and no declared length: an `entry_count` of 0x62783236
+/// made it push 1.6 billion empty entries (fuzz/seeds/mp4_file/regression-sgpd-entry-count).
+const USED_BOXES: [(&[u8; 4], &[&[u8; 4]]); 5] = [
+    (b"moov", &[b"mvhd", b"trak"]),
+    (b"trak", &[b"tkhd", b"mdia"]),
+    (b"mdia", &[b"mdhd", b"hdlr", b"minf"]),
+    (
+        b"minf",
+        &[
+            b"dinf", b"stbl", b"vmhd", b"smhd", b"nmhd", b"sthd", b"hmhd",
+        ],
+    ),
+    (
+        b"stbl",
+        &[
+            b"stsd", b"stts", b"ctts", b"stss", b"stsc", b"stsz", b"stco", b"co64",
+        ],
+    ),
+];
+
+/// Renames the boxes of `body` (the body of a `container` box at file offset `at`) that
+/// [`USED_BOXES`] does not list to `free`, down to `stbl`. A box whose size does not fit is
+/// left for `mp4-atom` to report. An `mvex` in the `moov` is an error (a fragmented file).
+fn free_unused_boxes(container: [u8; 4], body: &mut [u8], at: u64) -> Result<(), String> {
+    let Some((_, used)) = USED_BOXES.iter().find(|(c, _)| **c == container) else {
+        return Ok(());
+    };
+    let mut pos = 0usize;
+    while let Some(&[s0, s1, s2, s3, k0, k1, k2, k3]) = body.get(pos..pos.saturating_add(8)) {
+        let kind = [k0, k1, k2, k3];
+        let left = body.len() - pos;
+        let (size, header_len) = match u32::from_be_bytes([s0, s1, s2, s3]) {
+            0 => (left as u64, 8),
+            1 => match body.get(pos + 8..pos + 16).map(<[u8; 8]>::try_from) {
+                Some(Ok(large)) => (u64::from_be_bytes(large), 16),
+                _ => return Ok(()),
+            },
+            n => (u64::from(n), 8),
+        };
+        let Some(size) = usize::try_from(size)
+            .ok()
+            .filter(|&size| size >= header_len && size <= left)
+        else {
+            return Ok(());
+        };
+        if container == *b"moov" && kind == *b"mvex" {
+            return Err(format!(
+                "fragmented MP4 (moov has an mvex box at offset {}) is not supported",
+                at + pos as u64
+            ));
+        }
+        let start = pos + header_len;
+        if !used.contains(&&kind) {
+            if let Some(k) = body.get_mut(pos + 4..pos + 8) {
+                k.copy_from_slice(b"free");
+            }
+        } else if let Some(child) = body.get_mut(start..pos + size) {
+            free_unused_boxes(kind, child, at + start as u64)?;
+        }
+        pos += size;
+    }
+    Ok(())
+}
+
 /// Walks the top-level boxes and decodes the `moov`.
-fn read_moov(file: &mut File, file_len: u64) -> Result<Moov, String> {
+fn read_moov(file: &mut (impl Read + Seek), file_len: u64) -> Result<Moov, String> {
     let io =
         |pos: u64, e: std::io::Error| format!("cannot read the box header at offset {pos}: {e}");
     let mut pos = 0u64;
@@ -543,6 +640,7 @@ fn read_moov(file: &mut File, file_len: u64) -> Result<Moov, String> {
             let mut body = vec![0u8; body_len as usize];
             file.read_exact(&mut body)
                 .map_err(|e| format!("cannot read the moov box at offset {pos}: {e}"))?;
+            free_unused_boxes(*b"moov", &mut body, pos + header_len)?;
             let header = mp4_atom::Header {
                 kind: Moov::KIND,
                 size: Some(body.len()),
@@ -554,4 +652,42 @@ fn read_moov(file: &mut File, file_len: u64) -> Result<Moov, String> {
         pos += size;
     }
     moov.ok_or_else(|| "no moov box (not an MP4/MOV file?)".into())
+}
+
+/// The fuzz target `mp4_file` (fuzz/fuzz_targets/mp4_file.rs): `data` as an MP4/MOV file read
+/// from memory. It parses or fails with a message; a parsed file then gives one loop of its
+/// units and the first of the next (at most `MAX_UNITS`), or stops at the first error. Panics
+/// when an invariant breaks: an empty error message, units out of wallclock order, a unit of
+/// a track that does not exist.
+#[doc(hidden)]
+pub fn fuzz_mp4(data: &[u8]) {
+    const MAX_UNITS: usize = 10_000;
+    let len = data.len() as u64;
+    let mut src = match FileSource::from_reader("fuzz.mp4", std::io::Cursor::new(data), len, 0) {
+        Ok(src) => src,
+        Err(SourceError::File { what, .. }) => {
+            assert!(!what.is_empty(), "an error without a message");
+            return;
+        }
+        Err(e) => panic!("unexpected error {e}"),
+    };
+    let per_loop: usize = src.tracks.iter().map(|t| t.units.len()).sum();
+    let mut last_wallclock = 0;
+    for _ in 0..per_loop.saturating_add(1).min(MAX_UNITS) {
+        let au = match src.next_au() {
+            Ok(au) => au,
+            Err(SourceError::File { what, .. }) => {
+                assert!(!what.is_empty(), "an error without a message");
+                return;
+            }
+            Err(e) => panic!("unexpected error {e}"),
+        };
+        assert!(au.track < src.tracks().len(), "unit of track {}", au.track);
+        assert!(
+            au.wallclock >= last_wallclock,
+            "wallclock went back from {last_wallclock} to {}",
+            au.wallclock
+        );
+        last_wallclock = au.wallclock;
+    }
 }

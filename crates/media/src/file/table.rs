@@ -26,6 +26,8 @@ pub(super) struct SampleTable {
     pub units: Vec<Unit>,
     /// The sum of the sample durations, in media timescale ticks.
     pub duration: u64,
+    /// The sum of the sample sizes.
+    pub bytes: u64,
 }
 
 /// Run-length entries (`stts`, `ctts`) expanded one sample at a time.
@@ -49,11 +51,14 @@ impl<T: Copy> Runs<'_, T> {
     }
 }
 
-/// Flattens `stbl`. `file_len` bounds every sample. With `group_ticks`, consecutive samples
-/// of a chunk are merged into units of about that many ticks (G.711, one byte a sample).
+/// Flattens `stbl`. `file_len` bounds every sample, and the samples of this track and the
+/// `used` bytes of the tracks flattened before it together. With `group_ticks`, consecutive
+/// samples of a chunk are merged into units of about that many ticks (G.711, one byte a
+/// sample).
 pub(super) fn build(
     stbl: &Stbl,
     file_len: u64,
+    used: u64,
     group_ticks: Option<u64>,
 ) -> Result<SampleTable, String> {
     let (count, fixed_size, sizes): (u64, u32, &[u32]) = match &stbl.stsz.samples {
@@ -123,6 +128,12 @@ pub(super) fn build(
     let mut units = Vec::new();
     let mut chunk = Vec::new();
     let mut sample = 0u64; // 0-based; messages use 1-based numbers as the tables do.
+
+    // Samples do not overlap, those of other tracks included, so together they fit in the
+    // file. Checking it bounds the samples of all tracks by the file's length (or by stsz's
+    // entries, for empty ones) even when every chunk of stco, or every track, starts at the
+    // same offset (else chunks x tracks x file length units).
+    let mut total_bytes = 0u64;
     let mut dts = 0u64;
     let mut stsc_index = 0usize;
     for (c, &chunk_offset) in chunk_offsets.iter().enumerate() {
@@ -150,6 +161,19 @@ pub(super) fn build(
                 return Err(format!(
                     "sample {n} (chunk {chunk_number}, offset {offset}, {size} bytes) lies \
                      beyond the end of the file ({file_len} bytes)"
+                ));
+            }
+            total_bytes = total_bytes.saturating_add(u64::from(size));
+            if total_bytes.saturating_add(used) > file_len {
+                let others = if used > 0 {
+                    format!(" (and the tracks before {used})")
+                } else {
+                    String::new()
+                };
+                return Err(format!(
+                    "stsz: samples 1 to {n} add up to {total_bytes} bytes{others}, more than the \
+                     file's {file_len} (chunk {chunk_number} at offset {chunk_offset} in \
+                     stco/co64 overlaps other samples)"
                 ));
             }
             let delta = deltas
@@ -200,6 +224,7 @@ pub(super) fn build(
     Ok(SampleTable {
         units,
         duration: dts,
+        bytes: total_bytes,
     })
 }
 
@@ -285,7 +310,7 @@ mod tests {
         s.stss = Some(Stss {
             entries: vec![4, 1],
         });
-        let t = build(&s, 1000, None).unwrap();
+        let t = build(&s, 1000, 0, None).unwrap();
         assert_eq!(t.duration, 45);
         let got: Vec<_> = t
             .units
@@ -319,7 +344,7 @@ mod tests {
         s.co64 = Some(Co64 {
             entries: vec![0, 1000, 2000],
         });
-        let t = build(&s, 3000, Some(160)).unwrap();
+        let t = build(&s, 3000, 0, Some(160)).unwrap();
         let sizes: Vec<u32> = t.units.iter().map(|u| u.size).collect();
         // 400 = 134 + 133 + 133; the last chunk has 200 = 100 + 100.
         assert_eq!(sizes, vec![134, 133, 133, 134, 133, 133, 100, 100]);
@@ -340,23 +365,23 @@ mod tests {
                 &[(4, 1)],
             )
         };
-        assert!(build(&ok(), 40, None).is_ok());
-        let e = build(&ok(), 39, None).unwrap_err();
+        assert!(build(&ok(), 40, 0, None).is_ok());
+        let e = build(&ok(), 39, 0, None).unwrap_err();
         assert!(e.contains("sample 4 (chunk 2, offset 30, 10 bytes)"), "{e}");
         let mut s = ok();
         s.stts.entries[0].sample_count = 3;
-        assert!(build(&s, 40, None).unwrap_err().contains("stts"));
+        assert!(build(&s, 40, 0, None).unwrap_err().contains("stts"));
         let mut s = ok();
         s.stco = Some(Stco { entries: vec![0] });
-        assert!(build(&s, 40, None)
+        assert!(build(&s, 40, 0, None)
             .unwrap_err()
             .contains("describe 2 samples"));
         let mut s = ok();
         s.stsc.entries[0].first_chunk = 2;
-        assert!(build(&s, 40, None).unwrap_err().contains("stsc"));
+        assert!(build(&s, 40, 0, None).unwrap_err().contains("stsc"));
         let mut s = ok();
         s.stco = None;
-        assert!(build(&s, 40, None).unwrap_err().contains("stco"));
+        assert!(build(&s, 40, 0, None).unwrap_err().contains("stco"));
         // A huge declared count with few bytes fails fast instead of looping.
         let mut s = ok();
         s.stsz.samples = StszSamples::Identical {
@@ -364,6 +389,42 @@ mod tests {
             size: 1,
         };
         s.stsc.entries[0].samples_per_chunk = u32::MAX;
-        assert!(build(&s, 40, None).is_err());
+        assert!(build(&s, 40, 0, None).is_err());
+    }
+
+    /// Chunks that all start at the same offset would each hold a file's length of samples:
+    /// here 100,000 x 1,000,000 units (4 TB of table) for a 1 MB file. They fail at the
+    /// sample whose bytes no longer fit in the file.
+    #[test]
+    fn overlapping_chunks_fail() {
+        let s = stbl(
+            StszSamples::Identical {
+                count: u32::MAX,
+                size: 1,
+            },
+            &[(1, 1_000_000)],
+            vec![0; 100_000],
+            &[(u32::MAX, 1)],
+        );
+        let e = build(&s, 1_000_000, 0, None).unwrap_err();
+        assert!(
+            e.contains("stsz: samples 1 to 1000001 add up to 1000001 bytes")
+                && e.contains("chunk 2 at offset 0"),
+            "{e}"
+        );
+        // Tracks that all use the same bytes: the same, counting the tracks before.
+        let one = stbl(
+            StszSamples::Identical { count: 4, size: 10 },
+            &[(1, 4)],
+            vec![0],
+            &[(4, 1)],
+        );
+        let t = build(&one, 40, 0, None).unwrap();
+        assert_eq!(t.bytes, 40);
+        let e = build(&one, 40, t.bytes, None).unwrap_err();
+        assert!(
+            e.contains("samples 1 to 1 add up to 10 bytes (and the tracks before 40)"),
+            "{e}"
+        );
     }
 }

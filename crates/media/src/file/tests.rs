@@ -548,3 +548,120 @@ fn clock_time_is_exact() {
     };
     assert_eq!(clock_time(u64::MAX, 1, u64::MAX, huge, u64::MAX), u64::MAX);
 }
+
+/// `from_reader` over the bytes in memory reads what `open` reads from the path.
+#[test]
+fn from_reader_reads_what_open_reads() {
+    for name in ["h264_aac.mp4", "h265_aac.mp4", "h264_pcmu.mov"] {
+        let data = std::fs::read(testdata(name)).unwrap();
+        let mut from_file = open(name);
+        let mut from_memory = FileSource::from_reader(
+            name,
+            std::io::Cursor::new(&data[..]),
+            data.len() as u64,
+            START,
+        )
+        .unwrap();
+        assert_eq!(from_file.tracks(), from_memory.tracks(), "{name}");
+        assert_eq!(from_file.duration_us(), from_memory.duration_us(), "{name}");
+        for _ in 0..300 {
+            let (a, b) = (from_file.next_au().unwrap(), from_memory.next_au().unwrap());
+            assert_eq!(
+                (a.track, a.pts, a.wallclock, a.keyframe, &a.data),
+                (b.track, b.pts, b.wallclock, b.keyframe, &b.data),
+                "{name}"
+            );
+        }
+    }
+}
+
+/// The fuzz target's seeds (fuzz/seeds/mp4_file) open, and the target's checks hold on them.
+#[test]
+fn fuzz_seeds_open() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/seeds/mp4_file");
+    let mut seeds = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        let data = std::fs::read(&path).unwrap();
+        fuzz_mp4(&data);
+        if !name.starts_with("regression-") {
+            seeds += 1;
+            if let Err(e) = FileSource::open(&path, START) {
+                panic!("{name}: {e}");
+            }
+        }
+    }
+    assert!(seeds >= 8, "{seeds} seeds in {}", dir.display());
+}
+
+/// fuzz/seeds/mp4_file/regression-overlapping-chunks: pcma_only.mov with 8 chunks in stco,
+/// all at the offset of the first and each 4000 one-byte samples. Without the check every
+/// chunk of a file could hold a file's length of samples (chunks x bytes units).
+#[test]
+fn overlapping_chunks_fail() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fuzz/seeds/mp4_file/regression-overlapping-chunks");
+    let what = assert_file_error(FileSource::open(&path, START), &path);
+    assert!(
+        what.contains("track 1 (alaw): stsz: samples 1 to 4715 add up to 4715 bytes")
+            && what.contains("more than the file's 4714")
+            && what.contains("chunk 2 at offset 36 in stco/co64 overlaps other samples"),
+        "{what}"
+    );
+}
+
+/// fuzz/seeds/mp4_file/regression-tracks-share-samples: pcma_only.mov with its trak twice,
+/// both tracks on the same 4000 bytes. Each track alone fits in the file; without counting
+/// the tracks before, every track of a file could hold a file's length of samples.
+#[test]
+fn tracks_sharing_samples_fail() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fuzz/seeds/mp4_file/regression-tracks-share-samples");
+    let what = assert_file_error(FileSource::open(&path, START), &path);
+    assert!(
+        what.contains("track 1 (alaw): stsz: samples 1 to 1188 add up to 1188 bytes")
+            && what.contains("(and the tracks before 4000), more than the file's 5187"),
+        "{what}"
+    );
+}
+
+/// fuzz/seeds/mp4_file/regression-sgpd-entry-count (the fuzz target's first finding, an
+/// out-of-memory abort): an `sgpd` box in the audio track's `stbl` with grouping type `roli`,
+/// version 0 and an entry_count of 0x62783236, which `mp4-atom` decoded as that many empty
+/// entries. The reader renames the boxes it does not use to `free` before decoding the moov.
+#[test]
+fn unused_boxes_are_not_decoded() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fuzz/seeds/mp4_file/regression-sgpd-entry-count");
+    let what = assert_file_error(FileSource::open(&path, START), &path);
+    assert!(what.contains("moov box at offset 4167"), "{what}");
+
+    // Renamed at every level down to stbl, in the boxes kept only.
+    let boxed = |kind: &[u8; 4], body: &[u8]| {
+        let mut b = ((body.len() + 8) as u32).to_be_bytes().to_vec();
+        b.extend_from_slice(kind);
+        b.extend_from_slice(body);
+        b
+    };
+    // The unused boxes named `unused`: udta, edts, sgpd (in minf, its body left alone).
+    let moov_body = |unused: [&[u8; 4]; 3]| {
+        let sgpd = boxed(b"sgpd", b"\0\0\0\0roli\x62\x78\x32\x36");
+        let stbl = boxed(
+            b"stbl",
+            &[boxed(b"stsz", &[0; 12]), boxed(unused[2], &sgpd)].concat(),
+        );
+        let minf = boxed(b"minf", &[boxed(unused[0], &sgpd), stbl].concat());
+        let trak = boxed(
+            b"trak",
+            &[boxed(unused[1], &[]), boxed(b"mdia", &minf)].concat(),
+        );
+        [trak, boxed(unused[0], &[])].concat()
+    };
+    let mut body = moov_body([b"udta", b"edts", b"sgpd"]);
+    free_unused_boxes(*b"moov", &mut body, 0).unwrap();
+    assert_eq!(body, moov_body([b"free"; 3]));
+    let mvex = boxed(b"mvex", &[]);
+    let e = free_unused_boxes(*b"moov", &mut mvex.clone(), 100).unwrap_err();
+    assert!(e.contains("mvex box at offset 100"), "{e}");
+}
