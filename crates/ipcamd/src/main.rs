@@ -554,6 +554,9 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         server.shutdown().await;
         Ok::<(), String>(())
     })?;
+    // Work still running on the blocking pool (a read stuck on a stalled disk) must not
+    // hold the exit: the shutdown above waited what it should.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(2));
     for mut l in live {
         l.stop();
     }

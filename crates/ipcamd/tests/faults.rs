@@ -356,10 +356,41 @@ fn slow_disk_keeps_live_readers_bounds_memory_and_counts_drops() {
     let log = server.log();
     let warned = lines_with(&log, 0, "recording cannot keep up");
     assert_eq!(warned.len(), 1, "logged once, not per frame:\n{log}");
+
+    // SIGTERM while the writer thread is stuck and its queue full: the server waits for
+    // the disk 10 s at most (else it would wait 30 s per write), says what it leaves, and
+    // exits cleanly.
+    let mut server = server;
+    let asked = Instant::now();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .expect("kill")
+        .success());
+    let status = loop {
+        if let Some(st) = server.child.try_wait().expect("wait") {
+            break st;
+        }
+        assert!(
+            asked.elapsed() < Duration::from_secs(25),
+            "the server did not stop within 25 s of SIGTERM on a stalled disk:\n{}",
+            server.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let stopped_in = asked.elapsed();
+    assert!(status.success(), "exit status {status}\n{}", server.log());
+    let log = server.log();
+    assert_eq!(
+        lines_with(&log, 0, "the disk did not take the queued frames in time").len(),
+        1,
+        "{log}"
+    );
     println!(
-        "slow disk: first drop {:.1} s after start of the stuck write; RSS {rss0} KiB at \
+        "slow disk: stopped {:.1} s after SIGTERM; first drop {:.1} s after start of the stuck write; RSS {rss0} KiB at \
          start, {rss_full} KiB when the queue was full, {peak} KiB peak; {dropped} frames \
          dropped (counter); live reader {video} frames in 5 s; API at most {} ms",
+        stopped_in.as_secs_f64(),
         drops_start.duration_since(t0).as_secs_f64(),
         slowest_api.as_millis()
     );

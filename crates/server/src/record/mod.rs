@@ -45,6 +45,9 @@ pub enum RecordItem {
     Talk(AccessUnit),
 }
 
+/// How long [`Recording::stop`] waits for the writer thread to store what was queued.
+const STOP_WAIT: Duration = Duration::from_secs(10);
+
 /// Frames queued between the fan-out and the writer thread.
 const QUEUE: usize = 1500;
 
@@ -253,14 +256,30 @@ impl Recording {
         ))
     }
 
-    /// Stops taking frames and waits until everything taken is flushed and indexed.
+    /// Stops taking frames and waits until everything taken is flushed and indexed, or
+    /// [`STOP_WAIT`] at most: a stalled disk must not hold a shutdown forever. Frames
+    /// still queued then are not stored; the thread is left to the process's exit, and
+    /// the section is closed by the next start's recovery (docs/store.md).
     pub async fn stop(mut self) {
         self.stopping.store(true, Ordering::Release);
         self.task.abort();
         let _ = (&mut self.task).await; // drops the sender: the thread drains and closes
-        if let Some(t) = self.thread.take() {
-            let _ = tokio::task::spawn_blocking(move || t.join()).await;
+        let Some(t) = self.thread.take() else { return };
+        let start = std::time::Instant::now();
+        while !t.is_finished() {
+            if start.elapsed() >= STOP_WAIT {
+                tracing::warn!(
+                    camera = %self.camera,
+                    wait_s = STOP_WAIT.as_secs(),
+                    "recording: the disk did not take the queued frames in time (a stalled or \
+                     very slow disk); stopping without them: at most the queue, {QUEUE} frames, \
+                     is lost, and the next start closes the section"
+                );
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        let _ = t.join();
     }
 }
 
