@@ -125,16 +125,6 @@ fn log_count(server: &ServerProc, words: &[&str]) -> usize {
 }
 
 /// `camera` in `/api/stats`.
-fn stats_of(server: &ServerProc, camera: &str) -> serde_json::Value {
-    let (head, body) = http_get(server.http_port, "/api/stats");
-    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    let v: serde_json::Value = serde_json::from_slice(&body).expect("stats JSON");
-    v["cameras"]
-        .as_array()
-        .and_then(|a| a.iter().find(|c| c["name"] == camera).cloned())
-        .unwrap_or_else(|| panic!("no camera {camera} in {v}"))
-}
-
 fn describe(server: &ServerProc, path: &str) -> Reply {
     let mut c = Client::connect(server);
     c.request(&format!(
@@ -235,6 +225,16 @@ fn ffmpeg_publishes_over_tcp_and_udp_and_leaving_makes_the_camera_offline() {
     });
     let s = stats_of(&server, "tcp");
     assert_eq!(s["offline_reason"], "publisher left", "{s}");
+    // What the receiver took, per track: both tracks' packets, none dropped.
+    for track in 0..2 {
+        let r = &s["received"][track];
+        assert!(
+            r["packets"].as_u64().unwrap_or(0) > 10,
+            "track {track}: {s}"
+        );
+        assert_eq!(r["malformed"], 0, "track {track}: {s}");
+        assert_eq!(r["foreign"], 0, "track {track}: {s}");
+    }
     let r = describe(&server, "tcp");
     assert_eq!(r.status, 503);
     assert!(r.head.contains("publisher left"), "{}", r.head);

@@ -48,6 +48,8 @@ pub const LATE_US: i64 = 10_000_000;
 pub const DRIFT_LOG_US: i64 = 250_000;
 /// The window over which the least delay is taken.
 pub const WINDOW_US: i64 = 5_000_000;
+/// A track with a packet this recent flows ([`Ingest::silent_track`]).
+pub const FLOWING_US: i64 = 1_000_000;
 
 /// Counters of one track.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -99,6 +101,8 @@ struct TrackIn {
     delay: Delay,
     /// pts and wallclock of the last unit out (continuity across jumps and restarts).
     last_out: Option<(i64, UnixMicros)>,
+    /// When the track's last packet of this session arrived.
+    last_arrival: Option<UnixMicros>,
     counters: TrackCounters,
 }
 
@@ -164,6 +168,8 @@ impl Delay {
 pub struct Ingest {
     tracks: Vec<TrackIn>,
     out: VecDeque<AccessUnit>,
+    /// When the session's first packet (of any track) arrived.
+    started: Option<UnixMicros>,
 }
 
 impl TrackIn {
@@ -178,6 +184,7 @@ impl TrackIn {
             sender_clock: false,
             delay: Delay::default(),
             last_out: None,
+            last_arrival: None,
             counters: TrackCounters::default(),
         }
     }
@@ -241,6 +248,7 @@ impl TrackIn {
         }
         self.ssrc = Some(p.ssrc());
         self.counters.packets += 1;
+        self.last_arrival = Some(arrival);
         let ext = self.extend(p.timestamp());
         if self.last_ts.is_none_or(|(_, e)| ext > e) {
             self.last_ts = Some((p.timestamp(), ext));
@@ -315,6 +323,7 @@ impl Ingest {
         Ingest {
             tracks: tracks.into_iter().map(TrackIn::new).collect(),
             out: VecDeque::new(),
+            started: None,
         }
     }
 
@@ -332,11 +341,13 @@ impl Ingest {
             t.last_out = last_out;
             t.counters = counters;
         }
+        self.started = None;
     }
 
     /// One RTP packet of `track`, arrived at `arrival`.
     pub fn rtp(&mut self, track: usize, pkt: &[u8], arrival: UnixMicros) -> Option<Event> {
         let t = self.tracks.get_mut(track)?;
+        self.started.get_or_insert(arrival);
         t.packet(track, pkt, arrival, &mut self.out)
     }
 
@@ -387,6 +398,30 @@ impl Ingest {
         self.tracks.get(track).map(|t| &t.counters)
     }
 
+    /// A track that has taken no packet for `quiet_us` before `now` (counted from the
+    /// session's first packet for a track that has had none) while another track took
+    /// one within the last [`FLOWING_US`]: a sender that announced a track and does not
+    /// send it, or stopped sending it. `None` while every track flows, or none does (the
+    /// whole session is silent: the caller's media timeout).
+    pub fn silent_track(&self, now: UnixMicros, quiet_us: i64) -> Option<usize> {
+        let started = self.started?;
+        let flowing = |t: &TrackIn| t.last_arrival.is_some_and(|a| now - a < FLOWING_US);
+        self.tracks.iter().enumerate().find_map(|(i, t)| {
+            let since = t.last_arrival.unwrap_or(started);
+            let others = self
+                .tracks
+                .iter()
+                .enumerate()
+                .any(|(j, o)| j != i && flowing(o));
+            (now - since >= quiet_us && others).then_some(i)
+        })
+    }
+
+    /// Every track's counters, in track order (what a stream's stats show as `received`).
+    pub fn all_counters(&self) -> Vec<TrackCounters> {
+        self.tracks.iter().map(|t| t.counters.clone()).collect()
+    }
+
     /// The counters summed over tracks.
     pub fn total(&self) -> TrackCounters {
         let mut s = TrackCounters::default();
@@ -424,6 +459,44 @@ mod tests {
             },
             0,
         )])
+    }
+
+    #[test]
+    fn a_track_without_packets_while_another_flows_is_silent() {
+        let mut i = pcmu();
+        i.tracks.push(TrackIn::new(i.tracks[0].info.clone()));
+        let t0: UnixMicros = 1_700_000_000_000_000;
+        assert_eq!(i.silent_track(t0, 5_000_000), None, "nothing yet");
+        // Track 0 flows for 6 s, track 1 takes nothing.
+        for n in 0..300u16 {
+            let at = t0 + i64::from(n) * 20_000;
+            i.rtp(0, &rtp(n, u32::from(n) * 160), at);
+            let want = (at - t0 >= 5_000_000).then_some(1);
+            assert_eq!(
+                i.silent_track(at, 5_000_000),
+                want,
+                "at {} ms",
+                (at - t0) / 1000
+            );
+        }
+        let at = t0 + 6_000_000;
+        // Track 1's first packet: every track flows.
+        i.rtp(1, &rtp(0, 0), at);
+        assert_eq!(i.silent_track(at, 5_000_000), None);
+        // Nothing flows for 6 s: the whole session is silent, not one track.
+        assert_eq!(i.silent_track(at + 6_000_000, 5_000_000), None);
+        // Track 1 goes on alone for 5 s: track 0 stopped.
+        for n in 1..=260u16 {
+            i.rtp(
+                1,
+                &rtp(n, u32::from(n) * 160),
+                at + 6_000_000 + i64::from(n) * 20_000,
+            );
+        }
+        assert_eq!(i.silent_track(at + 11_200_000, 5_000_000), Some(0));
+        // A new session counts from its own first packet.
+        i.restart();
+        assert_eq!(i.silent_track(at + 12_000_000, 5_000_000), None);
     }
 
     fn rtp(seq: u16, ts: u32) -> Vec<u8> {

@@ -3,7 +3,7 @@
 (RTSPOnvifServer, Python GI, Debian's gir1.2-gst-rtsp-server-1.0).
 
   gst_camera.py [--user U --password P] [--backchannel PREFIX [--backchannel-codec pcma]]
-                [--opaque-audio]
+                [--opaque-audio] [--mute-audio N] [--per-client]
 
 Mount /cam (shared media): H.264 from `videotestsrc is-live=true` (320x240 25 fps, x264enc
 zerolatency, a keyframe every 25 frames, SPS/PPS in band too) and PCMU from
@@ -16,6 +16,15 @@ With --user/--password the server demands Digest authentication.
 With --opaque-audio the audio is two tracks ipcamd does not depacketize instead of PCMU:
 Opus (`opusenc ! rtpopuspay`, 48 kHz stereo, pt 97) and G.726-32 (`avenc_g726 !
 rtpg726pay`, 8 kHz, pt 98), for the opaque pass-through test.
+
+With --per-client each client gets a media (pipeline) of its own instead of one shared by
+all: under load, a shared media of gst-rtsp-server sometimes never sends its audio to any
+client (seen with three clients over TCP, UDP and UDP at once: video flowed, audio RTCP
+came, audio RTP never did), and a client that sets its session up again gets the same dead
+media; a per-client media is made anew.
+With --mute-audio N the media is made per client (not shared) and the first N media made
+send their first audio packet and no other (a camera that announces a track and does not
+send it; a pad probe on the audio payloader drops the rest), the next ones send it all.
 
 Prints "ready PORT <n>" on stdout once listening on 127.0.0.1 port n (chosen by the system).
 """
@@ -55,6 +64,8 @@ def main():
     p.add_argument("--backchannel")
     p.add_argument("--opaque-audio", action="store_true")
     p.add_argument("--backchannel-codec", default="pcmu", choices=["pcmu", "pcma"])
+    p.add_argument("--mute-audio", type=int, default=0)
+    p.add_argument("--per-client", action="store_true")
     a = p.parse_args()
     Gst.init(None)
     server = GstRtspServer.RTSPOnvifServer()
@@ -86,7 +97,24 @@ def main():
     audio = OPAQUE_AUDIO if a.opaque_audio else AUDIO
     factory.set_launch(f"( {VIDEO} {audio} )")
     # Shared: one pipeline for every client (the backchannel part is per client anyway).
-    factory.set_shared(not a.backchannel)
+    factory.set_shared(not (a.backchannel or a.mute_audio or a.per_client))
+    if a.mute_audio:
+        muted = [0]
+
+        def mute(_factory, media):
+            muted[0] += 1
+            if muted[0] > a.mute_audio:
+                return
+            sent = [0]
+
+            def drop_after_first(_pad, _info):
+                sent[0] += 1
+                return Gst.PadProbeReturn.OK if sent[0] == 1 else Gst.PadProbeReturn.DROP
+
+            pay = media.get_element().get_by_name("pay1")
+            pay.get_static_pad("src").add_probe(Gst.PadProbeType.BUFFER, drop_after_first)
+
+        factory.connect("media-configure", mute)
     if a.user:
         auth = GstRtspServer.RTSPAuth()
         auth.set_supported_methods(GstRtsp.RTSPAuthMethod.DIGEST)

@@ -297,6 +297,21 @@ impl Api {
                     "readers": s.reader_count(),
                     "frames_in": g(&s.stats.frames_in),
                     "reader_skips": g(&s.stats.reader_skips),
+                    "direct_joins": g(&s.stats.direct_joins),
+                    "direct_returns": g(&s.stats.direct_returns),
+                    // A proxied camera's or a publisher's RTP, per track, as received.
+                    "received": s.stats.received().iter().enumerate().map(|(track, r)| {
+                        serde_json::json!({
+                            "track": track,
+                            "packets": r.packets,
+                            "units": r.units,
+                            "lossy_units": r.lossy_units,
+                            "malformed": r.malformed,
+                            "foreign": r.foreign,
+                            "sender_reports": r.sender_reports,
+                            "jumps": r.jumps,
+                        })
+                    }).collect::<Vec<_>>(),
                     "talk": cam.backchannel.is_some(),
                     "recorded": cam.record && self.store.is_some(),
                     "recording": self.writing(&cam.name),

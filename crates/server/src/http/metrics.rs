@@ -16,6 +16,7 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use ipcamd_media::fanout::StreamStats;
+use ipcamd_media::ingest::TrackCounters;
 
 use super::api::Api;
 use super::message::HttpResponse;
@@ -194,6 +195,8 @@ pub fn write_process(e: &mut Exposition, f: &ProcessFigures) {
 
 /// One counter of a stream's `StreamStats`.
 type StatField = fn(&StreamStats) -> &AtomicU64;
+/// One counter of a track's receiver.
+type TrackField = fn(&TrackCounters) -> u64;
 
 /// The whole exposition: per camera, per server, the recordings, the process.
 pub async fn render(api: &Api) -> String {
@@ -229,7 +232,7 @@ pub async fn render(api: &Api) -> String {
             n(readers),
         );
     }
-    let per_camera: [(&str, &str, StatField); 5] = [
+    let per_camera: [(&str, &str, StatField); 7] = [
         (
             "ipcamd_camera_frames_in_total",
             "Access units the camera's source delivered.",
@@ -251,6 +254,16 @@ pub async fn render(api: &Api) -> String {
             |s| &s.reader_skips,
         ),
         (
+            "ipcamd_camera_direct_joins_total",
+            "Times the camera's writer took a TCP reader that had caught up (it then writes each frame to it directly).",
+            |s| &s.direct_joins,
+        ),
+        (
+            "ipcamd_camera_direct_returns_total",
+            "Times the camera's writer handed a TCP reader back to its own task (socket full or connection busy).",
+            |s| &s.direct_returns,
+        ),
+        (
             "ipcamd_camera_packetize_errors_total",
             "Access units that could not be packetized (dropped).",
             |s| &s.packetize_errors,
@@ -264,6 +277,47 @@ pub async fn render(api: &Api) -> String {
                 &[("camera", c.name.as_str())],
                 g(field(&c.stream.stats)),
             );
+        }
+    }
+
+    // What a proxied camera's session or a publisher received, per track.
+    let received: Vec<(&str, Vec<TrackCounters>)> = cameras
+        .iter()
+        .map(|c| (c.name.as_str(), c.stream.stats.received()))
+        .filter(|(_, r)| !r.is_empty())
+        .collect();
+    let per_track: [(&str, &str, TrackField); 4] = [
+        (
+            "ipcamd_camera_rtp_packets_received_total",
+            "RTP packets a proxied camera or a publisher sent on the track and ipcamd took.",
+            |r| r.packets,
+        ),
+        (
+            "ipcamd_camera_rtp_packets_malformed_total",
+            "RTP packets of the track that did not parse or depacketize (dropped).",
+            |r| r.malformed,
+        ),
+        (
+            "ipcamd_camera_rtp_packets_foreign_total",
+            "RTP packets on the track's channel or port of another SSRC or payload type (dropped).",
+            |r| r.foreign,
+        ),
+        (
+            "ipcamd_camera_lossy_units_total",
+            "Access units of the track that RTP packet loss damaged (delivered, flagged).",
+            |r| r.lossy_units,
+        ),
+    ];
+    for (name, help, field) in per_track {
+        if received.is_empty() {
+            break;
+        }
+        e.family(name, Counter, help);
+        for (cam, tracks) in &received {
+            for (t, r) in tracks.iter().enumerate() {
+                let track = t.to_string();
+                e.sample(name, &[("camera", cam), ("track", &track)], n(field(r)));
+            }
         }
     }
 

@@ -156,6 +156,9 @@ impl PublishPoint {
         f.session = None;
         f.flowing = false;
         let t = f.ingest.as_ref().map(Ingest::total).unwrap_or_default();
+        if let Some(i) = &f.ingest {
+            self.stream.stats.set_received(i.all_counters());
+        }
         self.stream.set_offline(Some(why.to_owned()));
         tracing::info!(
             camera,
@@ -171,8 +174,12 @@ impl PublishPoint {
 
     /// Makes the camera offline if its publisher's media flowed and then stopped for
     /// [`SILENCE`] before `now`; its next media makes it online again.
+    /// Also reports the receiver's counters to the camera's stats (so at most a second old).
     pub fn check_silence(&self, now: Instant) {
         let mut f = lock(&self.feed);
+        if let Some(i) = &f.ingest {
+            self.stream.stats.set_received(i.all_counters());
+        }
         let silent = match f.last_rtp {
             Some(t) => f.flowing && now.saturating_duration_since(t) >= SILENCE,
             None => false,

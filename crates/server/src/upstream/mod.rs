@@ -9,7 +9,8 @@
 //!           anchor the camera's clock) -> read: interleaved frames or UDP sockets
 //!           -> Ingest (depacketize, time) -> Stream::push
 //!           keep-alive (GET_PARAMETER, OPTIONS if refused) every session timeout / 2;
-//!           5 s without media: reconnect; `auto`: UDP, then TCP after 2 s without media
+//!           5 s without media: reconnect; `auto`: UDP, then TCP after 2 s without media;
+//!           a track silent for 5 s while another flows: set up again ([`SILENT_TRACK`])
 //! ```
 //!
 //! The camera is offline (503 for new readers, the reason in `/api/stats` and the log)
@@ -135,6 +136,12 @@ impl std::fmt::Debug for UpstreamConfig {
 
 /// Without media for this long a session is given up and the camera reconnected.
 pub const MEDIA_TIMEOUT: Duration = Duration::from_secs(5);
+/// A track that takes nothing for this long while another flows is silent: the session is
+/// set up again, at most once per [`SILENT_RETRY_EVERY`], and not again right after a
+/// session that ended the same way without every track flowing (a camera that announces a
+/// track it never sends keeps its session; the log and `/api/stats` `received` say so).
+pub const SILENT_TRACK: Duration = Duration::from_secs(5);
+pub const SILENT_RETRY_EVERY: Duration = Duration::from_secs(600);
 /// `auto` falls back from UDP to TCP after this long without media.
 pub const AUTO_FALLBACK: Duration = Duration::from_secs(2);
 /// The first retry delay; it doubles up to [`MAX_BACKOFF`].
@@ -188,6 +195,7 @@ pub async fn run(cfg: UpstreamConfig, stream: Arc<Stream>, mut shutdown: Shutdow
     let mut backoff = MIN_BACKOFF;
     let mut ingest: Option<Ingest> = None;
     let mut tcp_instead = false;
+    let mut silent = SilentRetry::default();
     stream.set_offline(Some(format!("connecting to {shown}")));
     loop {
         if let Some(d) = &cfg.on_demand {
@@ -210,6 +218,7 @@ pub async fn run(cfg: UpstreamConfig, stream: Arc<Stream>, mut shutdown: Shutdow
             UpstreamTransport::Auto if tcp_instead => ClientTransport::Tcp,
             UpstreamTransport::Auto => ClientTransport::Udp,
         };
+        silent.new_session();
         let mut s = Session {
             cfg: &cfg,
             shown: &shown,
@@ -217,6 +226,7 @@ pub async fn run(cfg: UpstreamConfig, stream: Arc<Stream>, mut shutdown: Shutdow
             ingest: &mut ingest,
             transport,
             delivered: None,
+            silent: &mut silent,
         };
         let end = tokio::select! {
             end = s.run() => end,
@@ -225,6 +235,10 @@ pub async fn run(cfg: UpstreamConfig, stream: Arc<Stream>, mut shutdown: Shutdow
         let delivered = s.delivered;
         if delivered.is_some_and(|d| d.elapsed() >= HEALTHY) {
             backoff = MIN_BACKOFF;
+        }
+        silent.previous = matches!(end, End::SilentTrack(_));
+        if silent.previous {
+            silent.last = Some(Instant::now());
         }
         let why = match end {
             End::Idle => {
@@ -235,6 +249,10 @@ pub async fn run(cfg: UpstreamConfig, stream: Arc<Stream>, mut shutdown: Shutdow
             End::NoUdpMedia if cfg.transport == UpstreamTransport::Auto => {
                 tracing::info!(camera = %stream.name(), url = %shown, "no media over UDP after {} s: trying TCP", AUTO_FALLBACK.as_secs());
                 tcp_instead = true;
+                continue;
+            }
+            End::SilentTrack(why) => {
+                tracing::warn!(camera = %stream.name(), url = %shown, "{why}: setting the session up again");
                 continue;
             }
             End::NoUdpMedia => format!("no media from {shown} over UDP"),
@@ -263,7 +281,35 @@ enum End {
     Idle,
     /// UDP was set up but nothing came (`auto` tries TCP next).
     NoUdpMedia,
+    /// A track stayed silent while another flowed ([`SILENT_TRACK`]); set up again at once.
+    SilentTrack(String),
     Failed(String),
+}
+
+/// When a silent track may make the session be set up again ([`SILENT_TRACK`]).
+#[derive(Debug, Default)]
+struct SilentRetry {
+    /// When a session was last ended for a silent track.
+    last: Option<Instant>,
+    /// The last session ended for a silent track.
+    previous: bool,
+    /// Every track of this session has taken a packet.
+    all_flowed: bool,
+    /// This session's silent track was logged (it is kept).
+    warned: bool,
+}
+
+impl SilentRetry {
+    fn new_session(&mut self) {
+        self.all_flowed = false;
+        self.warned = false;
+    }
+
+    /// Whether a silent track ends this session now.
+    fn retry(&self) -> bool {
+        (self.all_flowed || !self.previous)
+            && self.last.is_none_or(|t| t.elapsed() >= SILENT_RETRY_EVERY)
+    }
 }
 
 impl From<ClientError> for End {
@@ -297,6 +343,7 @@ struct Session<'a> {
     transport: ClientTransport,
     /// Since when media flows.
     delivered: Option<Instant>,
+    silent: &'a mut SilentRetry,
 }
 
 /// The tracks of the camera's SDP that ipcamd can serve, with their control URLs.
@@ -450,6 +497,36 @@ impl Session<'_> {
         }
     }
 
+    /// Reports the receiver's counters; a track silent while another flows ends the
+    /// session (this says why) when [`SilentRetry::retry`] allows, else is logged once.
+    fn check_silent(&mut self) -> Option<String> {
+        let ingest = self.ingest.as_ref()?;
+        let counters = ingest.all_counters();
+        self.stream.stats.set_received(counters.clone());
+        if counters.iter().all(|c| c.packets > 0) {
+            self.silent.all_flowed = true;
+        }
+        let quiet = i64::try_from(SILENT_TRACK.as_micros()).unwrap_or(i64::MAX);
+        let track = ingest.silent_track(now_micros(), quiet)?;
+        let kind = ingest.tracks().nth(track).map_or("", |t| t.kind().as_sdp());
+        let (taken, foreign) = counters
+            .get(track)
+            .map_or((0, 0), |c| (c.packets, c.foreign));
+        let why = format!(
+            "track {track} ({kind}) of {} took no RTP packet for {} s while another track flowed ({taken} packets before; {foreign} dropped as another SSRC or payload type than the SDP's)",
+            self.shown,
+            SILENT_TRACK.as_secs(),
+        );
+        if self.silent.retry() {
+            return Some(why);
+        }
+        if !self.silent.warned {
+            self.silent.warned = true;
+            tracing::warn!(camera = %self.stream.name(), "{why}; the session is kept (it was set up again less than {} s ago, or the last session ended the same way): readers get the other tracks", SILENT_RETRY_EVERY.as_secs());
+        }
+        None
+    }
+
     async fn read(&mut self, client: &mut RtspClient, tracks: &[Track]) -> Result<End, End> {
         let camera = self.stream.name().to_owned();
         let keepalive_every = client.session_timeout() / 2;
@@ -489,6 +566,10 @@ impl Session<'_> {
                     continue;
                 }
                 _ = watchdog.tick() => {
+                    if let Some(why) = self.check_silent() {
+                        let _ = client.teardown(&[]).await;
+                        return Ok(End::SilentTrack(why));
+                    }
                     if self.stream.reader_count() > 0 {
                         watched = Instant::now();
                     } else if self.cfg.on_demand.is_some() && watched.elapsed() >= IDLE {
