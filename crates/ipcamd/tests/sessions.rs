@@ -50,6 +50,30 @@ fn idle_session_times_out_and_is_freed() {
     assert!(server.log().contains("session timed out"));
 }
 
+/// A TCP reader that takes its media needs no RTSP keep-alive: the writes keep its
+/// session, also once the camera's writer (not the session's own task) sends them.
+#[test]
+fn a_tcp_reader_taking_its_media_keeps_its_session_alive() {
+    let server = start_server_with("session_timeout_s = 2", SMALL_CAMERA);
+    let url = server.url("cam1");
+    let mut c = Client::connect(&server);
+    let id = play_track0_tcp(&mut c, &url);
+    let bytes = c.drain_media(Duration::from_secs(5));
+    assert!(bytes > 10_000, "{bytes} bytes of media in 5 s");
+    let r = c.request(&format!(
+        "GET_PARAMETER {url}/ RTSP/1.0\r\nCSeq: 3\r\nSession: {id}\r\n\r\n"
+    ));
+    assert_eq!(
+        r.status, 200,
+        "the session timed out while its media flowed"
+    );
+    let stats = stats_of(&server, "cam1");
+    assert!(
+        stats["direct_joins"].as_u64().unwrap_or(0) >= 1,
+        "the camera's writer never served the reader: {stats}"
+    );
+}
+
 #[test]
 fn rtcp_receiver_reports_keep_a_udp_session_alive() {
     let server = start_server_with("session_timeout_s = 2", SMALL_CAMERA);
@@ -127,16 +151,7 @@ fn sigterm_stops_the_server_cleanly() {
     let mut server = start_server(SMALL_CAMERA);
     let mut c = Client::connect(&server);
     let url = server.url("cam1");
-    let (_, id) = c.setup(
-        &format!("{url}/trackID=0"),
-        1,
-        "RTP/AVP/TCP;unicast;interleaved=0-1",
-        None,
-    );
-    let r = c.request(&format!(
-        "PLAY {url}/ RTSP/1.0\r\nCSeq: 2\r\nSession: {id}\r\n\r\n"
-    ));
-    assert_eq!(r.status, 200);
+    play_track0_tcp(&mut c, &url);
     let pid = server.child.id().to_string();
     assert!(Command::new("kill")
         .args(["-TERM", &pid])
@@ -185,16 +200,7 @@ fn shutdown_ends_every_connection_and_session() {
     let url = server.url("cam1");
     // A TCP reader that is playing.
     let mut tcp = Client::connect(&server);
-    let (_, tcp_id) = tcp.setup(
-        &format!("{url}/trackID=0"),
-        1,
-        "RTP/AVP/TCP;unicast;interleaved=0-1",
-        None,
-    );
-    let r = tcp.request(&format!(
-        "PLAY {url}/ RTSP/1.0\r\nCSeq: 2\r\nSession: {tcp_id}\r\n\r\n"
-    ));
-    assert_eq!(r.status, 200);
+    let tcp_id = play_track0_tcp(&mut tcp, &url);
     // A UDP session whose RTSP connection is gone: only the shutdown ends it.
     let rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
     let port = rtp.local_addr().unwrap().port();
@@ -255,4 +261,19 @@ fn shutdown_ends_every_connection_and_session() {
     assert!(log.contains("closing the remaining sessions"), "{log}");
     assert!(log.contains("server stopped"), "{log}");
     assert!(!log.contains("still open after the grace period"), "{log}");
+}
+
+/// SETUP of track 0 interleaved on channels 0-1 and PLAY on `c`; the session id.
+fn play_track0_tcp(c: &mut Client, url: &str) -> String {
+    let (_, id) = c.setup(
+        &format!("{url}/trackID=0"),
+        1,
+        "RTP/AVP/TCP;unicast;interleaved=0-1",
+        None,
+    );
+    let r = c.request(&format!(
+        "PLAY {url}/ RTSP/1.0\r\nCSeq: 2\r\nSession: {id}\r\n\r\n"
+    ));
+    assert_eq!(r.status, 200);
+    id
 }

@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-fn setup_and_play(server: &ServerProc, stream: &mut TcpStream) {
+/// SETUP of track 0 over TCP and PLAY (its answer left unread); the session id.
+fn setup_and_play(server: &ServerProc, stream: &mut TcpStream) -> String {
     let url = server.url("cam1");
     stream
         .write_all(
@@ -36,6 +37,7 @@ fn setup_and_play(server: &ServerProc, stream: &mut TcpStream) {
     stream
         .write_all(format!("PLAY {url}/ RTSP/1.0\r\nCSeq: 2\r\nSession: {id}\r\n\r\n").as_bytes())
         .unwrap();
+    id
 }
 
 #[test]
@@ -98,4 +100,121 @@ fn a_client_that_never_reads_does_not_slow_down_another() {
         "reading client got {rate:.1} fps next to an idle client (want 25)"
     );
     drop(idle);
+}
+
+/// A reader that stops reading now and then is handed from the camera's writer (which
+/// serves TCP readers that keep up) back to its own task and back again; across those
+/// hand-overs every RTP packet arrives once, in order, and the `$` framing holds, also
+/// with RTSP requests answered on the same connection meanwhile (an answer must never come
+/// between two parts of a frame).
+#[test]
+fn a_reader_that_pauses_gets_every_packet_once_across_hand_overs() {
+    let server = start_server(
+        "[[camera]]\nname = \"cam1\"\nvideo = \"mjpeg\"\njpeg_quality = 95\nwidth = 1280\nheight = 704\naudio = false\n",
+    );
+    // A small receive window: a pause fills the server's socket within seconds.
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    sock.set_recv_buffer_size(32 * 1024).unwrap();
+    sock.connect(&server.rtsp_addr().into()).unwrap();
+    let mut reader: TcpStream = sock.into();
+    reader
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let id = setup_and_play(&server, &mut reader);
+    let url = server.url("cam1");
+    let mut asked = 0u32;
+    let ask = |s: &mut TcpStream, asked: &mut u32| {
+        *asked += 1;
+        let cseq = 10 + *asked;
+        s.write_all(
+            format!("GET_PARAMETER {url}/ RTSP/1.0\r\nCSeq: {cseq}\r\nSession: {id}\r\n\r\n")
+                .as_bytes(),
+        )
+        .unwrap();
+    };
+    let mut answered = 0u32;
+    let mut last_ask = Instant::now();
+
+    let mut buf: Vec<u8> = Vec::new();
+    let mut chunk = vec![0u8; 1 << 16];
+    let mut seen_reply = false;
+    let mut last_seq: Option<u16> = None;
+    let (mut packets, mut gaps, mut frames, mut bytes) = (0u64, Vec::new(), 0u64, 0usize);
+    let start = Instant::now();
+    let mut next_pause = Duration::from_secs(2);
+    while start.elapsed() < Duration::from_secs(16) {
+        if last_ask.elapsed() >= Duration::from_millis(100) {
+            ask(&mut reader, &mut asked);
+            last_ask = Instant::now();
+        }
+        if start.elapsed() >= next_pause {
+            // Stop reading for 3 s (about 10 MB of stream: more than the socket buffers),
+            // with a request whose answer waits behind the media.
+            ask(&mut reader, &mut asked);
+            std::thread::sleep(Duration::from_secs(3));
+            next_pause = start.elapsed() + Duration::from_secs(2);
+        }
+        let n = reader.read(&mut chunk).expect("reader stalled");
+        assert!(n > 0, "server closed the reading client");
+        buf.extend_from_slice(&chunk[..n]);
+        bytes += n;
+        let mut pos = 0;
+        if !seen_reply {
+            let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                continue;
+            };
+            pos = i + 4;
+            seen_reply = true;
+        }
+        while pos + 4 <= buf.len() {
+            if buf[pos..].starts_with(b"RTSP/1.0 ") {
+                let Some(end) = buf[pos..].windows(4).position(|w| w == b"\r\n\r\n") else {
+                    break;
+                };
+                let head = String::from_utf8_lossy(&buf[pos..pos + end]).into_owned();
+                assert!(head.starts_with("RTSP/1.0 200"), "{head}");
+                answered += 1;
+                pos += end + 4;
+                continue;
+            }
+            assert_eq!(buf[pos], b'$', "framing lost after {packets} packets");
+            let len = u16::from_be_bytes([buf[pos + 2], buf[pos + 3]]) as usize;
+            if pos + 4 + len > buf.len() {
+                break;
+            }
+            if buf[pos + 1] == 0 {
+                let rtp = &buf[pos + 4..pos + 4 + len];
+                let seq = u16::from_be_bytes([rtp[2], rtp[3]]);
+                if let Some(prev) = last_seq {
+                    if seq != prev.wrapping_add(1) {
+                        gaps.push((prev, seq));
+                    }
+                }
+                last_seq = Some(seq);
+                packets += 1;
+                frames += u64::from(rtp[1] & 0x80 != 0);
+            }
+            pos += 4 + len;
+        }
+        buf.drain(..pos);
+    }
+    assert!(
+        gaps.is_empty(),
+        "sequence breaks (previous, next): {gaps:?}"
+    );
+    assert!(
+        // The last second's answers may still be behind the media when the loop ends.
+        answered + 10 >= asked && answered > 20,
+        "{answered} answers to {asked} requests"
+    );
+    let stats = stats_of(&server, "cam1");
+    let joins = stats["direct_joins"].as_u64().unwrap_or(0);
+    let returns = stats["direct_returns"].as_u64().unwrap_or(0);
+    assert!(
+        joins >= 2 && returns >= 1,
+        "the pauses did not move the reader between the camera's writer and its task \
+         ({bytes} bytes read): {stats}"
+    );
+    assert_eq!(stats["reader_skips"], 0, "{stats}");
+    assert!(frames >= 16 * 25 * 6 / 10, "{frames} frames in 16 s");
 }

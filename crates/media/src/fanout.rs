@@ -17,7 +17,7 @@
 //!   that falls behind by more than the ring learns how many frames it lost and skips to
 //!   the next video keyframe ([`Reader::recv`] does this and counts it).
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -30,6 +30,7 @@ use ipcamd_proto::throttle::Throttle;
 use ipcamd_proto::time::UnixMicros;
 use tokio::sync::{broadcast, watch};
 
+use crate::ingest::TrackCounters;
 use crate::AccessUnit;
 
 /// Largest RTP payload we send: fits a 1500-byte Ethernet MTU with IP/UDP/RTP headers and
@@ -42,6 +43,9 @@ pub const RING_FRAMES: usize = 512;
 /// One packetized access unit, shared by all readers.
 #[derive(Debug)]
 pub struct Frame {
+    /// Place in the stream: 1 for the first frame pushed, then one more per frame (all
+    /// tracks, never reset), so a reader can tell a frame it already has or a gap.
+    pub index: u64,
     pub track: usize,
     /// The track is a video track.
     pub video: bool,
@@ -104,6 +108,10 @@ struct Inner {
     /// The live ring of the current track layout; replaced (ending every reader) when the
     /// layout changes.
     tx: broadcast::Sender<Arc<Frame>>,
+    /// Bumped when `tx` is replaced: readers of different rings never meet.
+    ring: u64,
+    /// Index of the last frame sent (0: none yet).
+    last_index: u64,
     /// Per-frame warnings (unknown track, cannot packetize), rate-limited.
     warn_unknown: Throttle,
     warn_packetize: Throttle,
@@ -119,6 +127,30 @@ pub struct StreamStats {
     /// RTP bytes (headers and payload, without interleaved or UDP framing) the server's
     /// live deliveries sent to readers of this stream; counted by the server.
     pub bytes_out: AtomicU64,
+    /// Times the server's per-camera writer took a TCP reader that had caught up, and
+    /// handed one back to its own task (its socket was full, its connection busy);
+    /// counted by the server.
+    pub direct_joins: AtomicU64,
+    pub direct_returns: AtomicU64,
+    /// What the source's receiver (a proxied camera's session, a publisher) counted per
+    /// track, as it last reported it: packets, units, and the packets it dropped and why.
+    /// Empty for sources that make their own frames.
+    received: Mutex<Vec<TrackCounters>>,
+}
+
+impl StreamStats {
+    /// The receiver's counters now ([`crate::ingest::Ingest::all_counters`]).
+    pub fn set_received(&self, counters: Vec<TrackCounters>) {
+        *self.received.lock().unwrap_or_else(|e| e.into_inner()) = counters;
+    }
+
+    /// The receiver's counters, per track, as last reported.
+    pub fn received(&self) -> Vec<TrackCounters> {
+        self.received
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
 }
 
 /// A live stream: the tracks of one source and the fan-out of its frames.
@@ -136,6 +168,8 @@ pub struct Stream {
     offline: Mutex<Option<String>>,
     /// Bumped when the tracks change (their number, codecs or parameters).
     layout: watch::Sender<u64>,
+    /// Readers made by [`Stream::subscribe_writer`] that exist now.
+    writers: AtomicUsize,
 }
 
 /// Where a new reader joins one track: what `RTP-Info` reports.
@@ -206,12 +240,15 @@ impl Stream {
                 info: Arc::new(tracks),
                 gop: Vec::new(),
                 tx,
+                ring: 0,
+                last_index: 0,
                 warn_unknown: Throttle::default(),
                 warn_packetize: Throttle::default(),
             }),
             stats: StreamStats::default(),
             offline: Mutex::new(None),
             layout: watch::Sender::new(0),
+            writers: AtomicUsize::new(0),
         })
     }
 
@@ -247,6 +284,7 @@ impl Stream {
             inner.has_video = tracks.iter().any(|t| t.kind() == MediaKind::Video);
             inner.gop.clear();
             inner.tx = broadcast::channel(RING_FRAMES).0;
+            inner.ring += 1;
             Retrack::Replaced
         };
         inner.info = Arc::new(tracks);
@@ -279,8 +317,11 @@ impl Stream {
             .cloned()
     }
 
+    /// Readers of the stream (sessions, the recorder), not counting the server's writers
+    /// that serve many readers ([`Stream::subscribe_writer`]).
     pub fn reader_count(&self) -> usize {
-        self.lock().tx.receiver_count()
+        let rx = self.lock().tx.receiver_count();
+        rx.saturating_sub(self.writers.load(Ordering::Relaxed))
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -378,7 +419,9 @@ impl Stream {
         self.stats
             .bytes_in
             .fetch_add(au.data.len() as u64, Ordering::Relaxed);
+        inner.last_index += 1;
         let frame = Arc::new(Frame {
+            index: inner.last_index,
             track: au.track,
             video,
             keyframe,
@@ -431,17 +474,31 @@ impl Stream {
             })
             .collect();
         let has_video = inner.has_video;
+        let (ring, last) = (inner.ring, inner.last_index);
         drop(inner);
         let reader = Reader {
             stream: self.clone(),
             backlog: backlog.into(),
             rx,
+            ring,
+            last,
             has_video,
             waiting_for_keyframe: false,
             skips: 0,
             frames_lost: 0,
+            writer: false,
         };
         (reader, joins)
+    }
+
+    /// A reader for a writer that serves many readers' clients (the server's per-camera
+    /// writer): live frames only, and not counted in [`Stream::reader_count`].
+    pub fn subscribe_writer(self: &Arc<Self>) -> Reader {
+        let mut r = self.subscribe().0;
+        r.backlog.clear();
+        r.writer = true;
+        self.writers.fetch_add(1, Ordering::Relaxed);
+        r
     }
 
     /// SSRC of a track (fixed while the track layout is).
@@ -463,6 +520,11 @@ pub struct Reader {
     stream: Arc<Stream>,
     backlog: std::collections::VecDeque<Arc<Frame>>,
     rx: broadcast::Receiver<Arc<Frame>>,
+    /// Which ring of the stream `rx` reads ([`Reader::ring`]).
+    ring: u64,
+    /// Index of the last live frame taken, or written to this reader's client by someone
+    /// else ([`Reader::skip_through`]).
+    last: u64,
     /// The layout it was subscribed to has video.
     has_video: bool,
     waiting_for_keyframe: bool,
@@ -470,6 +532,16 @@ pub struct Reader {
     pub skips: u64,
     /// Frames it lost by falling behind.
     pub frames_lost: u64,
+    /// Made by [`Stream::subscribe_writer`].
+    writer: bool,
+}
+
+impl Drop for Reader {
+    fn drop(&mut self) {
+        if self.writer {
+            self.stream.writers.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
 }
 
 impl Reader {
@@ -489,6 +561,36 @@ impl Reader {
         false
     }
 
+    /// Whether a live frame from the ring is for this reader: not one it has had, and
+    /// after a gap (it fell behind by more than the ring) only from a video keyframe on.
+    fn take(&mut self, f: &Frame) -> bool {
+        if f.index <= self.last {
+            return false;
+        }
+        if f.index > self.last + 1 {
+            self.lagged(f.index - self.last - 1);
+        }
+        self.last = f.index;
+        self.accept(f)
+    }
+
+    /// Which ring of the stream this reader reads: the same number for every reader
+    /// subscribed between two track replacements ([`Stream::set_tracks`]).
+    pub fn ring(&self) -> u64 {
+        self.ring
+    }
+
+    /// Index of the last live frame it took or skipped.
+    pub fn last_index(&self) -> u64 {
+        self.last
+    }
+
+    /// Frames up to `index` reached the client another way (a writer that serves many
+    /// readers): the reader goes on after them, and does not count them as lost.
+    pub fn skip_through(&mut self, index: u64) {
+        self.last = self.last.max(index);
+    }
+
     fn lagged(&mut self, n: u64) {
         self.skips += 1;
         self.frames_lost += n;
@@ -503,19 +605,30 @@ impl Reader {
             "slow reader fell behind; skipping to the next keyframe");
     }
 
+    /// The next frame of the GOP backlog; the backlog's memory goes with its last frame
+    /// (a reader lives long after it).
+    fn next_backlog(&mut self) -> Option<Arc<Frame>> {
+        let f = self.backlog.pop_front()?;
+        if self.backlog.is_empty() {
+            self.backlog = std::collections::VecDeque::new();
+        }
+        Some(f)
+    }
+
     /// Waits for the next frame.
     pub async fn recv(&mut self) -> Next {
         loop {
-            if let Some(f) = self.backlog.pop_front() {
+            if let Some(f) = self.next_backlog() {
                 return Next::Frame(f);
             }
             match self.rx.recv().await {
                 Ok(f) => {
-                    if self.accept(&f) {
+                    if self.take(&f) {
                         return Next::Frame(f);
                     }
                 }
-                Err(broadcast::error::RecvError::Lagged(n)) => self.lagged(n),
+                // The frames it lost show as a gap in the indices ([`Reader::take`]).
+                Err(broadcast::error::RecvError::Lagged(_)) => {}
                 Err(broadcast::error::RecvError::Closed) => return Next::Closed,
             }
         }
@@ -524,16 +637,16 @@ impl Reader {
     /// The next frame if one is ready now (for batching writes).
     pub fn try_recv(&mut self) -> Option<Arc<Frame>> {
         loop {
-            if let Some(f) = self.backlog.pop_front() {
+            if let Some(f) = self.next_backlog() {
                 return Some(f);
             }
             match self.rx.try_recv() {
                 Ok(f) => {
-                    if self.accept(&f) {
+                    if self.take(&f) {
                         return Some(f);
                     }
                 }
-                Err(broadcast::error::TryRecvError::Lagged(n)) => self.lagged(n),
+                Err(broadcast::error::TryRecvError::Lagged(_)) => {}
                 Err(_) => return None,
             }
         }
@@ -705,6 +818,42 @@ mod tests {
             assert_eq!(w[1].au.pts, w[0].au.pts + 3600);
         }
         assert_eq!(got.last().map(|f| f.au.pts), Some((total - 1) * 3600));
+    }
+
+    #[tokio::test]
+    async fn frames_sent_elsewhere_are_skipped_without_counting_them_lost() {
+        let s = stream();
+        let (mut r, _) = s.subscribe();
+        // Someone else wrote frames 1..=600 to this reader's client while it did not
+        // read: more than the ring, so the ring overwrote what it held for the reader.
+        let total = RING_FRAMES as u64 + 100;
+        for n in 0..total {
+            s.push(video(n + 1));
+        }
+        r.skip_through(total);
+        for n in total..total + 3 {
+            s.push(video(n + 1));
+        }
+        let mut got = Vec::new();
+        while let Some(f) = r.try_recv() {
+            got.push(f.index);
+        }
+        assert_eq!(got, vec![total + 1, total + 2, total + 3]);
+        assert_eq!((r.skips, r.frames_lost), (0, 0));
+        assert_eq!(r.last_index(), total + 3);
+
+        // Handed back at a point the ring no longer holds: a gap, counted, and the reader
+        // waits for a keyframe.
+        let mut r = s.subscribe_writer();
+        assert_eq!(s.reader_count(), 1, "the writer's reader is not counted");
+        for n in 0..total {
+            s.push(video(n + 4 + total));
+        }
+        r.skip_through(r.last_index() + 10);
+        let first = r.try_recv().expect("a frame");
+        assert!(first.keyframe);
+        assert_eq!(r.skips, 1);
+        assert!(r.frames_lost >= 90, "{}", r.frames_lost);
     }
 
     #[tokio::test]

@@ -425,6 +425,29 @@ impl Client {
         }
     }
 
+    /// Reads and drops interleaved `$` frames for `d`, keeping the framing for the next
+    /// reply; returns the bytes of the frames dropped.
+    pub fn drain_media(&mut self, d: Duration) -> usize {
+        let deadline = Instant::now() + d;
+        let mut dropped = 0;
+        let mut chunk = [0u8; 65536];
+        while Instant::now() < deadline {
+            while self.buf.first() == Some(&b'$') && self.buf.len() >= 4 {
+                let len = u16::from_be_bytes([self.buf[2], self.buf[3]]) as usize;
+                if self.buf.len() < 4 + len {
+                    break;
+                }
+                self.buf.drain(..4 + len);
+                dropped += 4 + len;
+            }
+            match self.s.read(&mut chunk) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+        dropped
+    }
+
     pub fn request(&mut self, raw: &str) -> Reply {
         self.send(raw);
         self.reply()
@@ -631,6 +654,17 @@ pub fn http_get(port: u16, path: &str) -> (String, Vec<u8>) {
         String::from_utf8_lossy(&all[..end]).into_owned(),
         all[end + 4..].to_vec(),
     )
+}
+
+/// One camera's entry of `/api/stats`.
+pub fn stats_of(server: &ServerProc, camera: &str) -> serde_json::Value {
+    let (head, body) = http_get(server.http_port, "/api/stats");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let v: serde_json::Value = serde_json::from_slice(&body).expect("stats JSON");
+    v["cameras"]
+        .as_array()
+        .and_then(|a| a.iter().find(|c| c["name"] == camera).cloned())
+        .unwrap_or_else(|| panic!("no camera {camera} in {v}"))
 }
 
 /// The `ipcamd` binary under test.

@@ -22,9 +22,10 @@ use ipcamd_media::pacer::now_micros;
 use ipcamd_proto::rtsp::message::write_interleaved;
 use tokio::io::AsyncWriteExt;
 
+use super::direct::{DirectFanout, Slot};
 use super::rtcp::SrState;
 use super::udp::UdpPair;
-use super::wire::{send_rtcp, write_all_vectored, Sink, TrackSink, Writer};
+use super::wire::{send_rtcp, write_all_vectored, OwnedWriteGuard, Sink, TrackSink, Writer};
 use super::{Delivery, Progress, SessionHooks, StopSignal};
 
 /// Most frames put in one vectored write.
@@ -49,13 +50,25 @@ pub struct LiveDelivery {
     pub hooks: Arc<dyn SessionHooks>,
     /// RTCP CNAME (`ipcamd-<camera>`).
     pub cname: String,
+    /// The camera's direct fan-out, which serves a TCP client that keeps up (`direct.rs`).
+    pub direct: Option<Arc<DirectFanout>>,
+    /// How often the session is kept alive while the camera's writer serves the client
+    /// (a fraction of the session timeout).
+    pub keep_alive_every: Duration,
 }
 
 /// Starts the delivery; it runs until stopped, or until the client's connection fails.
 pub fn spawn(d: LiveDelivery) -> Delivery {
     let stop = Arc::new(StopSignal::default());
     let progress = Arc::new(Progress::default());
-    let task = tokio::spawn(run(d, stop.clone()));
+    let task = tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            run(d, stop.clone()).await;
+            // However it ended, the camera's writer must let its client go.
+            stop.request();
+        }
+    });
     Delivery {
         number: 0,
         stop,
@@ -72,6 +85,8 @@ async fn run(d: LiveDelivery, stop: Arc<StopSignal>) {
         udp,
         hooks,
         cname,
+        direct: fanout,
+        keep_alive_every,
     } = d;
     let stream = reader.stream().clone();
     let mut outs: Vec<TrackOut> = tracks
@@ -89,17 +104,41 @@ async fn run(d: LiveDelivery, stop: Arc<StopSignal>) {
             sr_sent: false,
         })
         .collect();
-    let mut sr_timer = tokio::time::interval(SR_INTERVAL);
-    sr_timer.tick().await;
-    let mut batch: Vec<Arc<Frame>> = Vec::with_capacity(MAX_BATCH_FRAMES);
+    let handoff = fanout.and_then(|f| Some((f, direct_writer(&outs)?)));
+    // While the camera's writer serves the client: its slot, and the last frame it had
+    // sent at the previous keep-alive.
+    let mut direct: Option<(Arc<Slot>, u64)> = None;
+    // One timer for the sender reports and, while the camera's writer serves the client,
+    // the keep-alive (a task's memory is per reader: one timer, not two).
+    let tick_every = keep_alive_every.min(SR_INTERVAL);
+    let mut timer = tokio::time::interval(tick_every);
+    timer.tick().await;
+    let mut last_sr = Instant::now();
+    let mut batch: Vec<Arc<Frame>> = Vec::new();
     let mut last_alive = Instant::now();
     loop {
         if stop.requested() {
+            Box::pin(finish_direct(direct.take(), &mut outs)).await;
             return;
         }
         tokio::select! {
-            _ = stop.wake.notified() => return,
-            next = reader.recv() => {
+            _ = stop.wake.notified() => {
+                Box::pin(finish_direct(direct.take(), &mut outs)).await;
+                return;
+            }
+            _ = returned(&direct) => {
+                let Some((slot, _)) = direct.take() else { continue };
+                fold_sent(&slot, &mut outs);
+                let Some(back) = slot.take_back() else { continue };
+                reader.skip_through(back.through);
+                if let Some((rest, guard)) = back.rest {
+                    if let Err(e) = Box::pin(write_rest(guard, &rest)).await {
+                        tracing::debug!(session = %session, error = %e, "client write failed; stopping delivery");
+                        return;
+                    }
+                }
+            }
+            next = reader.recv(), if direct.is_none() => {
                 let Next::Frame(first) = next else { return };
                 batch.clear();
                 batch.push(first);
@@ -109,7 +148,10 @@ async fn run(d: LiveDelivery, stop: Arc<StopSignal>) {
                         None => break,
                     }
                 }
-                match send_batch(&udp, &mut outs, &batch, &cname).await {
+                // Boxed, as the rare writes below: inline, their states would size the task
+                // of every reader for its whole life, most of which the camera's writer
+                // serves.
+                match Box::pin(send_batch(&udp, &mut outs, &batch, &cname)).await {
                     Ok((wrote_tcp, bytes)) => {
                         stream.stats.bytes_out.fetch_add(bytes, Ordering::Relaxed);
                         if wrote_tcp && last_alive.elapsed() >= KEEP_ALIVE_EVERY {
@@ -122,8 +164,35 @@ async fn run(d: LiveDelivery, stop: Arc<StopSignal>) {
                         return;
                     }
                 }
+                // Caught up with the ring (the batch did not fill), every track's first
+                // report sent: the camera's writer may take the client.
+                if let Some((fanout, (writer, mask))) = &handoff {
+                    if batch.len() < MAX_BATCH_FRAMES && outs.iter().all(|o| o.sr_sent) {
+                        let from = reader.last_index() + 1;
+                        let slot = Slot::new(writer.clone(), *mask, stream.tracks().len(), stop.clone(), from);
+                        if fanout.join(slot.clone(), reader.ring()) {
+                            direct = Some((slot, from - 1));
+                            // Not needed until the client comes back.
+                            batch = Vec::new();
+                        }
+                    }
+                }
             }
-            _ = sr_timer.tick() => {
+            _ = timer.tick() => {
+                if let Some((slot, alive_at)) = &mut direct {
+                    let written = slot.written.load(Ordering::Relaxed);
+                    if written > *alive_at {
+                        *alive_at = written;
+                        hooks.keep_alive(&session);
+                    }
+                }
+                if last_sr.elapsed() + tick_every / 2 < SR_INTERVAL {
+                    continue;
+                }
+                last_sr = Instant::now();
+                if let Some((slot, _)) = &direct {
+                    fold_sent(slot, &mut outs);
+                }
                 let now = now_micros();
                 let reports: Vec<(Sink, Bytes)> = outs
                     .iter()
@@ -138,6 +207,83 @@ async fn run(d: LiveDelivery, stop: Arc<StopSignal>) {
             }
         }
     }
+}
+
+/// The connection writer and tracks (bit `i` for track `i`) of a delivery the camera's
+/// writer can serve: every track interleaved on the same plain TCP connection, on channel
+/// `2 x track` (the channel the fan-out frames packets for).
+fn direct_writer(outs: &[TrackOut]) -> Option<(Writer, u64)> {
+    let mut writer: Option<Writer> = None;
+    let mut mask = 0u64;
+    for o in outs {
+        let Sink::Interleaved {
+            writer: w,
+            rtp_channel,
+            ..
+        } = &o.sink
+        else {
+            return None;
+        };
+        if !w.plain_tcp || usize::from(*rtp_channel) != 2 * o.track || o.track >= 64 {
+            return None;
+        }
+        match &writer {
+            Some(prev) if !Arc::ptr_eq(prev, w) => return None,
+            Some(_) => {}
+            None => writer = Some(w.clone()),
+        }
+        mask |= 1 << o.track;
+    }
+    Some((writer?, mask))
+}
+
+/// Waits until the camera's writer hands the client back (never without a slot).
+async fn returned(direct: &Option<(Arc<Slot>, u64)>) {
+    match direct {
+        Some((slot, _)) => slot.returned.notified().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Writes what the camera's writer left of a frame.
+async fn write_rest(mut guard: OwnedWriteGuard, rest: &[u8]) -> std::io::Result<()> {
+    guard.write_all(rest).await
+}
+
+/// Adds what the camera's writer sent to the sender reports' counts.
+fn fold_sent(slot: &Slot, outs: &mut [TrackOut]) {
+    let sent = slot.take_sent();
+    for o in outs {
+        if let Some(s) = sent.get(o.track) {
+            o.sr.packets = o.sr.packets.wrapping_add(s.packets);
+            o.sr.octets = o.sr.octets.wrapping_add(s.octets);
+            if s.last.is_some() {
+                o.sr.last = s.last;
+            }
+        }
+    }
+}
+
+/// A stop while the camera's writer serves the client (the stop is requested already, so
+/// the writer sends nothing once it sees it): waits for a write in progress, and finishes
+/// a frame it left half written, so that PAUSE never cuts a frame.
+async fn finish_direct(direct: Option<(Arc<Slot>, u64)>, outs: &mut [TrackOut]) {
+    let Some((slot, _)) = direct else { return };
+    loop {
+        if let Some(back) = slot.take_back() {
+            if let Some((rest, guard)) = back.rest {
+                let _ = write_rest(guard, &rest).await;
+            }
+            break;
+        }
+        tokio::select! {
+            // Free: the writer is not in a write, and from now on sees the stop.
+            _ = slot.writer().lock() => break,
+            // It handed a frame back (with the lock, when half written).
+            _ = slot.returned.notified() => {}
+        }
+    }
+    fold_sent(&slot, outs);
 }
 
 /// Sends one batch: whether interleaved data was written, and the RTP bytes sent.
@@ -223,4 +369,44 @@ async fn send_batch(
         Box::pin(send_rtcp(udp, &sink, sr)).await?;
     }
     Ok((wrote, bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Hooks;
+    impl SessionHooks for Hooks {
+        fn keep_alive(&self, _: &str) {}
+        fn replay_finished(&self, _: &str, _: u64, _: Option<i64>) -> bool {
+            false
+        }
+    }
+
+    /// A live delivery's task lives as long as its session: its size is memory per reader
+    /// (bench/run's "resident memory per added reader"). Writes that are rare once the
+    /// camera's writer serves the client are boxed to keep it small.
+    #[tokio::test]
+    async fn a_live_delivery_task_stays_small() {
+        let stream = ipcamd_media::fanout::Stream::new("t", vec![]);
+        let (reader, _) = stream.subscribe();
+        let udp = Arc::new(UdpPair::bind([127, 0, 0, 1].into(), 0, true).await.unwrap());
+        let d = LiveDelivery {
+            session: "s".into(),
+            reader,
+            tracks: vec![],
+            udp,
+            hooks: Arc::new(Hooks),
+            cname: "c".into(),
+            direct: None,
+            keep_alive_every: Duration::from_secs(1),
+        };
+        let f = run(d, Arc::new(StopSignal::default()));
+        let size = std::mem::size_of_val(&f);
+        assert!(
+            size <= 1024,
+            "the live delivery's future is {size} bytes: box the state of a rare await \
+             (as send_batch and finish_direct are)"
+        );
+    }
 }

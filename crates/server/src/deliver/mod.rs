@@ -1,6 +1,7 @@
 //! Deliveries: the tasks that send a session's media once the session core said PLAY.
 //!
 //! - [`live`]: frames from a camera's fan-out reader to a TCP writer or UDP peer.
+//! - [`direct`]: one writer per camera for the TCP clients that keep up.
 //! - [`replay`]: the ONVIF replay pump: batches from the store, paced or as fast as the
 //!   transport takes them, with the 0xABAC header extension.
 //! - [`wire`]: the shared connection writer and where one track's packets go.
@@ -12,6 +13,7 @@
 //! through its [`Delivery`] handle: cooperatively at a packet boundary (PAUSE, `Immediate`)
 //! or at once (TEARDOWN, timeout, disconnect).
 
+pub mod direct;
 pub mod live;
 pub mod replay;
 pub mod rtcp;

@@ -14,10 +14,40 @@ use super::udp::UdpPair;
 
 /// The write half of an RTSP connection (or of a tunnel's GET connection), shared by the
 /// request handler (responses) and the deliveries (media).
-pub type Writer = Arc<tokio::sync::Mutex<Box<dyn AsyncWrite + Send + Unpin>>>;
+pub type Writer = Arc<ConnWriter>;
 
-pub fn new_writer(w: impl AsyncWrite + Send + Unpin + 'static) -> Writer {
-    Arc::new(tokio::sync::Mutex::new(Box::new(w)))
+/// See [`Writer`]; derefs to the lock around the write half.
+pub struct ConnWriter {
+    io: Arc<tokio::sync::Mutex<Box<dyn AsyncWrite + Send + Unpin>>>,
+    /// A plain TCP socket under it (not TLS): a write that returns has handed its bytes to
+    /// the kernel, so a writer that never waits may try it (`deliver::direct`).
+    pub plain_tcp: bool,
+}
+
+impl std::ops::Deref for ConnWriter {
+    type Target = tokio::sync::Mutex<Box<dyn AsyncWrite + Send + Unpin>>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.io
+    }
+}
+
+/// The write half locked by a guard that can change hands (a frame half written by the
+/// camera's writer goes with its lock to the delivery that finishes it).
+pub type OwnedWriteGuard = tokio::sync::OwnedMutexGuard<Box<dyn AsyncWrite + Send + Unpin>>;
+
+impl ConnWriter {
+    /// The lock, if it is free now.
+    pub fn try_lock_owned(&self) -> Option<OwnedWriteGuard> {
+        self.io.clone().try_lock_owned().ok()
+    }
+}
+
+pub fn new_writer(w: impl AsyncWrite + Send + Unpin + 'static, plain_tcp: bool) -> Writer {
+    Arc::new(ConnWriter {
+        io: Arc::new(tokio::sync::Mutex::new(Box::new(w))),
+        plain_tcp,
+    })
 }
 
 /// Writes all of `slices`, looping over partial writes.

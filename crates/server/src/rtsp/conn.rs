@@ -76,91 +76,97 @@ impl Conn {
 
     /// Serves requests read from `rd` until it closes, fails, or the server shuts down.
     /// With `base64`, the bytes are an HTTP-tunnel POST body.
-    pub async fn run(
-        &mut self,
-        mut rd: impl AsyncRead + Unpin,
+    ///
+    /// Its future lives as long as the connection (its size is every connection's memory,
+    /// bench/RESULTS-memory.md): an `async` block rather than an `async fn` (whose
+    /// arguments rustc keeps twice in the state), rare and large states boxed.
+    #[allow(clippy::manual_async_fn)] // on purpose: see above
+    pub fn run<'a>(
+        &'a mut self,
+        mut rd: impl AsyncRead + Unpin + 'a,
         mut base64: Option<Base64Stream>,
         mut shutdown: Shutdown,
-    ) {
-        let limits = self.hub().limits.clone();
-        let mut decoder = Decoder::new(limits.decoder());
-        // Bytes received and not yet decoded. Nothing is held while the connection waits
-        // for data (reads go through a stack buffer, an empty `buf` is let go): a reader
-        // that only receives media costs no read buffer (bench/RESULTS-memory.md).
-        let mut buf = BytesMut::new();
-        // When the first byte of the request not yet complete arrived (slowloris guard).
-        let mut partial_since: Option<tokio::time::Instant> = None;
-        loop {
+    ) -> impl std::future::Future<Output = ()> + 'a {
+        async move {
+            let mut decoder = Decoder::new(self.hub().limits.decoder());
+            // Bytes received and not yet decoded. Nothing is held while the connection waits
+            // for data (reads go through a stack buffer, an empty `buf` is let go): a reader
+            // that only receives media costs no read buffer (bench/RESULTS-memory.md).
+            let mut buf = BytesMut::new();
+            // When the first byte of the request not yet complete arrived (slowloris guard).
+            let mut partial_since: Option<tokio::time::Instant> = None;
             loop {
-                let decoded = decoder.decode(&mut buf);
-                if matches!(decoded, Ok(Some(_)) | Err(_)) {
+                loop {
+                    let decoded = decoder.decode(&mut buf);
+                    if matches!(decoded, Ok(Some(_)) | Err(_)) {
+                        partial_since = None;
+                    }
+                    match decoded {
+                        Ok(Some(Frame::Request(req))) => {
+                            // Boxed: answering a request is the largest state of this
+                            // loop, and it would otherwise size the future (and the memory) of
+                            // every connection for as long as it lives.
+                            if !Box::pin(self.serve_request(req)).await {
+                                return;
+                            }
+                        }
+                        Ok(Some(Frame::Interleaved { channel, payload })) => {
+                            if !self.on_interleaved(channel, payload) && !self.count_unrouted() {
+                                return;
+                            }
+                        }
+                        Ok(Some(Frame::Response(_))) => {} // we send no requests; ignore
+                        Ok(None) => break,
+                        Err(e) => {
+                            self.hub()
+                                .counters
+                                .bad_requests
+                                .fetch_add(1, Ordering::Relaxed);
+                            tracing::info!(peer = %self.peer, status = e.status, error = %e.message, "bad request");
+                            let mut resp = Response::with_reason(
+                                e.status,
+                                format!("Bad Request ({})", printable(&e.message)),
+                            );
+                            if let Some(c) = e.cseq {
+                                resp = resp.header("CSeq", c.to_string());
+                            }
+                            if e.fatal {
+                                resp = resp.header("Connection", "close");
+                            }
+                            let sent = Box::pin(self.send(resp)).await;
+                            if e.fatal || sent.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+                let now = tokio::time::Instant::now();
+                if buf.is_empty() {
                     partial_since = None;
+                } else {
+                    partial_since.get_or_insert(now);
                 }
-                match decoded {
-                    Ok(Some(Frame::Request(req))) => {
-                        // Boxed: answering a request is the largest state of this
-                        // loop, and it would otherwise size the future (and the memory) of
-                        // every connection for as long as it lives.
-                        if !Box::pin(self.serve_request(req)).await {
-                            return;
-                        }
-                    }
-                    Ok(Some(Frame::Interleaved { channel, payload })) => {
-                        if !self.on_interleaved(channel, payload) && !self.count_unrouted() {
-                            return;
-                        }
-                    }
-                    Ok(Some(Frame::Response(_))) => {} // we send no requests; ignore
-                    Ok(None) => break,
-                    Err(e) => {
-                        self.hub()
-                            .counters
-                            .bad_requests
-                            .fetch_add(1, Ordering::Relaxed);
-                        tracing::info!(peer = %self.peer, status = e.status, error = %e.message, "bad request");
-                        let mut resp = Response::with_reason(
-                            e.status,
-                            format!("Bad Request ({})", printable(&e.message)),
-                        );
-                        if let Some(c) = e.cseq {
-                            resp = resp.header("CSeq", c.to_string());
-                        }
-                        if e.fatal {
-                            resp = resp.header("Connection", "close");
-                        }
-                        let sent = self.send(resp).await;
-                        if e.fatal || sent.is_err() {
-                            return;
-                        }
-                    }
+                if buf.is_empty() {
+                    buf = BytesMut::new();
                 }
-            }
-            let now = tokio::time::Instant::now();
-            if buf.is_empty() {
-                partial_since = None;
-            } else {
-                partial_since.get_or_insert(now);
-            }
-            if buf.is_empty() {
-                buf = BytesMut::new();
-            }
-            let take = |chunk: &[u8]| match base64.as_mut() {
-                Some(b64) => b64.feed(chunk, &mut buf),
-                None => {
-                    buf.extend_from_slice(chunk);
-                    Ok(())
-                }
-            };
-            let fed = tokio::select! {
-                r = self.read_within(read_with(&mut rd, take), partial_since, &limits) => r,
-                _ = shutdown.wait() => None,
-            };
-            match fed {
-                None => return,
-                Some(Ok(())) => {}
-                Some(Err(e)) => {
-                    tracing::info!(peer = %self.peer, error = %e, "bad HTTP tunnel data; closing");
-                    return;
+                let take = |chunk: &[u8]| match base64.as_mut() {
+                    Some(b64) => b64.feed(chunk, &mut buf),
+                    None => {
+                        buf.extend_from_slice(chunk);
+                        Ok(())
+                    }
+                };
+                let fed = tokio::select! {
+                    r = self.read_within(read_with(&mut rd, take), partial_since) => r,
+                    _ = shutdown.wait() => None,
+                };
+                match fed {
+                    None => return,
+                    Some(Ok(())) => {}
+                    Some(Err(e)) => {
+                        tracing::info!(peer = %self.peer, error = %e, "bad HTTP tunnel data; closing");
+                        return;
+                    }
                 }
             }
         }
@@ -373,8 +379,8 @@ impl Conn {
         &self,
         read: impl std::future::Future<Output = std::io::Result<Option<T>>>,
         partial_since: Option<tokio::time::Instant>,
-        limits: &crate::net::limits::Limits,
     ) -> Option<T> {
+        let limits = &self.hub().limits;
         let (deadline, partial) = match partial_since {
             Some(t) => (Some(t + limits.request_timeout), true),
             None if !self.attached => (
@@ -384,7 +390,9 @@ impl Conn {
             None => (None, false),
         };
         let read = match deadline {
-            Some(d) => match tokio::time::timeout_at(d, read).await {
+            // Boxed: a timer is large, and connections with a session (most of them, and
+            // all that receive media) wait without one.
+            Some(d) => match Box::pin(tokio::time::timeout_at(d, read)).await {
                 Ok(r) => r,
                 Err(_) => {
                     let c = &self.hub().limit_counters;

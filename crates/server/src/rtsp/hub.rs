@@ -23,6 +23,7 @@ use ipcamd_proto::time::UnixMicros;
 use ipcamd_store::Store;
 
 use crate::cameras::{Camera, Cameras};
+use crate::deliver::direct::DirectFanout;
 use crate::deliver::live::{self, LiveDelivery};
 use crate::deliver::replay::{self, Job, ReplayDelivery, ReplayState};
 use crate::deliver::udp::UdpPair;
@@ -73,6 +74,8 @@ pub struct Hub {
     pub limit_counters: Arc<LimitCounters>,
     running: Mutex<HashMap<String, Running>>,
     writers: Mutex<HashMap<ConnId, Writer>>,
+    /// Each camera's direct fan-out, made on its first live delivery.
+    direct: Mutex<HashMap<String, Arc<DirectFanout>>>,
     next_conn: AtomicU64,
     me: Weak<Hub>,
 }
@@ -91,6 +94,7 @@ impl Hub {
             limit_counters: p.limit_counters,
             running: Mutex::new(HashMap::new()),
             writers: Mutex::new(HashMap::new()),
+            direct: Mutex::new(HashMap::new()),
             next_conn: AtomicU64::new(1),
             me: me.clone(),
         })
@@ -121,9 +125,10 @@ impl Hub {
     pub async fn connection_closed(&self, conn: ConnId) {
         let actions = self.core().connection_closed(conn);
         lock(&self.writers).remove(&conn);
-        // Boxed: carrying out actions is a large state, and this future is part of every
-        // open connection's task (its memory) until the connection ends.
-        Box::pin(self.carry_out(actions, &mut Prepared::default())).await;
+        // Boxed, with its `Prepared`: carrying out actions is a large state, and this
+        // future is part of every open connection's task (its memory) until the
+        // connection ends.
+        Box::pin(async move { self.carry_out(actions, &mut Prepared::default()).await }).await;
     }
 
     /// Closes every session (shutdown).
@@ -256,6 +261,8 @@ impl Hub {
         let (Some(cam), Some(reader)) = (self.cameras.get(camera), prepared.live.take()) else {
             return;
         };
+        let keep_alive_every = (self.core().config().session_timeout / 4)
+            .clamp(Duration::from_millis(250), Duration::from_secs(5));
         let d = live::spawn(LiveDelivery {
             session: session.clone(),
             reader,
@@ -263,6 +270,13 @@ impl Hub {
             udp: self.udp.clone(),
             hooks: self.hooks(),
             cname: format!("ipcamd-{camera}"),
+            direct: Some(
+                lock(&self.direct)
+                    .entry(camera.to_owned())
+                    .or_insert_with(|| DirectFanout::new(cam.stream.clone()))
+                    .clone(),
+            ),
+            keep_alive_every,
         });
         self.set_delivery(&session, d);
     }

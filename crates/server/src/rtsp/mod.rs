@@ -48,7 +48,7 @@ pub async fn serve(
         .fetch_add(1, Ordering::Relaxed);
     let tls = stream.is_tls();
     let (rd, wr) = stream.split();
-    let writer = new_writer(wr);
+    let writer = new_writer(wr, !tls);
     let conn_id = rtsp.hub.register(writer.clone());
     tracing::debug!(%peer, conn_id, tls, "RTSP connection");
     let mut conn = conn::Conn::new(rtsp.clone(), peer, local, writer, conn_id, tls);

@@ -361,6 +361,43 @@ struct SetupTrack {
     route: Route,
 }
 
+/// A session's set-up tracks by track number, in order: a sorted `Vec` (a session has one
+/// to a few tracks; a `BTreeMap` would allocate a node of 11 entries, about 1 KiB, for
+/// every session).
+#[derive(Debug, Default)]
+struct Tracks(Vec<(usize, SetupTrack)>);
+
+impl Tracks {
+    /// Sets `track` (replacing it if it was set up before).
+    fn insert(&mut self, track: usize, t: SetupTrack) {
+        match self.0.binary_search_by_key(&track, |(k, _)| *k) {
+            Ok(i) => self.0[i].1 = t,
+            Err(i) => self.0.insert(i, (track, t)),
+        }
+    }
+
+    fn get(&self, track: &usize) -> Option<&SetupTrack> {
+        let i = self.0.binary_search_by_key(track, |(k, _)| *k).ok()?;
+        Some(&self.0[i].1)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&usize, &SetupTrack)> {
+        self.0.iter().map(|(k, t)| (k, t))
+    }
+
+    fn keys(&self) -> impl Iterator<Item = &usize> {
+        self.0.iter().map(|(k, _)| k)
+    }
+
+    fn values(&self) -> impl Iterator<Item = &SetupTrack> {
+        self.0.iter().map(|(_, t)| t)
+    }
+}
+
 #[derive(Debug, Default)]
 struct ReplayState {
     ssrcs: Vec<u32>,
@@ -381,13 +418,14 @@ struct Session {
     owner: Option<String>,
     created_on: ConnId,
     state: State,
-    tracks: BTreeMap<usize, SetupTrack>,
+    tracks: Tracks,
     talk: Option<SetupTrack>,
     last_seen: Instant,
-    replay: Option<ReplayState>,
+    /// Boxed (as `publish`): most sessions are live, and the map holds sessions inline.
+    replay: Option<Box<ReplayState>>,
     /// A publisher's session: what it announced (its `tracks` are then the announced
     /// streams it set up, by SDP index).
-    publish: Option<publish::PublishState>,
+    publish: Option<Box<publish::PublishState>>,
 }
 
 impl Session {
@@ -913,11 +951,11 @@ impl Sessions {
                 owner: user,
                 created_on: ctx.conn,
                 state: State::Ready,
-                tracks: BTreeMap::new(),
+                tracks: Tracks::default(),
                 talk: None,
                 last_seen: ctx.now,
-                replay,
-                publish,
+                replay: replay.map(Box::new),
+                publish: publish.map(Box::new),
             },
         );
         self.attach(&[ctx.conn], true);
