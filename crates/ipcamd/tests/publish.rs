@@ -365,11 +365,7 @@ fn gstreamer_rtspclientsink_publishes_over_tcp_and_udp() {
         let log_path = dir.join(format!("gst-{}.log", &cam[1..]));
         let st = wait_exit(&mut p.0, Duration::from_secs(20), &log_path);
         let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-        assert!(
-            st.success(),
-            "{cam}: {log}\nserver log:\n{}",
-            server.log()
-        );
+        assert!(st.success(), "{cam}: {log}\nserver log:\n{}", server.log());
         wait_until(
             &server,
             &format!("{cam} offline, publisher paused"),
