@@ -28,8 +28,7 @@ fn mjpeg_camera(name: &str, w: u32, h: u32) -> String {
 /// ahead of the PAUSE answer on the connection; on a loaded machine (a CI run) gst-launch
 /// then exited 1 with "Could not send message. (Received end-of-file)" after the frames
 /// were decoded (rare: 45 runs here, 20 of them under load, did not repeat it). The
-/// script reports the errors while it plays,
-/// which is what an application sees.
+/// script reports the errors while it plays, which is what an application sees.
 fn gst_decode(url: &str) -> String {
     require_tool("gst-launch-1.0", "gstreamer1.0-tools");
     let python = std::path::Path::new("/usr/bin/python3");
