@@ -218,3 +218,67 @@ fn a_reader_that_pauses_gets_every_packet_once_across_hand_overs() {
     assert_eq!(stats["reader_skips"], 0, "{stats}");
     assert!(frames >= 16 * 25 * 6 / 10, "{frames} frames in 16 s");
 }
+
+/// TEARDOWN while the server is blocked half-way through a frame (the client stopped
+/// reading): the answer comes after the rest of that frame, never inside it, so the
+/// client still parses the connection and finds its answer.
+#[test]
+fn teardown_while_a_frame_is_half_written_is_answered_after_the_frame() {
+    let server = start_server(
+        "[[camera]]\nname = \"cam1\"\nvideo = \"mjpeg\"\njpeg_quality = 95\nwidth = 1280\nheight = 704\naudio = false\nrecord = false\n",
+    );
+    for round in 0..3 {
+        let sock =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        sock.set_recv_buffer_size(32 * 1024).unwrap();
+        sock.connect(&server.rtsp_addr().into()).unwrap();
+        let mut s: TcpStream = sock.into();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let id = setup_and_play(&server, &mut s);
+        // Not reading for 4 s (about 10 MB of stream): the socket buffers (about 4 MB here)
+        // fill and a write is left half done. (At 1.5 s they were not full yet, and the
+        // test passed without the fix too.)
+        std::thread::sleep(Duration::from_secs(4));
+        let url = server.url("cam1");
+        s.write_all(
+            format!("TEARDOWN {url}/ RTSP/1.0\r\nCSeq: 3\r\nSession: {id}\r\n\r\n").as_bytes(),
+        )
+        .unwrap();
+        let mut buf: Vec<u8> = Vec::new();
+        let mut chunk = vec![0u8; 1 << 16];
+        let mut pos = 0;
+        let mut answers = Vec::new();
+        let mut packets = 0u64;
+        while !answers.iter().any(|h: &String| h.contains("CSeq: 3")) {
+            let n = s
+                .read(&mut chunk)
+                .unwrap_or_else(|e| panic!("round {round}: no TEARDOWN answer ({e}); answers {answers:?}, {packets} packets"));
+            assert!(n > 0, "round {round}: closed before the TEARDOWN answer");
+            buf.extend_from_slice(&chunk[..n]);
+            while pos + 4 <= buf.len() {
+                if buf[pos..].starts_with(b"RTSP/1.0 ") {
+                    let Some(end) = buf[pos..].windows(4).position(|w| w == b"\r\n\r\n") else {
+                        break;
+                    };
+                    let head = String::from_utf8_lossy(&buf[pos..pos + end]).into_owned();
+                    assert!(head.starts_with("RTSP/1.0 200"), "round {round}: {head}");
+                    answers.push(head);
+                    pos += end + 4;
+                    continue;
+                }
+                assert_eq!(
+                    buf[pos],
+                    b'$',
+                    "round {round}: framing lost after {packets} packets (answers so far: {answers:?})"
+                );
+                let len = u16::from_be_bytes([buf[pos + 2], buf[pos + 3]]) as usize;
+                if pos + 4 + len > buf.len() {
+                    break;
+                }
+                packets += 1;
+                pos += 4 + len;
+            }
+        }
+        assert!(packets > 0, "round {round}: no media before the answer");
+    }
+}

@@ -10,8 +10,9 @@
 //!
 //! A delivery knows nothing of sessions beyond their id: it reports through
 //! [`SessionHooks`] (keep-alive, a replay delivery reaching its end), and is stopped
-//! through its [`Delivery`] handle: cooperatively at a packet boundary (PAUSE, `Immediate`)
-//! or at once (TEARDOWN, timeout, disconnect).
+//! through its [`Delivery`] handle: cooperatively at a packet boundary (PAUSE, TEARDOWN,
+//! `Immediate`: an answer follows on the same connection) or at once (timeout, disconnect,
+//! shutdown).
 
 pub mod direct;
 pub mod live;
@@ -103,7 +104,8 @@ impl Delivery {
         self.progress.get()
     }
 
-    /// Stops at once (TEARDOWN, timeout, disconnect).
+    /// Stops at once (timeout, disconnect, shutdown: nothing more is written to the
+    /// connection, so a frame cut in half does no harm).
     pub fn abort(self) {
         self.stop.request();
         self.task.abort();

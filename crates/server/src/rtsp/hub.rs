@@ -246,7 +246,20 @@ impl Hub {
                     session,
                     path,
                     reason,
-                } => self.close(&session, &path, reason),
+                } => {
+                    if reason == CloseReason::Teardown {
+                        // Its answer follows on the same connection: the delivery stops
+                        // at a frame boundary first (as for PAUSE), else the answer could
+                        // land inside a frame left half written.
+                        let d = lock(&self.running)
+                            .get_mut(&session)
+                            .and_then(|r| r.delivery.take());
+                        if let Some(d) = d {
+                            d.stop_gracefully(&session).await;
+                        }
+                    }
+                    self.close(&session, &path, reason)
+                }
             }
         }
     }
