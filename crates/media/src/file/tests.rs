@@ -232,6 +232,28 @@ fn parameter_sets_from_the_first_sync_sample() {
     );
 }
 
+/// An `avc3` file whose `avcC` holds no parameter sets (they are in its first sample only,
+/// testdata/README.md): it loads, every loop starts with SPS and PPS, and ffmpeg decodes
+/// the Annex B stream.
+#[test]
+fn avc3_with_parameter_sets_only_in_band_plays() {
+    let mut src = open("h264_avc3_params_in_band.mp4");
+    let units = read_loops(&mut src, 2.5);
+    let video: Vec<&AccessUnit> = units.iter().filter(|u| u.track == 0).collect();
+    assert!(video.len() >= 10, "{} units in 2.5 loops", video.len());
+    for u in video.iter().filter(|u| u.keyframe) {
+        assert_eq!(
+            &nal_types(NalKind::H264, &u.data)[..2],
+            &[7, 8],
+            "keyframe at pts {}",
+            u.pts
+        );
+    }
+    let es: Vec<u8> = video.iter().flat_map(|u| u.data.iter().copied()).collect();
+    let scratch = Scratch::new("avc3-in-band");
+    assert_decodes("h264", &scratch.path("loops.h264"), &es);
+}
+
 #[test]
 fn h264_annex_b_decodes_with_ffmpeg() {
     let mut src = open("h264_aac.mp4");
