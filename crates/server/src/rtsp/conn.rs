@@ -193,7 +193,8 @@ impl Conn {
             self.count(e);
         }
         self.hub().carry_out(before, &mut prepared).await;
-        if self.send(response).await.is_err() {
+        if let Err(e) = self.send(response).await {
+            tracing::debug!(peer = %self.peer, error = %e, "answer not written; closing");
             return false;
         }
         // Media may flow only once the response is on the wire.
@@ -408,7 +409,17 @@ impl Conn {
             },
             None => read.await,
         };
-        read.ok().flatten()
+        match read {
+            Ok(Some(t)) => Some(t),
+            Ok(None) => {
+                tracing::debug!(peer = %self.peer, "the client closed the connection");
+                None
+            }
+            Err(e) => {
+                tracing::debug!(peer = %self.peer, error = %e, "read failed; closing");
+                None
+            }
+        }
     }
 
     /// Counts an interleaved frame on a channel not set up; `false` once there were more
