@@ -40,6 +40,45 @@ fn setup_and_play(server: &ServerProc, stream: &mut TcpStream) -> String {
     id
 }
 
+/// One thing [`walk`] found on a connection.
+enum Item<'a> {
+    /// The head of an RTSP answer.
+    Answer(String),
+    /// An interleaved frame: its channel and payload.
+    Packet(u8, &'a [u8]),
+    /// Neither an answer nor a `$` frame starts here: the framing is lost.
+    Lost,
+}
+
+/// Hands the complete answers and `$` frames at the start of `buf` to `f`, in order;
+/// returns the bytes they took (a part at the end waits for more). Stops at `Lost`.
+fn walk(buf: &[u8], mut f: impl FnMut(Item)) -> usize {
+    let mut pos = 0;
+    while pos + 4 <= buf.len() {
+        if buf[pos..].starts_with(b"RTSP/1.0 ") {
+            let Some(end) = buf[pos..].windows(4).position(|w| w == b"\r\n\r\n") else {
+                break;
+            };
+            f(Item::Answer(
+                String::from_utf8_lossy(&buf[pos..pos + end]).into_owned(),
+            ));
+            pos += end + 4;
+            continue;
+        }
+        if buf[pos] != b'$' {
+            f(Item::Lost);
+            break;
+        }
+        let len = u16::from_be_bytes([buf[pos + 2], buf[pos + 3]]) as usize;
+        if pos + 4 + len > buf.len() {
+            break;
+        }
+        f(Item::Packet(buf[pos + 1], &buf[pos + 4..pos + 4 + len]));
+        pos += 4 + len;
+    }
+    pos
+}
+
 #[test]
 fn a_client_that_never_reads_does_not_slow_down_another() {
     // MJPEG at high quality: about 2 MB/s, so the idle client's socket buffers fill fast.
@@ -166,24 +205,13 @@ fn a_reader_that_pauses_gets_every_packet_once_across_hand_overs() {
             pos = i + 4;
             seen_reply = true;
         }
-        while pos + 4 <= buf.len() {
-            if buf[pos..].starts_with(b"RTSP/1.0 ") {
-                let Some(end) = buf[pos..].windows(4).position(|w| w == b"\r\n\r\n") else {
-                    break;
-                };
-                let head = String::from_utf8_lossy(&buf[pos..pos + end]).into_owned();
+        pos += walk(&buf[pos..], |item| match item {
+            Item::Answer(head) => {
                 assert!(head.starts_with("RTSP/1.0 200"), "{head}");
                 answered += 1;
-                pos += end + 4;
-                continue;
             }
-            assert_eq!(buf[pos], b'$', "framing lost after {packets} packets");
-            let len = u16::from_be_bytes([buf[pos + 2], buf[pos + 3]]) as usize;
-            if pos + 4 + len > buf.len() {
-                break;
-            }
-            if buf[pos + 1] == 0 {
-                let rtp = &buf[pos + 4..pos + 4 + len];
+            Item::Lost => panic!("framing lost after {packets} packets"),
+            Item::Packet(0, rtp) => {
                 let seq = u16::from_be_bytes([rtp[2], rtp[3]]);
                 if let Some(prev) = last_seq {
                     if seq != prev.wrapping_add(1) {
@@ -194,8 +222,8 @@ fn a_reader_that_pauses_gets_every_packet_once_across_hand_overs() {
                 packets += 1;
                 frames += u64::from(rtp[1] & 0x80 != 0);
             }
-            pos += 4 + len;
-        }
+            Item::Packet(..) => {}
+        });
         buf.drain(..pos);
     }
     assert!(
@@ -255,29 +283,18 @@ fn teardown_while_a_frame_is_half_written_is_answered_after_the_frame() {
                 .unwrap_or_else(|e| panic!("round {round}: no TEARDOWN answer ({e}); answers {answers:?}, {packets} packets"));
             assert!(n > 0, "round {round}: closed before the TEARDOWN answer");
             buf.extend_from_slice(&chunk[..n]);
-            while pos + 4 <= buf.len() {
-                if buf[pos..].starts_with(b"RTSP/1.0 ") {
-                    let Some(end) = buf[pos..].windows(4).position(|w| w == b"\r\n\r\n") else {
-                        break;
-                    };
-                    let head = String::from_utf8_lossy(&buf[pos..pos + end]).into_owned();
+            pos += walk(&buf[pos..], |item| {
+                match item {
+                Item::Answer(head) => {
                     assert!(head.starts_with("RTSP/1.0 200"), "round {round}: {head}");
                     answers.push(head);
-                    pos += end + 4;
-                    continue;
                 }
-                assert_eq!(
-                    buf[pos],
-                    b'$',
+                Item::Lost => panic!(
                     "round {round}: framing lost after {packets} packets (answers so far: {answers:?})"
-                );
-                let len = u16::from_be_bytes([buf[pos + 2], buf[pos + 3]]) as usize;
-                if pos + 4 + len > buf.len() {
-                    break;
-                }
-                packets += 1;
-                pos += 4 + len;
+                ),
+                Item::Packet(..) => packets += 1,
             }
+            });
         }
         assert!(packets > 0, "round {round}: no media before the answer");
     }
