@@ -617,14 +617,20 @@ fn fuzz_seeds_open() {
     assert!(seeds >= 8, "{seeds} seeds in {}", dir.display());
 }
 
+/// The error of opening the fuzz seed `name` (fuzz/seeds/mp4_file/), which must fail.
+fn seed_error(name: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fuzz/seeds/mp4_file")
+        .join(name);
+    assert_file_error(FileSource::open(&path, START), &path)
+}
+
 /// fuzz/seeds/mp4_file/regression-overlapping-chunks: pcma_only.mov with 8 chunks in stco,
 /// all at the offset of the first and each 4000 one-byte samples. Without the check every
 /// chunk of a file could hold a file's length of samples (chunks x bytes units).
 #[test]
 fn overlapping_chunks_fail() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../fuzz/seeds/mp4_file/regression-overlapping-chunks");
-    let what = assert_file_error(FileSource::open(&path, START), &path);
+    let what = seed_error("regression-overlapping-chunks");
     assert!(
         what.contains("track 1 (alaw): stsz: samples 1 to 4715 add up to 4715 bytes")
             && what.contains("more than the file's 4714")
@@ -638,9 +644,7 @@ fn overlapping_chunks_fail() {
 /// the tracks before, every track of a file could hold a file's length of samples.
 #[test]
 fn tracks_sharing_samples_fail() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../fuzz/seeds/mp4_file/regression-tracks-share-samples");
-    let what = assert_file_error(FileSource::open(&path, START), &path);
+    let what = seed_error("regression-tracks-share-samples");
     assert!(
         what.contains("track 1 (alaw): stsz: samples 1 to 1188 add up to 1188 bytes")
             && what.contains("(and the tracks before 4000), more than the file's 5187"),
@@ -654,9 +658,7 @@ fn tracks_sharing_samples_fail() {
 /// entries. The reader renames the boxes it does not use to `free` before decoding the moov.
 #[test]
 fn unused_boxes_are_not_decoded() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../fuzz/seeds/mp4_file/regression-sgpd-entry-count");
-    let what = assert_file_error(FileSource::open(&path, START), &path);
+    let what = seed_error("regression-sgpd-entry-count");
     assert!(what.contains("moov box at offset 4167"), "{what}");
 
     // Renamed at every level down to stbl, in the boxes kept only.
