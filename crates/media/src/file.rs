@@ -511,7 +511,11 @@ fn params_in_band(
 /// of them loop on a count read from the file without consuming bytes, e.g. `sgpd` entries of
 /// a grouping type it does not know and no declared length: an `entry_count` of 0x62783236
 /// made it push 1.6 billion empty entries (fuzz/seeds/mp4_file/regression-sgpd-entry-count).
-const USED_BOXES: [(&[u8; 4], &[&[u8; 4]]); 5] = [
+/// `mp4-atom` decodes any box it knows wherever a container or a sample entry has children,
+/// so every such place is listed: `dinf` too (an `stbl` with an `sgpd` inside a `dinf` was
+/// the next finding, fuzz/seeds/mp4_file/regression-sgpd-in-dinf), and the sample entries of
+/// `stsd` ([`free_unused_in_stsd`]).
+const USED_BOXES: [(&[u8; 4], &[&[u8; 4]]); 6] = [
     (b"moov", &[b"mvhd", b"trak"]),
     (b"trak", &[b"tkhd", b"mdia"]),
     (b"mdia", &[b"mdhd", b"hdlr", b"minf"]),
@@ -521,6 +525,7 @@ const USED_BOXES: [(&[u8; 4], &[&[u8; 4]]); 5] = [
             b"dinf", b"stbl", b"vmhd", b"smhd", b"nmhd", b"sthd", b"hmhd",
         ],
     ),
+    (b"dinf", &[b"dref"]),
     (
         b"stbl",
         &[
@@ -529,16 +534,20 @@ const USED_BOXES: [(&[u8; 4], &[&[u8; 4]]); 5] = [
     ),
 ];
 
-/// Renames the boxes of `body` (the body of a `container` box at file offset `at`) that
-/// [`USED_BOXES`] does not list to `free`, down to `stbl`. A box whose size does not fit is
-/// left for `mp4-atom` to report. An `mvex` in the `moov` is an error (a fragmented file).
-fn free_unused_boxes(container: [u8; 4], body: &mut [u8], at: u64) -> Result<(), String> {
-    let Some((_, used)) = USED_BOXES.iter().find(|(c, _)| **c == container) else {
-        return Ok(());
-    };
+/// The type a sample entry the reader does not support is renamed to: `mp4-atom` knows no
+/// such box and keeps its bytes undecoded. The first 4 bytes of its body (reserved in every
+/// sample entry) then hold its own type, for messages ([`sample_entry::entry_name`]).
+pub(super) const UNSUPPORTED_ENTRY: [u8; 4] = *b"ipcU";
+
+/// Calls `f` with each box of `body` in turn: its type, its header (whose bytes 4..8 are
+/// the type, to rename it), its body and its offset in `body`. Stops at the first box whose
+/// size does not fit; that one is left for `mp4-atom` to report.
+fn each_box(
+    body: &mut [u8],
+    mut f: impl FnMut([u8; 4], &mut [u8], &mut [u8], usize) -> Result<(), String>,
+) -> Result<(), String> {
     let mut pos = 0usize;
     while let Some(&[s0, s1, s2, s3, k0, k1, k2, k3]) = body.get(pos..pos.saturating_add(8)) {
-        let kind = [k0, k1, k2, k3];
         let left = body.len() - pos;
         let (size, header_len) = match u32::from_be_bytes([s0, s1, s2, s3]) {
             0 => (left as u64, 8),
@@ -554,23 +563,99 @@ fn free_unused_boxes(container: [u8; 4], body: &mut [u8], at: u64) -> Result<(),
         else {
             return Ok(());
         };
+        let Some(whole) = body.get_mut(pos..pos + size) else {
+            return Ok(());
+        };
+        let (header, child) = whole.split_at_mut(header_len);
+        f([k0, k1, k2, k3], header, child, pos)?;
+        pos += size;
+    }
+    Ok(())
+}
+
+fn rename(header: &mut [u8], to: &[u8; 4]) {
+    if let Some(kind) = header.get_mut(4..8) {
+        kind.copy_from_slice(to);
+    }
+}
+
+/// Renames the boxes of `body` (the body of a `container` box at file offset `at`) that
+/// [`USED_BOXES`] does not list to `free`, down to `stbl` and into the sample entries. An
+/// `mvex` in the `moov` is an error (a fragmented file).
+fn free_unused_boxes(container: [u8; 4], body: &mut [u8], at: u64) -> Result<(), String> {
+    let Some((_, used)) = USED_BOXES.iter().find(|(c, _)| **c == container) else {
+        return Ok(());
+    };
+    each_box(body, |kind, header, child, pos| {
         if container == *b"moov" && kind == *b"mvex" {
             return Err(format!(
                 "fragmented MP4 (moov has an mvex box at offset {}) is not supported",
                 at + pos as u64
             ));
         }
-        let start = pos + header_len;
         if !used.contains(&&kind) {
-            if let Some(k) = body.get_mut(pos + 4..pos + 8) {
-                k.copy_from_slice(b"free");
-            }
-        } else if let Some(child) = body.get_mut(start..pos + size) {
-            free_unused_boxes(kind, child, at + start as u64)?;
+            rename(header, b"free");
+        } else if kind == *b"stsd" {
+            free_unused_in_stsd(child);
+        } else {
+            free_unused_boxes(kind, child, at + (pos + header.len()) as u64)?;
         }
-        pos += size;
-    }
-    Ok(())
+        Ok(())
+    })
+}
+
+/// The sample entries of an `stsd` body: those the reader supports keep the child boxes it
+/// reads (the others become `free`); their children start after the entry's fixed fields,
+/// 78 bytes for a VisualSampleEntry (ISO/IEC 14496-12 §12.1.3) and 28 for an
+/// AudioSampleEntry (§12.2.3), 44 or 64 for QuickTime's sound description versions 1 and 2
+/// (as `mp4-atom` reads them). QuickTime's `ulaw`/`alaw` have no children `mp4-atom` decodes.
+/// Every other entry is renamed [`UNSUPPORTED_ENTRY`].
+fn free_unused_in_stsd(body: &mut [u8]) {
+    // version, flags, entry_count
+    let Some(entries) = body.get_mut(8..) else {
+        return;
+    };
+    let _ = each_box(entries, |kind, header, entry, _| {
+        const VISUAL: usize = 78;
+        let (start, used): (usize, &[&[u8; 4]]) = match &kind {
+            b"avc1" | b"avc3" => (
+                VISUAL,
+                &[b"avcC", b"btrt", b"colr", b"pasp", b"fiel", b"taic"],
+            ),
+            b"hvc1" | b"hev1" => (
+                VISUAL,
+                &[b"hvcC", b"btrt", b"colr", b"pasp", b"fiel", b"taic"],
+            ),
+            b"mp4a" => {
+                let start = match entry.get(8..10) {
+                    Some([0, 0]) => 28,
+                    Some([0, 1]) => 44,
+                    Some([0, 2]) => 64,
+                    // Too short, or a version mp4-atom refuses before any child.
+                    _ => return Ok(()),
+                };
+                // `wave` stays bytes in mp4-atom, which reads only its esds and btrt.
+                (start, &[b"esds", b"btrt", b"taic", b"wave"])
+            }
+            b"ulaw" | b"alaw" => return Ok(()),
+            _ => {
+                rename(header, &UNSUPPORTED_ENTRY);
+                if let Some(name) = entry.get_mut(..4) {
+                    name.copy_from_slice(&kind);
+                }
+                return Ok(());
+            }
+        };
+        if let Some(children) = entry.get_mut(start..) {
+            each_box(children, |kind, header, _, _| {
+                if !used.contains(&&kind) {
+                    rename(header, b"free");
+                }
+                Ok(())
+            })?;
+        }
+        Ok(())
+    });
 }
 
 /// Walks the top-level boxes and decodes the `moov`.

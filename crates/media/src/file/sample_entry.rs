@@ -36,7 +36,9 @@ pub(super) struct TrackCodec {
     pub tiny_samples: bool,
 }
 
-/// The four-character code of a sample entry, for messages.
+/// The four-character code of a sample entry, for messages. Entries the reader does not
+/// support reach `mp4-atom` renamed, with their own code in their first bytes
+/// (`free_unused_in_stsd` in file.rs).
 pub(super) fn entry_name(codec: &Codec) -> String {
     let name: &str = match codec {
         Codec::Avc1(_) => "avc1",
@@ -44,17 +46,12 @@ pub(super) fn entry_name(codec: &Codec) -> String {
         Codec::Hvc1(_) => "hvc1",
         Codec::Hev1(_) => "hev1",
         Codec::Mp4a(_) => "mp4a",
-        Codec::Jpeg(_) => "jpeg",
-        Codec::Vp08(_) => "vp08",
-        Codec::Vp09(_) => "vp09",
-        Codec::Av01(_) => "av01",
-        Codec::Mp3(_) => ".mp3",
-        Codec::Opus(_) => "Opus",
-        Codec::Flac(_) => "fLaC",
-        Codec::Ac3(_) => "ac-3",
-        Codec::Eac3(_) => "ec-3",
-        Codec::Tx3g(_) => "tx3g",
-        Codec::Wvtt(_) => "wvtt",
+        Codec::Unknown(kind, body) if *kind == FourCC::new(&super::UNSUPPORTED_ENTRY) => {
+            return match body.get(..4).map(<[u8; 4]>::try_from) {
+                Some(Ok(name)) => fourcc(FourCC::new(&name)),
+                _ => "?".to_string(),
+            };
+        }
         Codec::Unknown(kind, _) => return fourcc(*kind),
         _ => "other",
     };

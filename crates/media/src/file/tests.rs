@@ -539,8 +539,12 @@ fn unsupported_tracks_are_skipped() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // The sample entry reaches mp4-atom renamed (free_unused_in_stsd), the message names it.
     let what = assert_file_error(FileSource::open(&mp4v, START), &mp4v);
-    assert!(what.contains("no playable track"), "{what}");
+    assert!(
+        what.contains("no playable track (track 1 (mp4v): unsupported codec mp4v)"),
+        "{what}"
+    );
 }
 
 #[test]
@@ -688,4 +692,67 @@ fn unused_boxes_are_not_decoded() {
     let mvex = boxed(b"mvex", &[]);
     let e = free_unused_boxes(*b"moov", &mut mvex.clone(), 100).unwrap_err();
     assert!(e.contains("mvex box at offset 100"), "{e}");
+}
+
+/// fuzz/seeds/mp4_file/regression-sgpd-in-dinf (found by the 1-hour AddressSanitizer run of
+/// 2026-12-06, an out-of-memory abort): the audio track's `stbl` moved inside its `dinf`,
+/// with an `sgpd` of grouping type 0x72899393 and an entry_count of 0xff000002. `mp4-atom`
+/// decodes every box it knows among a `dinf`'s children, so the `sgpd` was decoded there.
+#[test]
+fn boxes_inside_dinf_are_not_decoded() {
+    let what = seed_error("regression-sgpd-in-dinf");
+    assert!(
+        what.contains("moov box at offset 1229: missing box: stbl"),
+        "{what}"
+    );
+}
+
+/// Sample entries: a supported one keeps the children the reader uses (the others become
+/// `free`, wherever its fixed fields end); an unsupported one, whatever its type, becomes an
+/// unknown box with its name kept for messages, so `mp4-atom` decodes none of it.
+#[test]
+fn sample_entries_keep_only_what_is_read() {
+    let boxed = |kind: &[u8; 4], body: &[u8]| {
+        let mut b = ((body.len() + 8) as u32).to_be_bytes().to_vec();
+        b.extend_from_slice(kind);
+        b.extend_from_slice(body);
+        b
+    };
+    let sgpd = boxed(b"sgpd", b"\0\0\0\0roli\x62\x78\x32\x36");
+    let stsd = |entries: &[Vec<u8>]| {
+        let mut body = vec![0, 0, 0, 0];
+        body.extend_from_slice(&(entries.len() as u32).to_be_bytes());
+        boxed(b"stsd", &[body, entries.concat()].concat())
+    };
+    // avc1: 78 bytes of fields, then avcC and an stbl holding an sgpd.
+    let avc1 = |stbl: &[u8; 4]| {
+        let children = [boxed(b"avcC", &[1, 2, 3]), boxed(stbl, &sgpd)].concat();
+        boxed(b"avc1", &[vec![0; 78], children].concat())
+    };
+    // mp4a, QuickTime sound description version 1: children after 44 bytes.
+    let mp4a = |unused: &[u8; 4]| {
+        let mut fields = vec![0; 44];
+        fields[9] = 1;
+        let children = [boxed(unused, &sgpd), boxed(b"esds", &[9; 4])].concat();
+        boxed(b"mp4a", &[fields, children].concat())
+    };
+    let ulaw = boxed(b"ulaw", &sgpd);
+    // A minf body holding an stbl.
+    let stbl = |entries: &[Vec<u8>]| boxed(b"stbl", &stsd(entries));
+    let mut body = stbl(&[avc1(b"stbl"), mp4a(b"sgpd"), ulaw.clone(), sgpd.clone()]);
+    free_unused_boxes(*b"minf", &mut body, 0).unwrap();
+    // The sgpd as an entry: renamed, its name in its first bytes (where the fields were).
+    let unsupported = boxed(
+        &UNSUPPORTED_ENTRY,
+        &[b"sgpd".as_slice(), &sgpd[12..]].concat(),
+    );
+    let want = stbl(&[avc1(b"free"), mp4a(b"free"), ulaw, unsupported]);
+    assert_eq!(body, want);
+
+    // Decoded, the unsupported entry is named by its own type.
+    let mut minf = stbl(&[sgpd]);
+    free_unused_boxes(*b"minf", &mut minf, 0).unwrap();
+    let entry = &minf[8 + 16..];
+    let codec = <mp4_atom::Codec as mp4_atom::Decode>::decode(&mut &entry[..]).unwrap();
+    assert_eq!(sample_entry::entry_name(&codec), "sgpd");
 }
