@@ -341,11 +341,11 @@ impl fmt::Display for Transport {
         }
         match &self.destination {
             Some(d) if d.is_empty() => f.write_str(";destination")?,
-            Some(d) => write!(f, ";destination={d}")?,
+            Some(d) => write_param(f, "destination", d)?,
             None => {}
         }
         if let Some(s) = &self.source {
-            write!(f, ";source={s}")?;
+            write_param(f, "source", s)?;
         }
         if let Some((a, b)) = self.interleaved {
             write!(f, ";interleaved={a}-{b}")?;
@@ -369,6 +369,18 @@ impl fmt::Display for Transport {
             write!(f, ";{other}")?;
         }
         Ok(())
+    }
+}
+
+/// `;name=value`, the value quoted when it holds what would end it unquoted (`,` `;` `=`
+/// or a space): a quoted `source="a,b"` parsed is `a,b`, and written back bare it split the
+/// header into two specifications (fuzzing regression, see the tests). Values never hold
+/// `"` (refused when parsed).
+fn write_param(f: &mut fmt::Formatter<'_>, name: &str, value: &str) -> fmt::Result {
+    if value.is_empty() || value.contains([',', ';', '=']) || value.contains(char::is_whitespace) {
+        write!(f, ";{name}=\"{value}\"")
+    } else {
+        write!(f, ";{name}={value}")
     }
 }
 
@@ -948,6 +960,17 @@ mod tests {
             "RTP/AVP;unica0-5001;mode=ntmode=\"PLAY,\"RTP/AVP;_p00-5001;modulticast"
         )
         .is_err());
+        // crash-e0602158... (the 1-hour AddressSanitizer run of 2026-12-06): a quoted
+        // `source` holding a comma was written back unquoted, and the comma split it.
+        let v = "RTP/AVP;unicast;source=\"10.0.0.1,x;y=z \";destination=\"a,b\"";
+        let t = one(v);
+        assert_eq!(t.source.as_deref(), Some("10.0.0.1,x;y=z "));
+        assert_eq!(t.destination.as_deref(), Some("a,b"));
+        assert_eq!(one(&t.to_string()), t);
+        assert_eq!(
+            one("RTP/AVP;unicast;source=10.0.0.1").to_string(),
+            "RTP/AVP;unicast;source=10.0.0.1"
+        );
         let ok = parse_transports("RTP/AVP;unicast;mode=\"PLAY\",RTP/AVP/TCP").unwrap();
         assert_eq!(ok.len(), 2);
         for t in ok {
