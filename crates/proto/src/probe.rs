@@ -16,7 +16,9 @@ pub fn h264_picture_size(sps: &[u8]) -> Option<(u32, u32)> {
     }
     let rbsp = decode_nal(sps).ok()?;
     let sps = SeqParameterSet::from_bits(BitReader::new(&rbsp[..])).ok()?;
-    sps.pixel_dimensions().ok()
+    // A cropping rectangle as large as the picture leaves nothing (fuzzing regression,
+    // see the tests): no size rather than a zero one.
+    sps.pixel_dimensions().ok().filter(|&(w, h)| w > 0 && h > 0)
 }
 
 /// Width and height from the frame header (SOFn segment, ITU-T T.81 §B.2.2) of a JPEG
@@ -84,6 +86,12 @@ mod tests {
         for n in 0..SPS_X264_1080P.len() {
             let _ = h264_picture_size(&SPS_X264_1080P[..n]);
         }
+        // fuzz/seeds/picture_size/regression-sps-cropped-to-nothing (the target's first
+        // minutes): h264-reader reads this as 16x0, cropped to no lines at all.
+        assert_eq!(
+            h264_picture_size(&[0xff, 0xff, 0xff, 0x0b, 0xff, 0x5e, 0x25]),
+            None
+        );
     }
 
     /// Real JFIF files (see testdata/packet/README.md), both 320x240: ffmpeg's (APP0, COM,
