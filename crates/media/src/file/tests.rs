@@ -656,6 +656,14 @@ fn tracks_sharing_samples_fail() {
     );
 }
 
+/// An MP4 box: 32-bit size, type, body.
+fn boxed(kind: &[u8; 4], body: &[u8]) -> Vec<u8> {
+    let mut b = ((body.len() + 8) as u32).to_be_bytes().to_vec();
+    b.extend_from_slice(kind);
+    b.extend_from_slice(body);
+    b
+}
+
 /// fuzz/seeds/mp4_file/regression-sgpd-entry-count (the fuzz target's first finding, an
 /// out-of-memory abort): an `sgpd` box in the audio track's `stbl` with grouping type `roli`,
 /// version 0 and an entry_count of 0x62783236, which `mp4-atom` decoded as that many empty
@@ -666,12 +674,6 @@ fn unused_boxes_are_not_decoded() {
     assert!(what.contains("moov box at offset 4167"), "{what}");
 
     // Renamed at every level down to stbl, in the boxes kept only.
-    let boxed = |kind: &[u8; 4], body: &[u8]| {
-        let mut b = ((body.len() + 8) as u32).to_be_bytes().to_vec();
-        b.extend_from_slice(kind);
-        b.extend_from_slice(body);
-        b
-    };
     // The unused boxes named `unused`: udta, edts, sgpd (in minf, its body left alone).
     let moov_body = |unused: [&[u8; 4]; 3]| {
         let sgpd = boxed(b"sgpd", b"\0\0\0\0roli\x62\x78\x32\x36");
@@ -712,12 +714,6 @@ fn boxes_inside_dinf_are_not_decoded() {
 /// unknown box with its name kept for messages, so `mp4-atom` decodes none of it.
 #[test]
 fn sample_entries_keep_only_what_is_read() {
-    let boxed = |kind: &[u8; 4], body: &[u8]| {
-        let mut b = ((body.len() + 8) as u32).to_be_bytes().to_vec();
-        b.extend_from_slice(kind);
-        b.extend_from_slice(body);
-        b
-    };
     let sgpd = boxed(b"sgpd", b"\0\0\0\0roli\x62\x78\x32\x36");
     let stsd = |entries: &[Vec<u8>]| {
         let mut body = vec![0, 0, 0, 0];
