@@ -12,6 +12,12 @@ factory whose sendonly PCMU section is decoded to raw s16le 8 kHz mono into PREF
 counting the media the factory made (each client gets its own: the file of one is never
 touched by another's); the backchannel sink has async=false, as gst-rtsp-server's ONVIF
 example needs. --backchannel-codec pcma makes that section PCMA (payload 8) instead.
+What each backchannel media went through is appended to PREFIX.events, one line per event
+(made, state, error or warning on its pipeline's bus, and on teardown how many RTP packets
+reached the depayloader and how many bytes the file sink got), for a test to show when
+the file stays empty. gst-rtsp-server 1.22 sometimes leaves the elements that receive a
+backchannel (appsrc over TCP, udpsrc over UDP) stopped while the rest plays; they are
+brought up here, and stderr says so (see wake_receivers).
 With --user/--password the server demands Digest authentication.
 With --opaque-audio the audio is two tracks ipcamd does not depacketize instead of PCMU:
 Opus (`opusenc ! rtpopuspay`, 48 kHz stereo, pt 97) and G.726-32 (`avenc_g726 !
@@ -30,6 +36,7 @@ Prints "ready PORT <n>" on stdout once listening on 127.0.0.1 port n (chosen by 
 """
 import argparse
 import sys
+import time
 
 import gi
 
@@ -85,11 +92,86 @@ def main():
         factory.set_media_gtype(GstRtspServer.RTSPOnvifMedia.__gtype__)
         made = [0]
 
+        events = open(f"{a.backchannel}.events", "a", buffering=1)
+
+        def event(n, what):
+            events.write(f"{time.monotonic():.3f} media {n}: {what}\n")
+
         def configure(_factory, media):
             made[0] += 1
+            n = made[0]
             sink = media.get_element().get_by_name("bcsink")
-            if sink is not None:
-                sink.set_property("location", f"{a.backchannel}.{made[0]}")
+            if sink is None:
+                event(n, "made without a backchannel")
+                return
+            sink.set_property("location", f"{a.backchannel}.{n}")
+            event(n, f"made, backchannel into {a.backchannel}.{n}")
+            counts = {"rtp": 0, "bytes": 0}
+
+            def count_rtp(_pad, _info):
+                counts["rtp"] += 1
+                return Gst.PadProbeReturn.OK
+
+            def count_bytes(_pad, info):
+                counts["bytes"] += info.get_buffer().get_size()
+                return Gst.PadProbeReturn.OK
+
+            depay = media.get_element().get_by_name("depay_backchannel")
+            depay.get_static_pad("sink").add_probe(Gst.PadProbeType.BUFFER, count_rtp)
+            sink.get_static_pad("sink").add_probe(Gst.PadProbeType.BUFFER, count_bytes)
+
+            def on_bus(_bus, msg):
+                if msg.type in (Gst.MessageType.ERROR, Gst.MessageType.WARNING):
+                    err, _debug = msg.parse_error() if msg.type == Gst.MessageType.ERROR \
+                        else msg.parse_warning()
+                    event(n, f"{msg.type.first_value_nick} from {msg.src.get_name()}: "
+                             f"{err.message}")
+
+            def on_state(_media, state):
+                event(n, f"state {Gst.State(state).value_nick}")
+                pipeline = media.get_element().get_parent()
+                if state == Gst.State.PLAYING and pipeline is not None \
+                        and not counts.get("watched"):
+                    counts["watched"] = True
+                    bus = pipeline.get_bus()
+                    bus.enable_sync_message_emission()
+                    bus.connect("sync-message", on_bus)
+
+            def wake_receivers():
+                # gst-rtsp-server 1.22 adds the elements that receive a stream (an appsrc
+                # for TCP, udpsrc for UDP) at SETUP and leaves them in NULL or READY: they
+                # come up only if the pipeline goes to PLAYING afterwards. A SETUP that
+                # comes while the pipeline is still PLAYING from its preparation (a client
+                # that sends DESCRIBE, SETUP and PLAY back to back, on a busy machine)
+                # leaves them there, and every packet the client sends is dropped.
+                if counts.get("ended"):
+                    return False
+                pipeline = media.get_element().get_parent()
+                if pipeline is None or pipeline.get_state(0)[1] != Gst.State.PLAYING:
+                    return True
+                it = pipeline.iterate_recurse()
+                while True:
+                    res, el = it.next()
+                    if res != Gst.IteratorResult.OK:
+                        break
+                    state = el.get_state(0)[1]
+                    if state in (Gst.State.NULL, Gst.State.READY) \
+                            and not el.is_locked_state() and el.sync_state_with_parent():
+                        said = (f"{el.get_name()} left in {state.value_nick} by "
+                                "gst-rtsp-server: brought to its pipeline's state")
+                        event(n, said)
+                        sys.stderr.write(f"gst_camera.py: media {n}: {said}\n")
+                return True
+
+            GLib.timeout_add(50, wake_receivers)
+
+            def on_unprepared(_media):
+                counts["ended"] = True
+                event(n, f"ended: {counts['rtp']} RTP packets at the depayloader, "
+                         f"{counts['bytes']} bytes into the file")
+
+            media.connect("new-state", on_state)
+            media.connect("unprepared", on_unprepared)
 
         factory.connect("media-configure", configure)
     else:
