@@ -5,7 +5,7 @@
 //! (channels chosen by the client, or the first free pair when it names none). Refused:
 //! multicast (not offered), other profiles (SAVP, ...). A `destination` elsewhere than the
 //! requesting address is ignored: media goes back to the peer that asked, so nobody can aim
-//! the server's streams at a third party.
+//! the server's streams at a third party. The client's `source` is not echoed either.
 
 use std::net::SocketAddr;
 
@@ -75,6 +75,10 @@ fn accept(
     answer.other.clear();
     answer.mode = None;
     answer.destination = None;
+    // The client's `source` (its own address) is not ours to confirm: echoed, a client
+    // that reads `source` from the answer as the server's address (GStreamer's rtspsrc
+    // aims its RTCP there) would talk to itself. The server's address is the connection's.
+    answer.source = None;
     match offer.lower {
         LowerTransport::Tcp => {
             let (rtp, rtcp) = match offer.interleaved {
@@ -169,6 +173,13 @@ mod tests {
                 &[],
                 true,
                 Some("RTP/AVP;unicast;client_port=5000-5001;server_port=6970-6971"),
+            ),
+            // The client's own `source` is not echoed.
+            (
+                "RTP/AVP/TCP;unicast;source=10.0.0.9;interleaved=0-1",
+                &[],
+                true,
+                Some("RTP/AVP/TCP;unicast;interleaved=0-1"),
             ),
         ];
         for (offer, used, udp, want) in cases {
