@@ -232,49 +232,15 @@ impl WebRtc {
                 ),
             ));
         }
-        let browser_sends_audio = offer_sends_audio(offer);
-        let offer = SdpOffer::from_sdp_string(offer).map_err(|e| {
-            Refusal::new(
-                400,
-                "Bad Request",
-                format!("the SDP offer does not parse: {e}"),
-            )
-        })?;
         let h265 = matches!(tracks[video].codec, CodecParams::H265 { .. });
-        let mut rtc: Rtc = Rtc::builder()
-            .set_ice_lite(true)
-            .clear_codecs()
-            .enable_h264(!h265)
-            .enable_h265(h265)
-            .enable_opus(true, false)
-            .enable_pcmu(true, false)
-            .enable_pcma(true, false)
-            .build(Instant::now());
         let ip = self.options.public_ip.unwrap_or(local);
-        let candidate = Candidate::host(SocketAddr::new(ip, self.port), "udp").map_err(|e| {
-            Refusal::new(
-                500,
-                "Internal Server Error",
-                format!("cannot make a host candidate for {ip}: {e}"),
-            )
-        })?;
-        let local_addr = candidate.addr();
-        rtc.add_local_candidate(candidate);
-        let answer = rtc.sdp_api().accept_offer(offer).map_err(|e| {
-            Refusal::new(
-                400,
-                "Bad Request",
-                format!("cannot answer the SDP offer: {e}"),
-            )
-        })?;
-        let answer = answer.to_sdp_string();
-        let ufrag = answer
-            .lines()
-            .find_map(|l| l.trim().strip_prefix("a=ice-ufrag:"))
-            .map(str::to_owned)
-            .ok_or_else(|| {
-                Refusal::new(500, "Internal Server Error", "the answer has no ICE ufrag")
-            })?;
+        let Answered {
+            rtc,
+            answer,
+            ufrag,
+            local_addr,
+            browser_sends_audio,
+        } = answer_offer(offer, h265, SocketAddr::new(ip, self.port), Instant::now())?;
         let id = format!("{:032x}", rand::random::<u128>());
         let (tx, rx) = mpsc::channel(PEER_QUEUE);
         let link = Arc::new(PeerLink {
@@ -373,6 +339,126 @@ impl WebRtc {
     }
 }
 
+/// What str0m made of a browser's WHEP offer.
+pub struct Answered {
+    /// The peer's WebRTC engine, the offer accepted.
+    pub rtc: Rtc,
+    /// The SDP answer.
+    pub answer: String,
+    /// The answer's ICE ufrag: the browser's STUN checks carry it, which routes its
+    /// datagrams to the peer.
+    pub ufrag: String,
+    /// Our one host candidate.
+    pub local_addr: SocketAddr,
+    /// The offer has an audio section the browser sends on (the talk button).
+    pub browser_sends_audio: bool,
+}
+
+/// The part of a WHEP POST that reads the browser's offer (anyone who may watch sends it):
+/// str0m's answer for a camera whose video is H.265 (`h265`) or H.264, with one host
+/// candidate at `candidate`. No socket and no task, so that it is fuzzed as it runs
+/// (`fuzz/fuzz_targets/whep_offer.rs`). An offer that does not parse, or that str0m cannot
+/// answer, is a 400 that says why.
+///
+/// str0m 0.24 asserts on some offers no browser sends (a payload type that two sections
+/// map to different codecs: finding 11 in docs/fuzzing.md). Such a panic is caught here
+/// and is that offer's 400, instead of a connection dropped without an answer.
+pub fn answer_offer(
+    offer: &str,
+    h265: bool,
+    candidate: SocketAddr,
+    now: Instant,
+) -> Result<Answered, Refusal> {
+    std::panic::catch_unwind(|| str0m_answer(offer, h265, candidate, now)).unwrap_or_else(|panic| {
+        let why = panic
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "no message".to_owned());
+        Err(Refusal::new(
+            400,
+            "Bad Request",
+            format!("cannot answer the SDP offer (str0m gave up on it: {why})"),
+        ))
+    })
+}
+
+/// [`answer_offer`] without its guard.
+fn str0m_answer(
+    offer: &str,
+    h265: bool,
+    candidate: SocketAddr,
+    now: Instant,
+) -> Result<Answered, Refusal> {
+    let browser_sends_audio = offer_sends_audio(offer);
+    let offer = SdpOffer::from_sdp_string(offer).map_err(|e| {
+        Refusal::new(
+            400,
+            "Bad Request",
+            format!("the SDP offer does not parse: {e}"),
+        )
+    })?;
+    let mut rtc: Rtc = Rtc::builder()
+        .set_ice_lite(true)
+        .clear_codecs()
+        .enable_h264(!h265)
+        .enable_h265(h265)
+        .enable_opus(true, false)
+        .enable_pcmu(true, false)
+        .enable_pcma(true, false)
+        .build(now);
+    let candidate = Candidate::host(candidate, "udp").map_err(|e| {
+        Refusal::new(
+            500,
+            "Internal Server Error",
+            format!("cannot make a host candidate for {}: {e}", candidate.ip()),
+        )
+    })?;
+    let local_addr = candidate.addr();
+    rtc.add_local_candidate(candidate);
+    let answer = rtc.sdp_api().accept_offer(offer).map_err(|e| {
+        Refusal::new(
+            400,
+            "Bad Request",
+            format!("cannot answer the SDP offer: {e}"),
+        )
+    })?;
+    let answer = answer.to_sdp_string();
+    // A live view without video is no live view: an offer with no video section str0m
+    // takes (none, unreadable, or none with the camera's codec) is refused here, and the
+    // page falls back to MSE at once. Finding 12 in docs/fuzzing.md: such answers had no
+    // media section at all (then a 500 for the missing ICE ufrag, as if the server were at
+    // fault), or an audio section without the server's candidate (a 201 the browser could
+    // never connect with).
+    let video_taken = answer.lines().any(|l| {
+        l.strip_prefix("m=video ")
+            .and_then(|rest| rest.split_whitespace().next())
+            .is_some_and(|port| port != "0")
+    });
+    if !video_taken {
+        return Err(Refusal::new(
+            400,
+            "Bad Request",
+            format!(
+                "cannot answer the SDP offer: no video section of it takes {}",
+                if h265 { "H.265" } else { "H.264" }
+            ),
+        ));
+    }
+    let ufrag = answer
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("a=ice-ufrag:"))
+        .map(str::to_owned)
+        .ok_or_else(|| Refusal::new(500, "Internal Server Error", "the answer has no ICE ufrag"))?;
+    Ok(Answered {
+        rtc,
+        answer,
+        ufrag,
+        local_addr,
+        browser_sends_audio,
+    })
+}
+
 /// Whether an SDP offer has an audio section the offerer sends on (`a=sendrecv`,
 /// `a=sendonly`, or no direction attribute, which means sendrecv).
 fn offer_sends_audio(sdp: &str) -> bool {
@@ -430,7 +516,98 @@ async fn route_datagrams(webrtc: Arc<WebRtc>, mut shutdown: Shutdown) {
 
 #[cfg(test)]
 mod tests {
-    use super::offer_sends_audio;
+    use super::{answer_offer, offer_sends_audio};
+    use std::time::Instant;
+
+    /// A WHEP offer from the fuzz seeds (the first byte is the fuzz target's codec pick).
+    fn seed(bytes: &[u8]) -> &str {
+        std::str::from_utf8(&bytes[1..]).expect("seed is text")
+    }
+
+    #[test]
+    fn an_aiortc_offer_is_answered() {
+        let at = ([192, 0, 2, 1], 8189).into();
+        let talk = seed(include_bytes!(
+            "../../../../fuzz/seeds/whep_offer/aiortc-talk"
+        ));
+        let a = answer_offer(talk, false, at, Instant::now()).expect("answered");
+        assert!(a.browser_sends_audio);
+        assert!(a.answer.contains("H264/90000"), "{}", a.answer);
+        assert!(a.answer.contains(&format!("a=ice-ufrag:{}", a.ufrag)));
+        assert!(a.answer.contains("192.0.2.1 8189 typ host"), "{}", a.answer);
+        let watch = seed(include_bytes!(
+            "../../../../fuzz/seeds/whep_offer/aiortc-recvonly"
+        ));
+        let a = answer_offer(watch, false, at, Instant::now()).expect("answered");
+        assert!(!a.browser_sends_audio);
+    }
+
+    #[test]
+    fn an_offer_str0m_panics_on_is_a_400() {
+        // Finding 11 of the whep_offer fuzz target: str0m 0.24 asserts when this offer's
+        // audio section maps payload type 99 (H.264 in the video section) again.
+        let offer = seed(include_bytes!(
+            "../../../../fuzz/seeds/whep_offer/regression-pt-claimed-twice"
+        ));
+        let Err(e) = answer_offer(offer, false, ([192, 0, 2, 1], 8189).into(), Instant::now())
+        else {
+            panic!("answered");
+        };
+        assert_eq!(e.status, 400);
+        assert!(
+            e.text
+                .contains("str0m gave up on it: Pt locked multiple times: 99"),
+            "{}",
+            e.text
+        );
+    }
+
+    #[test]
+    fn an_offer_without_a_video_section_to_take_is_a_400() {
+        // Finding 12: the video section unreadable ("m=idove ..."), the audio answered,
+        // and the answer had no candidate: a 201 the browser could never connect with.
+        let offer = seed(include_bytes!(
+            "../../../../fuzz/seeds/whep_offer/regression-audio-only-answer"
+        ));
+        let at = ([192, 0, 2, 1], 8189).into();
+        let Err(e) = answer_offer(offer, false, at, Instant::now()) else {
+            panic!("answered");
+        };
+        assert_eq!(e.status, 400);
+        assert_eq!(
+            e.text,
+            "cannot answer the SDP offer: no video section of it takes H.264"
+        );
+        // aiortc offers H.264 only: a camera whose video is H.265 gets the same 400.
+        let talk = seed(include_bytes!(
+            "../../../../fuzz/seeds/whep_offer/aiortc-talk"
+        ));
+        let Err(e) = answer_offer(talk, true, at, Instant::now()) else {
+            panic!("answered");
+        };
+        assert_eq!(
+            e.text,
+            "cannot answer the SDP offer: no video section of it takes H.265"
+        );
+    }
+
+    #[test]
+    fn an_offer_without_a_readable_media_section_is_a_400() {
+        // Finding 12 too: no `m=` line str0m reads ("m=vid oe46560 ..."); its answer had
+        // no section, so no ICE ufrag, and the server answered 500 as if it were at fault.
+        let offer = seed(include_bytes!(
+            "../../../../fuzz/seeds/whep_offer/regression-no-media-section"
+        ));
+        let Err(e) = answer_offer(offer, false, ([192, 0, 2, 1], 8189).into(), Instant::now())
+        else {
+            panic!("answered");
+        };
+        assert_eq!(e.status, 400);
+        assert_eq!(
+            e.text,
+            "cannot answer the SDP offer: no video section of it takes H.264"
+        );
+    }
 
     #[test]
     fn the_audio_direction_of_an_offer() {
