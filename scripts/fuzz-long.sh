@@ -26,7 +26,7 @@ cd "$(dirname "$0")/.."
 
 mins="${FUZZ_MINUTES:-60}"
 all=(rtsp_decoder rtsp_headers sdp rtp_depacketize tunnel audio_decoders rtsp_session stun
-  onvif_soap store_index http wsse config mp4_file onvif_client picture_size talk_inputs)
+  onvif_soap store_index http wsse config mp4_file onvif_client picture_size talk_inputs whep_offer)
 if (($#)); then targets=("$@"); else targets=("${all[@]}"); fi
 toolchain="${FUZZ_TOOLCHAIN:-nightly}"
 export CARGO_TARGET_DIR="${FUZZ_ASAN_TARGET_DIR:-target/fuzz-asan}"

@@ -14,7 +14,7 @@ fi
 
 secs="${FUZZ_SECONDS:-12}"
 all=(rtsp_decoder rtsp_headers sdp rtp_depacketize tunnel audio_decoders rtsp_session stun onvif_soap store_index
-  http wsse config mp4_file onvif_client picture_size talk_inputs)
+  http wsse config mp4_file onvif_client picture_size talk_inputs whep_offer)
 if (($#)); then targets=("$@"); else targets=("${all[@]}"); fi
 # Its own target dir: fuzz builds use other compiler flags than the workspace's.
 export CARGO_TARGET_DIR="${FUZZ_TARGET_DIR:-${CARGO_TARGET_DIR:-target}/fuzz}"
