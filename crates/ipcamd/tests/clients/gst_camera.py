@@ -139,11 +139,12 @@ def main():
 
             def wake_receivers():
                 # gst-rtsp-server 1.22 adds the elements that receive a stream (an appsrc
-                # for TCP, udpsrc for UDP) at SETUP and leaves them in NULL or READY: they
-                # come up only if the pipeline goes to PLAYING afterwards. A SETUP that
-                # comes while the pipeline is still PLAYING from its preparation (a client
-                # that sends DESCRIBE, SETUP and PLAY back to back, on a busy machine)
-                # leaves them there, and every packet the client sends is dropped.
+                # for TCP, udpsrc for UDP) at SETUP without setting their state: they come
+                # up with the pipeline's next change of state. Sometimes they stay in NULL
+                # or READY while the pipeline plays (seen with a client that sends
+                # DESCRIBE, SETUP and PLAY back to back, more often when this process is
+                # busy; our guess: the pipeline was PLAYING already, from its preparation),
+                # and every packet the client sends is dropped.
                 if counts.get("ended"):
                     return False
                 pipeline = media.get_element().get_parent()
