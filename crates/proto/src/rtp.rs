@@ -62,21 +62,33 @@ pub struct RtpHeader<'a> {
 /// Appends one RTP packet (header, optional extension, payload) to `out`.
 pub fn write_rtp(header: &RtpHeader, payload: &[u8], out: &mut BytesMut) {
     let ext_words = header.extension.map_or(0, |e| e.data.len().div_ceil(4));
-    out.reserve(RTP_HEADER_LEN + ext_words * 4 + 4 + payload.len());
+    // The fixed header and the extension's first word built on the stack and put at once:
+    // a replay writes it for every packet, and each `put_*` checks the capacity again.
+    let mut fixed = [0u8; RTP_HEADER_LEN + 4];
     let x = if header.extension.is_some() { 0x10 } else { 0 };
-    out.put_u8(0x80 | x);
-    out.put_u8((u8::from(header.marker) << 7) | (header.payload_type & 0x7f));
-    out.put_u16(header.sequence);
-    out.put_u32(header.timestamp);
-    out.put_u32(header.ssrc);
+    fixed[0] = 0x80 | x;
+    fixed[1] = (u8::from(header.marker) << 7) | (header.payload_type & 0x7f);
+    fixed[2..4].copy_from_slice(&header.sequence.to_be_bytes());
+    fixed[4..8].copy_from_slice(&header.timestamp.to_be_bytes());
+    fixed[8..12].copy_from_slice(&header.ssrc.to_be_bytes());
+    // The length field is 16 bits; a longer body cannot be described, so it is cut.
+    let words = ext_words.min(usize::from(u16::MAX));
+    let fixed_len = match header.extension {
+        Some(ext) => {
+            fixed[12..14].copy_from_slice(&ext.profile.to_be_bytes());
+            fixed[14..16].copy_from_slice(&(words as u16).to_be_bytes());
+            RTP_HEADER_LEN + 4
+        }
+        None => RTP_HEADER_LEN,
+    };
+    out.reserve(fixed_len + words * 4 + payload.len());
+    out.put_slice(&fixed[..fixed_len]);
     if let Some(ext) = header.extension {
-        out.put_u16(ext.profile);
-        // The length field is 16 bits; a longer body cannot be described, so it is cut.
-        let words = ext_words.min(usize::from(u16::MAX));
-        out.put_u16(words as u16);
         let body = ext.data.get(..words * 4).unwrap_or(ext.data);
         out.put_slice(body);
-        out.put_bytes(0, words * 4 - body.len());
+        if body.len() < words * 4 {
+            out.put_bytes(0, words * 4 - body.len());
+        }
     }
     out.put_slice(payload);
 }

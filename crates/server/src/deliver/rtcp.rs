@@ -32,6 +32,12 @@ impl SrState {
         self.octets = self.octets.wrapping_add(payload as u32);
     }
 
+    /// Counts `packets` packets of `octets` payload bytes in all.
+    pub fn count_many(&mut self, packets: u32, octets: usize) {
+        self.packets = self.packets.wrapping_add(packets);
+        self.octets = self.octets.wrapping_add(octets as u32);
+    }
+
     /// The report at `now`; `zero` sends NTP and RTP timestamps 0 (ONVIF replay with
     /// `Rate-Control: no` and in reverse, where no mapping holds). `None` before the first
     /// packet.
