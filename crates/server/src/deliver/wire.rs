@@ -43,9 +43,11 @@ impl ConnWriter {
     }
 }
 
-pub fn new_writer(w: impl AsyncWrite + Send + Unpin + 'static, plain_tcp: bool) -> Writer {
+/// `w` comes boxed (a connection's write half is): boxing it again would put one more
+/// allocation and pointer between the camera's writer and every socket it writes to.
+pub fn new_writer(w: Box<dyn AsyncWrite + Send + Unpin>, plain_tcp: bool) -> Writer {
     Arc::new(ConnWriter {
-        io: Arc::new(tokio::sync::Mutex::new(Box::new(w))),
+        io: Arc::new(tokio::sync::Mutex::new(w)),
         plain_tcp,
     })
 }
