@@ -30,7 +30,6 @@ use std::task::{Context, Poll, Waker};
 use bytes::Bytes;
 use ipcamd_media::fanout::{Frame, Next, Stream};
 use ipcamd_proto::time::UnixMicros;
-use tokio::sync::Notify;
 
 use super::wire::{OwnedWriteGuard, Writer};
 use super::StopSignal;
@@ -72,9 +71,9 @@ pub struct Slot {
     pub written: AtomicU64,
     /// Per track.
     sent: Mutex<Vec<Sent>>,
+    /// Set when the writer lets the slot go; it then wakes the delivery through its stop
+    /// signal's `wake` (one `Notify` per reader, not two: the delivery checks for both).
     back: Mutex<Option<Back>>,
-    /// Wakes the delivery when `back` is set.
-    pub returned: Notify,
 }
 
 impl Slot {
@@ -93,13 +92,17 @@ impl Slot {
             written: AtomicU64::new(from.saturating_sub(1)),
             sent: Mutex::new(vec![Sent::default(); ntracks]),
             back: Mutex::new(None),
-            returned: Notify::new(),
         })
     }
 
     /// The client's connection writer.
     pub fn writer(&self) -> &Writer {
         &self.writer
+    }
+
+    /// Its delivery's stop signal (whose `wake` also says the slot was handed back).
+    pub fn stop(&self) -> &StopSignal {
+        &self.stop
     }
 
     /// What was sent since the last call, per track (counts reset).
@@ -120,7 +123,7 @@ impl Slot {
 
     fn give_back(&self, back: Back) {
         *lock(&self.back) = Some(back);
-        self.returned.notify_one();
+        self.stop.wake.notify_one();
     }
 }
 
