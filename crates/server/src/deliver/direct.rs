@@ -73,7 +73,8 @@ pub struct Slot {
     sent: Mutex<Vec<Sent>>,
     /// Set when the writer lets the slot go; it then wakes the delivery through its stop
     /// signal's `wake` (one `Notify` per reader, not two: the delivery checks for both).
-    back: Mutex<Option<Back>>,
+    /// Boxed: a slot lives as long as its reader, a hand-back is rare.
+    back: Mutex<Option<Box<Back>>>,
 }
 
 impl Slot {
@@ -118,11 +119,11 @@ impl Slot {
 
     /// The hand-back, once the writer let the slot go.
     pub fn take_back(&self) -> Option<Back> {
-        lock(&self.back).take()
+        lock(&self.back).take().map(|b| *b)
     }
 
     fn give_back(&self, back: Back) {
-        *lock(&self.back) = Some(back);
+        *lock(&self.back) = Some(Box::new(back));
         self.stop.wake.notify_one();
     }
 }

@@ -39,7 +39,8 @@ use crate::talk::{AudioOut, Talker};
 #[derive(Default)]
 struct Running {
     delivery: Option<Delivery>,
-    talker: Option<(Talker, Arc<AudioOut>)>,
+    /// Boxed: rare, and inline it would make every session's entry 64 bytes larger.
+    talker: Option<Box<(Talker, Arc<AudioOut>)>>,
     replay: Option<Arc<ReplayState>>,
     /// A publisher's session: the camera it feeds (after RECORD).
     publish: Option<Arc<PublishPoint>>,
@@ -226,7 +227,7 @@ impl Hub {
                 Action::TalkPlaying { session, on } => {
                     if let Some((t, _)) = lock(&self.running)
                         .get(&session)
-                        .and_then(|r| r.talker.as_ref())
+                        .and_then(|r| r.talker.as_deref())
                     {
                         t.set_playing(on);
                     }
@@ -380,7 +381,7 @@ impl Hub {
             return;
         };
         let talker = Talker::start(out.clone(), &session);
-        lock(&self.running).entry(session).or_default().talker = Some((talker, out));
+        lock(&self.running).entry(session).or_default().talker = Some(Box::new((talker, out)));
     }
 
     /// Frees what runs for a closed session: its delivery, its talker (whose thread ends
@@ -391,7 +392,7 @@ impl Hub {
             if let Some(d) = r.delivery {
                 d.abort();
             }
-            if let Some((talker, out)) = r.talker {
+            if let Some((talker, out)) = r.talker.map(|t| *t) {
                 talker.set_playing(false);
                 drop(talker);
                 out.release(session);
@@ -460,7 +461,7 @@ impl Hub {
     /// Hands talk audio to the session's talker (within the packet-rate limit).
     pub fn talk(&self, session: &str, payload: Bytes) {
         let running = lock(&self.running);
-        if let Some((t, _)) = running.get(session).and_then(|r| r.talker.as_ref()) {
+        if let Some((t, _)) = running.get(session).and_then(|r| r.talker.as_deref()) {
             if t.rate.admit_counted(
                 self.limits.backchannel_max_packets_per_s,
                 &self.limit_counters.backchannel_rate_dropped,

@@ -419,7 +419,8 @@ struct Session {
     created_on: ConnId,
     state: State,
     tracks: Tracks,
-    talk: Option<SetupTrack>,
+    /// Boxed: few sessions talk, and the table stores sessions inline (88 -> 8 bytes).
+    talk: Option<Box<SetupTrack>>,
     last_seen: Instant,
     /// Boxed (as `publish`): most sessions are live, and the map holds sessions inline.
     replay: Option<Box<ReplayState>>,
@@ -889,7 +890,7 @@ impl Sessions {
             ));
         }
         let previous = if t.is_talk {
-            s.talk.as_ref()
+            s.talk.as_deref()
         } else {
             s.tracks.get(&t.track)
         };
@@ -1004,10 +1005,10 @@ impl Sessions {
                             route: p.route,
                         });
                     }
-                    s.talk = Some(SetupTrack {
+                    s.talk = Some(Box::new(SetupTrack {
                         url: p.url.clone(),
                         route: p.route,
-                    });
+                    }));
                     self.reattach(&p.session, &before);
                     a.response = self
                         .with_session(Response::new(200), Some(p.session.clone()))
