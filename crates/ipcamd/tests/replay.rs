@@ -504,6 +504,14 @@ fn pause_resume_and_immediate() {
     let n = c.packets.len();
     c.read_for(Duration::from_millis(500));
     assert_eq!(c.packets.len(), n, "nothing is sent while paused");
+    let video_seqs = |c: &Raw| -> Vec<u16> {
+        c.packets
+            .iter()
+            .filter(|(ch, _)| *ch == 0)
+            .map(|(_, p)| u16::from_be_bytes([p[2], p[3]]))
+            .collect()
+    };
+    let sent_before = video_seqs(&c).len();
     let (st, head) = c.request(&format!("PLAY {url}/ RTSP/1.0\r\nSession: {session}\r\n"));
     assert_eq!(st, 200, "{head}");
     c.read_for(Duration::from_millis(600));
@@ -511,6 +519,25 @@ fn pause_resume_and_immediate() {
     let after = &all[before.len()..];
     let last = before.last().unwrap();
     assert!(after.len() >= 10);
+    // The packets after the resume go on from the last one sent, without a gap (the
+    // server frames batches ahead of what it writes: what it saved at PAUSE must be what
+    // was written), and RTP-Info of the resuming PLAY says so.
+    let seqs = video_seqs(&c);
+    let next = seqs[sent_before];
+    assert_eq!(
+        next,
+        seqs[sent_before - 1].wrapping_add(1),
+        "sequence numbers go on without a gap after PAUSE"
+    );
+    let info = header(&head, "RTP-Info").unwrap_or_default();
+    let said: Option<u16> = info
+        .split_once("trackID=0;seq=")
+        .and_then(|(_, rest)| rest.split([';', ',']).next()?.trim().parse().ok());
+    assert_eq!(
+        said,
+        Some(next),
+        "RTP-Info of the resuming PLAY names the next sequence number: {info}"
+    );
     // Continues right after the last unit, no repeat, no D; its own CSeq byte; sequence
     // numbers go on increasing.
     assert_eq!(after[0].0 - last.0, 40_000, "resumes with the next frame");
