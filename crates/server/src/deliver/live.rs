@@ -116,7 +116,9 @@ fn run(d: LiveDelivery, stop: Arc<StopSignal>) -> impl std::future::Future<Outpu
     // the keep-alive (a task's memory is per reader: one timer, not two).
     let tick_every = keep_alive_every.min(SR_INTERVAL);
     async move {
-        let _stop_on_exit = StopOnExit(stop.clone());
+        // The guard owns the task's one reference to the stop signal.
+        let stop_on_exit = StopOnExit(stop);
+        let stop = &stop_on_exit.0;
         // While the camera's writer serves the client: its slot, and the last frame it had
         // sent at the previous keep-alive.
         let mut direct: Option<(Arc<Slot>, u64)> = None;

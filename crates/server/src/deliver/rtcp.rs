@@ -28,8 +28,7 @@ impl SrState {
 
     /// Counts one packet of `payload` bytes.
     pub fn count(&mut self, payload: usize) {
-        self.packets = self.packets.wrapping_add(1);
-        self.octets = self.octets.wrapping_add(payload as u32);
+        self.count_many(1, payload);
     }
 
     /// Counts `packets` packets of `octets` payload bytes in all.
