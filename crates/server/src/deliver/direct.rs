@@ -22,10 +22,8 @@
 //! VLC ask for) take part: a TLS writer buffers, so a write that returns is not yet on the
 //! socket.
 
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
 use ipcamd_media::fanout::{Frame, Next, Stream};
@@ -297,19 +295,32 @@ fn write_frame(slot: &Slot, f: &Frame, payload: u32) -> Outcome {
         Some((c, wire)) if usize::from(*c) == 2 * f.track => wire,
         _ => return back_before(None),
     };
-    let Some(mut w) = slot.writer.try_lock_owned() else {
+    let Some(fd) = slot.writer.tcp_fd else {
+        return back_before(None);
+    };
+    let Some(w) = slot.writer.try_lock_owned() else {
         return back_before(None);
     };
     if slot.stop.requested() {
         return Outcome::Left;
     }
-    // Never waits: a socket without room is the delivery's to wait for.
-    let mut cx = Context::from_waker(Waker::noop());
-    let n = match Pin::new(&mut **w).poll_write(&mut cx, wire) {
-        Poll::Ready(Ok(n)) => n,
-        // Would block, or failed: the delivery finds out which when it writes.
-        Poll::Ready(Err(_)) | Poll::Pending => 0,
+    // Never waits: a socket without room is the delivery's to wait for. Straight to the
+    // socket, not through tokio's write half: one call per frame and reader is the whole
+    // of this writer's work, and the half's readiness bookkeeping and the pointers to it
+    // cost more than the call itself does in user space (bench/RESULTS-profile.md).
+    // Tokio is not told of a full socket: the delivery's own write finds it out again.
+    // SAFETY: `fd` is the socket of the write half `w` locks; the half owns the socket,
+    // and lives (behind its lock) at least as long as `w`. `wire` is valid for its length.
+    let sent = unsafe {
+        libc::send(
+            fd,
+            wire.as_ptr().cast(),
+            wire.len(),
+            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+        )
     };
+    // Would block, or failed: the delivery finds out which when it writes.
+    let n = usize::try_from(sent).unwrap_or(0);
     if n == 0 {
         drop(w);
         return back_before(None);

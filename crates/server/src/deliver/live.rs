@@ -241,7 +241,7 @@ fn direct_writer(outs: &[TrackOut]) -> Option<(Writer, u64)> {
         else {
             return None;
         };
-        if !w.plain_tcp || usize::from(*rtp_channel) != 2 * o.track || o.track >= 64 {
+        if w.tcp_fd.is_none() || usize::from(*rtp_channel) != 2 * o.track || o.track >= 64 {
             return None;
         }
         match &writer {

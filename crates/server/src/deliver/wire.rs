@@ -4,6 +4,7 @@
 
 use std::io::IoSlice;
 use std::net::SocketAddr;
+use std::os::fd::RawFd;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -19,9 +20,10 @@ pub type Writer = Arc<ConnWriter>;
 /// See [`Writer`]; derefs to the lock around the write half.
 pub struct ConnWriter {
     io: Arc<tokio::sync::Mutex<Box<dyn AsyncWrite + Send + Unpin>>>,
-    /// A plain TCP socket under it (not TLS): a write that returns has handed its bytes to
-    /// the kernel, so a writer that never waits may try it (`deliver::direct`).
-    pub plain_tcp: bool,
+    /// The plain TCP socket under it (`None`: TLS). A write that returns has handed its
+    /// bytes to the kernel, so a writer that never waits may try it (`deliver::direct`),
+    /// with the lock held: the socket stays open while the locked write half lives.
+    pub tcp_fd: Option<RawFd>,
 }
 
 impl std::ops::Deref for ConnWriter {
@@ -45,10 +47,11 @@ impl ConnWriter {
 
 /// `w` comes boxed (a connection's write half is): boxing it again would put one more
 /// allocation and pointer between the camera's writer and every socket it writes to.
-pub fn new_writer(w: Box<dyn AsyncWrite + Send + Unpin>, plain_tcp: bool) -> Writer {
+/// `tcp_fd`: the socket under `w` when it is plain TCP.
+pub fn new_writer(w: Box<dyn AsyncWrite + Send + Unpin>, tcp_fd: Option<RawFd>) -> Writer {
     Arc::new(ConnWriter {
         io: Arc::new(tokio::sync::Mutex::new(w)),
-        plain_tcp,
+        tcp_fd,
     })
 }
 

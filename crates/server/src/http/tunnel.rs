@@ -52,9 +52,9 @@ pub async fn get(
         return;
     }
     let hub = http.rtsp.hub.clone();
-    let plain_tcp = !stream.is_tls();
+    let tcp_fd = stream.tcp_fd();
     let (mut rd, wr) = stream.split();
-    let writer = new_writer(wr, plain_tcp);
+    let writer = new_writer(wr, tcp_fd);
     let conn = hub.register(writer.clone());
     let paired = Arc::new(AtomicBool::new(false));
     lock(&http.tunnels.0).insert(

@@ -53,6 +53,14 @@ impl NetStream {
         matches!(self, NetStream::Tls(_))
     }
 
+    /// The socket, when the stream is plain TCP (no TLS layer between it and the bytes).
+    pub fn tcp_fd(&self) -> Option<std::os::fd::RawFd> {
+        match self {
+            NetStream::Tcp(s) => Some(std::os::fd::AsRawFd::as_raw_fd(s)),
+            NetStream::Tls(_) => None,
+        }
+    }
+
     /// Splits into halves (plain TCP without a lock between them: the media path).
     pub fn split(self) -> (ReadHalf, WriteHalf) {
         match self {

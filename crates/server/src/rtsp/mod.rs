@@ -47,8 +47,9 @@ pub async fn serve(
         .connections
         .fetch_add(1, Ordering::Relaxed);
     let tls = stream.is_tls();
+    let tcp_fd = stream.tcp_fd();
     let (rd, wr) = stream.split();
-    let writer = new_writer(wr, !tls);
+    let writer = new_writer(wr, tcp_fd);
     let conn_id = rtsp.hub.register(writer.clone());
     tracing::debug!(%peer, conn_id, tls, "RTSP connection");
     let mut conn = conn::Conn::new(rtsp.clone(), peer, local, writer, conn_id, tls);
