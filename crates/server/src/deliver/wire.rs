@@ -39,6 +39,11 @@ impl std::ops::Deref for ConnWriter {
 pub type OwnedWriteGuard = tokio::sync::OwnedMutexGuard<Box<dyn AsyncWrite + Send + Unpin>>;
 
 impl ConnWriter {
+    /// Where the lock lives (to prefetch it).
+    pub fn lock_ptr(&self) -> *const u8 {
+        Arc::as_ptr(&self.io).cast()
+    }
+
     /// The lock, if it is free now.
     pub fn try_lock_owned(&self) -> Option<OwnedWriteGuard> {
         self.io.clone().try_lock_owned().ok()
