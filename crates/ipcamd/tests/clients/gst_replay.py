@@ -13,8 +13,10 @@ Records the ONVIF replay header extension of every RTP packet that carries one, 
 as rtspsrc received it from the network (the input of its jitterbuffer: "received") and
 as rtspsrc hands it out (before rtponvifparse: "packets"). The wire-level checks (GOP
 order, flags, CSeq) use "received"; what an application gets out of the pipeline is
-checked by gst_replay_appsink.py. Stops at EOS, after 20 s, or 3 s
-after the last packet.
+checked by gst_replay_appsink.py. Stops once every sink has had the seek's flush and then
+an EOS, after 20 s, or 3 s after the last packet. Not at an EOS message on the bus: the
+first PLAY (Rate-Control: no, so the whole recording at once) ends in an EOS of its own,
+which can be posted just before the seek and read from the bus just after it.
 Prints one JSON line: {"packets": [[cseq, media, ntp_seconds_unix, C, E, D, T, seq], ...]
 (one entry per unit: the packets of a unit, which all carry the extension, are merged),
 "received": [same], "parsed": N (buffers out of rtponvifparse), "errors": [...]}.
@@ -109,12 +111,27 @@ def main():
             parsed[0] += 1
 
         sink.connect("handoff", handoff)
+        sinks[sink] = "before"
+        sink.get_static_pad("sink").add_probe(Gst.PadProbeType.EVENT_DOWNSTREAM
+                                              | Gst.PadProbeType.EVENT_FLUSH, sink_event, sink)
         pipeline.add(parse)
         pipeline.add(sink)
         parse.link(sink)
         parse.sync_state_with_parent()
         sink.sync_state_with_parent()
         pad.link(parse.get_static_pad("sink"))
+
+    sinks = {}  # sink -> "before" the seek's flush, "flushed", or "eos" after the flush
+
+    def sink_event(_pad, info, sink):
+        kind = info.get_event().type
+        if kind == Gst.EventType.FLUSH_STOP and seeked[0]:
+            sinks[sink] = "flushed"
+        elif kind == Gst.EventType.EOS and sinks[sink] == "flushed":
+            sinks[sink] = "eos"
+            if all(state == "eos" for state in sinks.values()):
+                GLib.idle_add(loop.quit)
+        return Gst.PadProbeReturn.OK
 
     src.connect("pad-added", on_src_pad)
 
@@ -133,8 +150,6 @@ def main():
         if msg.type == Gst.MessageType.ERROR:
             err, dbg = msg.parse_error()
             errors.append(f"{err.message} ({dbg})")
-            loop.quit()
-        elif msg.type == Gst.MessageType.EOS and seeked[0]:
             loop.quit()
 
     bus.connect("message", on_message)
