@@ -97,6 +97,18 @@ def main():
             return
         out.append(entry)
 
+    sinks = {}  # sink -> "before" the seek's flush, "flushed", or "eos" after the flush
+
+    def sink_event(_pad, info, sink):
+        kind = info.get_event().type
+        if kind == Gst.EventType.FLUSH_STOP and seeked[0]:
+            sinks[sink] = "flushed"
+        elif kind == Gst.EventType.EOS and sinks[sink] == "flushed":
+            sinks[sink] = "eos"
+            if all(state == "eos" for state in sinks.values()):
+                GLib.idle_add(loop.quit)
+        return Gst.PadProbeReturn.OK
+
     def on_src_pad(_src, pad):
         caps = pad.get_current_caps() or pad.query_caps(None)
         media = caps.get_structure(0).get_string("media") or "?"
@@ -120,18 +132,6 @@ def main():
         parse.sync_state_with_parent()
         sink.sync_state_with_parent()
         pad.link(parse.get_static_pad("sink"))
-
-    sinks = {}  # sink -> "before" the seek's flush, "flushed", or "eos" after the flush
-
-    def sink_event(_pad, info, sink):
-        kind = info.get_event().type
-        if kind == Gst.EventType.FLUSH_STOP and seeked[0]:
-            sinks[sink] = "flushed"
-        elif kind == Gst.EventType.EOS and sinks[sink] == "flushed":
-            sinks[sink] = "eos"
-            if all(state == "eos" for state in sinks.values()):
-                GLib.idle_add(loop.quit)
-        return Gst.PadProbeReturn.OK
 
     src.connect("pad-added", on_src_pad)
 
