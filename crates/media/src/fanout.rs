@@ -16,7 +16,14 @@
 //!   ([`tokio::sync::broadcast`]) is bounded and overwrites the oldest entries. A reader
 //!   that falls behind by more than the ring learns how many frames it lost and skips to
 //!   the next video keyframe ([`Reader::recv`] does this and counts it).
+//! - **Frames go as soon as every reading receiver has them**: a slot of the ring is freed
+//!   once each receiver took it, so the ring holds frames only for readers that are
+//!   behind. A reader whose client another writer serves (the server's per-camera writer)
+//!   parks ([`Reader::park`]): it leaves the ring instead of holding all of it, and
+//!   [`Reader::resume`] takes it back after the last frame it had, from the GOP or the last
+//!   [`RESUME_FRAMES`] frames the stream keeps anyway.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -37,8 +44,14 @@ use crate::AccessUnit;
 /// leaves room for the 16-byte ONVIF replay extension.
 pub const MAX_RTP_PAYLOAD: usize = 1400;
 
-/// Frames kept in the live ring per stream (about 7 s of 25 fps video with 20 ms audio).
+/// Slots of the live ring per stream: how far a reader may fall behind before it skips
+/// (about 7 s of 25 fps video with 20 ms audio, 20 s of video alone). A frame stays in the
+/// ring only until every receiver has taken it.
 pub const RING_FRAMES: usize = 512;
+
+/// The last frames a stream keeps besides its GOP, so that a parked reader resumes without
+/// a gap when a keyframe came between its last frame and its return ([`Reader::resume`]).
+pub const RESUME_FRAMES: usize = 32;
 
 /// One packetized access unit, shared by all readers.
 #[derive(Debug)]
@@ -105,6 +118,8 @@ struct Inner {
     has_video: bool,
     /// Frames since the last video keyframe (all tracks), oldest first.
     gop: Vec<Arc<Frame>>,
+    /// The last [`RESUME_FRAMES`] frames (all tracks), oldest first.
+    recent: VecDeque<Arc<Frame>>,
     /// The live ring of the current track layout; replaced (ending every reader) when the
     /// layout changes.
     tx: broadcast::Sender<Arc<Frame>>,
@@ -170,6 +185,8 @@ pub struct Stream {
     layout: watch::Sender<u64>,
     /// Readers made by [`Stream::subscribe_writer`] that exist now.
     writers: AtomicUsize,
+    /// Readers parked now ([`Reader::park`]): readers without a receiver in the ring.
+    parked: AtomicUsize,
 }
 
 /// Where a new reader joins one track: what `RTP-Info` reports.
@@ -239,6 +256,7 @@ impl Stream {
                 has_video: tracks.iter().any(|t| t.kind() == MediaKind::Video),
                 info: Arc::new(tracks),
                 gop: Vec::new(),
+                recent: VecDeque::with_capacity(RESUME_FRAMES),
                 tx,
                 ring: 0,
                 last_index: 0,
@@ -249,6 +267,7 @@ impl Stream {
             offline: Mutex::new(None),
             layout: watch::Sender::new(0),
             writers: AtomicUsize::new(0),
+            parked: AtomicUsize::new(0),
         })
     }
 
@@ -283,6 +302,7 @@ impl Stream {
             inner.tracks = tracks.iter().map(TrackState::new).collect();
             inner.has_video = tracks.iter().any(|t| t.kind() == MediaKind::Video);
             inner.gop.clear();
+            inner.recent.clear();
             inner.tx = broadcast::channel(RING_FRAMES).0;
             inner.ring += 1;
             Retrack::Replaced
@@ -317,11 +337,12 @@ impl Stream {
             .cloned()
     }
 
-    /// Readers of the stream (sessions, the recorder), not counting the server's writers
-    /// that serve many readers ([`Stream::subscribe_writer`]).
+    /// Readers of the stream (sessions, the recorder, parked ones too), not counting the
+    /// server's writers that serve many readers ([`Stream::subscribe_writer`]).
     pub fn reader_count(&self) -> usize {
         let rx = self.lock().tx.receiver_count();
         rx.saturating_sub(self.writers.load(Ordering::Relaxed))
+            + self.parked.load(Ordering::Relaxed)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -442,6 +463,10 @@ impl Stream {
             }
             inner.gop.push(frame.clone());
         }
+        if inner.recent.len() >= RESUME_FRAMES {
+            inner.recent.pop_front();
+        }
+        inner.recent.push_back(frame.clone());
         // No receivers is fine: the send result only says how many got it.
         let _ = inner.tx.send(frame);
     }
@@ -479,7 +504,8 @@ impl Stream {
         let reader = Reader {
             stream: self.clone(),
             backlog: backlog.into(),
-            rx,
+            rx: Some(rx),
+            parked: false,
             ring,
             last,
             has_video,
@@ -518,8 +544,10 @@ pub enum Next {
 /// One reader of a [`Stream`]: first the GOP backlog, then live frames.
 pub struct Reader {
     stream: Arc<Stream>,
-    backlog: std::collections::VecDeque<Arc<Frame>>,
-    rx: broadcast::Receiver<Arc<Frame>>,
+    backlog: VecDeque<Arc<Frame>>,
+    /// `None` while parked, or after [`Reader::resume`] found its ring replaced (closed).
+    rx: Option<broadcast::Receiver<Arc<Frame>>>,
+    parked: bool,
     /// Which ring of the stream `rx` reads ([`Reader::ring`]).
     ring: u64,
     /// Index of the last live frame taken, or written to this reader's client by someone
@@ -540,6 +568,9 @@ impl Drop for Reader {
     fn drop(&mut self) {
         if self.writer {
             self.stream.writers.fetch_sub(1, Ordering::Relaxed);
+        }
+        if self.parked {
+            self.stream.parked.fetch_sub(1, Ordering::Relaxed);
         }
     }
 }
@@ -591,6 +622,68 @@ impl Reader {
         self.last = self.last.max(index);
     }
 
+    /// Leaves the live ring while another writer sends the frames to this reader's client
+    /// (the server's per-camera writer): a receiver that does not read keeps every frame of
+    /// the ring alive, [`RING_FRAMES`] of them (about 10 MiB for a 2 Mbit/s camera). Still
+    /// counted in [`Stream::reader_count`]. Call it once the reader has caught up (an
+    /// empty backlog); [`Reader::resume`] (or the next receive) takes it back.
+    pub fn park(&mut self) {
+        if self.parked || self.rx.is_none() {
+            return;
+        }
+        self.rx = None;
+        self.parked = true;
+        self.stream.parked.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Back into the live ring after a [`Reader::park`], from the frame after the last one
+    /// it took or skipped ([`Reader::skip_through`]): the frames since then come from the
+    /// GOP or the stream's last [`RESUME_FRAMES`], whichever reaches further back; what
+    /// neither has counts as lost, and the reader goes on from the next keyframe. If the
+    /// ring was replaced meanwhile (other tracks), the reader is closed. `false` when it is
+    /// closed (not parked, no ring).
+    pub fn resume(&mut self) -> bool {
+        if !self.parked {
+            return self.rx.is_some();
+        }
+        self.parked = false;
+        self.stream.parked.fetch_sub(1, Ordering::Relaxed);
+        let inner = self.stream.lock();
+        if inner.ring != self.ring {
+            return false;
+        }
+        self.rx = Some(inner.tx.subscribe());
+        let newest = inner.last_index;
+        let after = self.last;
+        let gop_from = inner.gop.first().map(|f| f.index);
+        let recent_from = inner.recent.front().map(|f| f.index);
+        let missed: Vec<Arc<Frame>> = match (gop_from, recent_from) {
+            (Some(g), Some(r)) if g < r => inner
+                .gop
+                .iter()
+                .filter(|f| f.index > after)
+                .cloned()
+                .collect(),
+            _ => inner
+                .recent
+                .iter()
+                .filter(|f| f.index > after)
+                .cloned()
+                .collect(),
+        };
+        drop(inner);
+        for f in missed {
+            if self.take(&f) {
+                self.backlog.push_back(f);
+            }
+        }
+        if self.last < newest {
+            self.lagged(newest - self.last);
+            self.last = newest;
+        }
+        true
+    }
+
     fn lagged(&mut self, n: u64) {
         self.skips += 1;
         self.frames_lost += n;
@@ -610,7 +703,7 @@ impl Reader {
     fn next_backlog(&mut self) -> Option<Arc<Frame>> {
         let f = self.backlog.pop_front()?;
         if self.backlog.is_empty() {
-            self.backlog = std::collections::VecDeque::new();
+            self.backlog = VecDeque::new();
         }
         Some(f)
     }
@@ -621,7 +714,13 @@ impl Reader {
             if let Some(f) = self.next_backlog() {
                 return Next::Frame(f);
             }
-            match self.rx.recv().await {
+            let Some(rx) = self.rx.as_mut() else {
+                if self.resume() {
+                    continue;
+                }
+                return Next::Closed;
+            };
+            match rx.recv().await {
                 Ok(f) => {
                     if self.take(&f) {
                         return Next::Frame(f);
@@ -640,7 +739,13 @@ impl Reader {
             if let Some(f) = self.next_backlog() {
                 return Some(f);
             }
-            match self.rx.try_recv() {
+            let Some(rx) = self.rx.as_mut() else {
+                if self.resume() {
+                    continue;
+                }
+                return None;
+            };
+            match rx.try_recv() {
                 Ok(f) => {
                     if self.take(&f) {
                         return Some(f);
@@ -854,6 +959,98 @@ mod tests {
         assert!(first.keyframe);
         assert_eq!(r.skips, 1);
         assert!(r.frames_lost >= 90, "{}", r.frames_lost);
+    }
+
+    /// Indices of the frames a reader has ready now.
+    fn drain(r: &mut Reader) -> Vec<u64> {
+        std::iter::from_fn(|| r.try_recv().map(|f| f.index)).collect()
+    }
+
+    #[tokio::test]
+    async fn a_parked_reader_holds_no_frame_and_resumes_after_its_last_one() {
+        let s = stream();
+        s.push(video(0));
+        let (mut r, _) = s.subscribe();
+        assert_eq!(drain(&mut r), vec![1]);
+        let mut w = s.subscribe_writer();
+        r.park();
+        assert_eq!(s.reader_count(), 1, "a parked reader still counts");
+        // The writer sends frames 2..=11 to the reader's client; 12..=20 wait.
+        for n in 1..20 {
+            s.push(video(n));
+        }
+        assert_eq!(drain(&mut w).len(), 19);
+        // Once the writer took a frame, the ring lets it go: the GOP and the last
+        // RESUME_FRAMES hold it, the parked reader does not.
+        let held = s.lock().gop.last().map(Arc::strong_count);
+        assert_eq!(held, Some(2), "GOP and recent frames, not the ring");
+        r.skip_through(11);
+        assert!(r.resume());
+        assert_eq!(drain(&mut r), (12..=20).collect::<Vec<_>>());
+        assert_eq!((r.skips, r.frames_lost), (0, 0));
+        // Live frames follow.
+        s.push(video(20));
+        assert_eq!(drain(&mut r), vec![21]);
+        drop(r);
+        assert_eq!(s.reader_count(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_parked_reader_resumes_across_a_keyframe_from_the_recent_frames() {
+        let s = stream();
+        for n in 40..48 {
+            s.push(video(n));
+        }
+        let (mut r, _) = s.subscribe();
+        while r.try_recv().is_some() {}
+        r.park();
+        // A keyframe (video(50)) empties the GOP; the frames before it are in the recent
+        // ones, so the return is exact.
+        for n in 48..56 {
+            s.push(video(n));
+        }
+        // The next receive resumes by itself.
+        assert_eq!(drain(&mut r), (9..=16).collect::<Vec<_>>());
+        assert_eq!(r.skips, 0);
+    }
+
+    #[tokio::test]
+    async fn a_parked_reader_beyond_the_recent_frames_goes_on_from_the_keyframe() {
+        let s = stream();
+        for n in 0..10 {
+            s.push(video(n));
+        }
+        let (mut r, _) = s.subscribe();
+        while r.try_recv().is_some() {}
+        r.park();
+        // 90 frames: the keyframe at 50 and 40 more. Frames 11..=50 are neither in the
+        // GOP (from frame 51, the keyframe) nor in the last 32.
+        for n in 10..100 {
+            s.push(video(n));
+        }
+        let got = drain(&mut r);
+        assert_eq!(got, (51..=100).collect::<Vec<_>>());
+        assert_eq!((r.skips, r.frames_lost), (1, 40));
+    }
+
+    #[tokio::test]
+    async fn a_parked_reader_of_replaced_tracks_is_closed() {
+        let s = stream();
+        s.push(video(0));
+        let (mut r, _) = s.subscribe();
+        while r.try_recv().is_some() {}
+        r.park();
+        let audio_only = vec![TrackInfo::new(
+            CodecParams::Pcma {
+                rate: 8000,
+                channels: 1,
+            },
+            0,
+        )];
+        assert_eq!(s.set_tracks(audio_only), Retrack::Replaced);
+        assert!(!r.resume());
+        assert!(matches!(r.recv().await, Next::Closed));
+        assert_eq!(s.reader_count(), 0);
     }
 
     #[tokio::test]

@@ -146,7 +146,10 @@ fn run(d: LiveDelivery, stop: Arc<StopSignal>) -> impl std::future::Future<Outpu
                     if let Some((slot, _)) = direct.take() {
                         fold_sent(&slot, &mut outs);
                     }
+                    // Back into the ring before the rest is written: a slow client's
+                    // frames wait there from now on.
                     reader.skip_through(back.through);
+                    reader.resume();
                     if let Some((rest, guard)) = back.rest {
                         if let Err(e) = Box::pin(write_rest(guard, &rest)).await {
                             tracing::debug!(session = %session, error = %e, "client write failed; stopping delivery");
@@ -188,6 +191,9 @@ fn run(d: LiveDelivery, stop: Arc<StopSignal>) -> impl std::future::Future<Outpu
                             let slot = Slot::new(writer.clone(), *mask, stream.tracks().len(), stop.clone(), from);
                             if fanout.join(slot.clone(), reader.ring()) {
                                 direct = Some((slot, from - 1));
+                                // Out of the ring while the writer serves the client: a
+                                // receiver that does not read would keep the whole ring.
+                                reader.park();
                                 // Not needed until the client comes back.
                                 batch = Vec::new();
                             }
