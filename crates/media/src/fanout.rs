@@ -966,6 +966,17 @@ mod tests {
         std::iter::from_fn(|| r.try_recv().map(|f| f.index)).collect()
     }
 
+    /// A reader that subscribed after video frames `ns`, took what it was given, and parked.
+    fn parked_reader(s: &Arc<Stream>, ns: std::ops::Range<u64>) -> Reader {
+        for n in ns {
+            s.push(video(n));
+        }
+        let (mut r, _) = s.subscribe();
+        while r.try_recv().is_some() {}
+        r.park();
+        r
+    }
+
     #[tokio::test]
     async fn a_parked_reader_holds_no_frame_and_resumes_after_its_last_one() {
         let s = stream();
@@ -998,12 +1009,7 @@ mod tests {
     #[tokio::test]
     async fn a_parked_reader_resumes_across_a_keyframe_from_the_recent_frames() {
         let s = stream();
-        for n in 40..48 {
-            s.push(video(n));
-        }
-        let (mut r, _) = s.subscribe();
-        while r.try_recv().is_some() {}
-        r.park();
+        let mut r = parked_reader(&s, 40..48);
         // A keyframe (video(50)) empties the GOP; the frames before it are in the recent
         // ones, so the return is exact.
         for n in 48..56 {
@@ -1017,12 +1023,7 @@ mod tests {
     #[tokio::test]
     async fn a_parked_reader_beyond_the_recent_frames_goes_on_from_the_keyframe() {
         let s = stream();
-        for n in 0..10 {
-            s.push(video(n));
-        }
-        let (mut r, _) = s.subscribe();
-        while r.try_recv().is_some() {}
-        r.park();
+        let mut r = parked_reader(&s, 0..10);
         // 90 frames: the keyframe at 50 and 40 more. Frames 11..=50 are neither in the
         // GOP (from frame 51, the keyframe) nor in the last 32.
         for n in 10..100 {
@@ -1036,10 +1037,7 @@ mod tests {
     #[tokio::test]
     async fn a_parked_reader_of_replaced_tracks_is_closed() {
         let s = stream();
-        s.push(video(0));
-        let (mut r, _) = s.subscribe();
-        while r.try_recv().is_some() {}
-        r.park();
+        let mut r = parked_reader(&s, 0..1);
         let audio_only = vec![TrackInfo::new(
             CodecParams::Pcma {
                 rate: 8000,
