@@ -1,19 +1,27 @@
 #!/usr/bin/env python3
 """GStreamer rtspsrc client for ipcamd's integration tests.
 
-Plays URL for SECONDS with `rtspsrc protocols=PROTO ! decodebin ! fakesink` for every
-stream the server offers, counts decoded video frames and audio buffers, and prints one
-JSON line: {"video": N, "audio": M, "errors": [...], "caps": [...]}.
+Plays URL with `rtspsrc protocols=PROTO ! decodebin ! fakesink` for every stream the
+server offers, for SECONDS from the first decoded buffer (the start-up, Digest round trips
+and decoder plugging included, may take up to STARTUP_S more: on a loaded machine it has
+taken over 3 s), counts decoded video frames and audio buffers, and prints one JSON line:
+{"video": N, "audio": M, "errors": [...], "caps": [...], "first_buffer_s": T}
+(T: seconds from PLAYING to the first decoded buffer, null if none came).
 Exit status 0 when the pipeline reported no error. Optional USER PASSWORD arguments set
 rtspsrc's user-id and user-pw (GStreamer then answers Digest challenges itself).
 """
 import json
 import sys
+import threading
+import time
 
 import gi
 
 gi.require_version("Gst", "1.0")
 from gi.repository import GLib, Gst  # noqa: E402
+
+# Longest wait for the first decoded buffer before giving up (counts stay 0).
+STARTUP_S = 20
 
 
 def main():
@@ -22,6 +30,11 @@ def main():
     counts = {"video": 0, "audio": 0}
     errors = []
     caps_seen = []
+    # When the first decoded buffer came (seconds after PLAYING); the play time runs from it.
+    first = {"at": None}
+    first_lock = threading.Lock()
+    started = time.monotonic()
+    loop = GLib.MainLoop()
     pipeline = Gst.Pipeline.new("p")
     src = Gst.ElementFactory.make("rtspsrc", "src")
     src.set_property("location", url)
@@ -43,6 +56,11 @@ def main():
 
         def handoff(*_args):
             counts[kind] += 1
+            if first["at"] is None:
+                with first_lock:
+                    if first["at"] is None:
+                        first["at"] = time.monotonic() - started
+                        GLib.timeout_add(int(seconds * 1000), loop.quit)
 
         sink.connect("handoff", handoff)
         pipeline.add(sink)
@@ -57,7 +75,6 @@ def main():
         pad.link(dec.get_static_pad("sink"))
 
     src.connect("pad-added", on_src_pad)
-    loop = GLib.MainLoop()
     bus = pipeline.get_bus()
     bus.add_signal_watch()
 
@@ -71,10 +88,17 @@ def main():
 
     bus.connect("message", on_message)
     pipeline.set_state(Gst.State.PLAYING)
-    GLib.timeout_add(int(seconds * 1000), loop.quit)
+
+    def startup_over():
+        if first["at"] is None:
+            loop.quit()
+        return False
+
+    GLib.timeout_add(int((seconds + STARTUP_S) * 1000), startup_over)
     loop.run()
     pipeline.set_state(Gst.State.NULL)
-    print(json.dumps({"video": counts["video"], "audio": counts["audio"], "errors": errors, "caps": caps_seen}))
+    print(json.dumps({"video": counts["video"], "audio": counts["audio"], "errors": errors,
+                      "caps": caps_seen, "first_buffer_s": first["at"]}))
     sys.exit(1 if errors else 0)
 
 
