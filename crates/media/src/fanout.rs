@@ -655,22 +655,17 @@ impl Reader {
         self.rx = Some(inner.tx.subscribe());
         let newest = inner.last_index;
         let after = self.last;
-        let gop_from = inner.gop.first().map(|f| f.index);
-        let recent_from = inner.recent.front().map(|f| f.index);
-        let missed: Vec<Arc<Frame>> = match (gop_from, recent_from) {
-            (Some(g), Some(r)) if g < r => inner
-                .gop
-                .iter()
-                .filter(|f| f.index > after)
-                .cloned()
-                .collect(),
-            _ => inner
-                .recent
-                .iter()
-                .filter(|f| f.index > after)
-                .cloned()
-                .collect(),
-        };
+        // The GOP's frames from before the recent ones, then the recent ones: both end at
+        // the newest frame, so this is whichever of the two reaches further back.
+        let recent_from = inner.recent.front().map_or(u64::MAX, |f| f.index);
+        let missed: Vec<Arc<Frame>> = inner
+            .gop
+            .iter()
+            .take_while(|f| f.index < recent_from)
+            .chain(&inner.recent)
+            .filter(|f| f.index > after)
+            .cloned()
+            .collect();
         drop(inner);
         for f in missed {
             if self.take(&f) {

@@ -3,8 +3,8 @@
 
 Plays URL with `rtspsrc protocols=PROTO ! decodebin ! fakesink` for every stream the
 server offers, for SECONDS from the first decoded buffer (the start-up, Digest round trips
-and decoder plugging included, may take up to STARTUP_S more: on a loaded machine it has
-taken over 3 s), counts decoded video frames and audio buffers, and prints one JSON line:
+and decoder plugging included, may take up to STARTUP_S before it: on a loaded machine it
+has taken over 3 s), counts decoded video frames and audio buffers, and prints one JSON line:
 {"video": N, "audio": M, "errors": [...], "caps": [...], "first_buffer_s": T}
 (T: seconds from PLAYING to the first decoded buffer, null if none came).
 Exit status 0 when the pipeline reported no error. Optional USER PASSWORD arguments set
@@ -94,7 +94,7 @@ def main():
             loop.quit()
         return False
 
-    GLib.timeout_add(int((seconds + STARTUP_S) * 1000), startup_over)
+    GLib.timeout_add(STARTUP_S * 1000, startup_over)
     loop.run()
     pipeline.set_state(Gst.State.NULL)
     print(json.dumps({"video": counts["video"], "audio": counts["audio"], "errors": errors,
