@@ -896,14 +896,14 @@ int main(int argc, char **argv)
            "clean_readers=%ld late_starts=%ld bytes=%llu window_bytes=%llu "
            "mbit_per_s_total=%.1f mbit_per_s_per_reader_min=%.3f mbit_per_s_per_reader_p50=%.3f "
            "seq_gaps=%llu time_gaps=%llu first_byte_ms_p50=%.2f first_byte_ms_p95=%.2f "
-           "first_byte_ms_max=%.2f max_frame_gap_ms_p50=%.0f max_frame_gap_ms_max=%.0f "
+           "first_byte_ms_p99=%.2f first_byte_ms_max=%.2f max_frame_gap_ms_p50=%.0f max_frame_gap_ms_max=%.0f "
            "frames_per_reader=%.0f rtp_packets=%llu rtcp_packets=%llu other_frames=%llu "
            "resyncs=%llu reads=%llu bytes_per_read=%.0f bench_cpu_s=%.2f bench_max_stall_ms=%.0f",
            n, procs, opt_read_size, errors + worker_failed, clean, late,
            (unsigned long long)bytes, (unsigned long long)window,
            (double)window * 8 / 1e6 / opt_duration, pct(per, n, 0), pct(per, n, 0.5),
            (unsigned long long)seq_gaps, (unsigned long long)time_gaps, pct(fb, nfb, 0.5),
-           pct(fb, nfb, 0.95), pct(fb, nfb, 1), pct(fg, n, 0.5), pct(fg, n, 1),
+           pct(fb, nfb, 0.95), pct(fb, nfb, 0.99), pct(fb, nfb, 1), pct(fg, n, 0.5), pct(fg, n, 1),
            (double)frames / (double)n, (unsigned long long)rtp, (unsigned long long)rtcp,
            (unsigned long long)other, (unsigned long long)resyncs, (unsigned long long)reads,
            reads ? (double)bytes / (double)reads : NAN, bench_cpu, stall * 1000.0);

@@ -454,7 +454,7 @@ async fn run_readers(
     let mut line = format!(
         "readers={n} transport={transport:?} errors={} clean_readers={clean} late_starts={late_starts} bytes={} window_bytes={window} \
          mbit_per_s_total={:.1} mbit_per_s_per_reader_min={:.3} mbit_per_s_per_reader_p50={:.3} \
-         seq_gaps={} time_gaps={} first_byte_ms_p50={:.2} first_byte_ms_p95={:.2} first_byte_ms_max={:.2} \
+         seq_gaps={} time_gaps={} first_byte_ms_p50={:.2} first_byte_ms_p95={:.2} first_byte_ms_p99={:.2} first_byte_ms_max={:.2} \
          max_frame_gap_ms_p50={:.0} max_frame_gap_ms_max={:.0} frames_per_reader={:.0} bench_cpu_s={:.2} bench_max_stall_ms={stall_ms:.0}",
         errors.len(),
         total.bytes,
@@ -465,6 +465,7 @@ async fn run_readers(
         total.time_gaps,
         percentile(&mut fb, 0.5),
         percentile(&mut fb, 0.95),
+        percentile(&mut fb, 0.99),
         percentile(&mut fb, 1.0),
         percentile(&mut fg, 0.5),
         percentile(&mut fg, 1.0),
