@@ -150,6 +150,11 @@ enum Mode {
         /// RTP packet size inside the `$` framing.
         #[arg(long, default_value_t = 1400)]
         packet: usize,
+        /// MB of source the writer cycles through, in 256 KiB writes. 0: one 256 KiB block
+        /// written over and over, which stays in the CPU cache (the loopback's own limit);
+        /// a few hundred MB come from memory, as a replay's stored bytes do.
+        #[arg(long, default_value_t = 0)]
+        source_mb: usize,
     },
     /// The floor of a fan-out server on this machine: one thread writes each frame of a
     /// 2 Mbit/s, 25 fps stream to N loopback sockets with one `write` per frame and socket
@@ -841,7 +846,7 @@ async fn run_fanout_floor(n: usize, duration: f64, frame: usize, fps: f64) -> Re
     Ok(())
 }
 
-async fn run_tcp_copy(duration: f64, packet: usize) -> Result<(), String> {
+async fn run_tcp_copy(duration: f64, packet: usize, source_mb: usize) -> Result<(), String> {
     let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| format!("bind: {e}"))?;
     let addr = l.local_addr().map_err(|e| e.to_string())?;
     let packet = packet.clamp(12, 65535);
@@ -858,17 +863,29 @@ async fn run_tcp_copy(duration: f64, packet: usize) -> Result<(), String> {
         p[4] = 0x80;
         p[5] = 96 | if i % 10 == 9 { 0x80 } else { 0 };
     }
+    // The source: copies of the block, written in turn (filled before the copy is timed).
+    let mut source = block.repeat((source_mb << 20).div_ceil(block.len()).max(1));
+    drop(block);
+    let source_len = source.len();
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let stop_w = stop.clone();
     let writer = std::thread::spawn(move || -> Result<(), String> {
         let (mut s, _) = l.accept().map_err(|e| e.to_string())?;
         let mut seq = 0u16;
-        while !stop_w.load(std::sync::atomic::Ordering::Relaxed) {
+        let size = per * count;
+        let blocks = source.len() / size;
+        for k in (0..blocks).cycle() {
+            if stop_w.load(std::sync::atomic::Ordering::Relaxed) {
+                break;
+            }
+            let Some(block) = source.get_mut(k * size..(k + 1) * size) else {
+                break;
+            };
             for i in 0..count {
                 block[i * per + 6..i * per + 8].copy_from_slice(&seq.to_be_bytes());
                 seq = seq.wrapping_add(1);
             }
-            if s.write_all(&block).is_err() {
+            if s.write_all(block).is_err() {
                 break;
             }
         }
@@ -900,12 +917,14 @@ async fn run_tcp_copy(duration: f64, packet: usize) -> Result<(), String> {
     drop(s);
     let _ = writer.join();
     println!(
-        "copy_bytes={} copy_s={secs:.3} copy_mb_per_s={:.1} packets_per_s={:.0} seq_gaps={} bench_cpu_s={:.2}",
+        "copy_bytes={} copy_s={secs:.3} copy_mb_per_s={:.1} packets_per_s={:.0} seq_gaps={} bench_cpu_s={:.2} \
+         copy_source_mb={:.1}",
         c.bytes,
         c.bytes as f64 / 1e6 / secs,
         c.packets as f64 / secs,
         c.seq_gaps,
-        own_cpu_seconds() - cpu0
+        own_cpu_seconds() - cpu0,
+        source_len as f64 / 1e6
     );
     Ok(())
 }
@@ -1033,8 +1052,12 @@ fn main() {
                     std::process::exit(1);
                 }
             }
-            Mode::TcpCopy { duration, packet } => {
-                if let Err(e) = run_tcp_copy(duration, packet).await {
+            Mode::TcpCopy {
+                duration,
+                packet,
+                source_mb,
+            } => {
+                if let Err(e) = run_tcp_copy(duration, packet, source_mb).await {
                     eprintln!("ipcamd-bench tcp-copy: {e}");
                     std::process::exit(1);
                 }
