@@ -872,21 +872,18 @@ async fn run_tcp_copy(duration: f64, packet: usize, source_mb: usize) -> Result<
     let writer = std::thread::spawn(move || -> Result<(), String> {
         let (mut s, _) = l.accept().map_err(|e| e.to_string())?;
         let mut seq = 0u16;
-        let size = per * count;
-        let blocks = source.len() / size;
-        for k in (0..blocks).cycle() {
-            if stop_w.load(std::sync::atomic::Ordering::Relaxed) {
-                break;
-            }
-            let Some(block) = source.get_mut(k * size..(k + 1) * size) else {
-                break;
-            };
-            for i in 0..count {
-                block[i * per + 6..i * per + 8].copy_from_slice(&seq.to_be_bytes());
-                seq = seq.wrapping_add(1);
-            }
-            if s.write_all(block).is_err() {
-                break;
+        'copy: loop {
+            for block in source.chunks_exact_mut(per * count) {
+                if stop_w.load(std::sync::atomic::Ordering::Relaxed) {
+                    break 'copy;
+                }
+                for i in 0..count {
+                    block[i * per + 6..i * per + 8].copy_from_slice(&seq.to_be_bytes());
+                    seq = seq.wrapping_add(1);
+                }
+                if s.write_all(block).is_err() {
+                    break 'copy;
+                }
             }
         }
         Ok(())
