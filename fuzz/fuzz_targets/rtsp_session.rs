@@ -31,6 +31,7 @@ fuzz_target!(|data: &[u8]| {
             session_timeout: Duration::from_secs(60),
             max_sessions_per_connection: 3,
             udp_ports: Some((6970, 6971)),
+            ..Config::default()
         },
         [1; 32],
     );

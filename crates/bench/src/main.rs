@@ -116,6 +116,9 @@ enum Mode {
         /// Stop when no byte came for this many seconds.
         #[arg(long, default_value_t = 1.0)]
         idle: f64,
+        /// Ask for this many RTP payload bytes per packet (`Blocksize` in the PLAY).
+        #[arg(long)]
+        blocksize: Option<u32>,
         #[arg(long)]
         server_pid: Option<u32>,
     },
@@ -643,9 +646,13 @@ async fn run_replay(
     to: Option<String>,
     duration: f64,
     idle: f64,
+    blocksize: Option<u32>,
     server_pid: Option<u32>,
 ) {
     let s0 = server_pid.and_then(proc_usage);
+    let blocksize = blocksize
+        .map(|b| format!("Blocksize: {b}\r\n"))
+        .unwrap_or_default();
     let r = async {
         let mut c = Rtsp::connect(&url).await?;
         let (session, tracks) = c
@@ -656,7 +663,7 @@ async fn run_replay(
             .play(
                 &url,
                 &session,
-                &format!("{REPLAY}Range: clock={range}\r\nRate-Control: no\r\n"),
+                &format!("{REPLAY}Range: clock={range}\r\nRate-Control: no\r\n{blocksize}"),
             )
             .await?;
         let deadline = play_sent + Duration::from_secs_f64(duration);
@@ -701,7 +708,7 @@ async fn run_replay(
             let secs = (last - play_sent).as_secs_f64().max(1e-6);
             let mut line = format!(
                 "replay_bytes={} errors=0 tracks={tracks} terminal_tracks={} replay_s={secs:.3} replay_mb_per_s={:.1} \
-                 video_frames={} frames_per_s={:.0} first_byte_ms={:.2} seq_gaps={} bench_cpu_s={:.2}",
+                 video_frames={} frames_per_s={:.0} first_byte_ms={:.2} seq_gaps={} rtp_packets={} bench_cpu_s={:.2}",
                 c.bytes,
                 c.terminal,
                 c.bytes as f64 / 1e6 / secs,
@@ -709,6 +716,7 @@ async fn run_replay(
                 c.video_frames as f64 / secs,
                 (first - play_sent).as_secs_f64() * 1000.0,
                 c.seq_gaps,
+                c.packets,
                 own_cpu_seconds()
             );
             if let (Some(a), Some(b)) = (s0, server_pid.and_then(proc_usage)) {
@@ -1027,8 +1035,9 @@ fn main() {
                 to,
                 duration,
                 idle,
+                blocksize,
                 server_pid,
-            } => run_replay(url, from, to, duration, idle, server_pid).await,
+            } => run_replay(url, from, to, duration, idle, blocksize, server_pid).await,
             Mode::Seek { url, at } => run_seek(url, at).await,
             Mode::Whep {
                 url,

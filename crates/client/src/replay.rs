@@ -57,6 +57,10 @@ pub struct ReplayArgs {
     /// How RTP travels.
     #[arg(short, long, value_enum, default_value_t = TransportArg::Tcp)]
     pub transport: TransportArg,
+    /// RTP payload bytes per packet to ask the server for (RTSP `Blocksize`); over TCP,
+    /// large packets (e.g. 60000) cost both ends less CPU. Default: the server's size.
+    #[arg(long)]
+    pub blocksize: Option<u32>,
     /// Stop after this many seconds (default: at the end of the footage).
     #[arg(short, long)]
     pub duration: Option<f64>,
@@ -87,6 +91,7 @@ impl ReplayArgs {
             frames: None,
             rate_control: YesNo::No,
             transport: TransportArg::Tcp,
+            blocksize: None,
             duration: None,
             verbose: false,
             save: None,
@@ -230,6 +235,10 @@ pub async fn run(args: ReplayArgs, out: &mut dyn Write) -> Result<ReplayReport, 
     ];
     if let Some(f) = &args.frames {
         extra.push(("Frames", f));
+    }
+    let blocksize = args.blocksize.map(|b| b.to_string());
+    if let Some(b) = &blocksize {
+        extra.push(("Blocksize", b));
     }
     let resp = client.play(range.as_deref(), &extra).await?;
     let mut report = ReplayReport {

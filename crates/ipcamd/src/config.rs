@@ -116,6 +116,10 @@ pub struct ServerSection {
     pub rtp_port: u16,
     /// A frame's UDP packets to one client in one segmented send (Linux UDP GSO).
     pub udp_gso: bool,
+    /// RTP payload bytes per replay packet over TCP, the HTTP tunnel and RTSPS when the
+    /// client sends no `Blocksize` header (docs/replay.md "Packet size"): 1384 makes a
+    /// packet of live's size; up to 65507 for clients known to take large packets.
+    pub replay_blocksize: usize,
     /// Session timeout in seconds, announced in `Session: id;timeout=N`.
     pub session_timeout_s: u64,
     /// Folder for everything the server writes (talk WAV files, recordings).
@@ -129,6 +133,7 @@ impl Default for ServerSection {
             http_listen: "0.0.0.0:8080".into(),
             rtp_port: 0,
             udp_gso: true,
+            replay_blocksize: ipcamd_proto::rtsp::server::replay::DEFAULT_BLOCKSIZE,
             session_timeout_s: 60,
             data_dir: PathBuf::from("data"),
         }
@@ -835,6 +840,15 @@ impl Config {
         }
         if self.server.session_timeout_s == 0 {
             return Err("[server] session_timeout_s must be at least 1".into());
+        }
+        {
+            use ipcamd_proto::rtsp::server::replay::{MAX_INTERLEAVED_BLOCKSIZE, MIN_BLOCKSIZE};
+            let b = self.server.replay_blocksize;
+            if !(MIN_BLOCKSIZE..=MAX_INTERLEAVED_BLOCKSIZE).contains(&b) {
+                return Err(format!(
+                    "[server] replay_blocksize = {b}: must be {MIN_BLOCKSIZE}..{MAX_INTERLEAVED_BLOCKSIZE} (RTP payload bytes; 1384 is the default)"
+                ));
+            }
         }
         self.anonymous_role()?;
         if self.auth.nonce_lifetime_s == 0 {

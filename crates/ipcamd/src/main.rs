@@ -432,6 +432,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         http_listen: config.http_listen()?,
         rtp_port: config.server.rtp_port,
         udp_gso: config.server.udp_gso,
+        replay_blocksize: config.server.replay_blocksize,
         session_timeout: Duration::from_secs(config.server.session_timeout_s),
         auth: Arc::new(ipcamd_server::auth::Authorizer::load(
             config.auth_options()?,

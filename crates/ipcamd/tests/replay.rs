@@ -22,6 +22,11 @@ const CAMERA: &str = "[[camera]]\nname = \"lobby\"\nwidth = 320\nheight = 180\nb
 
 /// A server whose store holds lobby [T0, T0+20 s) and [T0+40 s, T0+60 s).
 fn fixture() -> ServerProc {
+    fixture_with("")
+}
+
+/// [`fixture`] with extra `[server]` keys.
+fn fixture_with(server_toml: &str) -> ServerProc {
     let dir = test_dir();
     let cfg = dir.join("import.toml");
     std::fs::write(
@@ -47,7 +52,7 @@ fn fixture() -> ServerProc {
                 .arg(&cfg),
         );
     }
-    start_server_in(dir, "", CAMERA)
+    start_server_in(dir, server_toml, CAMERA)
 }
 
 fn replay(server: &ServerProc, f: impl FnOnce(&mut ReplayArgs)) -> ReplayReport {
@@ -823,4 +828,166 @@ fn a_growing_recording_keeps_delivering() {
         v.last().unwrap() - started
     );
     assert!(r.terminated.is_empty());
+}
+
+/// The largest video packet (channel 0) the raw client holds.
+fn largest_video_packet(raw: &Raw) -> usize {
+    raw.packets
+        .iter()
+        .filter(|(c, _)| *c == 0)
+        .map(|(_, p)| p.len())
+        .max()
+        .unwrap_or(0)
+}
+
+#[test]
+fn blocksize_sets_the_replay_packet_size() {
+    let server = fixture();
+    let url = server.url("replay/lobby");
+    let mut raw = Raw::connect(&server);
+    let session = raw.setup(&url);
+    let mut play = |extra: &str| -> (u16, Vec<i64>, usize) {
+        raw.packets.clear();
+        let (st, head) = raw.request(&format!(
+            "PLAY {url}/ RTSP/1.0\r\nSession: {session}\r\nRange: clock=20260101T000000Z-20260101T000005Z\r\nRate-Control: no\r\n{extra}"
+        ));
+        if st != 200 {
+            return (st, Vec::new(), 0);
+        }
+        assert!(!head.contains("Blocksize"), "{head}");
+        raw.read_for(Duration::from_millis(1500));
+        let units = raw.video().iter().map(|u| u.0).collect();
+        (st, units, largest_video_packet(&raw))
+    };
+    // Without Blocksize: live's packet size (12-byte header, 16-byte extension, 1384).
+    let (_, units, largest) = play("");
+    assert!(units.len() >= 120, "{} video units", units.len());
+    assert!(largest <= 1412, "a {largest}-byte packet");
+    // Asked for 8000: keyframes go in larger packets, none beyond 8000 + 28.
+    let (_, big_units, largest) = play("Blocksize: 8000\r\n");
+    assert_eq!(big_units, units, "the same units in other packets");
+    assert!(
+        (1413..=8028).contains(&largest),
+        "largest packet {largest} bytes with Blocksize 8000"
+    );
+    // A Blocksize that is not a number: 400 naming it, and the session goes on.
+    let (st, _, _) = play("Blocksize: lots\r\n");
+    assert_eq!(st, 400);
+    let (st, again, largest) = play("");
+    assert_eq!(st, 200);
+    assert_eq!(again, units);
+    assert!((1413..=8028).contains(&largest), "the session keeps 8000");
+
+    // Through the client library: the same units, byte for byte in size, at both sizes,
+    // over TCP and UDP.
+    for transport in [TransportArg::Tcp, TransportArg::Udp] {
+        let run_with = |blocksize: Option<u32>| {
+            replay(&server, |a| {
+                a.from = Some("2026-01-01T00:00:40Z".into());
+                a.to = Some("2026-01-01T00:00:50Z".into());
+                a.transport = transport;
+                a.blocksize = blocksize;
+            })
+        };
+        // Each track in its order (over UDP the two tracks' sockets interleave as they
+        // are read).
+        let by_track = |mut u: Vec<ipcamd_client::replay::ReceivedUnit>| {
+            u.sort_by_key(|u| u.track);
+            u
+        };
+        let small = by_track(run_with(None).units);
+        let large = by_track(run_with(Some(60_000)).units);
+        assert!(small.len() > 300, "{} units", small.len());
+        assert_eq!(small.len(), large.len(), "over {transport:?}");
+        if let Some(i) = (0..small.len()).find(|&i| small[i] != large[i]) {
+            panic!(
+                "over {transport:?}, unit {i}: {:?} with 1384-byte packets, {:?} with 60000",
+                small[i], large[i]
+            );
+        }
+    }
+}
+
+/// Peers nobody here wrote take replay packets larger than an MTU: a server whose
+/// `replay_blocksize` (4000) fragments keyframes into 4000-byte FU-As and sends the other
+/// frames whole, played by ffmpeg, GStreamer's ONVIF mode into an application, and retina.
+#[test]
+fn real_peers_take_large_replay_packets() {
+    let _turn = gst_turn();
+    let server = fixture_with("replay_blocksize = 4000\n");
+    // What crosses the wire (the raw client, no Blocksize): packets beyond 1412 bytes.
+    let url = server.url("replay/lobby");
+    let mut raw = Raw::connect(&server);
+    let session = raw.setup(&url);
+    let (st, _) = raw.request(&format!(
+        "PLAY {url}/ RTSP/1.0\r\nSession: {session}\r\nRange: clock=20260101T000000Z-20260101T000003Z\r\nRate-Control: no\r\n"
+    ));
+    assert_eq!(st, 200);
+    raw.read_for(Duration::from_millis(1000));
+    let largest = largest_video_packet(&raw);
+    assert!(
+        (1413..=4028).contains(&largest),
+        "largest packet {largest} bytes"
+    );
+
+    let (video, audio) = ffmpeg_decode(&url, "tcp", 3);
+    assert!(
+        (70..=80).contains(&video),
+        "ffmpeg: {video} video frames in 3 s"
+    );
+    assert!(audio > 0);
+
+    let f = gst_appsink(&server, 45, 48, "1", false);
+    assert!(f.len() >= 70, "GStreamer: {} frames", f.len());
+    assert!(f.windows(2).all(|w| w[1].0 > w[0].0));
+    assert!(f.iter().all(|u| (45.0..48.0).contains(&u.0)));
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (frames, keyframes) = rt.block_on(retina_frames(&url, Duration::from_secs(3)));
+    assert!(
+        (65..=80).contains(&frames),
+        "retina: {frames} video frames in 3 s"
+    );
+    assert!(keyframes >= 2, "retina: {keyframes} keyframes");
+}
+
+/// Video frames and keyframes retina's demuxer hands out in `time` of a replay over TCP.
+async fn retina_frames(url: &str, time: Duration) -> (usize, usize) {
+    use futures::StreamExt;
+    use retina::client::{PlayOptions, SessionOptions, SetupOptions, Transport};
+    use retina::codec::CodecItem;
+    let url = url::Url::parse(url).unwrap();
+    let mut session = retina::client::Session::describe(url, SessionOptions::default())
+        .await
+        .expect("retina DESCRIBE");
+    session
+        .setup(
+            0,
+            SetupOptions::default().transport(Transport::Tcp(Default::default())),
+        )
+        .await
+        .expect("retina SETUP");
+    let mut playing = session
+        .play(PlayOptions::default())
+        .await
+        .expect("retina PLAY")
+        .demuxed()
+        .expect("demuxed");
+    let start = Instant::now();
+    let (mut frames, mut keyframes) = (0, 0);
+    while start.elapsed() < time {
+        let item = tokio::time::timeout(Duration::from_secs(3), playing.next())
+            .await
+            .expect("retina: no media for 3 s")
+            .expect("retina: stream ended")
+            .expect("retina error");
+        if let CodecItem::VideoFrame(f) = item {
+            frames += 1;
+            keyframes += usize::from(f.is_random_access_point());
+        }
+    }
+    (frames, keyframes)
 }

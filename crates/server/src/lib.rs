@@ -64,6 +64,9 @@ pub struct ServerOptions {
     /// Send a frame's UDP packets to one client in one segmented `sendmsg` (Linux
     /// `UDP_SEGMENT`); off sends them one `sendmsg` each.
     pub udp_gso: bool,
+    /// RTP payload bytes of interleaved replay packets when a client sends no
+    /// `Blocksize` (`[server] replay_blocksize`, docs/replay.md "Packet size").
+    pub replay_blocksize: usize,
     /// Session timeout announced in `Session: id;timeout=N`.
     pub session_timeout: Duration,
     /// Name in the `Server:` header and SDP.
@@ -91,6 +94,7 @@ impl Default for ServerOptions {
             http_listen: Some(([0, 0, 0, 0], 8080).into()),
             rtp_port: 0,
             udp_gso: true,
+            replay_blocksize: ipcamd_proto::rtsp::server::replay::DEFAULT_BLOCKSIZE,
             session_timeout: Duration::from_secs(60),
             server_name: format!("ipcamd/{}", env!("CARGO_PKG_VERSION")),
             auth: Arc::new(auth::Authorizer::default()),
@@ -224,6 +228,7 @@ impl Server {
                 session_timeout: options.session_timeout,
                 max_sessions_per_connection: options.limits.max_sessions_per_connection,
                 udp_ports: Some(udp_ports),
+                replay_blocksize: options.replay_blocksize,
             },
             cameras: cameras.clone(),
             store: store.clone(),

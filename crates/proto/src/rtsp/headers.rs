@@ -879,6 +879,26 @@ pub fn parse_immediate(value: &str) -> Result<bool, HeaderError> {
     parse_yes_no("Immediate", value)
 }
 
+/// Parses `Blocksize: N` (RFC 2326 §12.7): the RTP payload size in octets a client asks
+/// for, a positive decimal number. Values beyond `u32` are taken as `u32::MAX` (the server
+/// may always use less than asked).
+pub fn parse_blocksize(value: &str) -> Result<u32, HeaderError> {
+    let v = value.trim();
+    if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(HeaderError::new(
+            "Blocksize",
+            value,
+            "expected a positive decimal number of octets",
+        ));
+    }
+    match v.parse::<u64>() {
+        Ok(0) => Err(HeaderError::new("Blocksize", value, "must be positive")),
+        Ok(n) => Ok(u32::try_from(n).unwrap_or(u32::MAX)),
+        // More digits than u64 holds: still a number, and far beyond any packet.
+        Err(_) => Ok(u32::MAX),
+    }
+}
+
 /// ONVIF `Frames` header: which frames a replay delivers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Frames {
@@ -1479,6 +1499,15 @@ mod tests {
         assert!(!parse_immediate("no").unwrap());
         assert_eq!(parse_immediate("1").unwrap_err().header, "Immediate");
 
+        assert_eq!(parse_blocksize("8000").unwrap(), 8000);
+        assert_eq!(parse_blocksize(" 1400 ").unwrap(), 1400);
+        assert_eq!(parse_blocksize("99999999999").unwrap(), u32::MAX);
+        assert_eq!(parse_blocksize(&"9".repeat(40)).unwrap(), u32::MAX);
+        for bad in ["", "0", "-5", "1.5", "1e4", "0x100", "8000 bytes"] {
+            let e = parse_blocksize(bad).unwrap_err();
+            assert_eq!((e.header, e.value.as_str()), ("Blocksize", bad));
+        }
+
         for (value, frames) in [
             ("all", Frames::All),
             ("predicted", Frames::Predicted),
@@ -1586,6 +1615,7 @@ mod tests {
             checked(parse_rate_control(&s).map(|x| x.to_string()));
             checked(parse_frames(&s).map(|x| x.to_string()));
             checked(parse_immediate(&s).map(|x| x.to_string()));
+            checked(parse_blocksize(&s).map(|x| x.to_string()));
         }
     }
 }

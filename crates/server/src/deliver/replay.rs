@@ -31,10 +31,11 @@ use std::time::Duration;
 use bytes::{BufMut, Bytes, BytesMut};
 use ipcamd_media::pacer::now_micros;
 use ipcamd_proto::codec::TrackInfo;
-use ipcamd_proto::packet::{packetizer_for, Packetizer, RtpPayload, DEFAULT_MAX_PAYLOAD};
+use ipcamd_proto::packet::{packetizer_for, Packetizer, RtpPayload};
 use ipcamd_proto::rtp::{replay_ext_with_jpeg, write_rtp, OnvifReplayExt, RtpExtension, RtpHeader};
 use ipcamd_proto::rtsp::headers::{Frames, RateControl};
 use ipcamd_proto::rtsp::message::{write_interleaved, Response};
+use ipcamd_proto::rtsp::server::replay::PacketSize;
 use ipcamd_proto::rtsp::server::{PlayDirection, PlayRequest, ReplayRequest, ReplayStart};
 use ipcamd_proto::time::unix_micros_to_ntp;
 use ipcamd_store::replay::{Batch, FrameFilter, Pacing, Replay, ReplayParams, ReplayUnit};
@@ -113,6 +114,7 @@ pub struct Job {
     first: Option<Batch>,
     play: PlayRequest,
     cseq: u8,
+    packets: PacketSize,
 }
 
 /// Opens the recording for `request`, seeks and reads the first batch (on the blocking
@@ -174,6 +176,7 @@ pub async fn open(
             first: Some(first),
             play: request.play.clone(),
             cseq: request.cseq,
+            packets: request.packets,
         },
         start,
     ))
@@ -296,7 +299,7 @@ enum Read {
 }
 
 impl Framer {
-    fn new(d: &ReplayDelivery, play: &PlayRequest, cseq: u8) -> Framer {
+    fn new(d: &ReplayDelivery, play: &PlayRequest, cseq: u8, packets: PacketSize) -> Framer {
         let seqs = lock(&d.state.seqs);
         let tracks = d
             .tracks
@@ -306,8 +309,13 @@ impl Framer {
                 Some(FrameTrack {
                     track: t.track,
                     sink: t.sink.clone(),
-                    // Room for the 16-byte replay extension in every packet.
-                    packer: packetizer_for(&info.codec, DEFAULT_MAX_PAYLOAD - 16),
+                    packer: packetizer_for(
+                        &info.codec,
+                        match t.sink {
+                            Sink::Interleaved { .. } => packets.interleaved,
+                            Sink::Udp { .. } => packets.udp,
+                        },
+                    ),
                     payload_type: info.payload_type,
                     clock_rate: info.clock_rate(),
                     ssrc: t.ssrc,
@@ -534,7 +542,7 @@ async fn deliver(
     stop: &StopSignal,
     progress: &Progress,
 ) -> std::io::Result<bool> {
-    let mut framer = Some(Framer::new(d, &job.play, job.cseq));
+    let mut framer = Some(Framer::new(d, &job.play, job.cseq, job.packets));
     let mut pump = Pump {
         d,
         reports: d

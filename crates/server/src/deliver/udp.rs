@@ -19,6 +19,11 @@ use tokio::net::UdpSocket;
 /// kernels) and most bytes (one UDP datagram's limit).
 const GSO_MAX_SEGMENTS: usize = 64;
 const GSO_MAX_BYTES: usize = 65_000;
+/// The largest segment sent segmented: a UDP payload in one Ethernet frame (1500 - 20 - 8).
+/// The kernel refuses segments beyond the path's MTU (EINVAL), which would switch
+/// segmentation off for every reader; larger packets (a replay client that asked for them
+/// with `Blocksize`) go in one `sendmmsg` instead.
+const GSO_MAX_SEGMENT: usize = 1472;
 
 pub struct UdpPair {
     pub rtp: UdpSocket,
@@ -107,7 +112,7 @@ impl UdpPair {
                 }
                 continue;
             }
-            if !self.gso.load(Ordering::Relaxed) {
+            if !self.gso.load(Ordering::Relaxed) || size > GSO_MAX_SEGMENT {
                 self.send_many(run, to).await;
                 continue;
             }

@@ -92,6 +92,9 @@ pub struct Config {
     pub max_sessions_per_connection: usize,
     /// The server's RTP/RTCP UDP port pair; `None`: UDP transport is not offered.
     pub udp_ports: Option<(u16, u16)>,
+    /// RTP payload bytes of interleaved replay packets when the client sends no
+    /// `Blocksize` (`[server] replay_blocksize`; see [`replay::PacketSize`]).
+    pub replay_blocksize: usize,
 }
 
 impl Default for Config {
@@ -100,6 +103,7 @@ impl Default for Config {
             session_timeout: Duration::from_secs(60),
             max_sessions_per_connection: 16,
             udp_ports: None,
+            replay_blocksize: replay::DEFAULT_BLOCKSIZE,
         }
     }
 }
@@ -409,6 +413,8 @@ struct ReplayState {
     /// The last delivery's request and how far it got (PLAY without Range after PAUSE).
     resume: Option<PlayRequest>,
     last_sent: Option<UnixMicros>,
+    /// The last `Blocksize` a SETUP or PLAY of the session gave.
+    blocksize: Option<u32>,
 }
 
 #[derive(Debug)]
@@ -800,6 +806,13 @@ impl Sessions {
     ) -> Result<Step, Answer> {
         let t = setup_target(req, cat).map_err(Answer::new)?;
         let offers = transport_offers(req).map_err(Answer::new)?;
+        // Only replay packets are cut per session; a live stream's are shared by its
+        // readers, so a live SETUP's Blocksize is not looked at (RFC 2326 §12.7 lets the
+        // server send smaller packets than asked).
+        let blocksize = match t.recording {
+            Some(_) => replay::blocksize(req).map_err(Answer::new)?,
+            None => None,
+        };
         let used = self
             .channels_in_use(session.as_deref(), &t)
             .map_err(Answer::new)?;
@@ -834,6 +847,9 @@ impl Sessions {
                 route,
             },
         );
+        if let (Some(b), Some(r)) = (blocksize, s.replay.as_mut()) {
+            r.blocksize = Some(b);
+        }
         answer_t.ssrc = match (&t.camera, &s.replay) {
             (Some(c), _) => c.ssrcs.get(t.track).copied(),
             (None, Some(r)) => r.ssrcs.get(t.track).copied(),
@@ -1028,7 +1044,8 @@ impl Sessions {
 
     fn play(&mut self, req: &Request, cat: &dyn Catalogue, id: String, cseq: u32) -> Step {
         let answer = |r: Response| Step::Answer(Answer::new(r));
-        let Some(s) = self.map.get(&id) else {
+        let configured_blocksize = self.config.replay_blocksize;
+        let Some(s) = self.map.get_mut(&id) else {
             return answer(missing_session());
         };
         match s.path.clone() {
@@ -1057,18 +1074,25 @@ impl Sessions {
                     Ok(p) => p,
                     Err(r) => return answer(r),
                 };
+                let blocksize = match replay::blocksize(req) {
+                    Ok(b) => b,
+                    Err(r) => return answer(r),
+                };
                 if s.tracks.is_empty() {
                     return answer(Response::with_reason(
                         455,
                         "Method Not Valid in This State (no track set up)",
                     ));
                 }
-                let Some(r) = &s.replay else {
+                let Some(r) = s.replay.as_mut() else {
                     return answer(Response::with_reason(
                         455,
                         "Method Not Valid in This State (not a replay session)",
                     ));
                 };
+                if blocksize.is_some() {
+                    r.blocksize = blocksize;
+                }
                 let mut resume_after = None;
                 if !play.has_range && !r.busy {
                     if let (Some(prev), Some(last)) = (&r.resume, r.last_sent) {
@@ -1082,6 +1106,7 @@ impl Sessions {
                     tracks: s.tracks.keys().copied().collect(),
                     resume_after,
                     cseq: (cseq & 0xff) as u8,
+                    packets: replay::PacketSize::new(r.blocksize, configured_blocksize),
                 };
                 Step::ReplayOpen(PendingReplay {
                     session: id,

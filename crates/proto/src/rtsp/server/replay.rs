@@ -1,13 +1,15 @@
 //! The pure half of ONVIF replay over RTSP (docs/onvif.md "Replay"): the DESCRIBE of a
 //! recording, the PLAY headers (`Range` clock or npt, `Scale`, `Rate-Control`, `Frames`,
-//! `Immediate`) checked against the recording's spans, and what a PLAY asks the store for.
+//! `Immediate`) checked against the recording's spans, what a PLAY asks the store for, and
+//! the size of the packets it goes out in (`Blocksize`).
 //! Which units go out is the store's replay selection; the pump that sends them is the
 //! server's.
 
 use crate::codec::{MediaKind, TrackInfo};
+use crate::packet::DEFAULT_MAX_PAYLOAD;
 use crate::rtsp::headers::{
-    format_clock, format_scale, parse_frames, parse_immediate, parse_range, parse_rate_control,
-    parse_scale, Frames, NptTime, Range, RateControl,
+    format_clock, format_scale, parse_blocksize, parse_frames, parse_immediate, parse_range,
+    parse_rate_control, parse_scale, Frames, NptTime, Range, RateControl,
 };
 use crate::rtsp::message::{Request, Response};
 use crate::sdp::{SdpFormat, SdpMedia, SdpSession};
@@ -126,6 +128,79 @@ pub struct ReplayRequest {
     pub resume_after: Option<UnixMicros>,
     /// CSeq byte for the 0xABAC extension.
     pub cseq: u8,
+    /// RTP payload bytes per packet on each kind of transport.
+    pub packets: PacketSize,
+}
+
+/// Bytes of a replay packet besides its payload: the RTP header (12) and the 0xABAC
+/// extension (16).
+const REPLAY_RTP_OVERHEAD: usize = 12 + 16;
+
+/// The smallest payload a replay packet is cut to, whatever a client asks: room for a
+/// JPEG fragment's headers with two quantization tables (RFC 2435, 140 bytes) and then
+/// some. RFC 2326 §12.7 lets the server override a `Blocksize` "with the media-specific
+/// size if necessary".
+pub const MIN_BLOCKSIZE: usize = 256;
+/// The largest payload in an interleaved packet: its length field is 16 bits (RFC 2326
+/// §10.12) and covers the RTP header and the extension.
+pub const MAX_INTERLEAVED_BLOCKSIZE: usize = 65_535 - REPLAY_RTP_OVERHEAD;
+/// The largest payload in a UDP datagram over IPv4 (65 507 bytes of UDP payload).
+pub const MAX_UDP_BLOCKSIZE: usize = 65_507 - REPLAY_RTP_OVERHEAD;
+/// The payload of a replay packet when nobody asks for another size: with the RTP header
+/// and the extension it is a live packet's size (1412 bytes), one Ethernet frame.
+pub const DEFAULT_BLOCKSIZE: usize = DEFAULT_MAX_PAYLOAD - 16;
+
+/// RTP payload bytes per replay packet (docs/replay.md "Packet size").
+///
+/// A client's `Blocksize` (at SETUP or PLAY; the last one given holds for the session)
+/// sets both, cut to what the transport carries. Without one, interleaved packets (TCP,
+/// the HTTP tunnel, RTSPS) use the server's `replay_blocksize` (default
+/// [`DEFAULT_BLOCKSIZE`]) and UDP packets [`DEFAULT_BLOCKSIZE`]: a larger packet than the
+/// path's MTU is fragmented by IP, which only a client that asked for it should get.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PacketSize {
+    pub interleaved: usize,
+    pub udp: usize,
+}
+
+impl Default for PacketSize {
+    fn default() -> Self {
+        PacketSize {
+            interleaved: DEFAULT_BLOCKSIZE,
+            udp: DEFAULT_BLOCKSIZE,
+        }
+    }
+}
+
+impl PacketSize {
+    /// `asked`: the session's `Blocksize`; `configured`: the server's size for interleaved
+    /// packets when none is asked.
+    pub fn new(asked: Option<u32>, configured: usize) -> PacketSize {
+        let cut = |n: usize, max: usize| n.clamp(MIN_BLOCKSIZE, max);
+        match asked {
+            Some(b) => {
+                let b = usize::try_from(b).unwrap_or(usize::MAX);
+                PacketSize {
+                    interleaved: cut(b, MAX_INTERLEAVED_BLOCKSIZE),
+                    udp: cut(b, MAX_UDP_BLOCKSIZE),
+                }
+            }
+            None => PacketSize {
+                interleaved: cut(configured, MAX_INTERLEAVED_BLOCKSIZE),
+                udp: DEFAULT_BLOCKSIZE,
+            },
+        }
+    }
+}
+
+/// The `Blocksize` of a SETUP or PLAY, if it has one; a value that is not a positive
+/// number is a 400 naming it. (RFC 2326 §12.7 says 416, a status RTSP 1.0 does not define
+/// elsewhere and HTTP uses for a bad `Range`: 400 tells a client what it did.)
+pub fn blocksize(req: &Request) -> Result<Option<u32>, Response> {
+    req.headers
+        .get("Blocksize")
+        .map(|v| parse_blocksize(v).map_err(|e| bad(e.to_string())))
+        .transpose()
 }
 
 fn bad(reason: String) -> Response {

@@ -42,6 +42,7 @@ impl Harness {
                     session_timeout: Duration::from_secs(60),
                     max_sessions_per_connection: 4,
                     udp_ports: Some((6970, 6971)),
+                    replay_blocksize: 1384,
                 },
                 [7; 32],
             ),
@@ -876,6 +877,83 @@ fn replay_play_queue_immediate_and_resume() {
         400
     );
     assert_eq!(h.core.state(&id), Some(State::Playing));
+}
+
+/// The packet sizes of the replay a PLAY with `headers` starts.
+fn replay_packets(h: &mut Harness, id: &str, headers: &str) -> replay::PacketSize {
+    let a = h.send(
+        "PLAY",
+        "replay/cam1/",
+        &format!("Session: {id}\r\nImmediate: yes\r\n{headers}"),
+    );
+    assert_eq!(a.response.status, 200, "{:?}", a.response);
+    match a
+        .after
+        .iter()
+        .find(|x| matches!(x, Action::StartReplay { .. }))
+    {
+        Some(Action::StartReplay { request, .. }) => request.packets,
+        _ => panic!("no replay started: {:?}", a.after),
+    }
+}
+
+#[test]
+fn replay_blocksize_from_setup_or_play_holds_for_the_session() {
+    let mut h = Harness::new();
+    h.core.config.replay_blocksize = 30_000;
+    // Without Blocksize: the configured size on interleaved transports, 1384 on UDP.
+    let id = h.setup("replay/cam1/trackID=0", None, (0, 1));
+    let p = replay_packets(&mut h, &id, "");
+    assert_eq!((p.interleaved, p.udp), (30_000, 1384));
+    // Blocksize at PLAY sets both, and holds for the PLAYs after it.
+    let p = replay_packets(&mut h, &id, "Blocksize: 8000\r\n");
+    assert_eq!((p.interleaved, p.udp), (8000, 8000));
+    let p = replay_packets(&mut h, &id, "");
+    assert_eq!((p.interleaved, p.udp), (8000, 8000));
+    // Cut to what the transport carries, and to the smallest useful size.
+    let p = replay_packets(&mut h, &id, "Blocksize: 4000000000\r\n");
+    assert_eq!((p.interleaved, p.udp), (65_507, 65_479));
+    let p = replay_packets(&mut h, &id, "Blocksize: 10\r\n");
+    assert_eq!((p.interleaved, p.udp), (256, 256));
+    // Not a number: 400 naming the header, and the session keeps its size.
+    let a = h.send(
+        "PLAY",
+        "replay/cam1/",
+        &format!("Session: {id}\r\nBlocksize: big\r\n"),
+    );
+    assert_eq!(a.response.status, 400);
+    assert!(
+        a.response.reason.contains("Blocksize"),
+        "{}",
+        a.response.reason
+    );
+    assert_eq!(replay_packets(&mut h, &id, "").interleaved, 256);
+
+    // Blocksize at SETUP (a second session); a bad one there is a 400 and makes no session.
+    let a = h.send(
+        "SETUP",
+        "replay/cam1/trackID=0",
+        "Transport: RTP/AVP/TCP;unicast;interleaved=0-1\r\nBlocksize: 0\r\n",
+    );
+    assert_eq!(a.response.status, 400);
+    assert!(a.response.session_id().is_none());
+    let a = h.send(
+        "SETUP",
+        "replay/cam1/trackID=0",
+        "Transport: RTP/AVP/TCP;unicast;interleaved=2-3\r\nBlocksize: 60000\r\n",
+    );
+    assert_eq!(a.response.status, 200);
+    let id2 = session_of(&a);
+    let p = replay_packets(&mut h, &id2, "");
+    assert_eq!((p.interleaved, p.udp), (60_000, 60_000));
+
+    // A live SETUP's Blocksize is not looked at (live packets are shared by all readers).
+    let a = h.send(
+        "SETUP",
+        "cam1/trackID=0",
+        "Transport: RTP/AVP/TCP;unicast;interleaved=4-5\r\nBlocksize: big\r\n",
+    );
+    assert_eq!(a.response.status, 200);
 }
 
 #[test]
