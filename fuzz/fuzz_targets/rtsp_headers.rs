@@ -45,6 +45,9 @@ fuzz_target!(|data: &[u8]| {
         }
         6 => {
             let _ = h::parse_immediate(&s);
+            if let Ok(n) = h::parse_blocksize(&s) {
+                assert!(n > 0, "{s:?}");
+            }
         }
         7 => {
             let _ = h::parse_frames(&s);

@@ -1052,6 +1052,17 @@ mod tests {
     }
 
     #[test]
+    fn replay_blocksize_bounds() {
+        assert_eq!(Config::parse("").unwrap().server.replay_blocksize, 1384);
+        let c = Config::parse("[server]\nreplay_blocksize = 65507\n").unwrap();
+        assert_eq!(c.server.replay_blocksize, 65507);
+        for bad in ["255", "65508", "0"] {
+            let e = Config::parse(&format!("[server]\nreplay_blocksize = {bad}\n")).unwrap_err();
+            assert!(e.contains("replay_blocksize") && e.contains(bad), "{e}");
+        }
+    }
+
+    #[test]
     fn cameras_parse() {
         let c = Config::parse(
             "[[camera]]\nname = \"a\"\nvideo = \"mjpeg\"\naudio = false\n[[camera]]\nname = \"b\"\nsource = \"file\"\npath = \"x.mp4\"\n",
