@@ -370,6 +370,16 @@ impl Raw {
         out
     }
 
+    /// The largest video packet (channel 0) held, in bytes.
+    fn largest_video_packet(&self) -> usize {
+        self.packets
+            .iter()
+            .filter(|(c, _)| *c == 0)
+            .map(|(_, p)| p.len())
+            .max()
+            .unwrap_or(0)
+    }
+
     fn setup(&mut self, url: &str) -> String {
         let (st, head) = self.request(&format!(
             "SETUP {url}/trackID=0 RTSP/1.0\r\nRequire: onvif-replay\r\nTransport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n"
@@ -830,16 +840,6 @@ fn a_growing_recording_keeps_delivering() {
     assert!(r.terminated.is_empty());
 }
 
-/// The largest video packet (channel 0) the raw client holds.
-fn largest_video_packet(raw: &Raw) -> usize {
-    raw.packets
-        .iter()
-        .filter(|(c, _)| *c == 0)
-        .map(|(_, p)| p.len())
-        .max()
-        .unwrap_or(0)
-}
-
 #[test]
 fn blocksize_sets_the_replay_packet_size() {
     let server = fixture();
@@ -857,7 +857,7 @@ fn blocksize_sets_the_replay_packet_size() {
         assert!(!head.contains("Blocksize"), "{head}");
         raw.read_for(Duration::from_millis(1500));
         let units = raw.video().iter().map(|u| u.0).collect();
-        (st, units, largest_video_packet(&raw))
+        (st, units, raw.largest_video_packet())
     };
     // Without Blocksize: live's packet size (12-byte header, 16-byte extension, 1384).
     let (_, units, largest) = play("");
@@ -924,7 +924,7 @@ fn real_peers_take_large_replay_packets() {
     ));
     assert_eq!(st, 200);
     raw.read_for(Duration::from_millis(1000));
-    let largest = largest_video_packet(&raw);
+    let largest = raw.largest_video_packet();
     assert!(
         (1413..=4028).contains(&largest),
         "largest packet {largest} bytes"
